@@ -1,0 +1,181 @@
+//! Configuring a cache.
+
+use super::{reaper, Cache, Inner};
+use crate::clock::{Clock, MonotonicClock, Ticker};
+use crate::policy::{Listener, RemovalCause};
+use crate::reclaim::Pending;
+use crate::segment::Segment;
+use crate::stats::Stats;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The most segments a cache may have.
+pub const MAX_SEGMENTS: usize = 1 << 16;
+
+/// Builds a [`Cache`]. Every setting has a default; see each method.
+pub struct CacheBuilder<K, V, S = ahash::RandomState> {
+    ttl: Option<Duration>,
+    listener: Option<Listener<K, V>>,
+    reaper: Option<Duration>,
+    clock: Option<Box<dyn Clock>>,
+    tick: Duration,
+    segments: Option<usize>,
+    capacity: usize,
+    hasher: S,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("time_to_live", &self.ttl)
+            .field("eviction_listener", &self.listener.is_some())
+            .field("background_reaper", &self.reaper)
+            .field("tick", &self.tick)
+            .field("segments", &self.segments)
+            .field("initial_capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> CacheBuilder<K, V, ahash::RandomState> {
+    /// The defaults: no TTL, no listener, no reaper, monotonic clock, 1 ms ticks, segments
+    /// from the machine's parallelism, a random ahash hasher.
+    pub fn new() -> Self {
+        Self {
+            ttl: None,
+            listener: None,
+            reaper: None,
+            clock: None,
+            tick: Duration::from_millis(1),
+            segments: None,
+            capacity: 0,
+            hasher: ahash::RandomState::new(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> Default for CacheBuilder<K, V, ahash::RandomState> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// The TTL [`Cache::insert`] gives entries. Zero means entries inserted that way are
+    /// never stored (see [`Cache::insert_with_ttl`]); `Duration::MAX` means no expiry.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Called once for every entry that leaves the cache (not for entries still present
+    /// when the cache is dropped), on the removing thread, with no internal lock held.
+    /// A panic in it is caught and discarded.
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// Runs a background thread doing one maintenance round per `interval` (at least
+    /// 1 ms), so a cache that goes quiet still expires entries and returns memory. The
+    /// thread holds no strong reference and exits when the cache drops.
+    pub fn background_reaper(mut self, interval: Duration) -> Self {
+        self.reaper = Some(interval);
+        self
+    }
+
+    /// The time source (default [`MonotonicClock`]); [`ManualClock`](crate::ManualClock)
+    /// for tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Box::new(clock));
+        self
+    }
+
+    /// The wheel's resolution (default 1 ms; zero is raised to 1 ns). Entries expire at most
+    /// one tick late; the wheel's levels cover 2^36 ticks (2.18 years at 1 ms) and longer
+    /// TTLs still expire on time via its overflow list.
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+
+    /// The number of segments, rounded up to a power of two and clamped to
+    /// `1..=`[`MAX_SEGMENTS`] (zero means one). Default: four per available core.
+    pub fn segments(mut self, segments: usize) -> Self {
+        self.segments = Some(segments);
+        self
+    }
+
+    /// Pre-sizes the tables for about this many entries (default: small, grown on demand).
+    pub fn initial_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The hasher (default: `ahash::RandomState`, seeded randomly per cache).
+    pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            ttl: self.ttl,
+            listener: self.listener,
+            reaper: self.reaper,
+            clock: self.clock,
+            tick: self.tick,
+            segments: self.segments,
+            capacity: self.capacity,
+            hasher,
+            _types: PhantomData,
+        }
+    }
+
+    /// Builds the cache (and starts the reaper, if asked for).
+    ///
+    /// # Panics
+    /// If the reaper was requested and the OS refuses to start a thread.
+    pub fn build(self) -> Cache<K, V, S>
+    where
+        K: Hash + Eq + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+        S: BuildHasher + Send + Sync + 'static,
+    {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let segments = self
+            .segments
+            .unwrap_or(threads.saturating_mul(4))
+            .clamp(1, MAX_SEGMENTS)
+            .next_power_of_two();
+        let ticker = Ticker::new(
+            self.clock
+                .unwrap_or_else(|| Box::new(MonotonicClock::new())),
+            self.tick,
+        );
+        let now = ticker.now();
+        let pending = Arc::new(Pending::default());
+        let per_segment = self.capacity.div_ceil(segments);
+        let inner = Arc::new(Inner {
+            segments: (0..segments)
+                .map(|_| Segment::new(per_segment, now, Arc::clone(&pending)))
+                .collect(),
+            segment_bits: segments.trailing_zeros(),
+            hasher: self.hasher,
+            ticker,
+            ttl: self.ttl,
+            listener: self.listener,
+            stats: Stats::new(threads),
+            pending,
+            reaper: OnceLock::new(),
+            _owns: PhantomData,
+        });
+        if let Some(interval) = self.reaper {
+            reaper::spawn(&inner, interval).expect("failed to spawn the wheelcache reaper thread");
+        }
+        Cache { inner }
+    }
+}

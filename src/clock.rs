@@ -1,0 +1,191 @@
+//! Time: where the cache reads "now", and how durations become wheel ticks.
+//!
+//! The cache never reads wall-clock time. A [`Clock`] returns nanoseconds since an arbitrary
+//! origin fixed when the clock was made, and must never go backwards. [`MonotonicClock`]
+//! (the default) reads `std::time::Instant`, a vDSO call on Linux that takes no lock.
+//! [`ManualClock`] is moved by hand, so tests and simulations decide exactly when an entry
+//! is due.
+//!
+//! Deadlines are stored in *ticks* (the wheel's resolution, 1 ms by default) in 56 bits,
+//! rounded **up**: an entry is visible for at least its TTL and at most one tick longer.
+//! A deadline at or past [`NEVER`] means "no expiry"; with 1 ms ticks that is 2.28 million
+//! years away, so `Duration::MAX` and other enormous TTLs saturate to it.
+
+use crate::sync::{AtomicU64, Ordering};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A source of monotonic time for the cache.
+///
+/// Implementations must be cheap (every read of an entry that has a deadline asks for the
+/// time) and must never go backwards. Time is nanoseconds since an origin the clock picks.
+pub trait Clock: Send + Sync + 'static {
+    /// Nanoseconds since this clock's origin. Never decreases between calls.
+    fn now_nanos(&self) -> u64;
+}
+
+/// The default clock: `std::time::Instant`, measured from when the clock was created.
+#[derive(Debug, Clone, Copy)]
+pub struct MonotonicClock {
+    origin: Instant,
+}
+
+impl MonotonicClock {
+    /// A clock whose origin is now.
+    pub fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for MonotonicClock {
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        // 2^64 ns is 584 years of uptime: saturating is the documented behaviour past it.
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A clock that moves only when told to. Clones share one time.
+///
+/// ```
+/// use std::time::Duration;
+/// use wheelcache::{Cache, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let cache: Cache<u32, u32> = Cache::builder().clock(clock.clone()).build();
+/// cache.insert_with_ttl(1, 10, Duration::from_secs(5));
+/// clock.advance(Duration::from_secs(5));
+/// assert_eq!(cache.get(&1), None);
+/// ```
+#[derive(Clone, Default)]
+pub struct ManualClock {
+    nanos: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock at time zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves time forward by `by` (saturating at `u64::MAX` nanoseconds).
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed is enough: the clock is a single value read on its own; the cache never
+        // infers anything about other memory from having seen a particular time.
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_add(by))
+            });
+    }
+
+    /// The time since this clock was created, as the cache sees it.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.now_nanos())
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("elapsed", &self.elapsed())
+            .finish()
+    }
+}
+
+impl Clock for ManualClock {
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        self.nanos.load(Ordering::Relaxed)
+    }
+}
+
+/// Deadlines take the low 56 bits of an entry's `meta` word; the top 8 hold flags.
+pub(crate) const DEADLINE_BITS: u32 = 56;
+
+/// The deadline of an entry that never expires; every deadline saturates to it.
+pub(crate) const NEVER: u64 = (1 << DEADLINE_BITS) - 1;
+
+/// A clock read in ticks of the wheel's resolution.
+pub(crate) struct Ticker {
+    clock: Box<dyn Clock>,
+    tick_nanos: u64,
+}
+
+impl Ticker {
+    /// `tick` is clamped to at least 1 ns and at most `u64::MAX` ns.
+    pub(crate) fn new(clock: Box<dyn Clock>, tick: Duration) -> Self {
+        let tick_nanos = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX).max(1);
+        Self { clock, tick_nanos }
+    }
+
+    /// The current tick (rounded down): an entry with deadline `d` is expired once
+    /// `now() >= d`.
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        (self.clock.now_nanos() / self.tick_nanos).min(NEVER)
+    }
+
+    /// The tick at which an entry inserted at tick-time `now_nanos` with `ttl` expires,
+    /// rounded up so no entry expires early; [`NEVER`] when that lies past the range.
+    pub(crate) fn deadline_after(&self, ttl: Duration) -> u64 {
+        let now = u128::from(self.clock.now_nanos());
+        let due = now + ttl.as_nanos();
+        let ticks = due.div_ceil(u128::from(self.tick_nanos));
+        u64::try_from(ticks).map_or(NEVER, |t| t.min(NEVER))
+    }
+
+    /// The wheel's resolution.
+    pub(crate) fn tick(&self) -> Duration {
+        Duration::from_nanos(self.tick_nanos)
+    }
+}
+
+impl fmt::Debug for Ticker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticker")
+            .field("tick_nanos", &self.tick_nanos)
+            .field("now", &self.now())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_and_saturate() {
+        let clock = ManualClock::new();
+        let ticker = Ticker::new(Box::new(clock.clone()), Duration::from_millis(1));
+        clock.advance(Duration::from_micros(1500));
+        assert_eq!(ticker.now(), 1);
+        // 1.5 ms + 1 ms = 2.5 ms: due at tick 3, never earlier than the TTL.
+        assert_eq!(ticker.deadline_after(Duration::from_millis(1)), 3);
+        assert_eq!(ticker.deadline_after(Duration::ZERO), 2);
+        assert_eq!(ticker.deadline_after(Duration::MAX), NEVER);
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        let d = ticker.deadline_after(century);
+        assert!(d < NEVER && d > 3_000_000_000_000, "{d}");
+    }
+
+    #[test]
+    fn manual_clock_saturates() {
+        let clock = ManualClock::new();
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.now_nanos(), u64::MAX);
+        let ticker = Ticker::new(Box::new(clock), Duration::ZERO);
+        assert_eq!(ticker.now(), NEVER);
+    }
+}

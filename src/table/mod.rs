@@ -1,0 +1,157 @@
+//! One segment's hash table: a lock-free split-ordered list.
+//!
+//! ## Algorithm
+//! Shalev & Shavit, "Split-Ordered Lists: Lock-Free Extensible Hash Tables" (JACM 2006):
+//! all entries of the segment sit in **one** sorted lock-free linked list (Harris, "A
+//! pragmatic implementation of non-blocking linked-lists", DISC 2001, with Michael's
+//! memory-safe search, "High performance dynamic lock-free hash tables and list-based
+//! sets", SPAA 2002). The sort key is the entry's hash with its bits reversed
+//! (`so_key`), so the entries of bucket `h mod 2^k` form one contiguous run, and the run
+//! of bucket `b` splits into the runs of `b` and `b + 2^k` when the table doubles. Each
+//! bucket points at a *sentinel* link placed at the start of its run. Growing the table is
+//! therefore one CAS on the size; no entry ever moves, nobody waits for a copy, and the
+//! stored `so_key` means no key is ever re-hashed. New buckets get their sentinel lazily,
+//! inserted after their parent's (the bucket they split from).
+//!
+//! **Shrinking** (our addition; the paper only grows): the maintenance-lock holder CASes
+//! the size down, waits one epoch grace period (so every operation that read the old size
+//! has finished), then clears the top chunk's bucket slots, deletes their sentinels like
+//! ordinary nodes and frees the chunk through the epoch — a bounded number of buckets per
+//! call. An operation that meets a deleted sentinel restarts from its bucket at the
+//! current size. A grow during a shrink aborts the rest of it; cleared buckets are simply
+//! re-created on demand.
+//!
+//! ## Invariants
+//! 1. The list is sorted by `so_key`; entries with equal `so_key` (hash collisions) are
+//!    adjacent in any order, and at most one *unmarked* entry per key exists.
+//! 2. A link whose `next` carries tag 1 is logically deleted; its `next` never changes
+//!    again. Only the CAS that sets that tag removes an entry, so each entry has exactly
+//!    one remover.
+//! 3. A link is physically unlinked exactly once (Michael's CAS of its predecessor), by the
+//!    thread that then owns its `UNLINKED` half of the retirement handshake
+//!    (`node.rs`); sentinels are retired by their unlinker directly.
+//! 4. Replacement is one CAS: `old.next` goes from `succ` to `new | MARK` with
+//!    `new.next == succ`, so the key is never absent in between, and a reader that skips
+//!    the marked `old` lands on `new`.
+//! 5. Readers never write: they start at the nearest initialised, unmarked sentinel (their
+//!    bucket's or an ancestor's) and skip marked links.
+
+pub(crate) mod buckets;
+pub(crate) mod node;
+mod ops;
+mod resize;
+mod search;
+
+pub(crate) use ops::Insert;
+pub(crate) use resize::Shrink;
+
+use crate::reclaim::{Limbo, Pending};
+use crate::sync::{AtomicIsize, Ordering};
+use buckets::{Buckets, MAX_SIZE_LOG, MIN_SIZE_LOG};
+use crossbeam_epoch::{Guard, Owned, Shared};
+use crossbeam_utils::CachePadded;
+use node::{Link, Node, DETACHED, UNLINKED};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// Grow when the average run is longer than this (entries per bucket).
+pub(crate) const MAX_LOAD: usize = 4;
+
+/// One segment's lock-free table.
+#[derive(Debug)]
+pub(crate) struct Table<K, V> {
+    buckets: Buckets,
+    /// Linked, unremoved entries. Removals may be counted before the matching insert, so it
+    /// can dip below zero for a moment; readers clamp.
+    count: CachePadded<AtomicIsize>,
+    /// Retired entries on their way to the epoch.
+    pub(crate) limbo: Limbo<K, V>,
+}
+
+impl<K, V> Table<K, V> {
+    /// A table sized for about `capacity` entries.
+    pub(crate) fn new(capacity: usize, pending: Arc<Pending>) -> Self {
+        let wanted = capacity.div_ceil(MAX_LOAD / 2).max(1);
+        let size_log = (usize::BITS - (wanted - 1).leading_zeros()) as usize;
+        let table = Self {
+            buckets: Buckets::new(size_log.clamp(MIN_SIZE_LOG, MAX_SIZE_LOG)),
+            count: CachePadded::new(AtomicIsize::new(0)),
+            limbo: Limbo::new(pending),
+        };
+        // SAFETY: the table is not shared yet.
+        let guard = unsafe { crossbeam_epoch::unprotected() };
+        let slot = table.buckets.slot(0, true, guard);
+        let head = Owned::new(Link::sentinel(0));
+        slot.expect("chunk 0 is created on demand")
+            .store(head, Ordering::Release);
+        table
+    }
+
+    /// Entries in the table, expired ones included until they are removed.
+    pub(crate) fn len(&self) -> usize {
+        usize::try_from(self.count.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// Sets one half of the retirement handshake (`UNLINKED` or `DETACHED`, possibly with
+    /// other flags); the second half to arrive retires the node.
+    pub(crate) fn settle(&self, node: &Node<K, V>, flags: u64, guard: &Guard) {
+        debug_assert!((flags & UNLINKED == 0) != (flags & DETACHED == 0));
+        // AcqRel: Release publishes everything this side did with the node; Acquire makes
+        // the other side's accesses happen-before the free when we are second.
+        let old = node.meta.fetch_or(flags, Ordering::AcqRel);
+        let other = (UNLINKED | DETACHED) & !flags;
+        debug_assert_eq!(old & flags & (UNLINKED | DETACHED), 0, "settled twice");
+        if old & other != 0 {
+            // SAFETY: both the list (UNLINKED) and the wheel side (DETACHED) are done with
+            // the node and the handshake lets exactly one thread get here.
+            unsafe {
+                self.limbo
+                    .retire(node as *const Node<K, V> as *mut _, guard)
+            };
+        }
+    }
+
+    /// Bookkeeping for a link this thread just unlinked physically.
+    fn unlinked(&self, link: Shared<'_, Link>, guard: &Guard) {
+        // SAFETY: `link` was reachable under `guard` an instant ago.
+        let l = unsafe { link.deref() };
+        if l.is_entry() {
+            // SAFETY: every entry link is a `Node<K, V>` of this table.
+            let node = unsafe { Node::<K, V>::from_link(l) };
+            self.settle(node, UNLINKED, guard);
+        } else {
+            // SAFETY: a sentinel is unlinked exactly once (invariant 3) and was allocated by
+            // `Owned::new`; guarded readers are waited out.
+            unsafe { guard.defer_destroy(link) };
+        }
+    }
+}
+
+impl<K, V> Drop for Table<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other thread can reach the list.
+        let guard = unsafe { crossbeam_epoch::unprotected() };
+        let head = self
+            .buckets
+            .slot(0, false, guard)
+            .map(|s| s.load(Ordering::Relaxed, guard));
+        let mut curr = head.unwrap_or_else(Shared::null);
+        while !curr.is_null() {
+            // SAFETY: exclusive access; every link on the list is alive until freed here.
+            let link = unsafe { curr.deref() };
+            let next = link.next.load(Ordering::Relaxed, guard).with_tag(0);
+            if link.is_entry() {
+                let ptr = (link as *const Link).cast::<Node<K, V>>().cast_mut();
+                // SAFETY: a linked entry is owned by the list (it is retired only after it
+                // is unlinked), allocated by `Box::new`, and freed once here.
+                let boxed = unsafe { Box::from_raw(ptr) };
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
+            } else {
+                // SAFETY: as above, for a sentinel allocated by `Owned::new`.
+                drop(unsafe { curr.into_owned() });
+            }
+            curr = next;
+        }
+        self.buckets.free_all();
+    }
+}

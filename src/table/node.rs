@@ -1,0 +1,161 @@
+//! The two kinds of list node: bare [`Link`]s (bucket sentinels) and [`Node`]s (entries).
+//!
+//! Both start with a [`Link`] (`#[repr(C)]`), so the list is a list of `Link`s and an entry
+//! is reached by casting; the low bit of `so_key` tells which a link is (1: entry, 0:
+//! sentinel), and only entries are ever cast to [`Node`].
+//!
+//! ## Ground rules for the fields of a `Node`
+//! - `link.so_key`, `key`, `value`: written once before the node is published, read-only
+//!   afterwards; readable by any thread holding an epoch guard.
+//! - `link.next`: CAS only (the split-ordered list protocol, see `table`). Tag bit 1 on it
+//!   means the node is *logically deleted*; the one thread whose CAS set that bit is the
+//!   node's *remover* and owes its departure bookkeeping.
+//! - `meta`: the deadline (immutable) and the lifecycle flags below, changed by atomic RMW.
+//! - `chain`: the link in at most one intrusive stack at a time: the segment's hand-off
+//!   stack while `QUEUED`, then the segment's limbo once retired. Only the thread that owns
+//!   that stack membership touches it.
+//! - `wheel`: prev/next in a wheel slot; read and written only under the segment's
+//!   maintenance lock.
+//!
+//! ## Lifecycle
+//! A node may be freed only when the table and the wheel are both done with it: the thread
+//! that physically unlinks it from the list sets `UNLINKED`; the maintenance-lock holder sets
+//! `DETACHED` once it is out of the wheel and off the hand-off stack for good (the remover
+//! sets it directly for nodes that never had a deadline). Whichever of the two sets its flag
+//! second retires the node to limbo, from which it is freed an epoch later.
+
+use crate::clock::{DEADLINE_BITS, NEVER};
+use crate::sync::{AtomicPtr, AtomicU64, Ordering, UnsafeCell};
+use crossbeam_epoch::Atomic;
+use std::ptr;
+
+/// On the segment's hand-off stack, waiting for the maintenance-lock holder.
+pub(crate) const QUEUED: u64 = 1 << DEADLINE_BITS;
+/// Logically deleted (set by the remover, in the same RMW that may set `QUEUED`).
+pub(crate) const REMOVED: u64 = 1 << (DEADLINE_BITS + 1);
+/// Linked into a wheel slot (set and cleared only under the maintenance lock).
+pub(crate) const SCHEDULED: u64 = 1 << (DEADLINE_BITS + 2);
+/// Physically unlinked from the list (set once, by the unlinking thread).
+pub(crate) const UNLINKED: u64 = 1 << (DEADLINE_BITS + 3);
+/// The wheel side will never touch the node again.
+pub(crate) const DETACHED: u64 = 1 << (DEADLINE_BITS + 4);
+
+/// The split-order key of an entry whose hash is `hash`: bit-reversed, low bit set.
+#[inline]
+pub(crate) fn regular_key(hash: u64) -> u64 {
+    hash.reverse_bits() | 1
+}
+
+/// The split-order key of bucket `index`'s sentinel: bit-reversed, low bit clear.
+#[inline]
+pub(crate) fn sentinel_key(index: usize) -> u64 {
+    (index as u64).reverse_bits()
+}
+
+/// The list's common prefix; a sentinel is exactly this.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// Sort key: bit-reversed hash (entries) or bucket index (sentinels).
+    pub(crate) so_key: u64,
+    /// Successor; tag 1 means this link is logically deleted.
+    pub(crate) next: Atomic<Link>,
+}
+
+impl Link {
+    pub(crate) fn sentinel(index: usize) -> Self {
+        Self {
+            so_key: sentinel_key(index),
+            next: Atomic::null(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_entry(&self) -> bool {
+        self.so_key & 1 == 1
+    }
+}
+
+/// The wheel's intrusive doubly linked list pointers.
+#[derive(Debug)]
+pub(crate) struct WheelLinks<K, V> {
+    pub(crate) prev: *mut Node<K, V>,
+    pub(crate) next: *mut Node<K, V>,
+}
+
+/// An entry: a [`Link`] followed by its bookkeeping, key and value.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Node<K, V> {
+    /// Must stay the first field: the list stores `*const Link` to entries.
+    pub(crate) link: Link,
+    /// Deadline in ticks (low 56 bits) and lifecycle flags (top 8).
+    pub(crate) meta: AtomicU64,
+    /// Hand-off stack or limbo link (see the ground rules).
+    pub(crate) chain: AtomicPtr<Node<K, V>>,
+    /// Wheel slot links, guarded by the segment's maintenance lock.
+    pub(crate) wheel: UnsafeCell<WheelLinks<K, V>>,
+    pub(crate) key: K,
+    pub(crate) value: V,
+}
+
+impl<K, V> Node<K, V> {
+    /// A node not yet linked. One with a deadline starts `QUEUED`: the inserter owes the
+    /// wheel a scheduling request, pushed right after linking.
+    pub(crate) fn new(hash: u64, key: K, value: V, deadline: u64) -> Self {
+        debug_assert!(deadline <= NEVER);
+        let meta = if deadline == NEVER {
+            NEVER
+        } else {
+            deadline | QUEUED
+        };
+        Self {
+            link: Link {
+                so_key: regular_key(hash),
+                next: Atomic::null(),
+            },
+            meta: AtomicU64::new(meta),
+            chain: AtomicPtr::new(ptr::null_mut()),
+            wheel: UnsafeCell::new(WheelLinks {
+                prev: ptr::null_mut(),
+                next: ptr::null_mut(),
+            }),
+            key,
+            value,
+        }
+    }
+
+    /// The deadline tick; [`NEVER`] for none. Immutable after publication, so `Relaxed`:
+    /// the node's contents were published by the Release CAS that linked it and acquired
+    /// by whichever load found it.
+    #[inline]
+    pub(crate) fn deadline(&self) -> u64 {
+        self.meta.load(Ordering::Relaxed) & NEVER
+    }
+
+    /// Whether the entry is past its deadline at tick `now`.
+    #[inline]
+    pub(crate) fn is_expired(&self, now: u64) -> bool {
+        let deadline = self.deadline();
+        deadline != NEVER && deadline <= now
+    }
+
+    /// Casts an entry's link back to its node.
+    ///
+    /// # Safety
+    /// `link` must be the `link` field of a `Node<K, V>` (so `link.is_entry()`, and every
+    /// entry in a table of `K, V` is a `Node<K, V>`); the result borrows for as long as
+    /// `link` does.
+    #[inline]
+    pub(crate) unsafe fn from_link(link: &Link) -> &Self {
+        debug_assert!(link.is_entry());
+        // SAFETY: `link` is the first field of a `#[repr(C)]` `Node<K, V>` (caller's
+        // contract), so the two share an address and the node lives as long as the link.
+        unsafe { &*(link as *const Link).cast::<Self>() }
+    }
+
+    #[inline]
+    pub(crate) fn as_link_ptr(&self) -> *const Link {
+        &self.link
+    }
+}

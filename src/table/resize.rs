@@ -1,0 +1,135 @@
+//! Growing (lock-free, by any inserter) and shrinking (bounded steps by the maintenance-lock
+//! holder) of one table. See the module essay in `table` for the protocol.
+
+use super::buckets::MIN_SIZE_LOG;
+use super::node::Link;
+use super::{Table, MAX_LOAD};
+use crate::sync::{AtomicUsize, Ordering};
+use crossbeam_epoch::{Guard, Shared};
+use std::sync::Arc;
+
+/// Progress of a shrink; lives in the segment's maintenance state.
+#[derive(Debug, Default)]
+pub(crate) enum Shrink {
+    /// No shrink under way.
+    #[default]
+    Idle,
+    /// The size is down to `2^to` (grows blocked); waiting for every operation that read
+    /// the old size `2^from` to finish (`grace` turns non-zero an epoch later).
+    Waiting {
+        from: usize,
+        to: usize,
+        grace: Arc<AtomicUsize>,
+    },
+    /// Deleting the sentinels of buckets `next .. 2^from`.
+    Clearing { from: usize, to: usize, next: usize },
+}
+
+impl<K, V> Table<K, V> {
+    /// Called after an insert linked a new entry: doubles the table when the average run
+    /// passed [`MAX_LOAD`]. One CAS; a lost race or a shrink in progress just skips.
+    pub(crate) fn maybe_grow(&self) {
+        let size_log = self.buckets.size_log();
+        if self.len() > MAX_LOAD << size_log {
+            let _ = self.buckets.try_grow(size_log);
+        }
+    }
+
+    /// One bounded step of shrinking; returns true while a shrink is still under way.
+    /// Maintenance-lock holder only (`state` lives under that lock).
+    pub(crate) fn shrink_step(&self, state: &mut Shrink, budget: usize, guard: &Guard) -> bool {
+        match state {
+            Shrink::Idle => {
+                let from = self.buckets.size_log();
+                let len = self.len();
+                if from <= MIN_SIZE_LOG || len >= 1 << from {
+                    return false;
+                }
+                // Aim for about two entries per bucket.
+                let wanted = (len / 2).max(1);
+                let to = ((usize::BITS - (wanted - 1).leading_zeros()) as usize)
+                    .clamp(MIN_SIZE_LOG, from - 1);
+                if !self.buckets.begin_shrink(from, to) {
+                    return false;
+                }
+                let grace = Arc::new(AtomicUsize::new(0));
+                let flag = Arc::clone(&grace);
+                // Runs once every thread pinned now (so every operation that may have read
+                // the old size) has unpinned. Release pairs with the Acquire load below.
+                guard.defer(move || flag.store(1, Ordering::Release));
+                guard.flush();
+                *state = Shrink::Waiting { from, to, grace };
+                true
+            }
+            Shrink::Waiting { from, to, grace } => {
+                if grace.load(Ordering::Acquire) == 1 {
+                    *state = Shrink::Clearing {
+                        from: *from,
+                        to: *to,
+                        next: 1 << *to,
+                    };
+                } else {
+                    guard.flush();
+                }
+                true
+            }
+            Shrink::Clearing { from, to, next } => {
+                let end = (1usize << *from).min(next.saturating_add(budget));
+                for index in *next..end {
+                    self.delete_sentinel(index, guard);
+                }
+                *next = end;
+                if end == 1 << *from {
+                    for chunk in (*to + 1)..=*from {
+                        self.buckets.retire_chunk(chunk, guard);
+                    }
+                    self.buckets.end_shrink(*to);
+                    *state = Shrink::Idle;
+                }
+                true
+            }
+        }
+    }
+
+    /// Clears bucket `index`'s slot and deletes its sentinel from the list. Only during a
+    /// shrink, for a bucket above the new size: no other thread can re-create it meanwhile.
+    fn delete_sentinel(&self, index: usize, guard: &Guard) {
+        let Some(slot) = self.buckets.slot(index, false, guard) else {
+            return;
+        };
+        // AcqRel: Acquire reads the sentinel's contents; Release orders the clear before
+        // the marking below.
+        let sentinel = slot.swap(Shared::null(), Ordering::AcqRel, guard);
+        // SAFETY: the sentinel is freed only after it is unlinked, which happens below or
+        // later, under guards.
+        let Some(link) = (unsafe { sentinel.as_ref() }) else {
+            return;
+        };
+        if mark_link(link, guard) {
+            // The walk starts at the bucket's ancestor below the new size (the size word
+            // already says `2^to`), never at a sentinel this shrink is deleting.
+            self.unlink(link.so_key, guard);
+        }
+    }
+}
+
+/// Sets the deletion tag on a sentinel's `next`; false if it was already set.
+fn mark_link(link: &Link, guard: &Guard) -> bool {
+    let mut succ = link.next.load(Ordering::Acquire, guard);
+    loop {
+        if succ.tag() == 1 {
+            return false;
+        }
+        // AcqRel: as for entries in `Table::mark`.
+        match link.next.compare_exchange(
+            succ,
+            succ.with_tag(1),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+            guard,
+        ) {
+            Ok(_) => return true,
+            Err(race) => succ = race.current,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! A hierarchical timing wheel: which entries are due, in time proportional to the answer.
+//!
+//! ## Algorithm
+//! Varghese & Lauck, "Hashed and Hierarchical Timing Wheels" (SOSP 1987), scheme 7, in the
+//! shape tokio's timer driver uses: [`LEVELS`] levels of 64 slots; a slot at level `l` spans
+//! `64^l` ticks and a level spans one slot of the level above. Time is a tick count, and
+//! a deadline's base-64 digits name its slot at every level.
+//!
+//! | level | slot span (1 ms tick) | level span |
+//! |-------|-----------------------|------------|
+//! | 0     | 1 ms                  | 64 ms      |
+//! | 1     | 64 ms                 | 4.1 s      |
+//! | 2     | 4.1 s                 | 4.4 min    |
+//! | 3     | 4.4 min               | 4.7 h      |
+//! | 4     | 4.7 h                 | 12.4 days  |
+//! | 5     | 12.4 days             | 2.18 years |
+//!
+//! An entry with deadline `d` goes to the level of the highest base-64 digit in which `d`
+//! differs from the wheel's `now`, at slot `digit(d)` there. When `now` reaches a slot's
+//! start, its entries are either due (fired) or re-filed relative to the new `now`, which
+//! always lands them on a lower level: each entry moves at most `LEVELS` times.
+//!
+//! **Overflow.** A deadline beyond the top level (its digit 6 differs from `now`'s; with 1 ms
+//! ticks, more than 2.18 years out, up to the 2^56-tick cap) waits on an overflow list.
+//! When `now` crosses into the next 2^36-tick region the list is re-filed; entries still too
+//! far out return to it. They expire on time, at the cost of one re-file per region each.
+//!
+//! ## Costs
+//! Schedule and cancel are O(1): intrusive doubly linked slot lists, and a node's slot is
+//! derived from its (immutable) deadline, so cancelling a list head checks one slot per
+//! level. Finding the next due slot is one bit scan of a 64-bit occupancy word per level,
+//! so advancing costs O(levels) per non-empty slot crossed plus O(1) per entry fired or
+//! re-filed, never a scan of the table. [`Wheel::advance`] takes a budget and stops
+//! mid-slot when it runs out; the next call resumes there.
+//!
+//! ## Invariants
+//! 1. Every occupied slot at level `l` has index `>= digit_l(now)`; equality only for a slot
+//!    whose processing a budget interrupted (all its entries are then due or re-filable).
+//! 2. A scheduled node is on exactly one list: a slot, the overflow list or `refile`.
+//! 3. `now` never passes the start of an occupied slot without processing it.
+//!
+//! The wheel owns no node: it only links them. Ground rule: it, and every node's `wheel`
+//! links, are touched only under the segment's maintenance lock.
+
+mod level;
+
+use crate::table::node::Node;
+use level::{splice_out, Level, List, SLOTS};
+
+/// Levels of 64 slots.
+pub(crate) const LEVELS: usize = 6;
+const SLOT_BITS: u32 = SLOTS.trailing_zeros();
+/// Ticks covered by the levels: 64^LEVELS.
+const RANGE_BITS: u32 = SLOT_BITS * LEVELS as u32;
+
+/// Where the next due work is.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    Slot(usize, usize),
+    Overflow,
+    Refile,
+}
+
+/// One segment's wheel (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Wheel<K, V> {
+    now: u64,
+    levels: Box<[Level<K, V>; LEVELS]>,
+    overflow: List<K, V>,
+    /// Entries taken off the overflow list whose re-filing a budget interrupted.
+    refile: List<K, V>,
+}
+
+// SAFETY: the wheel holds pointers to nodes it never dereferences outside the segment's
+// maintenance lock; it is moved between threads only inside that lock's `Mutex`.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Wheel<K, V> {}
+
+#[inline]
+fn digit(tick: u64, level: usize) -> usize {
+    ((tick >> (SLOT_BITS * level as u32)) as usize) & (SLOTS - 1)
+}
+
+/// The level for deadline `d` seen from `now` (`d > now`); `>= LEVELS` means overflow.
+#[inline]
+fn level_for(now: u64, d: u64) -> usize {
+    let significant = 63 - ((now ^ d) | (SLOTS as u64 - 1)).leading_zeros();
+    (significant / SLOT_BITS) as usize
+}
+
+impl<K, V> Wheel<K, V> {
+    pub(crate) fn new(now: u64) -> Self {
+        Self {
+            now,
+            levels: Box::new(std::array::from_fn(|_| Level::default())),
+            overflow: List::default(),
+            refile: List::default(),
+        }
+    }
+
+    /// Links `node` into the slot for its deadline, or returns false (linking nothing) if
+    /// that deadline is already due.
+    ///
+    /// # Safety
+    /// `node` is alive, on no wheel list, and stays alive until it is cancelled or handed
+    /// out by [`advance`](Self::advance); the caller holds the maintenance lock.
+    pub(crate) unsafe fn schedule(&mut self, node: *mut Node<K, V>) -> bool {
+        // SAFETY: caller's contract.
+        let d = unsafe { (*node).deadline() };
+        if d <= self.now {
+            return false;
+        }
+        let level = level_for(self.now, d);
+        // SAFETY: forwarded contract.
+        unsafe {
+            if level >= LEVELS {
+                self.overflow.push(node);
+            } else {
+                self.levels[level].push(digit(d, level), node);
+            }
+        }
+        true
+    }
+
+    /// Unlinks a scheduled `node` in O(levels).
+    ///
+    /// # Safety
+    /// `node` was linked by [`schedule`](Self::schedule) on this wheel and not handed out
+    /// since; the caller holds the maintenance lock.
+    pub(crate) unsafe fn cancel(&mut self, node: *mut Node<K, V>) {
+        // SAFETY: caller's contract: the node is alive and on one of our lists.
+        unsafe {
+            if !List::is_first(node) {
+                splice_out(node);
+                return;
+            }
+            let d = (*node).deadline();
+            for level in 0..LEVELS {
+                let slot = digit(d, level);
+                if self.levels[level].slots[slot].is_head(node) {
+                    self.levels[level].unlink(slot, node);
+                    return;
+                }
+            }
+            if self.overflow.is_head(node) {
+                self.overflow.unlink(node);
+            } else {
+                debug_assert!(self.refile.is_head(node), "cancelled node is on no list");
+                self.refile.unlink(node);
+            }
+        }
+    }
+
+    /// The earliest pending work and its tick.
+    fn next_work(&self) -> Option<(u64, Place)> {
+        if !self.refile.is_empty() {
+            return Some((self.now, Place::Refile));
+        }
+        let mut best: Option<(u64, Place)> = None;
+        for (l, level) in self.levels.iter().enumerate() {
+            if let Some(slot) = level.next_occupied(digit(self.now, l)) {
+                let shift = SLOT_BITS * l as u32;
+                let span_mask = (1u64 << (shift + SLOT_BITS)) - 1;
+                let when = (self.now & !span_mask) | ((slot as u64) << shift);
+                if best.is_none_or(|(b, _)| when < b) {
+                    best = Some((when, Place::Slot(l, slot)));
+                }
+            }
+        }
+        if best.is_none() && !self.overflow.is_empty() {
+            let region = (1u64 << RANGE_BITS) - 1;
+            best = Some(((self.now | region) + 1, Place::Overflow));
+        }
+        best
+    }
+
+    /// Moves `now` towards `target`, handing every due node to `fire` (already unlinked)
+    /// and re-filing the rest, touching at most `*budget` nodes. Returns true when `now`
+    /// reached `target` with nothing due left behind.
+    ///
+    /// # Safety
+    /// Every scheduled node is alive (as [`schedule`](Self::schedule) requires); the caller
+    /// holds the maintenance lock.
+    pub(crate) unsafe fn advance(
+        &mut self,
+        target: u64,
+        budget: &mut usize,
+        mut fire: impl FnMut(*mut Node<K, V>),
+    ) -> bool {
+        loop {
+            let Some((when, place)) = self.next_work().filter(|&(w, _)| w <= target) else {
+                self.now = self.now.max(target);
+                return true;
+            };
+            if *budget == 0 {
+                return false;
+            }
+            self.now = self.now.max(when);
+            match place {
+                Place::Slot(level, slot) => {
+                    // SAFETY: caller's contract; popped nodes are handed on at once.
+                    while let Some(node) = unsafe { self.levels[level].pop(slot) } {
+                        // SAFETY: as above.
+                        unsafe { self.refile_one(node, &mut fire) };
+                        *budget -= 1;
+                        if *budget == 0 {
+                            break;
+                        }
+                    }
+                }
+                Place::Overflow => {
+                    debug_assert!(self.refile.is_empty());
+                    std::mem::swap(&mut self.refile, &mut self.overflow);
+                }
+                Place::Refile => {
+                    // SAFETY: caller's contract; popped nodes are handed on at once.
+                    while let Some(node) = unsafe { self.refile.pop() } {
+                        // SAFETY: as above.
+                        unsafe { self.refile_one(node, &mut fire) };
+                        *budget -= 1;
+                        if *budget == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fires an unlinked node if due, else schedules it again relative to `now`.
+    ///
+    /// # Safety
+    /// As for [`schedule`](Self::schedule).
+    unsafe fn refile_one(&mut self, node: *mut Node<K, V>, fire: &mut impl FnMut(*mut Node<K, V>)) {
+        // SAFETY: forwarded contract.
+        if !unsafe { self.schedule(node) } {
+            fire(node);
+        }
+    }
+}
