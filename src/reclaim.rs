@@ -21,14 +21,14 @@
 //! through crossbeam's collector on whichever thread happened to run it.
 
 use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
-use crate::table::node::Node;
-use crossbeam_epoch::Guard;
+use crate::table::node::{Link, Node};
+use crossbeam_epoch::{Guard, Owned};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc;
 
 /// Retired nodes per sealed batch (smaller under Miri and loom, to exercise sealing).
-pub(crate) const BATCH: usize = if cfg!(any(miri, loom)) { 2 } else { 64 };
+pub(crate) const BATCH: usize = if cfg!(any(miri, loom)) { 2 } else { 256 };
 
 /// Sealed batches whose closure has not run yet; shared by every segment of one cache and
 /// by the closures themselves (which may run after the cache is gone).
@@ -86,6 +86,29 @@ impl<K, V> Limbo<K, V> {
         }
     }
 
+    /// Hands sentinels deleted by a shrink step to the epoch as one counted batch.
+    ///
+    /// # Safety
+    /// Each link came from `Owned::new`, is unlinked from the list and out of its bucket
+    /// slot, and is retired exactly once (only the shrinking thread retires sentinels).
+    pub(crate) unsafe fn retire_links(&self, links: Vec<*mut Link>, guard: &Guard) {
+        if links.is_empty() {
+            return;
+        }
+        // Relaxed: as in `seal`.
+        self.pending.0.fetch_add(1, Ordering::Relaxed);
+        let pending = Arc::clone(&self.pending);
+        // SAFETY: the links are unreachable for threads that pin from now on; the closure
+        // runs after every thread pinned now has unpinned. Sentinels hold no user data.
+        unsafe {
+            guard.defer_unchecked(move || {
+                free_links(links);
+                pending.0.fetch_sub(1, Ordering::Release);
+            });
+        }
+        guard.flush();
+    }
+
     /// Hands every node in the limbo to the epoch as one batch and flushes the guard.
     pub(crate) fn seal(&self, guard: &Guard) {
         self.len.store(0, Ordering::Relaxed);
@@ -111,6 +134,15 @@ impl<K, V> Limbo<K, V> {
             });
         }
         guard.flush();
+    }
+}
+
+/// Frees a list of sentinel links.
+fn free_links(links: Vec<*mut Link>) {
+    for link in links {
+        // SAFETY: the caller of `retire_links` handed these over: each from `Owned::new`,
+        // unreachable, freed once.
+        drop(unsafe { Owned::from_raw(link) });
     }
 }
 

@@ -329,7 +329,7 @@ fn background_reaper_cleans_a_quiet_cache() {
         cache.insert_with_ttl(i, i, Duration::from_millis(20));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while cache.len() > 0 && std::time::Instant::now() < deadline {
+    while !cache.is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(

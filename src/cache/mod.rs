@@ -33,9 +33,36 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// Rounds `run_pending_tasks` and `Drop` spend pushing the epoch before giving up on a
-/// thread that stays pinned (its garbage is then freed whenever that thread unpins).
-const FLUSH_ROUNDS: usize = 256;
+/// How long `run_pending_tasks` and `Drop` keep pushing the epoch *without progress*
+/// before giving up on a thread that stays pinned (that garbage is then freed whenever
+/// the thread unpins).
+const FLUSH_PATIENCE: Duration = Duration::from_millis(200);
+
+/// Pushes the epoch until `step()` reports nothing left (`0`). `step` returns a measure of
+/// what is left; patience restarts whenever it changes. Spins with yields at first, then
+/// sleeps briefly so a descheduled pinned thread can run.
+fn push_epoch_until(mut step: impl FnMut() -> usize) {
+    let mut since = std::time::Instant::now();
+    let mut last = usize::MAX;
+    for round in 0u32.. {
+        let left = step();
+        if left == 0 {
+            return;
+        }
+        if left != last {
+            last = left;
+            since = std::time::Instant::now();
+        } else if since.elapsed() > FLUSH_PATIENCE {
+            return;
+        }
+        epoch::pin().flush();
+        if round < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
 
 /// A concurrent cache in which every entry has a way out: explicit removal, per-entry
 /// time-to-live driven by a timing wheel, and memory that follows the live entries.
@@ -456,10 +483,11 @@ where
 
     /// One full pass over every segment; true if work is left (a shrink in progress).
     fn maintenance_round(&self) -> bool {
-        let guard = epoch::pin();
         let now = self.ticker.now();
         let mut more = false;
         for segment in self.segments.iter() {
+            // A pin per segment, so the epoch can move on between them.
+            let guard = epoch::pin();
             let mut expired = Vec::new();
             more |= segment.maintain(now, Mode::Full, &guard, &mut expired);
             self.expired(&expired);
@@ -469,15 +497,9 @@ where
     }
 
     fn run_pending_tasks(&self) {
-        for _ in 0..FLUSH_ROUNDS {
-            let more = self.maintenance_round();
-            // A fresh pin: the round's own guard must be gone for the epoch to pass it.
-            epoch::pin().flush();
-            if !more && self.pending.batches() == 0 {
-                return;
-            }
-            std::thread::yield_now();
-        }
+        // Each round's guard is dropped before the epoch is pushed, or it would hold the
+        // epoch back itself. Rounds continue while a shrink waits for its grace period.
+        push_epoch_until(|| usize::from(self.maintenance_round()) + self.pending.batches());
     }
 }
 
@@ -495,12 +517,6 @@ impl<K, V, S> Drop for Inner<K, V, S> {
         // Free everything the segments own, then wait (bounded) for batches sealed
         // earlier to clear the epoch, so no value outlives the cache for long.
         drop(std::mem::take(&mut self.segments));
-        for _ in 0..FLUSH_ROUNDS {
-            if self.pending.batches() == 0 {
-                break;
-            }
-            epoch::pin().flush();
-            std::thread::yield_now();
-        }
+        push_epoch_until(|| self.pending.batches());
     }
 }

@@ -20,8 +20,11 @@ pub(crate) const MIN_SIZE_LOG: usize = 2;
 /// Largest table: 2^MAX_SIZE_LOG buckets per segment.
 pub(crate) const MAX_SIZE_LOG: usize = 32;
 const CHUNKS: usize = MAX_SIZE_LOG + 1;
-/// Set in the size word while a shrink is in progress.
+/// The size word: the logical size's log2 in the low byte; while a shrink is in progress,
+/// this flag and the pre-shrink log2 ([`FROM_SHIFT`]) whose sentinels are not all gone yet.
+const SIZE_MASK: usize = 0xff;
 const SHRINKING: usize = 1 << 8;
+const FROM_SHIFT: u32 = 16;
 
 type Chunk = [MaybeUninit<Atomic<Link>>];
 
@@ -72,7 +75,21 @@ impl Buckets {
     pub(crate) fn size_log(&self) -> usize {
         // Acquire pairs with the Release half of the resizing CASes below. Nothing is
         // published through the size itself; Acquire keeps the reasoning local.
-        self.size_log.load(Ordering::Acquire) & !SHRINKING
+        self.size_log.load(Ordering::Acquire) & SIZE_MASK
+    }
+
+    /// log2 of the size to *start* searches from: the logical size, or during a shrink the
+    /// old one, so an operation starts at its deepest sentinel still standing instead of
+    /// walking past every sentinel the shrink has yet to delete.
+    #[inline]
+    pub(crate) fn search_size_log(&self) -> usize {
+        // Acquire: as in `size_log`.
+        let word = self.size_log.load(Ordering::Acquire);
+        if word & SHRINKING != 0 {
+            (word >> FROM_SHIFT) & SIZE_MASK
+        } else {
+            word & SIZE_MASK
+        }
     }
 
     /// Doubles the table from `2^from` buckets, unless someone resized first or a shrink is
@@ -91,7 +108,12 @@ impl Buckets {
     pub(crate) fn begin_shrink(&self, from: usize, to: usize) -> bool {
         debug_assert!((MIN_SIZE_LOG..from).contains(&to));
         self.size_log
-            .compare_exchange(from, to | SHRINKING, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                from,
+                to | SHRINKING | (from << FROM_SHIFT),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_ok()
     }
 

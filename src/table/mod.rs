@@ -27,9 +27,11 @@
 //! 2. A link whose `next` carries tag 1 is logically deleted; its `next` never changes
 //!    again. Only the CAS that sets that tag removes an entry, so each entry has exactly
 //!    one remover.
-//! 3. A link is physically unlinked exactly once (Michael's CAS of its predecessor), by the
-//!    thread that then owns its `UNLINKED` half of the retirement handshake
-//!    (`node.rs`); sentinels are retired by their unlinker directly.
+//! 3. A link is physically unlinked exactly once (Michael's CAS of its predecessor). For an
+//!    entry, that thread then owns the `UNLINKED` half of the retirement handshake
+//!    (`node.rs`). Sentinels are deleted only by a shrink, and the shrinking thread
+//!    retires them itself (after its own walk has made sure they are unlinked), in one
+//!    batch per step.
 //! 4. Replacement is one CAS: `old.next` goes from `succ` to `new | MARK` with
 //!    `new.next == succ`, so the key is never absent in between, and a reader that skips
 //!    the marked `old` lands on `new`.
@@ -119,11 +121,8 @@ impl<K, V> Table<K, V> {
             // SAFETY: every entry link is a `Node<K, V>` of this table.
             let node = unsafe { Node::<K, V>::from_link(l) };
             self.settle(node, UNLINKED, guard);
-        } else {
-            // SAFETY: a sentinel is unlinked exactly once (invariant 3) and was allocated by
-            // `Owned::new`; guarded readers are waited out.
-            unsafe { guard.defer_destroy(link) };
         }
+        // A sentinel: the shrink that deleted it retires it (invariant 3).
     }
 }
 
@@ -153,5 +152,79 @@ impl<K, V> Drop for Table<K, V> {
             curr = next;
         }
         self.buckets.free_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node::{regular_key, Node};
+    use super::*;
+
+    /// Walks the whole list: (entries, sentinels, longest run of entries between sentinels).
+    fn shape<K, V>(table: &Table<K, V>) -> (usize, usize, usize) {
+        let guard = crossbeam_epoch::pin();
+        let mut curr = table
+            .sentinel(0, &guard)
+            .next
+            .load(Ordering::Acquire, &guard);
+        let (mut entries, mut sentinels, mut run, mut longest) = (0, 1, 0, 0);
+        // SAFETY: test-only walk under a guard.
+        while let Some(link) = unsafe { curr.with_tag(0).as_ref() } {
+            if link.is_entry() {
+                entries += 1;
+                run += 1;
+                longest = longest.max(run);
+            } else {
+                sentinels += 1;
+                run = 0;
+            }
+            curr = link.next.load(Ordering::Acquire, &guard);
+        }
+        (entries, sentinels, longest)
+    }
+
+    #[test]
+    fn grows_and_shrinks_keeping_runs_short() {
+        let table: Table<u64, u64> = Table::new(0, Arc::default());
+        let guard = crossbeam_epoch::pin();
+        let hash = |k: u64| k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for k in 0..100_000u64 {
+            let node = Box::new(Node::new(hash(k), k, k, crate::clock::NEVER));
+            assert!(matches!(
+                table.insert(node, |a, b| a == b, |_| false, &guard),
+                Insert::New(_)
+            ));
+            table.maybe_grow();
+        }
+        let size_log = table.buckets.size_log();
+        let (entries, sentinels, longest) = shape(&table);
+        assert_eq!(entries, 100_000);
+        assert!(size_log >= 14, "size_log {size_log}");
+        assert!(
+            longest < 40,
+            "longest run {longest}, sentinels {sentinels}, size_log {size_log}"
+        );
+        for k in 0..100_000u64 {
+            assert!(table
+                .remove(regular_key(hash(k)), |n| n.key == k, &guard)
+                .is_some());
+        }
+        drop(guard);
+        let mut shrink = Shrink::Idle;
+        for _ in 0..1000 {
+            let guard = crossbeam_epoch::pin();
+            let busy = table.shrink_step(&mut shrink, usize::MAX, &guard);
+            drop(guard);
+            crossbeam_epoch::pin().flush();
+            if !busy && table.buckets.size_log() == buckets::MIN_SIZE_LOG {
+                break;
+            }
+        }
+        assert_eq!(table.buckets.size_log(), buckets::MIN_SIZE_LOG);
+        let (entries, sentinels, _) = shape(&table);
+        assert_eq!(
+            (entries, sentinels),
+            (0, sentinels.min(1 << buckets::MIN_SIZE_LOG))
+        );
     }
 }

@@ -21,8 +21,10 @@ pub(crate) enum Shrink {
         to: usize,
         grace: Arc<AtomicUsize>,
     },
-    /// Deleting the sentinels of buckets `next .. 2^from`.
-    Clearing { from: usize, to: usize, next: usize },
+    /// Deleting the sentinels of buckets `2^to .. left`, highest first: a bucket's parent
+    /// is always lower, so it still stands and each deletion's walk starts right before
+    /// the sentinel it deletes.
+    Clearing { from: usize, to: usize, left: usize },
 }
 
 impl<K, V> Table<K, V> {
@@ -66,20 +68,25 @@ impl<K, V> Table<K, V> {
                     *state = Shrink::Clearing {
                         from: *from,
                         to: *to,
-                        next: 1 << *to,
+                        left: 1 << *from,
                     };
                 } else {
                     guard.flush();
                 }
                 true
             }
-            Shrink::Clearing { from, to, next } => {
-                let end = (1usize << *from).min(next.saturating_add(budget));
-                for index in *next..end {
-                    self.delete_sentinel(index, guard);
+            Shrink::Clearing { from, to, left } => {
+                let floor = 1usize << *to;
+                let stop = left.saturating_sub(budget).max(floor);
+                let mut deleted = Vec::new();
+                for index in (stop..*left).rev() {
+                    deleted.extend(self.delete_sentinel(index, guard));
                 }
-                *next = end;
-                if end == 1 << *from {
+                // SAFETY: each was unpublished from its slot and unlinked from the list by
+                // `delete_sentinel`, and only this shrink retires sentinels.
+                unsafe { self.limbo.retire_links(deleted, guard) };
+                *left = stop;
+                if stop == floor {
                     for chunk in (*to + 1)..=*from {
                         self.buckets.retire_chunk(chunk, guard);
                     }
@@ -91,25 +98,30 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// Clears bucket `index`'s slot and deletes its sentinel from the list. Only during a
-    /// shrink, for a bucket above the new size: no other thread can re-create it meanwhile.
-    fn delete_sentinel(&self, index: usize, guard: &Guard) {
-        let Some(slot) = self.buckets.slot(index, false, guard) else {
-            return;
-        };
+    /// Clears bucket `index`'s slot and deletes its sentinel from the list, returning it
+    /// for the caller to retire. Only during a shrink, for a bucket above the new size: no
+    /// other thread can re-create it meanwhile.
+    fn delete_sentinel(&self, index: usize, guard: &Guard) -> Option<*mut Link> {
+        let slot = self.buckets.slot(index, false, guard)?;
         // AcqRel: Acquire reads the sentinel's contents; Release orders the clear before
         // the marking below.
         let sentinel = slot.swap(Shared::null(), Ordering::AcqRel, guard);
         // SAFETY: the sentinel is freed only after it is unlinked, which happens below or
         // later, under guards.
-        let Some(link) = (unsafe { sentinel.as_ref() }) else {
-            return;
-        };
-        if mark_link(link, guard) {
-            // The walk starts at the bucket's ancestor below the new size (the size word
-            // already says `2^to`), never at a sentinel this shrink is deleting.
-            self.unlink(link.so_key, guard);
-        }
+        let link = unsafe { sentinel.as_ref() }?;
+        let marked = mark_link(link, guard);
+        debug_assert!(marked, "only the shrink deletes sentinels");
+        // Walk from the nearest standing ancestor (the parent, unless it never had a
+        // sentinel): a short walk, since higher buckets are already gone. When it returns,
+        // the marked sentinel is unlinked (by us or a helper).
+        let so_key = link.so_key;
+        let _ = self.search(
+            so_key,
+            || self.writer_start(so_key, guard),
+            |_| false,
+            guard,
+        );
+        Some(sentinel.as_raw().cast_mut())
     }
 }
 

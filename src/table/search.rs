@@ -23,9 +23,29 @@ pub(crate) fn bucket_of(so_key: u64, size_log: usize) -> usize {
 }
 
 impl<K, V> Table<K, V> {
-    /// The sentinel of `so_key`'s bucket at the current size, created if missing.
+    /// Where a writer starts for `so_key`: the deepest sentinel still standing between its
+    /// bucket at the search size and its bucket at the logical size, which is created if
+    /// missing. (The two differ only during a shrink.)
     pub(crate) fn writer_start<'g>(&self, so_key: u64, guard: &'g Guard) -> &'g Link {
-        self.sentinel(bucket_of(so_key, self.buckets.size_log()), guard)
+        let floor = bucket_of(so_key, self.buckets.size_log());
+        let mut index = bucket_of(so_key, self.buckets.search_size_log());
+        while index > floor {
+            if let Some(link) = self.standing(index, guard) {
+                return link;
+            }
+            index = parent(index);
+        }
+        self.sentinel(floor, guard)
+    }
+
+    /// Bucket `index`'s sentinel if its slot holds one; never creates anything.
+    pub(crate) fn standing<'g>(&self, index: usize, guard: &'g Guard) -> Option<&'g Link> {
+        let slot = self.buckets.slot(index, false, guard)?;
+        // Acquire pairs with the AcqRel install in `sentinel`.
+        let s = slot.load(Ordering::Acquire, guard);
+        // SAFETY: sentinels are freed only via `defer_destroy` after their slot is cleared
+        // and they are unlinked; `guard` was taken before we loaded the slot.
+        unsafe { s.as_ref() }
     }
 
     /// Bucket `index`'s sentinel, inserting it (after its parent's) if missing.
@@ -197,15 +217,10 @@ impl<K, V> Table<K, V> {
 
     /// The nearest initialised sentinel at or above `so_key`'s bucket, without creating any.
     fn reader_start<'g>(&self, so_key: u64, guard: &'g Guard) -> &'g Link {
-        let mut index = bucket_of(so_key, self.buckets.size_log());
+        let mut index = bucket_of(so_key, self.buckets.search_size_log());
         loop {
-            if let Some(slot) = self.buckets.slot(index, false, guard) {
-                // Acquire pairs with the AcqRel install in `sentinel`.
-                let s = slot.load(Ordering::Acquire, guard);
-                // SAFETY: see `sentinel`.
-                if let Some(link) = unsafe { s.as_ref() } {
-                    return link;
-                }
+            if let Some(link) = self.standing(index, guard) {
+                return link;
             }
             assert!(index != 0, "bucket 0's sentinel is never removed");
             index = parent(index);

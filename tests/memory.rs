@@ -1,0 +1,95 @@
+//! Memory: per-entry overhead, and that an emptied cache gives its memory back.
+//! A counting global allocator measures requested bytes (as the peers' figures do).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wheelcache::{Cache, ManualClock};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Tests in this file measure a global counter: run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+// SAFETY: defers to `System`, only counting sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::SeqCst)
+}
+
+const N: u64 = if cfg!(miri) { 2_000 } else { 1_000_000 };
+
+/// u64 key, `Arc<[u8; 48]>` value (a small shared value), TTL on: bytes the cache holds
+/// beyond `K` and `V` themselves (the Arc's pointee is the value's own allocation and is
+/// subtracted).
+#[test]
+fn per_entry_overhead_is_at_most_64_bytes() {
+    let _serial = SERIAL.lock().unwrap();
+    let clock = ManualClock::new();
+    let values: Vec<Arc<[u8; 48]>> = (0..N).map(|_| Arc::new([0u8; 48])).collect();
+    let before = live();
+    let cache: Cache<u64, Arc<[u8; 48]>> = Cache::builder().clock(clock.clone()).build();
+    for (i, v) in values.iter().enumerate() {
+        cache.insert_with_ttl(i as u64, Arc::clone(v), Duration::from_secs(3600));
+    }
+    cache.run_pending_tasks();
+    let used = live() - before;
+    let kv = (std::mem::size_of::<u64>() + std::mem::size_of::<Arc<[u8; 48]>>()) as isize;
+    let overhead = used / N as isize - kv;
+    println!("per-entry overhead: {overhead} bytes ({used} bytes for {N} entries)");
+    assert!(overhead <= 64, "per-entry overhead {overhead} bytes");
+    drop(cache);
+}
+
+/// Fill with 10^6 entries, let them all lapse, maintain: the cache gives back all but a
+/// little (target: at most 1 MiB retained).
+#[test]
+fn emptied_cache_gives_memory_back() {
+    let _serial = SERIAL.lock().unwrap();
+    let clock = ManualClock::new();
+    let before = live();
+    let cache: Cache<u64, u64> = Cache::builder().clock(clock.clone()).build();
+    let empty = live() - before;
+    for i in 0..N {
+        cache.insert_with_ttl(i, i, Duration::from_secs(60));
+    }
+    let full = live() - before;
+    clock.advance(Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    cache.run_pending_tasks();
+    let took = started.elapsed();
+    assert_eq!(cache.len(), 0);
+    let after = live() - before;
+    println!(
+        "empty {empty} B, full {full} B, after expiry {after} B; reclaiming {N} took {took:?} ({} ns/entry)",
+        took.as_nanos() / u128::from(N)
+    );
+    assert!(
+        after - empty <= 1 << 20,
+        "an emptied cache kept {} bytes",
+        after - empty
+    );
+    drop(cache);
+}
