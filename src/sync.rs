@@ -75,3 +75,48 @@ pub(crate) fn yield_now() {
     #[cfg(not(all(loom, feature = "loom")))]
     std::thread::yield_now();
 }
+
+/// Bounded waiting for progress that other threads must make: real time on `std`, a fixed
+/// number of rounds under loom (whose models must be deterministic and cannot sleep).
+#[derive(Debug)]
+pub(crate) struct Patience {
+    limit: std::time::Duration,
+    since: std::time::Instant,
+    rounds: u32,
+}
+
+impl Patience {
+    pub(crate) fn new(limit: std::time::Duration) -> Self {
+        Self {
+            limit,
+            since: std::time::Instant::now(),
+            rounds: 0,
+        }
+    }
+
+    /// Progress was made: start counting again.
+    pub(crate) fn restart(&mut self) {
+        self.rounds = 0;
+        if !cfg!(all(loom, feature = "loom")) {
+            self.since = std::time::Instant::now();
+        }
+    }
+
+    pub(crate) fn exhausted(&self) -> bool {
+        if cfg!(all(loom, feature = "loom")) {
+            self.rounds >= 3
+        } else {
+            self.since.elapsed() > self.limit
+        }
+    }
+
+    /// Lets other threads run: yields at first, then sleeps briefly.
+    pub(crate) fn pause(&mut self) {
+        self.rounds = self.rounds.saturating_add(1);
+        if cfg!(all(loom, feature = "loom")) || self.rounds < 64 {
+            yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+}

@@ -42,25 +42,21 @@ const FLUSH_PATIENCE: Duration = Duration::from_millis(200);
 /// what is left; patience restarts whenever it changes. Spins with yields at first, then
 /// sleeps briefly so a descheduled pinned thread can run.
 fn push_epoch_until(mut step: impl FnMut() -> usize) {
-    let mut since = std::time::Instant::now();
+    let mut patience = crate::sync::Patience::new(FLUSH_PATIENCE);
     let mut last = usize::MAX;
-    for round in 0u32.. {
+    loop {
         let left = step();
         if left == 0 {
             return;
         }
         if left != last {
             last = left;
-            since = std::time::Instant::now();
-        } else if since.elapsed() > FLUSH_PATIENCE {
+            patience.restart();
+        } else if patience.exhausted() {
             return;
         }
         epoch::pin().flush();
-        if round < 64 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(50));
-        }
+        patience.pause();
     }
 }
 
