@@ -21,7 +21,7 @@ use crate::clock::NEVER;
 use crate::reclaim::Pending;
 use crate::sync::{self, fence, AtomicPtr, Mutex, Ordering};
 use crate::table::node::{Node, DETACHED, QUEUED, REMOVED, SCHEDULED};
-use crate::table::{Shrink, Table};
+use crate::table::{Shrink, Table, Tuning};
 use crate::wheel::Wheel;
 use crossbeam_epoch::Guard;
 use crossbeam_utils::CachePadded;
@@ -57,9 +57,9 @@ pub(crate) struct Segment<K, V> {
 }
 
 impl<K, V> Segment<K, V> {
-    pub(crate) fn new(capacity: usize, now: u64, pending: Arc<Pending>) -> Self {
+    pub(crate) fn new(capacity: usize, tuning: Tuning, now: u64, pending: Arc<Pending>) -> Self {
         Self {
-            table: Table::new(capacity, pending),
+            table: Table::new(capacity, tuning, pending),
             handoff: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
             maint: Mutex::new(Maint {
                 wheel: Wheel::new(now),

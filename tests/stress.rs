@@ -205,3 +205,50 @@ fn matches_a_hashmap_model() {
     }
     assert_eq!(cache.len(), model.len());
 }
+
+/// One-bucket tables that double at one entry per bucket: every few operations cross a
+/// grow or a shrink while other threads read and write the same keys.
+#[test]
+fn tiny_tables_resize_under_contention() {
+    let ledger = Ledger::new();
+    let cache: Cache<u64, Tracked> = Cache::builder().segments(1).tiny_tables_for_tests().build();
+    let ops = scale(30_000);
+    let handles: Vec<_> = (0..4u64)
+        .map(|t| {
+            let cache = cache.clone();
+            let ledger = ledger.clone();
+            std::thread::spawn(move || {
+                let mut x = t + 1;
+                for i in 0..ops {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let k = x % 64;
+                    match x % 4 {
+                        0 => cache.insert(k, Tracked::new(k, &ledger)),
+                        1 => {
+                            cache.invalidate(&k);
+                        }
+                        _ => {
+                            if let Some(v) = cache.pin().get(&k) {
+                                assert_eq!(v.id, k);
+                            }
+                        }
+                    }
+                    if i % 5000 == 0 {
+                        cache.run_pending_tasks();
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    cache.run_pending_tasks();
+    let live = (0..64).filter(|k| cache.contains_key(k)).count();
+    assert_eq!(cache.len(), live);
+    cache.clear();
+    cache.run_pending_tasks();
+    assert_eq!(ledger.live(), 0);
+}

@@ -6,6 +6,7 @@ use crate::policy::{Listener, RemovalCause};
 use crate::reclaim::Pending;
 use crate::segment::Segment;
 use crate::stats::Stats;
+use crate::table::Tuning;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
@@ -24,6 +25,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     tick: Duration,
     segments: Option<usize>,
     capacity: usize,
+    tuning: Tuning,
     hasher: S,
     _types: PhantomData<fn(K, V)>,
 }
@@ -53,6 +55,7 @@ impl<K, V> CacheBuilder<K, V, ahash::RandomState> {
             tick: Duration::from_millis(1),
             segments: None,
             capacity: 0,
+            tuning: Tuning::DEFAULT,
             hasher: ahash::RandomState::new(),
             _types: PhantomData,
         }
@@ -120,6 +123,14 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// Test-only: tables of one bucket that double past one entry per bucket, so model
+    /// checks and tiny tests cross grows and shrinks in a handful of operations.
+    #[doc(hidden)]
+    pub fn tiny_tables_for_tests(mut self) -> Self {
+        self.tuning = Tuning::TINY;
+        self
+    }
+
     /// The hasher (default: `ahash::RandomState`, seeded randomly per cache).
     pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
@@ -130,6 +141,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             tick: self.tick,
             segments: self.segments,
             capacity: self.capacity,
+            tuning: self.tuning,
             hasher,
             _types: PhantomData,
         }
@@ -161,7 +173,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         let per_segment = self.capacity.div_ceil(segments);
         let inner = Arc::new(Inner {
             segments: (0..segments)
-                .map(|_| Segment::new(per_segment, now, Arc::clone(&pending)))
+                .map(|_| Segment::new(per_segment, self.tuning, now, Arc::clone(&pending)))
                 .collect(),
             segment_bits: segments.trailing_zeros(),
             hasher: self.hasher,

@@ -15,7 +15,7 @@ use crate::sync::{AtomicUsize, Ordering};
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 use std::mem::MaybeUninit;
 
-/// Smallest table: 2^MIN_SIZE_LOG buckets.
+/// Smallest table by default: 2^MIN_SIZE_LOG buckets (see `Tuning`).
 pub(crate) const MIN_SIZE_LOG: usize = 2;
 /// Largest table: 2^MAX_SIZE_LOG buckets per segment.
 pub(crate) const MAX_SIZE_LOG: usize = 32;
@@ -65,7 +65,7 @@ pub(crate) struct Buckets {
 impl Buckets {
     pub(crate) fn new(size_log: usize) -> Self {
         Self {
-            size_log: AtomicUsize::new(size_log.clamp(MIN_SIZE_LOG, MAX_SIZE_LOG)),
+            size_log: AtomicUsize::new(size_log.min(MAX_SIZE_LOG)),
             dir: std::array::from_fn(|_| Atomic::null()),
         }
     }
@@ -106,7 +106,7 @@ impl Buckets {
     /// Starts a shrink from `2^from` to `2^to` buckets, blocking grows until
     /// [`end_shrink`](Self::end_shrink). Maintenance-lock holder only.
     pub(crate) fn begin_shrink(&self, from: usize, to: usize) -> bool {
-        debug_assert!((MIN_SIZE_LOG..from).contains(&to));
+        debug_assert!(to < from);
         self.size_log
             .compare_exchange(
                 from,

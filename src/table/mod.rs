@@ -56,8 +56,27 @@ use node::{Link, Node, DETACHED, UNLINKED};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-/// Grow when the average run is longer than this (entries per bucket).
-pub(crate) const MAX_LOAD: usize = 4;
+/// Sizing rules of a table; [`Tuning::DEFAULT`] except in model checks, which force tiny
+/// tables so that two or three operations cross a grow or a shrink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tuning {
+    /// The table never shrinks below `2^min_size_log` buckets.
+    pub(crate) min_size_log: usize,
+    /// Grow when the average run is longer than this (entries per bucket).
+    pub(crate) max_load: usize,
+}
+
+impl Tuning {
+    pub(crate) const DEFAULT: Self = Self {
+        min_size_log: MIN_SIZE_LOG,
+        max_load: 4,
+    };
+    /// One bucket to start, doubling past one entry per bucket.
+    pub(crate) const TINY: Self = Self {
+        min_size_log: 0,
+        max_load: 1,
+    };
+}
 
 /// One segment's lock-free table.
 #[derive(Debug)]
@@ -68,17 +87,19 @@ pub(crate) struct Table<K, V> {
     count: CachePadded<AtomicIsize>,
     /// Retired entries on their way to the epoch.
     pub(crate) limbo: Limbo<K, V>,
+    tuning: Tuning,
 }
 
 impl<K, V> Table<K, V> {
     /// A table sized for about `capacity` entries.
-    pub(crate) fn new(capacity: usize, pending: Arc<Pending>) -> Self {
-        let wanted = capacity.div_ceil(MAX_LOAD / 2).max(1);
+    pub(crate) fn new(capacity: usize, tuning: Tuning, pending: Arc<Pending>) -> Self {
+        let wanted = capacity.div_ceil(tuning.max_load.div_ceil(2)).max(1);
         let size_log = (usize::BITS - (wanted - 1).leading_zeros()) as usize;
         let table = Self {
-            buckets: Buckets::new(size_log.clamp(MIN_SIZE_LOG, MAX_SIZE_LOG)),
+            buckets: Buckets::new(size_log.clamp(tuning.min_size_log, MAX_SIZE_LOG)),
             count: CachePadded::new(AtomicIsize::new(0)),
             limbo: Limbo::new(pending),
+            tuning,
         };
         // SAFETY: the table is not shared yet.
         let guard = unsafe { crossbeam_epoch::unprotected() };
@@ -185,7 +206,7 @@ mod tests {
 
     #[test]
     fn grows_and_shrinks_keeping_runs_short() {
-        let table: Table<u64, u64> = Table::new(0, Arc::default());
+        let table: Table<u64, u64> = Table::new(0, Tuning::DEFAULT, Arc::default());
         let guard = crossbeam_epoch::pin();
         let hash = |k: u64| k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         for k in 0..100_000u64 {

@@ -1,9 +1,8 @@
 //! Growing (lock-free, by any inserter) and shrinking (bounded steps by the maintenance-lock
 //! holder) of one table. See the module essay in `table` for the protocol.
 
-use super::buckets::MIN_SIZE_LOG;
 use super::node::Link;
-use super::{Table, MAX_LOAD};
+use super::Table;
 use crate::sync::{AtomicUsize, Ordering};
 use crossbeam_epoch::{Guard, Shared};
 use std::sync::Arc;
@@ -29,10 +28,10 @@ pub(crate) enum Shrink {
 
 impl<K, V> Table<K, V> {
     /// Called after an insert linked a new entry: doubles the table when the average run
-    /// passed [`MAX_LOAD`]. One CAS; a lost race or a shrink in progress just skips.
+    /// passed `max_load`. One CAS; a lost race or a shrink in progress just skips.
     pub(crate) fn maybe_grow(&self) {
         let size_log = self.buckets.size_log();
-        if self.len() > MAX_LOAD << size_log {
+        if self.len() > self.tuning.max_load << size_log {
             let _ = self.buckets.try_grow(size_log);
         }
     }
@@ -44,13 +43,14 @@ impl<K, V> Table<K, V> {
             Shrink::Idle => {
                 let from = self.buckets.size_log();
                 let len = self.len();
-                if from <= MIN_SIZE_LOG || len >= 1 << from {
+                let min = self.tuning.min_size_log;
+                if from <= min || len >= 1 << from {
                     return false;
                 }
                 // Aim for about two entries per bucket.
                 let wanted = (len / 2).max(1);
-                let to = ((usize::BITS - (wanted - 1).leading_zeros()) as usize)
-                    .clamp(MIN_SIZE_LOG, from - 1);
+                let to =
+                    ((usize::BITS - (wanted - 1).leading_zeros()) as usize).clamp(min, from - 1);
                 if !self.buckets.begin_shrink(from, to) {
                     return false;
                 }
