@@ -108,11 +108,9 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         .eviction_listener(move |k: &u8, v: &Tracked, c| sink.lock().unwrap().push((*k, v.id, c)))
         .build();
     let mut m = Model::default();
-    let mut next_value = 0u64;
     for (step, op) in ops.iter().enumerate() {
         let mut expect: Vec<Event> = Vec::new();
-        next_value += 1;
-        let v = next_value;
+        let v = step as u64 + 1;
         match *op {
             Op::Insert(k) => {
                 cache.insert(k, Tracked::new(v, &ledger));
