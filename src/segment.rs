@@ -20,7 +20,7 @@
 use crate::clock::NEVER;
 use crate::reclaim::Pending;
 use crate::sync::{self, fence, AtomicPtr, Mutex, Ordering};
-use crate::table::node::{Node, DETACHED, QUEUED, REMOVED, SCHEDULED};
+use crate::table::node::{Node, NodePtr, DETACHED, QUEUED, REMOVED, SCHEDULED};
 use crate::table::{Shrink, Table, Tuning};
 use crate::wheel::Wheel;
 use crossbeam_epoch::Guard;
@@ -70,14 +70,14 @@ impl<K, V> Segment<K, V> {
 
     /// After linking `node` (made with `QUEUED` set when it has a deadline): queue its
     /// scheduling. Nodes without a deadline never meet the wheel.
-    pub(crate) fn linked(&self, node: &Node<K, V>) {
+    pub(crate) fn linked(&self, node: NodePtr<'_, K, V>) {
         if node.deadline() != NEVER {
             self.push(node);
         }
     }
 
     /// Remover duties for a node this thread logically deleted (won the marking CAS).
-    pub(crate) fn removed(&self, node: &Node<K, V>, guard: &Guard) {
+    pub(crate) fn removed(&self, node: NodePtr<'_, K, V>, guard: &Guard) {
         if node.deadline() == NEVER {
             // Never queued, never scheduled: the wheel side is done already.
             self.table.settle(node, REMOVED | DETACHED, guard);
@@ -91,8 +91,8 @@ impl<K, V> Segment<K, V> {
         }
     }
 
-    fn push(&self, node: &Node<K, V>) {
-        let node = node as *const Node<K, V> as *mut Node<K, V>;
+    fn push(&self, node: NodePtr<'_, K, V>) {
+        let node = node.as_ptr();
         let mut head = self.handoff.load(Ordering::Relaxed);
         loop {
             // SAFETY: the node is QUEUED and not yet on the stack: its `chain` is ours.
@@ -118,7 +118,7 @@ impl<K, V> Segment<K, V> {
         now: u64,
         mode: Mode,
         guard: &'g Guard,
-        expired: &mut Vec<&'g Node<K, V>>,
+        expired: &mut Vec<NodePtr<'g, K, V>>,
     ) -> bool {
         let (budget, shrink_budget) = match mode {
             Mode::Write => (WRITE_BUDGET, SHRINK_BUDGET),
@@ -160,14 +160,14 @@ impl<K, V> Segment<K, V> {
         &self,
         wheel: &mut Wheel<K, V>,
         guard: &'g Guard,
-        expired: &mut Vec<&'g Node<K, V>>,
+        expired: &mut Vec<NodePtr<'g, K, V>>,
     ) {
         // Acquire pairs with the Release push.
         let mut next = self.handoff.swap(ptr::null_mut(), Ordering::Acquire);
         while !next.is_null() {
             let raw = next;
-            // SAFETY: a QUEUED node is neither DETACHED nor retired, so alive.
-            let node = unsafe { &*raw };
+            // SAFETY: a QUEUED node is neither DETACHED nor retired, so alive for `'g`.
+            let node = unsafe { NodePtr::from_raw(raw) };
             // Read the link first: once QUEUED is cleared the node may be pushed again.
             next = node.chain.load(Ordering::Relaxed);
             // AcqRel: pairs with the remover's `fetch_or` in `removed`.
@@ -197,13 +197,13 @@ impl<K, V> Segment<K, V> {
         &self,
         raw: *mut Node<K, V>,
         guard: &'g Guard,
-        expired: &mut Vec<&'g Node<K, V>>,
+        expired: &mut Vec<NodePtr<'g, K, V>>,
     ) {
         // SAFETY: the node was on the wheel (or about to be), so alive; `guard` has been
         // held since before it could be retired.
-        let node: &'g Node<K, V> = unsafe { &*raw };
+        let node: NodePtr<'g, K, V> = unsafe { NodePtr::from_raw(raw) };
         node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
-        if self.table.mark(node, guard) {
+        if self.table.mark(&node, guard) {
             self.table.settle(node, REMOVED | DETACHED, guard);
             self.table.unlink(node.link.so_key, guard);
             expired.push(node);
@@ -226,7 +226,7 @@ impl<K, V> Drop for Segment<K, V> {
         let mut next = self.handoff.swap(ptr::null_mut(), Ordering::Relaxed);
         while !next.is_null() {
             // SAFETY: queued nodes are alive; exclusive access.
-            let node = unsafe { &*next };
+            let node = unsafe { NodePtr::from_raw(next) };
             next = node.chain.load(Ordering::Relaxed);
             let old = node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
             if old & REMOVED != 0 {

@@ -292,6 +292,7 @@ fn borrowed_lookups() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "builds 65,536 segments: minutes under Miri")]
 fn clones_share_one_cache_and_builder_clamps() {
     let a: Cache<u64, u64> = Cache::builder().segments(0).tick(Duration::ZERO).build();
     let b = a.clone();
@@ -321,6 +322,7 @@ fn invalidate_and_remove_of_expired() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "waits on real time")]
 fn background_reaper_cleans_a_quiet_cache() {
     let cache: Cache<u64, u64> = Cache::builder()
         .background_reaper(Duration::from_millis(5))

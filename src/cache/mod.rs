@@ -23,7 +23,7 @@ use crate::policy::{notify, Listener, RemovalCause};
 use crate::reclaim::Pending;
 use crate::segment::{Mode, Segment};
 use crate::stats::{CacheStats, Event, Stats};
-use crate::table::node::{regular_key, Node};
+use crate::table::node::{regular_key, Node, NodePtr};
 use crate::table::Insert;
 use crossbeam_epoch::{self as epoch, Guard};
 use std::borrow::Borrow;
@@ -331,7 +331,7 @@ where
             });
         self.stats.record(Event::Expiration);
         if let (Some(old), Some(cause)) = (old, old_cause) {
-            self.notify(old, cause);
+            self.notify(&old, cause);
         }
         if let Some(listener) = &self.listener {
             notify(listener, &key, &value, RemovalCause::Expired);
@@ -339,7 +339,7 @@ where
     }
 
     /// Bookkeeping after linking a node under a new key.
-    fn linked_new(&self, segment: &Segment<K, V>, new: &Node<K, V>, guard: &Guard) {
+    fn linked_new(&self, segment: &Segment<K, V>, new: NodePtr<'_, K, V>, guard: &Guard) {
         self.stats.record(Event::Insert);
         segment.linked(new);
         segment.table.maybe_grow();
@@ -350,8 +350,8 @@ where
     fn linked_over(
         &self,
         segment: &Segment<K, V>,
-        old: &Node<K, V>,
-        new: &Node<K, V>,
+        old: NodePtr<'_, K, V>,
+        new: NodePtr<'_, K, V>,
         guard: &Guard,
     ) {
         let cause = self.departed_by_caller(segment, old, RemovalCause::Replaced, guard);
@@ -362,7 +362,7 @@ where
         });
         segment.linked(new);
         self.maintain_after_write(segment, guard);
-        self.notify(old, cause);
+        self.notify(&old, cause);
     }
 
     /// Remover duties for an entry a caller took out: its cause (`Expired` if it had
@@ -370,11 +370,11 @@ where
     fn departed_by_caller(
         &self,
         segment: &Segment<K, V>,
-        node: &Node<K, V>,
+        node: NodePtr<'_, K, V>,
         live_cause: RemovalCause,
         guard: &Guard,
     ) -> RemovalCause {
-        let cause = if self.expired_now(node) {
+        let cause = if self.expired_now(&node) {
             self.stats.record(Event::Expiration);
             RemovalCause::Expired
         } else {
@@ -399,8 +399,8 @@ where
             .remove(regular_key(hash), |n| n.key.borrow() == key, guard)?;
         let cause = self.departed_by_caller(segment, node, RemovalCause::Explicit, guard);
         self.maintain_after_write(segment, guard);
-        self.notify(node, cause);
-        (cause == RemovalCause::Explicit).then(|| read(node))
+        self.notify(&node, cause);
+        (cause == RemovalCause::Explicit).then(|| read(&node))
     }
 
     fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V
@@ -445,11 +445,11 @@ where
             let removed = segment.table.mark_all(&guard);
             let causes: Vec<RemovalCause> = removed
                 .iter()
-                .map(|n| self.departed_by_caller(segment, n, RemovalCause::Explicit, &guard))
+                .map(|&n| self.departed_by_caller(segment, n, RemovalCause::Explicit, &guard))
                 .collect();
             self.maintain_after_write(segment, &guard);
             for (node, cause) in removed.into_iter().zip(causes) {
-                self.notify(node, cause);
+                self.notify(&node, cause);
             }
         }
     }
@@ -461,7 +461,7 @@ where
         self.expired(&expired);
     }
 
-    fn expired(&self, nodes: &[&Node<K, V>]) {
+    fn expired(&self, nodes: &[NodePtr<'_, K, V>]) {
         if nodes.is_empty() {
             return;
         }

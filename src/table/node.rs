@@ -26,8 +26,10 @@
 
 use crate::clock::{DEADLINE_BITS, NEVER};
 use crate::sync::{AtomicPtr, AtomicU64, Ordering, UnsafeCell};
-use crossbeam_epoch::Atomic;
-use std::ptr;
+use crossbeam_epoch::{Atomic, Shared};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::{self, NonNull};
 
 /// On the segment's hand-off stack, waiting for the maintenance-lock holder.
 pub(crate) const QUEUED: u64 = 1 << DEADLINE_BITS;
@@ -133,14 +135,8 @@ impl<K, V> Node<K, V> {
         self.meta.load(Ordering::Relaxed) & NEVER
     }
 
-    /// Whether the entry is past its deadline at tick `now`.
-    #[inline]
-    pub(crate) fn is_expired(&self, now: u64) -> bool {
-        let deadline = self.deadline();
-        deadline != NEVER && deadline <= now
-    }
-
-    /// Casts an entry's link back to its node.
+    /// Casts an entry's link back to its node, for reading (never for freeing: see
+    /// [`NodePtr`]).
     ///
     /// # Safety
     /// `link` must be the `link` field of a `Node<K, V>` (so `link.is_entry()`, and every
@@ -154,8 +150,73 @@ impl<K, V> Node<K, V> {
         unsafe { &*(link as *const Link).cast::<Self>() }
     }
 
+    /// Whether the entry is past its deadline at tick `now`.
     #[inline]
-    pub(crate) fn as_link_ptr(&self) -> *const Link {
-        &self.link
+    pub(crate) fn is_expired(&self, now: u64) -> bool {
+        let deadline = self.deadline();
+        deadline != NEVER && deadline <= now
+    }
+}
+
+/// A node reached under an epoch guard (`'g`).
+///
+/// It dereferences to `&Node`, and it keeps the pointer exactly as allocated
+/// (`Box::into_raw`) or as loaded from the list, so the hand-off stack, the wheel and the
+/// final free use a pointer with the allocation's full provenance — never one rebuilt from
+/// a shared reference, which could not be used to free the node (Miri with Tree Borrows
+/// rejects that).
+#[derive(Debug)]
+pub(crate) struct NodePtr<'g, K, V> {
+    raw: NonNull<Node<K, V>>,
+    _guard: PhantomData<&'g Node<K, V>>,
+}
+
+impl<K, V> Clone for NodePtr<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for NodePtr<'_, K, V> {}
+
+impl<'g, K, V> NodePtr<'g, K, V> {
+    /// # Safety
+    /// `link` is a non-null entry link of a table of `K, V`, protected by the guard `'g`
+    /// stands for (or otherwise alive for `'g`).
+    #[inline]
+    pub(crate) unsafe fn from_shared(link: Shared<'g, Link>) -> Self {
+        debug_assert!(!link.is_null());
+        // SAFETY: caller's contract; the node starts with its link (`#[repr(C)]`).
+        let raw = unsafe { NonNull::new_unchecked(link.with_tag(0).as_raw().cast_mut()) };
+        Self {
+            raw: raw.cast(),
+            _guard: PhantomData,
+        }
+    }
+
+    /// # Safety
+    /// `raw` points to a live node that stays alive for `'g`.
+    #[inline]
+    pub(crate) unsafe fn from_raw(raw: *mut Node<K, V>) -> Self {
+        Self {
+            // SAFETY: caller's contract (non-null).
+            raw: unsafe { NonNull::new_unchecked(raw) },
+            _guard: PhantomData,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_ptr(self) -> *mut Node<K, V> {
+        self.raw.as_ptr()
+    }
+}
+
+impl<K, V> Deref for NodePtr<'_, K, V> {
+    type Target = Node<K, V>;
+
+    #[inline]
+    fn deref(&self) -> &Node<K, V> {
+        // SAFETY: the constructors' contracts keep the node alive while `self` exists.
+        unsafe { self.raw.as_ref() }
     }
 }

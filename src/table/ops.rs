@@ -1,6 +1,6 @@
 //! Writing to the list: insert, replace, remove, and marking by the wheel or `clear`.
 
-use super::node::{Link, Node};
+use super::node::{Link, Node, NodePtr};
 use super::Table;
 use crate::sync::Ordering;
 use crossbeam_epoch::{Guard, Shared};
@@ -8,17 +8,50 @@ use crossbeam_epoch::{Guard, Shared};
 /// What [`Table::insert`] did.
 pub(crate) enum Insert<'g, K, V> {
     /// Linked under a key that had no entry.
-    New(&'g Node<K, V>),
+    New(NodePtr<'g, K, V>),
     /// Took the place of `old`; the caller is now `old`'s remover.
     Replaced {
-        old: &'g Node<K, V>,
-        new: &'g Node<K, V>,
+        old: NodePtr<'g, K, V>,
+        new: NodePtr<'g, K, V>,
     },
     /// `keep` chose the existing entry; the unused node is handed back.
     Kept {
-        existing: &'g Node<K, V>,
+        existing: NodePtr<'g, K, V>,
         unused: Box<Node<K, V>>,
     },
+}
+
+/// Owns a not-yet-published node through its raw pointer, freeing it if dropped (when a
+/// user `Eq` panics mid-search) unless [`publish`](Self::publish)ed or taken back.
+struct Unpublished<K, V>(*mut Node<K, V>);
+
+impl<K, V> Unpublished<K, V> {
+    fn node(&self) -> &Node<K, V> {
+        // SAFETY: we own the allocation until it is published or taken back.
+        unsafe { &*self.0 }
+    }
+
+    /// The node is in the list now; the list owns it.
+    fn publish<'g>(self) -> NodePtr<'g, K, V> {
+        let raw = self.0;
+        std::mem::forget(self);
+        // SAFETY: just linked, so alive until retired, which waits out the caller's guard.
+        unsafe { NodePtr::from_raw(raw) }
+    }
+
+    fn take_back(self) -> Box<Node<K, V>> {
+        let raw = self.0;
+        std::mem::forget(self);
+        // SAFETY: never published; from `Box::into_raw`.
+        unsafe { Box::from_raw(raw) }
+    }
+}
+
+impl<K, V> Drop for Unpublished<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: never published; from `Box::into_raw`; freed once.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
 }
 
 impl<K, V> Table<K, V> {
@@ -33,17 +66,20 @@ impl<K, V> Table<K, V> {
         guard: &'g Guard,
     ) -> Insert<'g, K, V> {
         let so_key = node.link.so_key;
-        let new = Shared::from(node.as_link_ptr());
+        // The raw pointer from `Box::into_raw` is the one published, so whoever frees the
+        // node frees it through a pointer with the allocation's provenance.
+        let node = Unpublished(Box::into_raw(node));
+        let new = Shared::from(node.0.cast_const().cast::<Link>());
         loop {
             let pos = self.search(
                 so_key,
                 || self.writer_start(so_key, guard),
                 // SAFETY: `so_key` is odd, so a matching link is an entry of this table.
-                |l| eq(unsafe { &Node::<K, V>::from_link(l).key }, &node.key),
+                |l| eq(unsafe { &Node::<K, V>::from_link(l).key }, &node.node().key),
                 guard,
             );
             if !pos.found {
-                node.link.next.store(pos.curr, Ordering::Relaxed);
+                node.node().link.next.store(pos.curr, Ordering::Relaxed);
                 // AcqRel: Release publishes the node's fields to readers' Acquire loads.
                 if pos
                     .pred
@@ -52,23 +88,23 @@ impl<K, V> Table<K, V> {
                     .is_ok()
                 {
                     self.count.fetch_add(1, Ordering::Relaxed);
-                    return Insert::New(Box::leak(node));
+                    return Insert::New(node.publish());
                 }
                 continue;
             }
-            // SAFETY: found links match an entry key.
-            let old = unsafe { Node::<K, V>::from_link(pos.curr.deref()) };
-            if keep(old) {
+            // SAFETY: found links are entries of this table, protected by `guard`.
+            let old = unsafe { NodePtr::<K, V>::from_shared(pos.curr) };
+            if keep(&old) {
                 return Insert::Kept {
                     existing: old,
-                    unused: node,
+                    unused: node.take_back(),
                 };
             }
             let succ = old.link.next.load(Ordering::Acquire, guard);
             if succ.tag() == 1 {
                 continue; // removed under us: look again
             }
-            node.link.next.store(succ, Ordering::Relaxed);
+            node.node().link.next.store(succ, Ordering::Relaxed);
             // Invariant 4: one CAS deletes `old` and makes `new` reachable through it.
             // AcqRel: Release publishes `new`; Acquire orders our reads of `old` before it.
             if old
@@ -85,8 +121,8 @@ impl<K, V> Table<K, V> {
             {
                 continue;
             }
-            let new = Box::leak(node);
-            self.unlink_after_mark(pos.pred, pos.curr, new.as_link_ptr(), guard);
+            let new = node.publish();
+            self.unlink_after_mark(pos.pred, pos.curr, new.as_ptr().cast::<Link>(), guard);
             return Insert::Replaced { old, new };
         }
     }
@@ -98,7 +134,7 @@ impl<K, V> Table<K, V> {
         so_key: u64,
         mut matches: impl FnMut(&Node<K, V>) -> bool,
         guard: &'g Guard,
-    ) -> Option<&'g Node<K, V>> {
+    ) -> Option<NodePtr<'g, K, V>> {
         loop {
             let pos = self.search(
                 so_key,
@@ -110,8 +146,8 @@ impl<K, V> Table<K, V> {
             if !pos.found {
                 return None;
             }
-            // SAFETY: found links are entries.
-            let node = unsafe { Node::<K, V>::from_link(pos.curr.deref()) };
+            // SAFETY: found links are entries of this table, protected by `guard`.
+            let node = unsafe { NodePtr::<K, V>::from_shared(pos.curr) };
             let succ = node.link.next.load(Ordering::Acquire, guard);
             if succ.tag() == 1 {
                 continue;
@@ -203,16 +239,16 @@ impl<K, V> Table<K, V> {
 
     /// Marks every live entry (for `clear`) and unlinks them all in one helping pass.
     /// Returns the entries this call removed; the caller is their remover.
-    pub(crate) fn mark_all<'g>(&self, guard: &'g Guard) -> Vec<&'g Node<K, V>> {
+    pub(crate) fn mark_all<'g>(&self, guard: &'g Guard) -> Vec<NodePtr<'g, K, V>> {
         let mut removed = Vec::new();
         let head = self.sentinel(0, guard);
         let mut curr = head.next.load(Ordering::Acquire, guard).with_tag(0);
         // SAFETY: reached from the list under `guard`.
         while let Some(link) = unsafe { curr.as_ref() } {
             if link.is_entry() {
-                // SAFETY: entry links are nodes of this table.
-                let node = unsafe { Node::<K, V>::from_link(link) };
-                if self.mark(node, guard) {
+                // SAFETY: an entry link of this table, protected by `guard`.
+                let node = unsafe { NodePtr::<K, V>::from_shared(curr) };
+                if self.mark(&node, guard) {
                     removed.push(node);
                 }
             }
