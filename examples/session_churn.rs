@@ -6,18 +6,27 @@
 //! every 100 ms:
 //!
 //! - `leaky map`: `Mutex<HashMap>` that never deletes (the bug from the story);
-//! - `mutex+sweep`: `Mutex<HashMap>` with deadlines, swept every 100 ms (the usual fix);
+//! - `Mutex<HashMap>`: with deadlines, swept every 100 ms (the usual fix);
+//! - `moka`: per-entry expiry;
 //! - `wheelcache`: this crate.
+//!
+//! It prints a progress line per second, then a table, and writes an SVG chart of live
+//! heap over time to `target/session_churn.svg`.
 //!
 //! `cargo run --release --example session_churn -- [--seconds N] [--threads T] [--ttl-ms M]`
 //! (`--seconds` is per subject; default 5, so about 20 s in all).
+
+#[path = "../benches/peers/mod.rs"]
+mod peers;
+
+use peers::{value, Moka, MutexMap, Subject, Value, Wheel};
+use plotters::prelude::*;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wheelcache::Cache;
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -39,72 +48,28 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// What a server keeps per session.
-#[derive(Debug)]
-struct Session {
-    _user: u64,
-    _state: [u8; 64],
-}
+/// The bug from the story: sessions are added and never deleted.
+struct Leaky(Mutex<HashMap<u64, Value>>);
 
-/// The operations the workload needs from a session store.
-trait Store: Send + Sync {
-    fn start(&self, id: u64, s: Arc<Session>);
-    fn read(&self, id: u64) -> bool;
-    fn end(&self, id: u64);
-    /// Periodic housekeeping a hand-written store needs (the sweep).
-    fn sweep(&self) {}
-}
-
-struct Leaky(Mutex<HashMap<u64, Arc<Session>>>);
-
-impl Store for Leaky {
-    fn start(&self, id: u64, s: Arc<Session>) {
-        self.0.lock().unwrap().insert(id, s);
+impl Subject for Leaky {
+    const NAME: &'static str = "leaky map";
+    const BORROWS: bool = true;
+    const SWEPT: bool = false;
+    fn new(_ttl: Duration, _capacity: usize) -> Self {
+        Self(Mutex::new(HashMap::new()))
     }
-    fn read(&self, id: u64) -> bool {
-        self.0.lock().unwrap().get(&id).is_some()
+    fn insert(&self, key: u64, value: Value) {
+        self.0.lock().unwrap().insert(key, value);
     }
-    fn end(&self, _id: u64) {} // the bug: nothing ever deletes
-}
-
-struct Swept {
-    map: Mutex<HashMap<u64, (Instant, Arc<Session>)>>,
-    ttl: Duration,
-}
-
-impl Store for Swept {
-    fn start(&self, id: u64, s: Arc<Session>) {
-        let due = Instant::now() + self.ttl;
-        self.map.lock().unwrap().insert(id, (due, s));
+    fn get(&self, key: u64) -> Option<Value> {
+        self.0.lock().unwrap().get(&key).cloned()
     }
-    fn read(&self, id: u64) -> bool {
-        let now = Instant::now();
-        self.map
-            .lock()
-            .unwrap()
-            .get(&id)
-            .is_some_and(|(due, _)| *due > now)
+    fn read(&self, key: u64) -> Option<u64> {
+        self.0.lock().unwrap().get(&key).map(|s| s.user)
     }
-    fn end(&self, id: u64) {
-        self.map.lock().unwrap().remove(&id);
-    }
-    fn sweep(&self) {
-        let now = Instant::now();
-        self.map.lock().unwrap().retain(|_, (due, _)| *due > now);
-    }
-}
-
-struct Wheel(Cache<u64, Arc<Session>>);
-
-impl Store for Wheel {
-    fn start(&self, id: u64, s: Arc<Session>) {
-        self.0.insert(id, s);
-    }
-    fn read(&self, id: u64) -> bool {
-        self.0.pin().get(&id).is_some()
-    }
-    fn end(&self, id: u64) {
-        self.0.invalidate(&id);
+    fn remove(&self, _key: u64) {} // nothing ever deletes
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
     }
 }
 
@@ -153,6 +118,7 @@ impl Histogram {
 
 struct Outcome {
     name: &'static str,
+    len: usize,
     ops: u64,
     secs: f64,
     peak: isize,
@@ -176,14 +142,10 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-fn run(
-    name: &'static str,
-    store: Arc<dyn Store>,
-    threads: usize,
-    secs: f64,
-    ttl: Duration,
-) -> Outcome {
+fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
+    let name = S::NAME;
     let base = LIVE.load(Ordering::SeqCst);
+    let store = Arc::new(S::new(ttl, 1 << 16));
     let stop = Arc::new(AtomicBool::new(false));
     let next_id = Arc::new(AtomicU64::new(0));
     let abandoned = Arc::new(AtomicU64::new(0));
@@ -202,12 +164,9 @@ fn run(
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..64 {
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
-                        let session = Arc::new(Session {
-                            _user: id,
-                            _state: [0; 64],
-                        });
+                        let session = value(id);
                         let t0 = Instant::now();
-                        store.start(id, session);
+                        store.insert(id, session);
                         let ns = t0.elapsed().as_nanos() as u64;
                         lat.record(ns);
                         max_ns = max_ns.max(ns);
@@ -218,7 +177,7 @@ fn run(
                         x ^= x >> 7;
                         x ^= x << 17;
                         if x % 10 < 7 {
-                            store.end(id);
+                            store.remove(id);
                         } else {
                             abandoned.fetch_add(1, Ordering::Relaxed);
                         }
@@ -229,7 +188,7 @@ fn run(
             })
         })
         .collect();
-    let sweeper = {
+    let sweeper = S::SWEPT.then(|| {
         let (store, stop) = (store.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
@@ -237,7 +196,7 @@ fn run(
                 store.sweep();
             }
         })
-    };
+    });
     // Sample every 100 ms; sessions alive now ~ abandoned within the last TTL + in flight.
     let mut series = Vec::new();
     let mut abandons: Vec<u64> = Vec::new();
@@ -256,7 +215,7 @@ fn run(
         series.push((t, bytes));
         if series.len() % 10 == 0 {
             println!(
-                "  {name:<12} t={t:>5.1}s live heap {:>9.1} MiB  rss {:>7.1} MiB",
+                "  {name:<16} t={t:>5.1}s live heap {:>9.1} MiB  rss {:>7.1} MiB",
                 bytes as f64 / 1048576.0,
                 rss_bytes() as f64 / 1048576.0
             );
@@ -271,13 +230,17 @@ fn run(
         lat.merge(&l);
         max_ns = max_ns.max(m);
     }
-    sweeper.join().unwrap();
+    if let Some(s) = sweeper {
+        s.join().unwrap();
+    }
     let elapsed = started.elapsed().as_secs_f64();
+    let len = store.len();
     let middle = series.get(series.len() / 2).map_or(0, |s| s.1);
     let last = series.last().map_or(0, |s| s.1);
     drop(store);
     Outcome {
         name,
+        len,
         ops,
         secs: elapsed,
         peak,
@@ -305,24 +268,18 @@ fn main() {
     let threads = arg("--threads", 4.0) as usize;
     let ttl = Duration::from_millis(arg("--ttl-ms", 200.0) as u64);
     println!("session churn: {threads} threads, TTL {ttl:?}, {secs} s per subject; 4 reads per session, 70% ended, 30% abandoned");
-    let subjects: Vec<(&'static str, Arc<dyn Store>)> = vec![
-        ("leaky map", Arc::new(Leaky(Mutex::new(HashMap::new())))),
-        (
-            "mutex+sweep",
-            Arc::new(Swept {
-                map: Mutex::new(HashMap::new()),
-                ttl,
-            }),
-        ),
-        (
-            "wheelcache",
-            Arc::new(Wheel(Cache::builder().time_to_live(ttl).build())),
-        ),
-    ];
     let mut outcomes = Vec::new();
-    for (name, store) in subjects {
+    for (i, name) in [Leaky::NAME, MutexMap::NAME, Moka::NAME, Wheel::NAME]
+        .into_iter()
+        .enumerate()
+    {
         println!("{name}:");
-        outcomes.push(run(name, store, threads, secs, ttl));
+        outcomes.push(match i {
+            0 => run::<Leaky>(threads, secs, ttl),
+            1 => run::<MutexMap>(threads, secs, ttl),
+            2 => run::<Moka>(threads, secs, ttl),
+            _ => run::<Wheel>(threads, secs, ttl),
+        });
     }
     println!();
     println!("| subject | Mops/s | peak heap MiB | final heap MiB | end/middle | bytes per live session | insert p50 | p99.9 | max | peak RSS MiB |");
@@ -342,5 +299,81 @@ fn main() {
             o.rss_peak as f64 / 1048576.0,
         );
     }
-    let _ = outcomes.iter().map(|o| o.series.len()).sum::<usize>();
+    let mutex = outcomes.iter().find(|o| o.name == MutexMap::NAME);
+    let wheel = outcomes.iter().find(|o| o.name == Wheel::NAME);
+    let moka = outcomes.iter().find(|o| o.name == Moka::NAME);
+    if let (Some(m), Some(w), Some(k)) = (mutex, wheel, moka) {
+        let rate = |o: &Outcome| o.ops as f64 / o.secs;
+        let per = |o: &Outcome| o.last as f64 / o.live_sessions.max(1.0);
+        println!();
+        println!(
+            "wheelcache vs Mutex<HashMap>+sweep: throughput {:.2}x, memory per live session {:.2}x, insert p99.9 {:.2}x",
+            rate(w) / rate(m),
+            per(w) / per(m),
+            w.lat.quantile(0.999) as f64 / m.lat.quantile(0.999) as f64
+        );
+        println!("wheelcache vs moka: throughput {:.2}x", rate(w) / rate(k));
+    }
+    for o in &outcomes {
+        println!("{} entries held at the end: {}", o.name, o.len);
+    }
+    match chart(&outcomes) {
+        Ok(path) => println!("chart: {path}"),
+        Err(e) => println!("chart not written: {e}"),
+    }
+}
+
+/// Live heap over time, one line per subject.
+fn chart(outcomes: &[Outcome]) -> Result<String, Box<dyn std::error::Error>> {
+    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    std::fs::create_dir_all(&dir)?;
+    let path = format!("{dir}/session_churn.svg");
+    let root = SVGBackend::new(&path, (900, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max_t = outcomes
+        .iter()
+        .flat_map(|o| o.series.last())
+        .map(|s| s.0)
+        .fold(1.0, f64::max);
+    let max_mib = outcomes
+        .iter()
+        .flat_map(|o| o.series.iter().map(|s| s.1))
+        .max()
+        .unwrap_or(1) as f64
+        / 1048576.0;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Live heap under session churn (lower and flat is better)",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..max_t, 0.0..max_mib * 1.05)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("live heap, MiB")
+        .draw()?;
+    let colors = [RED, BLUE, GREEN, BLACK];
+    for (o, color) in outcomes.iter().zip(colors) {
+        chart
+            .draw_series(LineSeries::new(
+                o.series.iter().map(|&(t, b)| (t, b as f64 / 1048576.0)),
+                color.stroke_width(2),
+            ))?
+            .label(o.name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    drop(chart);
+    drop(root);
+    Ok(path)
 }

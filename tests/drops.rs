@@ -13,6 +13,15 @@ use wheelcache::{Cache, ManualClock, RemovalCause};
 
 const MS: Duration = Duration::from_millis(1);
 
+/// Operation counts, shrunk under Miri.
+fn scale(n: u64) -> u64 {
+    if cfg!(miri) {
+        (n / 100).max(10)
+    } else {
+        n
+    }
+}
+
 #[test]
 fn every_departure_path_drops_once() {
     let ledger = Ledger::new();
@@ -94,7 +103,7 @@ fn get_or_insert_with_loser_value_dropped_once() {
             let ledger = Arc::clone(&ledger);
             std::thread::spawn(move || {
                 let mut ids = Vec::new();
-                for k in 0..200 {
+                for k in 0..scale(200) {
                     let v = cache.get_or_insert_with(k, || Tracked::new(t * 1000 + k, &ledger));
                     ids.push(v.id);
                 }
@@ -103,7 +112,7 @@ fn get_or_insert_with_loser_value_dropped_once() {
         })
         .collect();
     let seen: Vec<Vec<u64>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    for k in 0..200 {
+    for k in 0..scale(200) {
         let winner = cache.get(&k).unwrap().id;
         for ids in &seen {
             assert_eq!(ids[k as usize], winner, "every caller got the stored value");
@@ -286,7 +295,7 @@ fn listener_sees_each_departure_exactly_once_under_threads() {
             let ledger = ledger.clone();
             std::thread::spawn(move || {
                 let mut inserted = 0;
-                for i in 0..20_000u64 {
+                for i in 0..scale(20_000) {
                     let k = (i * 7 + t) % 500;
                     match i % 4 {
                         0 | 1 => {

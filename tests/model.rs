@@ -253,7 +253,7 @@ proptest! {
     })]
 
     #[test]
-    fn cache_matches_model(ops in proptest::collection::vec(op(), 1..120)) {
+    fn cache_matches_model(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 120 })) {
         let mut ops = ops;
         ops.push(Op::RunPending);
         run(&ops)?;

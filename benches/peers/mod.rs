@@ -1,0 +1,347 @@
+//! The subjects compared in the benchmarks and the demonstration, behind one trait.
+//!
+//! Every subject stores a deadline per entry (or expires entries itself) so all do the
+//! same work: hand-written maps store `(deadline, value)`, check it on read and are swept
+//! periodically by [`Subject::sweep`]; moka and wheelcache expire entries themselves;
+//! quick_cache has no TTL, so the deadline is checked on read only (it relies on its
+//! capacity bound for memory).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// The value every subject stores: what a server keeps per session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) user: u64,
+    pub(crate) state: [u8; 40],
+}
+
+pub(crate) type Value = Arc<Session>;
+
+pub(crate) fn value(user: u64) -> Value {
+    Arc::new(Session {
+        user,
+        state: [0; 40],
+    })
+}
+
+type Hasher = ahash::RandomState;
+
+pub(crate) trait Subject: Send + Sync + 'static {
+    const NAME: &'static str;
+    /// Whether reads can borrow (no clone) in this subject's own API.
+    const BORROWS: bool;
+    /// Whether entries need [`Subject::sweep`] to leave.
+    const SWEPT: bool;
+    fn new(ttl: Duration, capacity: usize) -> Self;
+    fn insert(&self, key: u64, value: Value);
+    /// A cloned read.
+    fn get(&self, key: u64) -> Option<Value>;
+    /// A borrowed read (falls back to a clone where the API cannot borrow).
+    fn read(&self, key: u64) -> Option<u64>;
+    fn remove(&self, key: u64);
+    fn sweep(&self) {}
+    /// Entries held (may include expired ones until swept).
+    fn len(&self) -> usize;
+}
+
+pub(crate) struct Wheel(wheelcache::Cache<u64, Value>);
+
+impl Subject for Wheel {
+    const NAME: &'static str = "wheelcache";
+    const BORROWS: bool = true;
+    const SWEPT: bool = false;
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self(
+            wheelcache::Cache::builder()
+                .time_to_live(ttl)
+                .initial_capacity(capacity)
+                .build(),
+        )
+    }
+    fn insert(&self, key: u64, value: Value) {
+        self.0.insert(key, value);
+    }
+    fn get(&self, key: u64) -> Option<Value> {
+        self.0.get(&key)
+    }
+    fn read(&self, key: u64) -> Option<u64> {
+        self.0.pin().get(&key).map(|s| s.user)
+    }
+    fn remove(&self, key: u64) {
+        self.0.invalidate(&key);
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+pub(crate) struct MutexMap {
+    map: Mutex<HashMap<u64, (Instant, Value), Hasher>>,
+    ttl: Duration,
+}
+
+impl Subject for MutexMap {
+    const NAME: &'static str = "Mutex<HashMap>";
+    const BORROWS: bool = true;
+    const SWEPT: bool = true;
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            map: Mutex::new(HashMap::with_capacity_and_hasher(capacity, Hasher::new())),
+            ttl,
+        }
+    }
+    fn insert(&self, key: u64, value: Value) {
+        let due = Instant::now() + self.ttl;
+        self.map.lock().unwrap().insert(key, (due, value));
+    }
+    fn get(&self, key: u64) -> Option<Value> {
+        let now = Instant::now();
+        self.map
+            .lock()
+            .unwrap()
+            .get(&key)
+            .filter(|e| e.0 > now)
+            .map(|e| e.1.clone())
+    }
+    fn read(&self, key: u64) -> Option<u64> {
+        let now = Instant::now();
+        self.map
+            .lock()
+            .unwrap()
+            .get(&key)
+            .filter(|e| e.0 > now)
+            .map(|e| e.1.user)
+    }
+    fn remove(&self, key: u64) {
+        self.map.lock().unwrap().remove(&key);
+    }
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.map.lock().unwrap().retain(|_, e| e.0 > now);
+    }
+    fn len(&self) -> usize {
+        self.map.lock().unwrap().len()
+    }
+}
+
+pub(crate) struct RwLockMap {
+    map: RwLock<HashMap<u64, (Instant, Value), Hasher>>,
+    ttl: Duration,
+}
+
+impl Subject for RwLockMap {
+    const NAME: &'static str = "RwLock<HashMap>";
+    const BORROWS: bool = true;
+    const SWEPT: bool = true;
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            map: RwLock::new(HashMap::with_capacity_and_hasher(capacity, Hasher::new())),
+            ttl,
+        }
+    }
+    fn insert(&self, key: u64, value: Value) {
+        let due = Instant::now() + self.ttl;
+        self.map.write().unwrap().insert(key, (due, value));
+    }
+    fn get(&self, key: u64) -> Option<Value> {
+        let now = Instant::now();
+        self.map
+            .read()
+            .unwrap()
+            .get(&key)
+            .filter(|e| e.0 > now)
+            .map(|e| e.1.clone())
+    }
+    fn read(&self, key: u64) -> Option<u64> {
+        let now = Instant::now();
+        self.map
+            .read()
+            .unwrap()
+            .get(&key)
+            .filter(|e| e.0 > now)
+            .map(|e| e.1.user)
+    }
+    fn remove(&self, key: u64) {
+        self.map.write().unwrap().remove(&key);
+    }
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.map.write().unwrap().retain(|_, e| e.0 > now);
+    }
+    fn len(&self) -> usize {
+        self.map.read().unwrap().len()
+    }
+}
+
+pub(crate) struct Dash {
+    map: dashmap::DashMap<u64, (Instant, Value), Hasher>,
+    ttl: Duration,
+}
+
+impl Subject for Dash {
+    const NAME: &'static str = "dashmap";
+    const BORROWS: bool = true;
+    const SWEPT: bool = true;
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            map: dashmap::DashMap::with_capacity_and_hasher(capacity, Hasher::new()),
+            ttl,
+        }
+    }
+    fn insert(&self, key: u64, value: Value) {
+        self.map.insert(key, (Instant::now() + self.ttl, value));
+    }
+    fn get(&self, key: u64) -> Option<Value> {
+        let now = Instant::now();
+        self.map
+            .get(&key)
+            .filter(|e| e.0 > now)
+            .map(|e| e.1.clone())
+    }
+    fn read(&self, key: u64) -> Option<u64> {
+        let now = Instant::now();
+        self.map.get(&key).filter(|e| e.0 > now).map(|e| e.1.user)
+    }
+    fn remove(&self, key: u64) {
+        self.map.remove(&key);
+    }
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.map.retain(|_, e| e.0 > now);
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+pub(crate) struct Papaya {
+    map: papaya::HashMap<u64, (Instant, Value), Hasher>,
+    ttl: Duration,
+}
+
+impl Subject for Papaya {
+    const NAME: &'static str = "papaya";
+    const BORROWS: bool = true;
+    const SWEPT: bool = true;
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            map: papaya::HashMap::with_capacity_and_hasher(capacity, Hasher::new()),
+            ttl,
+        }
+    }
+    fn insert(&self, key: u64, value: Value) {
+        self.map
+            .pin()
+            .insert(key, (Instant::now() + self.ttl, value));
+    }
+    fn get(&self, key: u64) -> Option<Value> {
+        let now = Instant::now();
+        self.map
+            .pin()
+            .get(&key)
+            .filter(|e| e.0 > now)
+            .map(|e| e.1.clone())
+    }
+    fn read(&self, key: u64) -> Option<u64> {
+        let now = Instant::now();
+        self.map
+            .pin()
+            .get(&key)
+            .filter(|e| e.0 > now)
+            .map(|e| e.1.user)
+    }
+    fn remove(&self, key: u64) {
+        self.map.pin().remove(&key);
+    }
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.map.pin().retain(|_, e| e.0 > now);
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+pub(crate) struct Moka(moka::sync::Cache<u64, Value, Hasher>);
+
+struct FixedTtl(Duration);
+
+impl moka::Expiry<u64, Value> for FixedTtl {
+    fn expire_after_create(&self, _: &u64, _: &Value, _: Instant) -> Option<Duration> {
+        Some(self.0)
+    }
+}
+
+impl Subject for Moka {
+    const NAME: &'static str = "moka";
+    const BORROWS: bool = false;
+    const SWEPT: bool = false;
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        // Per-entry expiry (its timer wheel), as wheelcache; no capacity bound.
+        Self(
+            moka::sync::Cache::builder()
+                .expire_after(FixedTtl(ttl))
+                .initial_capacity(capacity)
+                .build_with_hasher(Hasher::new()),
+        )
+    }
+    fn insert(&self, key: u64, value: Value) {
+        self.0.insert(key, value);
+    }
+    fn get(&self, key: u64) -> Option<Value> {
+        self.0.get(&key)
+    }
+    fn read(&self, key: u64) -> Option<u64> {
+        self.0.get(&key).map(|s| s.user)
+    }
+    fn remove(&self, key: u64) {
+        self.0.invalidate(&key);
+    }
+    fn len(&self) -> usize {
+        self.0.run_pending_tasks();
+        self.0.entry_count() as usize
+    }
+}
+
+pub(crate) struct Quick {
+    cache: quick_cache::sync::Cache<u64, (Instant, Value), quick_cache::UnitWeighter, Hasher>,
+    ttl: Duration,
+}
+
+impl Subject for Quick {
+    const NAME: &'static str = "quick_cache";
+    const BORROWS: bool = false;
+    const SWEPT: bool = false;
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        let cap = capacity.max(1 << 16);
+        Self {
+            cache: quick_cache::sync::Cache::with(
+                cap,
+                cap as u64,
+                quick_cache::UnitWeighter,
+                Hasher::new(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
+            ttl,
+        }
+    }
+    fn insert(&self, key: u64, value: Value) {
+        self.cache.insert(key, (Instant::now() + self.ttl, value));
+    }
+    fn get(&self, key: u64) -> Option<Value> {
+        let now = Instant::now();
+        self.cache.get(&key).filter(|e| e.0 > now).map(|e| e.1)
+    }
+    fn read(&self, key: u64) -> Option<u64> {
+        self.get(key).map(|s| s.user)
+    }
+    fn remove(&self, key: u64) {
+        self.cache.remove(&key);
+    }
+    fn len(&self) -> usize {
+        self.cache.len()
+    }
+}
