@@ -133,21 +133,50 @@ impl Ticker {
     /// `now() >= d`.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        (self.clock.now_nanos() / self.tick_nanos).min(NEVER)
+        self.read().tick()
     }
 
-    /// The tick at which an entry inserted at tick-time `now_nanos` with `ttl` expires,
-    /// rounded up so no entry expires early; [`NEVER`] when that lies past the range.
+    /// One reading of the clock, to derive both "now" and deadlines from.
+    #[inline]
+    pub(crate) fn read(&self) -> Reading {
+        Reading {
+            nanos: self.clock.now_nanos(),
+            tick_nanos: self.tick_nanos,
+        }
+    }
+
+    /// The tick at which an entry inserted now with `ttl` expires (see [`Reading`]).
+    #[cfg(test)]
     pub(crate) fn deadline_after(&self, ttl: Duration) -> u64 {
-        let now = u128::from(self.clock.now_nanos());
-        let due = now + ttl.as_nanos();
-        let ticks = due.div_ceil(u128::from(self.tick_nanos));
-        u64::try_from(ticks).map_or(NEVER, |t| t.min(NEVER))
+        self.read().deadline_after(ttl)
     }
 
     /// The wheel's resolution.
     pub(crate) fn tick(&self) -> Duration {
         Duration::from_nanos(self.tick_nanos)
+    }
+}
+
+/// A clock reading (nanoseconds) with the tick size to convert it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reading {
+    nanos: u64,
+    tick_nanos: u64,
+}
+
+impl Reading {
+    /// The current tick, rounded down (see [`Ticker::now`]).
+    #[inline]
+    pub(crate) fn tick(self) -> u64 {
+        (self.nanos / self.tick_nanos).min(NEVER)
+    }
+
+    /// The tick at which an entry stored at this reading with `ttl` expires, rounded up so
+    /// no entry expires early; [`NEVER`] when that lies past the range.
+    pub(crate) fn deadline_after(self, ttl: Duration) -> u64 {
+        let due = u128::from(self.nanos) + ttl.as_nanos();
+        let ticks = due.div_ceil(u128::from(self.tick_nanos));
+        u64::try_from(ticks).map_or(NEVER, |t| t.min(NEVER))
     }
 }
 

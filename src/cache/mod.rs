@@ -18,7 +18,7 @@ mod reaper;
 pub use builder::CacheBuilder;
 pub use pinned::Pinned;
 
-use crate::clock::{Ticker, NEVER};
+use crate::clock::{Reading, Ticker, NEVER};
 use crate::policy::{notify, Listener, RemovalCause};
 use crate::reclaim::Pending;
 use crate::segment::{Mode, Segment};
@@ -269,8 +269,8 @@ where
         &self.segments[index]
     }
 
-    fn deadline(&self, ttl: Option<Duration>) -> u64 {
-        ttl.map_or(NEVER, |t| self.ticker.deadline_after(t))
+    fn deadline(ttl: Option<Duration>, now: Reading) -> u64 {
+        ttl.map_or(NEVER, |t| now.deadline_after(t))
     }
 
     fn expired_now(&self, node: &Node<K, V>) -> bool {
@@ -305,10 +305,13 @@ where
         let hash = self.hash(&key);
         let segment = self.segment(hash);
         let guard = epoch::pin();
-        let node = Box::new(Node::new(hash, key, value, self.deadline(ttl)));
+        let now = self.ticker.read();
+        let node = Box::new(Node::new(hash, key, value, Self::deadline(ttl, now)));
         match segment.table.insert(node, |a, b| a == b, |_| false, &guard) {
-            Insert::New(new) => self.linked_new(segment, new, &guard),
-            Insert::Replaced { old, new } => self.linked_over(segment, old, new, &guard),
+            Insert::New(new) => self.linked_new(segment, new, now.tick(), &guard),
+            Insert::Replaced { old, new } => {
+                self.linked_over(segment, old, new, now.tick(), &guard)
+            }
             Insert::Kept { .. } => unreachable!("`keep` refused every existing entry"),
         }
     }
@@ -318,11 +321,12 @@ where
         let hash = self.hash(&key);
         let segment = self.segment(hash);
         let guard = epoch::pin();
+        let now = self.ticker.now();
         let old = segment
             .table
             .remove(regular_key(hash), |n| n.key == key, &guard);
-        let old_cause =
-            old.map(|old| self.departed_by_caller(segment, old, RemovalCause::Replaced, &guard));
+        let old_cause = old
+            .map(|old| self.departed_by_caller(segment, old, RemovalCause::Replaced, now, &guard));
         self.stats
             .record(if old_cause == Some(RemovalCause::Replaced) {
                 Event::Update
@@ -339,11 +343,11 @@ where
     }
 
     /// Bookkeeping after linking a node under a new key.
-    fn linked_new(&self, segment: &Segment<K, V>, new: NodePtr<'_, K, V>, guard: &Guard) {
+    fn linked_new(&self, segment: &Segment<K, V>, new: NodePtr<'_, K, V>, now: u64, guard: &Guard) {
         self.stats.record(Event::Insert);
         segment.linked(new);
         segment.table.maybe_grow();
-        self.maintain_after_write(segment, guard);
+        self.maintain_after_write(segment, now, guard);
     }
 
     /// Bookkeeping after `new` replaced `old` (the caller is `old`'s remover).
@@ -352,16 +356,17 @@ where
         segment: &Segment<K, V>,
         old: NodePtr<'_, K, V>,
         new: NodePtr<'_, K, V>,
+        now: u64,
         guard: &Guard,
     ) {
-        let cause = self.departed_by_caller(segment, old, RemovalCause::Replaced, guard);
+        let cause = self.departed_by_caller(segment, old, RemovalCause::Replaced, now, guard);
         self.stats.record(if cause == RemovalCause::Replaced {
             Event::Update
         } else {
             Event::Insert
         });
         segment.linked(new);
-        self.maintain_after_write(segment, guard);
+        self.maintain_after_write(segment, now, guard);
         self.notify(&old, cause);
     }
 
@@ -372,9 +377,10 @@ where
         segment: &Segment<K, V>,
         node: NodePtr<'_, K, V>,
         live_cause: RemovalCause,
+        now: u64,
         guard: &Guard,
     ) -> RemovalCause {
-        let cause = if self.expired_now(&node) {
+        let cause = if node.is_expired(now) {
             self.stats.record(Event::Expiration);
             RemovalCause::Expired
         } else {
@@ -397,8 +403,9 @@ where
         let node = segment
             .table
             .remove(regular_key(hash), |n| n.key.borrow() == key, guard)?;
-        let cause = self.departed_by_caller(segment, node, RemovalCause::Explicit, guard);
-        self.maintain_after_write(segment, guard);
+        let now = self.ticker.now();
+        let cause = self.departed_by_caller(segment, node, RemovalCause::Explicit, now, guard);
+        self.maintain_after_write(segment, now, guard);
         self.notify(&node, cause);
         (cause == RemovalCause::Explicit).then(|| read(&node))
     }
@@ -419,16 +426,22 @@ where
         }
         let hash = self.hash(&key);
         let segment = self.segment(hash);
-        let node = Box::new(Node::new(hash, key, value, self.deadline(self.ttl)));
-        let now = self.ticker.now();
+        let reading = self.ticker.read();
+        let now = reading.tick();
+        let node = Box::new(Node::new(
+            hash,
+            key,
+            value,
+            Self::deadline(self.ttl, reading),
+        ));
         let keep = |existing: &Node<K, V>| !existing.is_expired(now);
         match segment.table.insert(node, |a, b| a == b, keep, &guard) {
             Insert::New(new) => {
-                self.linked_new(segment, new, &guard);
+                self.linked_new(segment, new, now, &guard);
                 new.value.clone()
             }
             Insert::Replaced { old, new } => {
-                self.linked_over(segment, old, new, &guard);
+                self.linked_over(segment, old, new, now, &guard);
                 new.value.clone()
             }
             Insert::Kept { existing, unused } => {
@@ -441,13 +454,14 @@ where
 
     fn clear(&self) {
         let guard = epoch::pin();
+        let now = self.ticker.now();
         for segment in self.segments.iter() {
             let removed = segment.table.mark_all(&guard);
             let causes: Vec<RemovalCause> = removed
                 .iter()
-                .map(|&n| self.departed_by_caller(segment, n, RemovalCause::Explicit, &guard))
+                .map(|&n| self.departed_by_caller(segment, n, RemovalCause::Explicit, now, &guard))
                 .collect();
-            self.maintain_after_write(segment, &guard);
+            self.maintain_after_write(segment, now, &guard);
             for (node, cause) in removed.into_iter().zip(causes) {
                 self.notify(&node, cause);
             }
@@ -455,9 +469,9 @@ where
     }
 
     /// The write path's bounded slice of maintenance, then the listener for what expired.
-    fn maintain_after_write(&self, segment: &Segment<K, V>, guard: &Guard) {
+    fn maintain_after_write(&self, segment: &Segment<K, V>, now: u64, guard: &Guard) {
         let mut expired = Vec::new();
-        segment.maintain(self.ticker.now(), Mode::Write, guard, &mut expired);
+        segment.maintain(now, Mode::Write, guard, &mut expired);
         self.expired(&expired);
     }
 
