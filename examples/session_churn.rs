@@ -22,31 +22,16 @@ mod peers;
 use peers::{value, Moka, MutexMap, Subject, Value, Wheel};
 use plotters::prelude::*;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: defers to `System`, only counting sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "../tests/common/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting::Counting = counting::Counting;
 
 /// The bug from the story: sessions are added and never deleted.
 struct Leaky(Mutex<HashMap<u64, Value>>);
@@ -144,7 +129,7 @@ fn rss_bytes() -> u64 {
 
 fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
     let name = S::NAME;
-    let base = LIVE.load(Ordering::SeqCst);
+    let base = counting::live_bytes();
     let store = Arc::new(S::new(ttl, 1 << 16));
     let stop = Arc::new(AtomicBool::new(false));
     let next_id = Arc::new(AtomicU64::new(0));
@@ -206,7 +191,7 @@ fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
     while started.elapsed().as_secs_f64() < secs {
         std::thread::sleep(Duration::from_millis(100));
         let t = started.elapsed().as_secs_f64();
-        let bytes = LIVE.load(Ordering::Relaxed) - base;
+        let bytes = counting::live_bytes() - base;
         abandons.push(abandoned.load(Ordering::Relaxed));
         let back = abandons.len().saturating_sub(window + 1);
         live_sessions = (abandons[abandons.len() - 1] - abandons[back]) as f64 + threads as f64;

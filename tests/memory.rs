@@ -1,42 +1,21 @@
 //! Memory: per-entry overhead, and that an emptied cache gives its memory back.
 //! A counting global allocator measures requested bytes (as the peers' figures do).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wheelcache::{Cache, ManualClock};
 
-struct Counting;
+#[path = "common/counting.rs"]
+mod counting;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
+#[global_allocator]
+static ALLOC: counting::Counting = counting::Counting;
+
 /// Tests in this file measure a global counter: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-// SAFETY: defers to `System`, only counting sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
 fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
+    counting::live_bytes()
 }
 
 const N: u64 = if cfg!(miri) { 2_000 } else { 1_000_000 };

@@ -3,31 +3,16 @@
 //! value must be dropped exactly once, and once traffic stops and the TTL passes the
 //! cache must return to near-empty memory.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wheelcache::Cache;
 
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: defers to `System`, only counting sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting::Counting = counting::Counting;
 
 static VALUES: AtomicIsize = AtomicIsize::new(0);
 
@@ -57,7 +42,7 @@ fn churn_keeps_memory_flat_and_returns_it() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(if cfg!(miri) { 0.2 } else { 3.0 });
     let ttl = Duration::from_millis(50);
-    let base = LIVE.load(Ordering::SeqCst);
+    let base = counting::live_bytes();
     let cache: Cache<u64, Arc<Session>> = Cache::builder().time_to_live(ttl).build();
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..4u64)
@@ -87,7 +72,7 @@ fn churn_keeps_memory_flat_and_returns_it() {
     let mut samples = 0;
     while started.elapsed().as_secs_f64() < secs {
         std::thread::sleep(Duration::from_millis(20));
-        let live_bytes = LIVE.load(Ordering::SeqCst) - base;
+        let live_bytes = counting::live_bytes() - base;
         let entries = cache.len() as isize;
         let bound = entries * 256 + (16 << 20);
         worst = worst.max(live_bytes as f64 / bound as f64);
@@ -109,7 +94,7 @@ fn churn_keeps_memory_flat_and_returns_it() {
         0,
         "every value dropped once the TTL passed"
     );
-    let after = LIVE.load(Ordering::SeqCst) - base;
+    let after = counting::live_bytes() - base;
     println!("soak: {samples} samples over {secs} s, worst live/bound {worst:.2}, {after} B left after the TTL");
     assert!(
         after < 1 << 20,
