@@ -43,6 +43,10 @@ pub(crate) trait Subject: Send + Sync + 'static {
     fn read(&self, key: u64) -> Option<u64>;
     fn remove(&self, key: u64);
     fn sweep(&self) {}
+    /// Whatever makes lapsed entries leave now: a sweep, or the cache's own maintenance.
+    fn maintain(&self) {
+        self.sweep();
+    }
     /// Entries held (may include expired ones until swept).
     fn len(&self) -> usize;
 }
@@ -72,6 +76,9 @@ impl Subject for Wheel {
     }
     fn remove(&self, key: u64) {
         self.0.invalidate(&key);
+    }
+    fn maintain(&self) {
+        self.0.run_pending_tasks();
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -299,6 +306,9 @@ impl Subject for Moka {
     }
     fn remove(&self, key: u64) {
         self.0.invalidate(&key);
+    }
+    fn maintain(&self) {
+        self.0.run_pending_tasks();
     }
     fn len(&self) -> usize {
         self.0.run_pending_tasks();
