@@ -2,8 +2,7 @@
 //!
 //! For each subject: insert 10^6 entries (u64 key, `Arc` value of 64 bytes, 5 s TTL) and
 //! report requested bytes per entry beyond the value's own allocation (key, value pointer
-//! and overhead), from a counting
-//! allocator); then let every entry lapse, run the subject's maintenance (a sweep, or the
+//! and overhead; a counting allocator); then let every entry lapse, run the subject's maintenance (a sweep, or the
 //! cache's own), and report what it still holds.
 //!
 //! `cargo run --release --example memory -- [entries]`
