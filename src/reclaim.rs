@@ -30,8 +30,9 @@ use std::sync::Arc;
 /// Retired nodes per sealed batch (smaller under Miri and loom, to exercise sealing).
 pub(crate) const BATCH: usize = if cfg!(any(miri, loom)) { 2 } else { 256 };
 
-/// Sealed batches whose closure has not run yet; shared by every segment of one cache and
-/// by the closures themselves (which may run after the cache is gone).
+/// Deferred batches (sealed entry batches and a shrink's sentinels) whose closure has not
+/// run yet; shared by every segment of one cache and by the closures themselves (which may
+/// run after the cache is gone).
 #[derive(Debug, Default)]
 pub(crate) struct Pending(AtomicUsize);
 
@@ -95,18 +96,9 @@ impl<K, V> Limbo<K, V> {
         if links.is_empty() {
             return;
         }
-        // Relaxed: as in `seal`.
-        self.pending.0.fetch_add(1, Ordering::Relaxed);
-        let pending = Arc::clone(&self.pending);
-        // SAFETY: the links are unreachable for threads that pin from now on; the closure
-        // runs after every thread pinned now has unpinned. Sentinels hold no user data.
-        unsafe {
-            guard.defer_unchecked(move || {
-                free_links(links);
-                pending.0.fetch_sub(1, Ordering::Release);
-            });
-        }
-        guard.flush();
+        // SAFETY: the links are unreachable for threads that pin from now on; sentinels
+        // hold no user data.
+        unsafe { self.defer_counted(guard, move || free_links(links)) };
     }
 
     /// Hands every node in the limbo to the epoch as one batch and flushes the guard.
@@ -117,19 +109,30 @@ impl<K, V> Limbo<K, V> {
         if batch.is_null() {
             return;
         }
+        // SAFETY: every node in `batch` is retired (see `retire`), so unreachable for
+        // threads that pin from now on. The closure owns only the nodes, so it may outlive
+        // the cache and run on any thread: sound because a cache can only be built for
+        // `K, V: Send + Sync + 'static` (see `Cache`'s bounds).
+        unsafe { self.defer_counted(guard, move || free_chain(batch)) };
+    }
+
+    /// Defers `free` as one counted batch (see [`Pending`]) and flushes the guard, so the
+    /// batch reaches the global queue at once instead of waiting in a thread-local bag.
+    ///
+    /// # Safety
+    /// `free` may touch only what the caller has made unreachable for threads that pin
+    /// from now on; it runs on any thread once every thread pinned now has unpinned.
+    unsafe fn defer_counted(&self, guard: &Guard, free: impl FnOnce()) {
         // Relaxed: the closure's Release decrement orders the frees; the increment only has
         // to be visible before the closure can run, which the defer below ensures.
         self.pending.0.fetch_add(1, Ordering::Relaxed);
         let pending = Arc::clone(&self.pending);
-        // SAFETY: every node in `batch` is retired (see `retire`); the closure runs only
-        // after all threads pinned now have unpinned, so no reader can still see them. The
-        // closure owns only the nodes and an `Arc`, so it may outlive the cache, and may run
-        // on any thread: sound because a cache can only be built for `K, V: Send + Sync +
-        // 'static` (see `Cache`'s bounds).
+        // SAFETY: the caller's contract; crossbeam runs the closure only after every thread
+        // pinned now has unpinned.
         unsafe {
             guard.defer_unchecked(move || {
-                // The batch is ours alone now (see above).
-                free_chain(batch);
+                free();
+                // Release pairs with the Acquire load in `Pending::batches`.
                 pending.0.fetch_sub(1, Ordering::Release);
             });
         }
