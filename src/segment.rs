@@ -9,17 +9,26 @@
 //! the drainer acts on the node's *current* flags, so a schedule request overtaken by a
 //! removal becomes a cancellation.
 //!
-//! No request is stranded: a writer pushes, issues a SeqCst fence, then tries the lock; the
-//! holder unlocks, issues a SeqCst fence, then looks at the stack and goes round again if
-//! it is not empty. By the fences' total order, either the holder sees the push or the
-//! writer's `try_lock` sees the lock free.
+//! Maintenance is amortised: a write takes its turn only when the segment is *due* —
+//! [`HANDOFF_BATCH`] requests have queued since the last drain, the clock has reached a
+//! tick the wheel has not seen, or the last maintainer left due work or a shrink behind.
+//! Other writes only push (one CAS). A short-lived entry is then often removed before its
+//! scheduling request is drained, and the drainer drops both without touching the wheel.
+//! Requests therefore wait at most for the next due write, and at most `HANDOFF_BATCH` of
+//! them, plus one tick's worth, per segment; `run_pending_tasks` and the reaper apply
+//! whatever is left.
+//!
+//! When a writer does maintain, nothing it queued is stranded: it pushes, issues a SeqCst
+//! fence, then tries the lock; the holder unlocks, issues a SeqCst fence, then looks at the
+//! stack and goes round again if it is not empty. By the fences' total order, either the
+//! holder sees the push or the writer's `try_lock` sees the lock free.
 //!
 //! Expiry work per write-path call is bounded ([`WRITE_BUDGET`] entries); entries fired
 //! are returned to the caller, who runs the listener after the lock is released.
 
 use crate::clock::NEVER;
 use crate::reclaim::Pending;
-use crate::sync::{self, fence, AtomicPtr, Mutex, Ordering};
+use crate::sync::{self, fence, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::table::node::{Node, NodePtr, DETACHED, QUEUED, REMOVED, SCHEDULED};
 use crate::table::{Shrink, Table, Tuning};
 use crate::wheel::Wheel;
@@ -32,6 +41,20 @@ use std::sync::Arc;
 pub(crate) const WRITE_BUDGET: usize = 32;
 /// Sentinels a write-path shrink step may delete per call.
 const SHRINK_BUDGET: usize = 64;
+/// Requests queued since the last drain that make a segment due for maintenance (one under
+/// loom, so that every write maintains and the models see every interleaving).
+const HANDOFF_BATCH: usize = if cfg!(loom) { 1 } else { 16 };
+
+/// The hand-off stack and the write path's "is maintenance due?" state, on one cache line:
+/// a writer touches it with its push anyway.
+#[derive(Debug)]
+struct HandOff<K, V> {
+    head: AtomicPtr<Node<K, V>>,
+    /// Pushes since the last drain (a hint: reset before the drain's swap).
+    queued: AtomicUsize,
+    /// The first tick at which writes must maintain again; 0 when due work was left.
+    due_at: AtomicU64,
+}
 
 /// How much maintenance a call may do, and whether it may wait for the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +75,7 @@ struct Maint<K, V> {
 #[derive(Debug)]
 pub(crate) struct Segment<K, V> {
     pub(crate) table: Table<K, V>,
-    handoff: CachePadded<AtomicPtr<Node<K, V>>>,
+    handoff: CachePadded<HandOff<K, V>>,
     maint: Mutex<Maint<K, V>>,
 }
 
@@ -60,7 +83,11 @@ impl<K, V> Segment<K, V> {
     pub(crate) fn new(capacity: usize, tuning: Tuning, now: u64, pending: Arc<Pending>) -> Self {
         Self {
             table: Table::new(capacity, tuning, pending),
-            handoff: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            handoff: CachePadded::new(HandOff {
+                head: AtomicPtr::new(ptr::null_mut()),
+                queued: AtomicUsize::new(0),
+                due_at: AtomicU64::new(0),
+            }),
             maint: Mutex::new(Maint {
                 wheel: Wheel::new(now),
                 shrink: Shrink::Idle,
@@ -93,21 +120,30 @@ impl<K, V> Segment<K, V> {
 
     fn push(&self, node: NodePtr<'_, K, V>) {
         let node = node.as_ptr();
-        let mut head = self.handoff.load(Ordering::Relaxed);
+        let mut head = self.handoff.head.load(Ordering::Relaxed);
         loop {
             // SAFETY: the node is QUEUED and not yet on the stack: its `chain` is ours.
             unsafe { (*node).chain.store(head, Ordering::Relaxed) };
             // Release publishes `chain` (and the node's flags) to the drainer's Acquire swap.
-            match self.handoff.compare_exchange_weak(
+            match self.handoff.head.compare_exchange_weak(
                 head,
                 node,
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(current) => head = current,
             }
         }
+        // Relaxed: a hint for `due`; the stack itself is the truth.
+        self.handoff.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a write at tick `now` should take its turn at maintenance (see the module
+    /// docs). Relaxed loads: a stale answer only moves the turn to a neighbouring write.
+    pub(crate) fn due(&self, now: u64) -> bool {
+        now >= self.handoff.due_at.load(Ordering::Relaxed)
+            || self.handoff.queued.load(Ordering::Relaxed) >= HANDOFF_BATCH
     }
 
     /// Drains the hand-off, advances the wheel to `now` and takes a shrink step. Entries
@@ -147,9 +183,13 @@ impl<K, V> Segment<K, V> {
             let shrinking = self
                 .table
                 .shrink_step(&mut maint.shrink, shrink_budget, guard);
+            // Relaxed: read by `due` as a hint; stored under the lock, so the maintainers'
+            // values are ordered, and a later tick is never published before its work.
+            let due_at = if caught_up && !shrinking { now + 1 } else { 0 };
+            self.handoff.due_at.store(due_at, Ordering::Relaxed);
             drop(locked);
             fence(Ordering::SeqCst);
-            if self.handoff.load(Ordering::Relaxed).is_null() {
+            if self.handoff.head.load(Ordering::Relaxed).is_null() {
                 return !caught_up || shrinking;
             }
         }
@@ -162,8 +202,10 @@ impl<K, V> Segment<K, V> {
         guard: &'g Guard,
         expired: &mut Vec<NodePtr<'g, K, V>>,
     ) {
+        // Reset first, so pushes that miss this swap still count towards the next turn.
+        self.handoff.queued.store(0, Ordering::Relaxed);
         // Acquire pairs with the Release push.
-        let mut next = self.handoff.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut next = self.handoff.head.swap(ptr::null_mut(), Ordering::Acquire);
         while !next.is_null() {
             let raw = next;
             // SAFETY: a QUEUED node is neither DETACHED nor retired, so alive for `'g`.
@@ -223,7 +265,7 @@ impl<K, V> Drop for Segment<K, V> {
         // live ones stay on the list, which frees them.
         // SAFETY: `&mut self`: no other thread can reach the segment.
         let guard = unsafe { crossbeam_epoch::unprotected() };
-        let mut next = self.handoff.swap(ptr::null_mut(), Ordering::Relaxed);
+        let mut next = self.handoff.head.swap(ptr::null_mut(), Ordering::Relaxed);
         while !next.is_null() {
             // SAFETY: queued nodes are alive; exclusive access.
             let node = unsafe { NodePtr::from_raw(next) };

@@ -470,6 +470,9 @@ where
 
     /// The write path's bounded slice of maintenance, then the listener for what expired.
     fn maintain_after_write(&self, segment: &Segment<K, V>, now: u64, guard: &Guard) {
+        if !segment.due(now) {
+            return;
+        }
         let mut expired = Vec::new();
         segment.maintain(now, Mode::Write, guard, &mut expired);
         self.expired(&expired);
