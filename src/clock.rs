@@ -50,7 +50,12 @@ impl Clock for MonotonicClock {
     #[inline]
     fn now_nanos(&self) -> u64 {
         // 2^64 ns is 584 years of uptime: saturating is the documented behaviour past it.
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        // (Plain u64 arithmetic: this runs on every read, and `as_nanos` goes via u128.)
+        let elapsed = self.origin.elapsed();
+        elapsed
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(elapsed.subsec_nanos()))
     }
 }
 
@@ -171,12 +176,33 @@ impl Reading {
         (self.nanos / self.tick_nanos).min(NEVER)
     }
 
+    /// Whether an entry with `deadline` has lapsed at this reading: `tick() >= deadline`,
+    /// computed with a multiplication instead of a division, because every read asks.
+    /// (`floor(n / t) >= d` exactly when `n >= d * t`; past `u64` the product exceeds any
+    /// reading.) [`NEVER`] never lapses.
+    #[inline]
+    pub(crate) fn reached(self, deadline: u64) -> bool {
+        deadline != NEVER
+            && deadline
+                .checked_mul(self.tick_nanos)
+                .is_some_and(|due| self.nanos >= due)
+    }
+
     /// The tick at which an entry stored at this reading with `ttl` expires, rounded up so
     /// no entry expires early; [`NEVER`] when that lies past the range.
     pub(crate) fn deadline_after(self, ttl: Duration) -> u64 {
-        let due = u128::from(self.nanos) + ttl.as_nanos();
-        let ticks = due.div_ceil(u128::from(self.tick_nanos));
-        u64::try_from(ticks).map_or(NEVER, |t| t.min(NEVER))
+        // u64 arithmetic when it fits (every realistic TTL), u128 otherwise.
+        let due = u64::try_from(ttl.as_nanos())
+            .ok()
+            .and_then(|ttl| self.nanos.checked_add(ttl));
+        let ticks = match due {
+            Some(due) => due.div_ceil(self.tick_nanos),
+            None => {
+                let due = u128::from(self.nanos) + ttl.as_nanos();
+                u64::try_from(due.div_ceil(u128::from(self.tick_nanos))).unwrap_or(NEVER)
+            }
+        };
+        ticks.min(NEVER)
     }
 }
 
@@ -206,6 +232,25 @@ mod tests {
         let century = Duration::from_secs(100 * 365 * 24 * 3600);
         let d = ticker.deadline_after(century);
         assert!(d < NEVER && d > 3_000_000_000_000, "{d}");
+    }
+
+    #[test]
+    fn reached_agrees_with_the_tick() {
+        let ticks = [1, 3, 1_000_000, u64::MAX / 7, u64::MAX];
+        let nanos = [0, 1, 2_999_999, 3_000_000, 1 << 40, u64::MAX - 1, u64::MAX];
+        let deadlines = [0, 1, 2, 3, 1 << 20, NEVER - 1, NEVER];
+        for tick_nanos in ticks {
+            for n in nanos {
+                let reading = Reading {
+                    nanos: n,
+                    tick_nanos,
+                };
+                for d in deadlines {
+                    let by_tick = d != NEVER && reading.tick() >= d;
+                    assert_eq!(reading.reached(d), by_tick, "n {n} t {tick_nanos} d {d}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -274,7 +274,7 @@ where
     }
 
     fn expired_now(&self, node: &Node<K, V>) -> bool {
-        node.deadline() != NEVER && node.is_expired(self.ticker.now())
+        node.deadline() != NEVER && self.ticker.read().reached(node.deadline())
     }
 
     fn find<'g, Q>(&self, key: &Q, guard: &'g Guard, count: bool) -> Option<&'g Node<K, V>>
