@@ -13,7 +13,8 @@
 //! It prints a progress line per second, then a table, and writes an SVG chart of live
 //! heap over time to `target/session_churn.svg`.
 //!
-//! `cargo run --release --example session_churn -- [--seconds N] [--threads T] [--ttl-ms M]`
+//! `cargo run --release --example session_churn -- [--seconds N] [--threads T] [--ttl-ms M]
+//! [--only wheelcache,moka]`
 //! (`--seconds` is per subject; default 5, so about 20 s in all).
 
 #[path = "../benches/peers/mod.rs"]
@@ -223,6 +224,7 @@ fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
     let middle = series.get(series.len() / 2).map_or(0, |s| s.1);
     let last = series.last().map_or(0, |s| s.1);
     drop(store);
+    settle_heap();
     Outcome {
         name,
         len,
@@ -236,6 +238,21 @@ fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
         lat,
         max_ns,
         series,
+    }
+}
+
+/// Waits (up to 3 s) until the live heap stops changing, pushing crossbeam's epoch along
+/// meanwhile, so memory a dropped subject frees late (moka and wheelcache both free
+/// through epochs) is not subtracted from the next subject's figures.
+fn settle_heap() {
+    let (mut last, mut still) = (counting::live_bytes(), 0);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while still < 5 && Instant::now() < deadline {
+        crossbeam_epoch::pin().flush();
+        std::thread::sleep(Duration::from_millis(20));
+        let now = counting::live_bytes();
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
     }
 }
 
@@ -253,11 +270,20 @@ fn main() {
     let threads = arg("--threads", 4.0) as usize;
     let ttl = Duration::from_millis(arg("--ttl-ms", 200.0) as u64);
     println!("session churn: {threads} threads, TTL {ttl:?}, {secs} s per subject; 4 reads per session, 70% ended, 30% abandoned");
+    // `--only wheelcache,moka` runs a subset (names as in the table, case-insensitive).
+    let only: Vec<String> = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .map(|list| list.to_lowercase().split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
     let mut outcomes = Vec::new();
     for (i, name) in [Leaky::NAME, MutexMap::NAME, Moka::NAME, Wheel::NAME]
         .into_iter()
         .enumerate()
     {
+        if !only.is_empty() && !only.contains(&name.to_lowercase()) {
+            continue;
+        }
         println!("{name}:");
         outcomes.push(match i {
             0 => run::<Leaky>(threads, secs, ttl),

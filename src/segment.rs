@@ -41,6 +41,9 @@ use std::sync::Arc;
 pub(crate) const WRITE_BUDGET: usize = 32;
 /// Sentinels a write-path shrink step may delete per call.
 const SHRINK_BUDGET: usize = 64;
+/// Retired nodes a write may free per call (see `reclaim`): more than a write-path turn
+/// retires, so freeing keeps up.
+const FREE_BUDGET: usize = 64;
 /// Requests queued since the last drain that make a segment due for maintenance (one under
 /// loom, so that every write maintains and the models see every interleaving).
 const HANDOFF_BATCH: usize = if cfg!(loom) { 1 } else { 16 };
@@ -250,6 +253,22 @@ impl<K, V> Segment<K, V> {
             self.table.unlink(node.link.so_key, guard);
             expired.push(node);
         }
+    }
+
+    /// Frees retired nodes whose grace period has passed: a bounded slice on the write
+    /// path, all of them otherwise. Call with no lock held (it runs `Drop`s). Returns true
+    /// if some are left.
+    pub(crate) fn free_ready(&self, mode: Mode) -> bool {
+        let left = self.table.limbo.free_ready(match mode {
+            Mode::Write => FREE_BUDGET,
+            Mode::Full => usize::MAX,
+        });
+        if left {
+            // Keep the next writes' turns coming until the ready list is empty, so freeing
+            // never falls behind retiring. Relaxed: a hint, as in `maintain`.
+            self.handoff.due_at.store(0, Ordering::Relaxed);
+        }
+        left
     }
 
     /// Seals the limbo so everything retired so far is on its way to being freed.

@@ -5,8 +5,9 @@
 //! that removes an entry — `remove`, a replacing `insert`, `clear`, or the wheel — is the
 //! entry's unique *remover* (it won the marking CAS), and the remover alone counts the
 //! departure, hands the node to the wheel side (`Segment::removed`) and, after every lock is
-//! released, calls the listener. Writes then do a bounded slice of their segment's
-//! maintenance (`Segment::maintain` in `Mode::Write`), so a busy cache cleans itself.
+//! released, calls the listener. A write whose segment is due (see `segment`) then does a
+//! bounded slice of its maintenance (`Segment::maintain` in `Mode::Write`) and frees a
+//! bounded number of retired nodes (`Segment::free_ready`), so a busy cache cleans itself.
 
 mod builder;
 pub(crate) mod builder_limits {
@@ -476,6 +477,7 @@ where
         let mut expired = Vec::new();
         segment.maintain(now, Mode::Write, guard, &mut expired);
         self.expired(&expired);
+        segment.free_ready(Mode::Write);
     }
 
     fn expired(&self, nodes: &[NodePtr<'_, K, V>]) {
@@ -505,6 +507,7 @@ where
             more |= segment.maintain(now, Mode::Full, &guard, &mut expired);
             self.expired(&expired);
             segment.seal(&guard);
+            segment.free_ready(Mode::Full);
         }
         more
     }

@@ -1,9 +1,10 @@
 //! The optional background reaper: maintenance for a cache that goes quiet.
 //!
 //! Writes maintain their own segment, so a busy cache needs no thread. A quiet one keeps
-//! its expired entries until someone calls `run_pending_tasks` — or until this thread, which
-//! does one full maintenance round per interval. It holds only a `Weak` reference, so it
-//! never keeps the cache alive; the cache's `Drop` unparks it and it exits at once.
+//! its expired entries (and its last few timer requests and retired nodes) until someone
+//! calls `run_pending_tasks` — or until this thread, which does one full maintenance round
+//! per interval. It holds only a `Weak` reference, so it never keeps the cache alive; the
+//! cache's `Drop` unparks it and it exits at once.
 
 use super::Inner;
 use std::hash::{BuildHasher, Hash};
