@@ -200,7 +200,7 @@ impl<K, V> Wheel<K, V> {
                     // SAFETY: caller's contract; popped nodes are handed on at once.
                     while let Some(node) = unsafe { self.levels[level].pop(slot) } {
                         // SAFETY: as above.
-                        unsafe { self.refile_one(node, &mut fire) };
+                        unsafe { self.refile_one(node, target, &mut fire) };
                         *budget -= 1;
                         if *budget == 0 {
                             break;
@@ -215,7 +215,7 @@ impl<K, V> Wheel<K, V> {
                     // SAFETY: caller's contract; popped nodes are handed on at once.
                     while let Some(node) = unsafe { self.refile.pop() } {
                         // SAFETY: as above.
-                        unsafe { self.refile_one(node, &mut fire) };
+                        unsafe { self.refile_one(node, target, &mut fire) };
                         *budget -= 1;
                         if *budget == 0 {
                             break;
@@ -226,13 +226,22 @@ impl<K, V> Wheel<K, V> {
         }
     }
 
-    /// Fires an unlinked node if due, else schedules it again relative to `now`.
+    /// Fires an unlinked node if it is due by `target` (this advance will fire it anyway, so
+    /// it is not cascaded into a lower level first), else schedules it again relative to
+    /// `now`.
     ///
     /// # Safety
     /// As for [`schedule`](Self::schedule).
-    unsafe fn refile_one(&mut self, node: *mut Node<K, V>, fire: &mut impl FnMut(*mut Node<K, V>)) {
+    unsafe fn refile_one(
+        &mut self,
+        node: *mut Node<K, V>,
+        target: u64,
+        fire: &mut impl FnMut(*mut Node<K, V>),
+    ) {
+        // SAFETY: forwarded contract (the node is alive).
+        let due = unsafe { (*node).deadline() } <= target;
         // SAFETY: forwarded contract.
-        if !unsafe { self.schedule(node) } {
+        if due || !unsafe { self.schedule(node) } {
             fire(node);
         }
     }
