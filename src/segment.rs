@@ -14,9 +14,9 @@
 //! tick the wheel has not seen, or the last maintainer left due work or a shrink behind.
 //! Other writes only push (one CAS). A short-lived entry is then often removed before its
 //! scheduling request is drained, and the drainer drops both without touching the wheel.
-//! Requests therefore wait at most for the next due write, and at most `HANDOFF_BATCH` of
-//! them, plus one tick's worth, per segment; `run_pending_tasks` and the reaper apply
-//! whatever is left.
+//! A request therefore waits until the segment's next due write: in a busy segment, within
+//! `HANDOFF_BATCH` requests or one tick; in a cache that goes quiet, until
+//! `run_pending_tasks` or the reaper applies it.
 //!
 //! When a writer does maintain, nothing it queued is stranded: it pushes, issues a SeqCst
 //! fence, then tries the lock; the holder unlocks, issues a SeqCst fence, then looks at the
@@ -265,7 +265,9 @@ impl<K, V> Segment<K, V> {
         });
         if left {
             // Keep the next writes' turns coming until the ready list is empty, so freeing
-            // never falls behind retiring. Relaxed: a hint, as in `maintain`.
+            // never falls behind retiring. Relaxed: a hint, as in `maintain`; a maintainer's
+            // store may overwrite it, which only moves the next turn to the next tick or
+            // batch.
             self.handoff.due_at.store(0, Ordering::Relaxed);
         }
         left
