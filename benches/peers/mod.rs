@@ -85,101 +85,87 @@ impl Subject for Wheel {
     }
 }
 
-pub(crate) struct MutexMap {
-    map: Mutex<HashMap<u64, (Instant, Value), Hasher>>,
-    ttl: Duration,
+/// The map a service would sweep by hand: key to `(deadline, value)`.
+type SweptTable = HashMap<u64, (Instant, Value), Hasher>;
+
+/// How a hand-written swept map is locked: shared access for reads, exclusive for writes
+/// (a `Mutex` gives exclusive access for both).
+pub(crate) trait MapLock: Send + Sync + 'static {
+    const NAME: &'static str;
+    fn wrap(table: SweptTable) -> Self;
+    fn shared<R>(&self, f: impl FnOnce(&SweptTable) -> R) -> R;
+    fn exclusive<R>(&self, f: impl FnOnce(&mut SweptTable) -> R) -> R;
 }
 
-impl Subject for MutexMap {
+impl MapLock for Mutex<SweptTable> {
     const NAME: &'static str = "Mutex<HashMap>";
-    const BORROWS: bool = true;
-    const SWEPT: bool = true;
-    fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            map: Mutex::new(HashMap::with_capacity_and_hasher(capacity, Hasher::new())),
-            ttl,
-        }
+    fn wrap(table: SweptTable) -> Self {
+        Mutex::new(table)
     }
-    fn insert(&self, key: u64, value: Value) {
-        let due = Instant::now() + self.ttl;
-        self.map.lock().unwrap().insert(key, (due, value));
+    fn shared<R>(&self, f: impl FnOnce(&SweptTable) -> R) -> R {
+        f(&self.lock().unwrap())
     }
-    fn get(&self, key: u64) -> Option<Value> {
-        let now = Instant::now();
-        self.map
-            .lock()
-            .unwrap()
-            .get(&key)
-            .filter(|e| e.0 > now)
-            .map(|e| e.1.clone())
-    }
-    fn read(&self, key: u64) -> Option<u64> {
-        let now = Instant::now();
-        self.map
-            .lock()
-            .unwrap()
-            .get(&key)
-            .filter(|e| e.0 > now)
-            .map(|e| e.1.user)
-    }
-    fn remove(&self, key: u64) {
-        self.map.lock().unwrap().remove(&key);
-    }
-    fn sweep(&self) {
-        let now = Instant::now();
-        self.map.lock().unwrap().retain(|_, e| e.0 > now);
-    }
-    fn len(&self) -> usize {
-        self.map.lock().unwrap().len()
+    fn exclusive<R>(&self, f: impl FnOnce(&mut SweptTable) -> R) -> R {
+        f(&mut self.lock().unwrap())
     }
 }
 
-pub(crate) struct RwLockMap {
-    map: RwLock<HashMap<u64, (Instant, Value), Hasher>>,
+impl MapLock for RwLock<SweptTable> {
+    const NAME: &'static str = "RwLock<HashMap>";
+    fn wrap(table: SweptTable) -> Self {
+        RwLock::new(table)
+    }
+    fn shared<R>(&self, f: impl FnOnce(&SweptTable) -> R) -> R {
+        f(&self.read().unwrap())
+    }
+    fn exclusive<R>(&self, f: impl FnOnce(&mut SweptTable) -> R) -> R {
+        f(&mut self.write().unwrap())
+    }
+}
+
+/// A std `HashMap` (ahash) behind a lock, with a deadline per entry, checked on read and
+/// swept periodically: the fix a service would write by hand.
+pub(crate) struct SweptMap<L> {
+    map: L,
     ttl: Duration,
 }
 
-impl Subject for RwLockMap {
-    const NAME: &'static str = "RwLock<HashMap>";
+pub(crate) type MutexMap = SweptMap<Mutex<SweptTable>>;
+pub(crate) type RwLockMap = SweptMap<RwLock<SweptTable>>;
+
+impl<L: MapLock> Subject for SweptMap<L> {
+    const NAME: &'static str = L::NAME;
     const BORROWS: bool = true;
     const SWEPT: bool = true;
     fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
-            map: RwLock::new(HashMap::with_capacity_and_hasher(capacity, Hasher::new())),
+            map: L::wrap(HashMap::with_capacity_and_hasher(capacity, Hasher::new())),
             ttl,
         }
     }
     fn insert(&self, key: u64, value: Value) {
         let due = Instant::now() + self.ttl;
-        self.map.write().unwrap().insert(key, (due, value));
+        self.map.exclusive(|m| m.insert(key, (due, value)));
     }
     fn get(&self, key: u64) -> Option<Value> {
         let now = Instant::now();
         self.map
-            .read()
-            .unwrap()
-            .get(&key)
-            .filter(|e| e.0 > now)
-            .map(|e| e.1.clone())
+            .shared(|m| m.get(&key).filter(|e| e.0 > now).map(|e| e.1.clone()))
     }
     fn read(&self, key: u64) -> Option<u64> {
         let now = Instant::now();
         self.map
-            .read()
-            .unwrap()
-            .get(&key)
-            .filter(|e| e.0 > now)
-            .map(|e| e.1.user)
+            .shared(|m| m.get(&key).filter(|e| e.0 > now).map(|e| e.1.user))
     }
     fn remove(&self, key: u64) {
-        self.map.write().unwrap().remove(&key);
+        self.map.exclusive(|m| m.remove(&key));
     }
     fn sweep(&self) {
         let now = Instant::now();
-        self.map.write().unwrap().retain(|_, e| e.0 > now);
+        self.map.exclusive(|m| m.retain(|_, e| e.0 > now));
     }
     fn len(&self) -> usize {
-        self.map.read().unwrap().len()
+        self.map.shared(HashMap::len)
     }
 }
 
