@@ -9,7 +9,12 @@
 //! Deadlines are stored in *ticks* (the wheel's resolution, 1 ms by default) in 56 bits,
 //! rounded **up**: an entry is visible for at least its TTL and at most one tick longer.
 //! A deadline at or past [`NEVER`] means "no expiry"; with 1 ms ticks that is 2.28 million
-//! years away, so `Duration::MAX` and other enormous TTLs saturate to it.
+//! years after the clock's origin, so `Duration::MAX` and other enormous TTLs saturate to it.
+//!
+//! A tick is never shorter than [`MIN_TICK`] (1 us). That keeps every clock reading below
+//! [`NEVER`] in ticks (a clock's nanoseconds fit in a `u64`, and `u64::MAX` ns is 2^44 us,
+//! far below 2^56), so a cache never gets too old for its deadlines: with 1 ns ticks a
+//! cache 835 days old used to saturate every deadline to "never".
 
 use crate::sync::{AtomicU64, Ordering};
 use std::fmt;
@@ -115,6 +120,10 @@ impl Clock for ManualClock {
     }
 }
 
+/// The shortest tick a cache accepts; shorter ones (zero included) are raised to it. At this
+/// resolution deadlines reach 2^56 us (about 2,284 years) past the clock's origin.
+pub const MIN_TICK: Duration = Duration::from_micros(1);
+
 /// Deadlines take the low 56 bits of an entry's `meta` word; the top 8 hold flags.
 pub(crate) const DEADLINE_BITS: u32 = 56;
 
@@ -128,9 +137,9 @@ pub(crate) struct Ticker {
 }
 
 impl Ticker {
-    /// `tick` is clamped to at least 1 ns and at most `u64::MAX` ns.
+    /// `tick` is clamped to at least [`MIN_TICK`] and at most `u64::MAX` ns.
     pub(crate) fn new(clock: Box<dyn Clock>, tick: Duration) -> Self {
-        let tick_nanos = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let tick_nanos = u64::try_from(tick.max(MIN_TICK).as_nanos()).unwrap_or(u64::MAX);
         Self { clock, tick_nanos }
     }
 
@@ -260,6 +269,10 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert_eq!(clock.now_nanos(), u64::MAX);
         let ticker = Ticker::new(Box::new(clock), Duration::ZERO);
-        assert_eq!(ticker.now(), NEVER);
+        assert_eq!(ticker.tick(), MIN_TICK);
+        // The oldest possible reading is still far from saturating deadlines.
+        assert_eq!(ticker.now(), u64::MAX / 1000);
+        assert!(ticker.now() < NEVER / 2);
+        assert!(ticker.deadline_after(Duration::from_secs(1)) < NEVER);
     }
 }

@@ -10,8 +10,8 @@
 //! | table | `table` | a lock-free split-ordered list per segment (Shalev & Shavit) |
 //! | wheel | `wheel` | a hierarchical timing wheel per segment (Varghese & Lauck) |
 //! | clock | `clock` | [`Clock`], [`MonotonicClock`], [`ManualClock`], ticks |
-//! | memory | `reclaim` | limbo batches handed to crossbeam-epoch |
-//! | shim | `sync` | atomics, cells and locks: `std`, or loom under `--cfg loom` |
+//! | memory | `reclaim` | retired batches, their grace periods, bounded frees |
+//! | shim | `sync` | atomics, cells, locks, thread-locals: `std`, or loom under `--cfg wheelcache_loom` |
 
 mod cache;
 mod clock;
@@ -23,10 +23,11 @@ mod sync;
 mod table;
 mod wheel;
 
-pub use cache::{Cache, CacheBuilder, Pinned};
-pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use cache::{Cache, CacheBuilder, Pinned, MAX_RECLAIM_WAIT};
+pub use clock::{Clock, ManualClock, MonotonicClock, MIN_TICK};
 pub use policy::RemovalCause;
 pub use stats::CacheStats;
 
-/// The most segments a cache may have (see [`CacheBuilder::segments`]).
-pub use cache::builder_limits::MAX_SEGMENTS;
+/// The most segments a cache may have (see [`CacheBuilder::segments`]), and the largest
+/// pre-sizing honoured (see [`CacheBuilder::initial_capacity`]).
+pub use cache::builder_limits::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS};

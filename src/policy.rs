@@ -4,15 +4,35 @@
 //! (if any) hears of each departure exactly once — except entries still present when the
 //! cache itself is dropped, which are dropped silently (as in moka and Caffeine).
 //!
+//! ## Who runs the listener, and where
 //! The listener runs on the thread that removed the entry (a caller of `insert`, `remove`,
-//! `clear`, a writer or reaper doing maintenance), after every internal lock is released,
-//! so it may call back into the cache. A listener that panics is caught: the panic is
-//! discarded (the panic hook has already reported it) and the cache carries on, as
-//! Caffeine does with a throwing listener.
+//! `clear`, a writer, reader or reaper doing maintenance, `run_pending_tasks`), after the
+//! operation has released every internal lock **and its epoch pin**: a listener may be slow
+//! (a log sink, a network call) without holding back memory reclamation anywhere in the
+//! process, and may call back into the cache. The departed entry is kept alive for it by
+//! its remover's hold (`table::node`, `RELEASED`), so `&K` and `&V` stay valid unpinned,
+//! and it is retired only once the listener has returned.
 //!
-//! The entry layout leaves room for a capacity bound (cause [`RemovalCause::Evicted`]) and
-//! idle expiry; neither is configurable yet.
+//! **Listeners never nest.** While a thread runs a listener (any cache's), departures its
+//! calls cause (a write-back that replaces an entry, a `remove`, a `run_pending_tasks`
+//! that expires entries) are not delivered inside it: they are queued on their cache, and
+//! the outer delivery loop delivers them once the listener returns (a bounded number of
+//! rounds, [`QUEUED_ROUNDS`]; what is left waits for the cache's next maintenance turn).
+//! Writes made inside a listener take no maintenance turns either. So a listener's nesting
+//! depth on one thread is 1 whatever it does, and a listener that re-inserts on every
+//! departure cannot grow the stack.
+//!
+//! A listener that panics is caught: the panic is discarded (the panic hook has already
+//! reported it) and the cache carries on, as Caffeine does with a throwing listener.
+//!
+//! A listener that captures a clone of its own cache keeps that cache (and its reaper)
+//! alive for ever: the cache owns the listener, which owns the cache. Capture a `Weak`
+//! form instead (for example an `Arc<OnceLock<Cache>>` you clear, or a channel to a task
+//! that holds the cache).
 
+use crate::sync::{self, AtomicBool, Mutex, Ordering};
+use crate::table::node::Held;
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -41,7 +61,129 @@ impl RemovalCause {
 /// The listener's type.
 pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync + 'static>;
 
-/// Calls `listener`, catching (and discarding) a panic.
-pub(crate) fn notify<K, V>(listener: &Listener<K, V>, key: &K, value: &V, cause: RemovalCause) {
-    let _ = catch_unwind(AssertUnwindSafe(|| listener(key, value, cause)));
+/// Rounds of queued departures the outer delivery loop delivers after its own.
+pub(crate) const QUEUED_ROUNDS: usize = 4;
+
+sync::thread_cell! {
+    /// Set while this thread runs a listener (of any cache).
+    static DELIVERING: Cell<bool> = Cell::new(false);
+}
+
+/// Whether this thread is inside a listener right now.
+pub(crate) fn in_listener() -> bool {
+    DELIVERING.with(Cell::get)
+}
+
+/// Marks the thread as delivering until dropped (also when unwinding).
+struct Delivering;
+
+impl Delivering {
+    fn enter() -> Self {
+        DELIVERING.with(|d| d.set(true));
+        Self
+    }
+}
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        DELIVERING.with(|d| d.set(false));
+    }
+}
+
+/// A cache's listener and the departures it has not been told of yet.
+pub(crate) struct Notifier<K, V> {
+    listener: Option<Listener<K, V>>,
+    /// Departures caused from inside a listener, waiting for a delivery loop.
+    queued: Mutex<Vec<Held<K, V>>>,
+    /// Whether `queued` may be non-empty (so the common case reads one flag).
+    has_queued: AtomicBool,
+}
+
+impl<K, V> std::fmt::Debug for Notifier<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("listener", &self.listener.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Notifier<K, V> {
+    pub(crate) fn new(listener: Option<Listener<K, V>>) -> Self {
+        Self {
+            listener,
+            queued: Mutex::new(Vec::new()),
+            has_queued: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether departures must be held for a listener (otherwise removers let go at once).
+    #[inline]
+    pub(crate) fn wants(&self) -> bool {
+        self.listener.is_some()
+    }
+
+    /// Whether departures wait in the queue.
+    #[inline]
+    pub(crate) fn has_queued(&self) -> bool {
+        // Relaxed: a hint; the queue is read under its lock.
+        self.has_queued.load(Ordering::Relaxed)
+    }
+
+    /// Tells the listener of each departure, releasing each hold (`release`) once the
+    /// listener has returned, then delivers what listeners queued meanwhile (bounded). On a
+    /// thread that is already inside a listener, queues them instead. Call unpinned and
+    /// with no lock held.
+    pub(crate) fn deliver(
+        &self,
+        departed: impl IntoIterator<Item = Held<K, V>>,
+        release: impl Fn(Held<K, V>),
+    ) {
+        let mut departed = departed.into_iter().peekable();
+        if departed.peek().is_none() && !self.has_queued() {
+            return;
+        }
+        if in_listener() {
+            let mut queued = sync::lock(&self.queued);
+            queued.extend(departed);
+            if !queued.is_empty() {
+                self.has_queued.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        let _delivering = Delivering::enter();
+        for held in departed {
+            self.tell(held, &release);
+        }
+        for _ in 0..QUEUED_ROUNDS {
+            if !self.has_queued() {
+                break;
+            }
+            let batch = {
+                let mut queued = sync::lock(&self.queued);
+                self.has_queued.store(false, Ordering::Relaxed);
+                std::mem::take(&mut *queued)
+            };
+            for held in batch {
+                self.tell(held, &release);
+            }
+        }
+    }
+
+    /// Delivers everything still queued, on a thread that may itself be inside a listener
+    /// (the cache is being dropped: nobody else will).
+    pub(crate) fn deliver_all_queued(&mut self, release: impl Fn(Held<K, V>)) {
+        let queued = std::mem::take(&mut *sync::lock(&self.queued));
+        for held in queued {
+            self.tell(held, &release);
+        }
+    }
+
+    fn tell(&self, held: Held<K, V>, release: &impl Fn(Held<K, V>)) {
+        if let Some(listener) = &self.listener {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                listener(&held.key, &held.value, held.cause)
+            }));
+        }
+        release(held);
+    }
 }

@@ -1,104 +1,162 @@
-//! Freeing departed entries: per-segment limbo batches handed to crossbeam-epoch.
+//! Freeing departed entries: per-segment batches, one epoch grace period, bounded frees.
 //!
-//! crossbeam-epoch (Fraser's epoch-based reclamation, as described by Hart et al., "Making
-//! lazy synchronization practical", 2007) frees an object only after every thread that was
-//! pinned when it was retired has unpinned. Its garbage sits first in a *thread-local* bag;
-//! a thread that retires a few objects and then goes quiet keeps them forever, and at high
-//! retirement rates the global queue can grow faster than pins collect it (crossbeam issues
-//! #540, #566). Both break the promise that memory follows the live working set.
+//! ## The problem
+//! A retired node (unreachable, its three holds released: see `table::node`) may still be
+//! read by a thread that found it before it became unreachable and is still pinned.
+//! Epoch-based reclamation frees it once every thread pinned at that time has unpinned
+//! (Fraser, "Practical lock-freedom", PhD thesis, University of Cambridge, 2004; compared
+//! with hazard pointers and quiescent-state schemes by Hart, McKenney, Demke Brown and
+//! Walpole, "Performance of memory reclamation for lockless synchronization", JPDC 67(12),
+//! 2007). crossbeam-epoch implements it, but handing it our nodes would cost three things:
+//! its garbage waits in thread-local bags that a thread gone quiet never flushes (crossbeam
+//! #540, #566); it runs deferred closures inline in whatever `pin` or `flush` collects them,
+//! so key and value `Drop`s (user code) would run pinned on random operations; and a cache
+//! could not tell when what it retired has been freed, so neither `run_pending_tasks` nor
+//! `Drop` could promise anything.
 //!
-//! So entries are not deferred one by one. A retired node is pushed onto its segment's
-//! *limbo* stack (intrusive, through `Node::chain`; pops take the whole stack, so there is
-//! no ABA). When a limbo holds [`BATCH`] nodes, or when `run_pending_tasks` or `Drop` asks,
-//! the whole stack is *sealed*: one deferred closure takes the batch, and the guard is
-//! flushed so the closure reaches the global queue at once instead of waiting in a local
-//! bag. Garbage is therefore bounded by `segments x BATCH` unsealed nodes, plus what the
-//! epoch holds back while some thread stays pinned, plus the ready batches below (which
-//! writes free faster than they retire), and [`Pending`] counts sealed batches not yet
-//! freed, so `run_pending_tasks` and `Drop` can push the epoch until it is zero.
+//! ## The scheme: only grace periods go through crossbeam; the nodes stay ours
+//! 1. [`Reclaim::retire`] pushes a node onto the segment's *limbo* (a lock-free stack through
+//!    `Node::chain`). It never seals, so it may be called anywhere, under a lock included.
+//! 2. [`Reclaim::seal`] (when [`BATCH`] nodes wait, and on every full maintenance pass; never
+//!    under a lock) takes the whole limbo as one batch, draws its number `n` from `sealed`,
+//!    pushes it onto the *sealed* stack, and defers a closure that only records "batch `n`'s
+//!    grace period is over" (`grace.fetch_max(n + 1)`), flushing so the closure reaches
+//!    crossbeam's global queue at once.
+//! 3. [`Reclaim::free_ready`] frees every queued batch numbered below `grace`, up to a budget
+//!    of nodes. Maintenance turns call it with no lock held and no pin of ours: key and value
+//!    `Drop`s run there and nowhere else while the cache lives. A panic in one is caught and
+//!    discarded, and the rest of the batch is still freed.
 //!
-//! The deferred closure does not free the batch itself: crossbeam runs closures inline in
-//! whatever `pin` or `flush` happens to collect them, and freeing 256 entries there (user
-//! `Drop`s included) put tens of microseconds into random operations' latency. It only
-//! moves the batch to its segment's *ready* list, and the segment's maintenance frees
-//! ready nodes in bounded slices ([`Limbo::free_ready`]), outside every lock, the way it
-//! expires entries. Once the segment is gone the closure frees the batch itself.
+//! ## Why a batch numbered below `grace` may be freed
+//! `n < grace` means the closure of some batch `m >= n` has run. Retiring `n`'s nodes
+//! happened before `n` was drawn, which happened before `m` was drawn (AcqRel RMWs on one
+//! counter), before `m`'s closure was deferred. crossbeam runs that closure only after every
+//! thread pinned when it was deferred has unpinned. A thread that can still reach one of
+//! `n`'s nodes found it before it became unreachable, so it was pinned then, and has either
+//! unpinned since or was still pinned at `m`'s defer: either way it is no longer pinned.
 //!
-//! Freeing a node drops its key and value, which is user code: a panic there is caught and
-//! discarded (the rest of the batch is still freed), because it would otherwise unwind
-//! through crossbeam's collector or the maintenance path of whichever thread ran it.
+//! ## Ground rules
+//! - `limbo` and `sealed`: lock-free stacks, pushed by anyone, taken whole by `swap` (so no
+//!   ABA).
+//! - `queue`: the sealed batches taken off the stack and not yet freed, touched only by the
+//!   holder of the *freeing token* (`freeing`, taken by a CAS and never waited for: a thread
+//!   that finds it taken skips freeing). While it frees, the holder's thread is marked (see
+//!   [`is_freeing`]) so that a `Drop` calling back into the cache cannot wait for itself.
+//!
+//! ## One accounting
+//! What is not yet freed is exactly what is in `limbo`, `sealed` and `queue`. To free
+//! everything retired before it started, `run_pending_tasks` seals, then, holding the token,
+//! moves the sealed stack into the queue and notes the highest number there; it is done once
+//! no batch at or below that number is left in the queue (see [`Reclaim::free_pending`]).
+//! Dropping the cache needs no epoch at all: the last handle is gone, so no thread can
+//! reach any node, and [`Drop`] frees everything at once, never waiting for another thread.
 
-use crate::sync::{self, AtomicPtr, AtomicUsize, Mutex, Ordering};
-use crate::table::node::{Link, Node};
-use crossbeam_epoch::{Guard, Owned};
+use crate::sync::{self, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+use crate::table::node::Node;
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
-/// Retired nodes per sealed batch (smaller under Miri and loom, to exercise sealing).
-pub(crate) const BATCH: usize = if cfg!(any(miri, loom)) { 2 } else { 256 };
+/// Retired nodes that make a limbo due for sealing (fewer under Miri and loom, to exercise
+/// sealing with few operations).
+pub(crate) const BATCH: usize = if cfg!(miri) || sync::MODEL { 2 } else { 256 };
 
-/// Deferred batches (sealed entry batches and a shrink's sentinels) whose closure has not
-/// run yet; shared by every segment of one cache and by the closures themselves (which may
-/// run after the cache is gone).
-#[derive(Debug, Default)]
-pub(crate) struct Pending(AtomicUsize);
+sync::thread_cell! {
+    /// Set while this thread holds some segment's freeing token (and so runs `Drop`s).
+    static FREEING: Cell<bool> = Cell::new(false);
+}
 
-impl Pending {
-    pub(crate) fn batches(&self) -> usize {
-        // Acquire pairs with the Release decrement in the batch closure: once zero is seen,
-        // the frees (and value drops) it counted happen-before the caller's next step.
-        self.0.load(Ordering::Acquire)
+/// Whether this thread is freeing retired nodes right now (inside a key's or value's
+/// `Drop`): it must not wait for reclamation, which could be waiting for itself.
+pub(crate) fn is_freeing() -> bool {
+    FREEING.with(Cell::get)
+}
+
+/// A sealed batch: a `chain`-linked list of retired nodes and its number.
+struct Batch<K, V> {
+    head: NonNull<Node<K, V>>,
+    number: u64,
+}
+
+/// A sealed batch on the sealed stack.
+struct Sealed<K, V> {
+    batch: Batch<K, V>,
+    next: *mut Sealed<K, V>,
+}
+
+/// One segment's retired nodes on their way to being freed (see the module docs).
+pub(crate) struct Reclaim<K, V> {
+    limbo: AtomicPtr<Node<K, V>>,
+    /// Nodes pushed onto `limbo` since it was last sealed (a hint for [`Self::seal_if_full`]).
+    limbo_len: AtomicUsize,
+    sealed: AtomicPtr<Sealed<K, V>>,
+    /// Batches numbered so far.
+    drawn: AtomicU64,
+    /// One past the highest batch number whose grace period is known to be over; shared
+    /// with the deferred closures, which may run after the segment is gone.
+    grace: Arc<AtomicU64>,
+    freeing: AtomicBool,
+    queue: UnsafeCell<VecDeque<Batch<K, V>>>,
+}
+
+// SAFETY: the raw node pointers are owned by the reclamation (nobody else can reach a retired
+// node's `chain` or free it), and a cache only stores `K, V: Send + Sync`; the queue is
+// touched only by the freeing-token holder.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Reclaim<K, V> {}
+// SAFETY: as above; every shared field is atomic or token-guarded.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Reclaim<K, V> {}
+
+impl<K, V> std::fmt::Debug for Reclaim<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reclaim")
+            .field("limbo_len", &self.limbo_len.load(Ordering::Relaxed))
+            .field("drawn", &self.drawn.load(Ordering::Relaxed))
+            .field("grace", &self.grace.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
-/// A sealed batch: the head of a `chain`-linked list of retired nodes that only the
-/// batch's holder can reach.
-#[derive(Debug)]
-struct Batch<K, V>(NonNull<Node<K, V>>);
-
-// SAFETY: nobody else can reach a batch's nodes, so moving the batch moves their keys and
-// values, which a cache requires to be `Send + Sync`.
-unsafe impl<K: Send + Sync, V: Send + Sync> Send for Batch<K, V> {}
-
-/// Batches past their grace period, for the segment's maintenance to free; `None` once the
-/// limbo is dropped, after which a late closure frees its batch itself.
-type Ready<K, V> = Mutex<Option<Vec<Batch<K, V>>>>;
-
-/// One segment's retired-but-not-yet-sealed nodes, and its sealed batches that are ready
-/// to be freed.
-#[derive(Debug)]
-pub(crate) struct Limbo<K, V> {
-    head: AtomicPtr<Node<K, V>>,
-    len: AtomicUsize,
-    ready: Arc<Ready<K, V>>,
-    pending: Arc<Pending>,
+/// What [`Reclaim::free_pending`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Everything retired before the first call (of this round of calls) is freed.
+    Done,
+    /// Some of it still waits for its grace period, or another thread holds the token.
+    Waiting,
 }
 
-impl<K, V> Limbo<K, V> {
-    pub(crate) fn new(pending: Arc<Pending>) -> Self {
+impl<K, V> Reclaim<K, V> {
+    pub(crate) fn new() -> Self {
         Self {
-            head: AtomicPtr::new(ptr::null_mut()),
-            len: AtomicUsize::new(0),
-            ready: Arc::new(Mutex::new(Some(Vec::new()))),
-            pending,
+            limbo: AtomicPtr::new(ptr::null_mut()),
+            limbo_len: AtomicUsize::new(0),
+            sealed: AtomicPtr::new(ptr::null_mut()),
+            drawn: AtomicU64::new(0),
+            grace: Arc::new(AtomicU64::new(0)),
+            freeing: AtomicBool::new(false),
+            queue: UnsafeCell::new(VecDeque::new()),
         }
     }
 
-    /// Adds a node nobody can reach any more to the limbo, sealing a full batch.
+    /// Adds a node nobody can reach any more to the limbo. Never seals (see the module
+    /// docs), so it is safe under any lock.
     ///
     /// # Safety
-    /// `node` was allocated by `Box::new`, is unreachable from the list, the wheel and the
-    /// hand-off stack, and is retired exactly once (the `UNLINKED`/`DETACHED` handshake in
-    /// `table::node` picks the one caller). Threads still holding guards may read it.
-    pub(crate) unsafe fn retire(&self, node: *mut Node<K, V>, guard: &Guard) {
-        let mut head = self.head.load(Ordering::Relaxed);
+    /// 1. `node` was allocated by `Box::new` (through `Box::into_raw`, whose pointer this is).
+    /// 2. It is unreachable from the list, the wheel, the hand-off stack and every `Held`,
+    ///    except by threads pinned since before it became unreachable.
+    /// 3. It is retired exactly once (the three-hold handshake in `table::node` picks one
+    ///    caller).
+    pub(crate) unsafe fn retire(&self, node: *mut Node<K, V>) {
+        let mut head = self.limbo.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the caller hands us the node; its `chain` is ours until it is freed.
+            // SAFETY: obligation 3: the node is ours now, and its `chain` with it.
             unsafe { (*node).chain.store(head, Ordering::Relaxed) };
             // Release publishes the `chain` store to the sealer's Acquire swap.
             match self
-                .head
+                .limbo
                 .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) => break,
@@ -106,123 +164,196 @@ impl<K, V> Limbo<K, V> {
             }
         }
         // Relaxed: the count only decides when to seal; the stack itself is the truth.
-        if self.len.fetch_add(1, Ordering::Relaxed) + 1 >= BATCH {
-            self.seal(guard);
+        self.limbo_len.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Seals the limbo if a batch's worth waits. Call with no lock held (it flushes).
+    pub(crate) fn seal_if_full(&self) {
+        // Relaxed: a hint, as in `retire`.
+        if self.limbo_len.load(Ordering::Relaxed) >= BATCH {
+            self.seal();
         }
     }
 
-    /// Hands sentinels deleted by a shrink step to the epoch as one counted batch.
-    ///
-    /// # Safety
-    /// Each link came from `Owned::new`, is unlinked from the list and out of its bucket
-    /// slot, and is retired exactly once (only the shrinking thread retires sentinels).
-    pub(crate) unsafe fn retire_links(&self, links: Vec<*mut Link>, guard: &Guard) {
-        if links.is_empty() {
-            return;
-        }
-        let pending = Arc::clone(&self.pending);
-        // SAFETY: the links are unreachable for threads that pin from now on; sentinels
-        // hold no user data.
-        unsafe {
-            self.defer_counted(guard, move || {
-                free_links(links);
-                // Release pairs with the Acquire load in `Pending::batches`.
-                pending.0.fetch_sub(1, Ordering::Release);
-            })
-        };
-    }
-
-    /// Hands every node in the limbo to the epoch as one batch and flushes the guard. When
-    /// the grace period has passed the batch moves to the ready list (see the module docs).
-    pub(crate) fn seal(&self, guard: &Guard) {
-        self.len.store(0, Ordering::Relaxed);
-        // Acquire pairs with the Release pushes in `retire`.
-        let Some(head) = NonNull::new(self.head.swap(ptr::null_mut(), Ordering::Acquire)) else {
+    /// Seals everything in the limbo as one batch and starts its grace period (see the
+    /// module docs). Call with no lock held: the flush runs crossbeam's deferred closures,
+    /// which may be anyone's.
+    pub(crate) fn seal(&self) {
+        self.limbo_len.store(0, Ordering::Relaxed);
+        // Acquire pairs with the Release pushes in `retire`: the `chain` links are visible.
+        let Some(head) = NonNull::new(self.limbo.swap(ptr::null_mut(), Ordering::Acquire)) else {
             return;
         };
-        let batch = Batch(head);
-        let ready = Arc::clone(&self.ready);
-        let pending = Arc::clone(&self.pending);
-        // SAFETY: every node in the batch is retired (see `retire`), so unreachable for
-        // threads that pin from now on. The closure owns only the batch and two `Arc`s, so
-        // it may outlive the cache and run on any thread: sound because a cache can only be
-        // built for `K, V: Send + Sync + 'static` (see `Cache`'s bounds).
-        unsafe {
-            self.defer_counted(guard, move || {
-                let mut list = sync::lock(&ready);
-                match list.as_mut() {
-                    // Still counted in `pending` until `free_ready` frees it.
-                    Some(list) => list.push(batch),
-                    None => {
-                        drop(list);
-                        free_batch(batch, &pending);
-                    }
-                }
-            })
-        };
-    }
-
-    /// Frees up to about `budget` nodes of batches whose grace period has passed; returns
-    /// true if ready nodes are left. Must not be called with a lock held that a key's or
-    /// value's `Drop` could want (it runs those `Drop`s).
-    pub(crate) fn free_ready(&self, budget: usize) -> bool {
-        let mut left = budget;
-        while left > 0 {
-            // Take one batch and free it with the ready list unlocked: a closure that
-            // crossbeam runs on this thread meanwhile may want the lock.
-            let Some(batch) = sync::lock(&self.ready).as_mut().and_then(Vec::pop) else {
-                return false;
-            };
-            // SAFETY: the batch came off the ready list, so its grace period has passed and
-            // we now hold it alone.
-            match unsafe { free_some(batch.0.as_ptr(), &mut left) } {
-                None => {
-                    // Release pairs with the Acquire load in `Pending::batches`.
-                    self.pending.0.fetch_sub(1, Ordering::Release);
-                }
-                Some(rest) => {
-                    if let Some(list) = sync::lock(&self.ready).as_mut() {
-                        list.push(Batch(rest));
-                    }
-                    return true;
-                }
+        // AcqRel: the draws form one chain of synchronisation, so retiring this batch
+        // happens before every later draw, and so before a later batch's defer (module docs).
+        let number = self.drawn.fetch_add(1, Ordering::AcqRel);
+        let sealed = Box::into_raw(Box::new(Sealed {
+            batch: Batch { head, number },
+            next: ptr::null_mut(),
+        }));
+        let mut top = self.sealed.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `sealed` is ours until the CAS below publishes it.
+            unsafe { (*sealed).next = top };
+            // Release publishes the box's contents to the freer's Acquire swap.
+            match self.sealed.compare_exchange_weak(
+                top,
+                sealed,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(current) => top = current,
             }
         }
-        sync::lock(&self.ready)
-            .as_ref()
-            .is_some_and(|l| !l.is_empty())
+        let grace = Arc::clone(&self.grace);
+        let guard = crossbeam_epoch::pin();
+        guard.defer(move || {
+            // Release pairs with the Acquire load in `free_queued`: a freer that sees this
+            // number sees the grace period it stands for as over.
+            grace.fetch_max(number + 1, Ordering::Release);
+        });
+        guard.flush();
     }
 
-    /// Defers `free` as one counted batch (see [`Pending`]) and flushes the guard, so the
-    /// batch reaches the global queue at once instead of waiting in a thread-local bag.
-    /// `free` must take the batch out of the count itself once it is freed.
+    /// Frees up to about `budget` nodes of batches whose grace period is over, with no lock
+    /// held. Returns true if some are ready and left (the caller keeps turns coming), false
+    /// when none are, or when another thread is freeing.
+    pub(crate) fn free_ready(&self, budget: usize) -> bool {
+        let Some(_token) = self.take_token() else {
+            return false;
+        };
+        let mut left = budget;
+        // SAFETY: we hold the freeing token.
+        unsafe {
+            self.absorb_sealed();
+            self.free_queued(&mut left, u64::MAX)
+        }
+    }
+
+    /// One step of freeing everything retired before the first call of a round: `target`
+    /// starts `None` and remembers, across the round's calls, one past the highest batch
+    /// number queued when this thread first held the token. Frees what is ready of those
+    /// batches only (so the work is bounded by what was pending); returns whether all of
+    /// them are freed.
+    pub(crate) fn free_pending(&self, target: &mut Option<u64>) -> Progress {
+        let Some(_token) = self.take_token() else {
+            return Progress::Waiting;
+        };
+        // SAFETY: we hold the freeing token.
+        unsafe { self.absorb_sealed() };
+        let below = *target.get_or_insert_with(|| {
+            self.queue.with(|queue| {
+                // SAFETY: the token guards the queue, and we hold it.
+                let queue = unsafe { &*queue };
+                queue.iter().map(|b| b.number + 1).max().unwrap_or(0)
+            })
+        });
+        let mut left = usize::MAX;
+        // SAFETY: we hold the freeing token.
+        unsafe { self.free_queued(&mut left, below) };
+        self.queue.with(|queue| {
+            // SAFETY: as above.
+            let queue = unsafe { &*queue };
+            if queue.iter().any(|b| b.number < below) {
+                Progress::Waiting
+            } else {
+                Progress::Done
+            }
+        })
+    }
+
+    /// Moves the sealed stack into the queue.
     ///
     /// # Safety
-    /// `free` may touch only what the caller has made unreachable for threads that pin
-    /// from now on; it runs on any thread once every thread pinned now has unpinned.
-    unsafe fn defer_counted(&self, guard: &Guard, free: impl FnOnce()) {
-        // Relaxed: the Release decrement after the frees orders them; the increment only
-        // has to be visible before the closure can run, which the defer below ensures.
-        self.pending.0.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract; crossbeam runs the closure only after every thread
-        // pinned now has unpinned.
-        unsafe { guard.defer_unchecked(free) };
-        guard.flush();
+    /// The caller holds the freeing token.
+    unsafe fn absorb_sealed(&self) {
+        // Acquire pairs with the Release push in `seal`.
+        let mut top = self.sealed.swap(ptr::null_mut(), Ordering::Acquire);
+        self.queue.with_mut(|queue| {
+            // SAFETY: our contract: the token gives this thread the queue alone.
+            let queue = unsafe { &mut *queue };
+            while !top.is_null() {
+                // SAFETY: boxes on the sealed stack come from `Box::into_raw` in `seal`, and
+                // the swap above made this thread their only owner.
+                let sealed = unsafe { Box::from_raw(top) };
+                top = sealed.next;
+                queue.push_back(sealed.batch);
+            }
+        });
+    }
+
+    /// Frees every queued batch numbered below `below` whose grace period is over, while
+    /// `left` nodes of budget last. Returns true if such ready nodes are left.
+    ///
+    /// # Safety
+    /// The caller holds the freeing token.
+    unsafe fn free_queued(&self, left: &mut usize, below: u64) -> bool {
+        // Acquire pairs with the Release `fetch_max` in the deferred closures.
+        let grace = self.grace.load(Ordering::Acquire).min(below);
+        self.queue.with_mut(|queue| {
+            // SAFETY: our contract: the token gives this thread the queue alone.
+            let queue = unsafe { &mut *queue };
+            let mut i = 0;
+            while i < queue.len() {
+                if queue[i].number >= grace {
+                    i += 1;
+                    continue;
+                }
+                if *left == 0 {
+                    return true;
+                }
+                // SAFETY: the batch is numbered below `grace`, so its grace period is over
+                // (module docs), and it is in our queue, so no other thread holds it.
+                match unsafe { free_some(queue[i].head.as_ptr(), left) } {
+                    None => {
+                        queue.remove(i);
+                    }
+                    Some(rest) => {
+                        queue[i].head = rest;
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+    }
+
+    /// Takes the freeing token, marking this thread as freeing until the result drops.
+    fn take_token(&self) -> Option<Token<'_>> {
+        // Acquire pairs with the Release in `Token::drop`: the previous holder's queue
+        // changes are visible.
+        self.freeing
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        let was = FREEING.with(|f| f.replace(true));
+        Some(Token {
+            flag: &self.freeing,
+            was,
+        })
     }
 }
 
-/// Frees a whole batch and takes it out of the count.
-fn free_batch<K, V>(batch: Batch<K, V>, pending: &Pending) {
-    // SAFETY: whoever hands us a batch held it alone, past its grace period.
-    unsafe { free_chain(batch.0.as_ptr()) };
-    // Release pairs with the Acquire load in `Pending::batches`.
-    pending.0.fetch_sub(1, Ordering::Release);
+/// The freeing token, held; gives it back (and restores the thread's mark) on drop, even
+/// when unwinding.
+struct Token<'a> {
+    flag: &'a AtomicBool,
+    was: bool,
+}
+
+impl Drop for Token<'_> {
+    fn drop(&mut self) {
+        FREEING.with(|f| f.set(self.was));
+        // Release pairs with the Acquire in `take_token`.
+        self.flag.store(false, Ordering::Release);
+    }
 }
 
 /// Frees nodes from the front of a chain while `left` lasts; returns what remains.
 ///
 /// # Safety
-/// As for [`free_chain`].
+/// The caller owns every node on the chain (each from `Box::new`, past its grace period,
+/// reachable by nobody else).
 unsafe fn free_some<K, V>(
     mut node: *mut Node<K, V>,
     left: &mut usize,
@@ -231,29 +362,21 @@ unsafe fn free_some<K, V>(
         let current = NonNull::new(node)?;
         // SAFETY: the caller owns the chain; read the link before freeing its node.
         node = unsafe { current.as_ref() }.chain.load(Ordering::Relaxed);
-        // SAFETY: owned, from `Box::new`, freed exactly once here; the chain is cut
-        // because `node` (the rest) is no longer reached through it.
+        // SAFETY: 1. owned and from `Box::new` (our contract); 2. freed exactly once, here:
+        // the rest of the chain is no longer reached through it.
         unsafe { free_node(current.as_ptr()) };
         *left -= 1;
     }
     NonNull::new(node)
 }
 
-/// Frees a list of sentinel links.
-fn free_links(links: Vec<*mut Link>) {
-    for link in links {
-        // SAFETY: the caller of `retire_links` handed these over: each from `Owned::new`,
-        // unreachable, freed once.
-        drop(unsafe { Owned::from_raw(link) });
-    }
-}
-
 /// Frees one node, catching a panic from its key's or value's `Drop`.
 ///
 /// # Safety
-/// The caller owns the node (from `Box::new`, reachable by nobody else) and frees it once.
-unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
-    // SAFETY: the caller's contract.
+/// 1. The caller owns the node (from `Box::new`, reachable by nobody else).
+/// 2. It frees the node once.
+pub(crate) unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
+    // SAFETY: obligations 1 and 2.
     let boxed = unsafe { Box::from_raw(node) };
     let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
 }
@@ -262,25 +385,108 @@ unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
 ///
 /// # Safety
 /// The caller owns every node on the chain (each from `Box::new`, none reachable elsewhere).
-pub(crate) unsafe fn free_chain<K, V>(mut node: *mut Node<K, V>) {
-    while !node.is_null() {
-        // SAFETY: the caller owns the chain; we read the link before freeing its node.
-        let next = unsafe { (*node).chain.load(Ordering::Relaxed) };
-        // SAFETY: owned, from `Box::new`, freed exactly once here.
-        unsafe { free_node(node) };
-        node = next;
+unsafe fn free_chain<K, V>(node: *mut Node<K, V>) {
+    let mut all = usize::MAX;
+    // SAFETY: our contract is `free_some`'s.
+    let rest = unsafe { free_some(node, &mut all) };
+    debug_assert!(rest.is_none());
+}
+
+impl<K, V> Drop for Reclaim<K, V> {
+    fn drop(&mut self) {
+        // `&mut self`: the cache is being dropped, so its last handle is gone and no thread
+        // can reach any node, pinned or not (module docs): free everything now.
+        let limbo = self.limbo.swap(ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: every retired node is ours alone (see above).
+        unsafe { free_chain(limbo) };
+        let mut top = self.sealed.swap(ptr::null_mut(), Ordering::Relaxed);
+        while !top.is_null() {
+            // SAFETY: boxes from `seal`, now ours alone.
+            let sealed = unsafe { Box::from_raw(top) };
+            top = sealed.next;
+            // SAFETY: as for the limbo.
+            unsafe { free_chain(sealed.batch.head.as_ptr()) };
+        }
+        let queue = self.queue.with_mut(|q| {
+            // SAFETY: `&mut self`: exclusive.
+            std::mem::take(unsafe { &mut *q })
+        });
+        for batch in queue {
+            // SAFETY: as for the limbo.
+            unsafe { free_chain(batch.head.as_ptr()) };
+        }
     }
 }
 
-impl<K, V> Drop for Limbo<K, V> {
-    fn drop(&mut self) {
-        let head = self.head.swap(ptr::null_mut(), Ordering::Acquire);
-        // SAFETY: `&mut self`: the segment is being dropped, nobody can read these nodes.
-        unsafe { free_chain(head) };
-        // Close the ready list: batches whose closures have not run yet free themselves.
-        let ready = sync::lock(&self.ready).take().unwrap_or_default();
-        for batch in ready {
-            free_batch(batch, &self.pending);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(v: u64) -> *mut Node<u64, u64> {
+        Box::into_raw(Box::new(Node::new(v, v, v, crate::clock::NEVER)))
+    }
+
+    #[test]
+    fn nothing_is_freed_before_its_grace_period_and_everything_after() {
+        let reclaim: Reclaim<u64, u64> = Reclaim::new();
+        for v in 0..10 {
+            // SAFETY: fresh nodes, reachable by nobody.
+            unsafe { reclaim.retire(node(v)) };
         }
+        let pinned = crossbeam_epoch::pin();
+        reclaim.seal();
+        assert!(
+            !reclaim.free_ready(usize::MAX),
+            "freed while a pin from before stands"
+        );
+        let mut target = None;
+        assert_eq!(reclaim.free_pending(&mut target), Progress::Waiting);
+        assert_eq!(target, Some(1), "batch 0 is the one to wait for");
+        drop(pinned);
+        let mut rounds = 0;
+        while reclaim.free_pending(&mut target) == Progress::Waiting {
+            crossbeam_epoch::pin().flush();
+            rounds += 1;
+            assert!(rounds < 100_000, "the grace period never ended");
+        }
+        // SAFETY: test-only peek at the queue; nobody else holds the token.
+        assert!(reclaim.queue.with(|q| unsafe { (*q).is_empty() }));
+    }
+
+    #[test]
+    fn a_later_grace_period_covers_earlier_batches() {
+        let reclaim: Reclaim<u64, u64> = Reclaim::new();
+        // SAFETY: fresh nodes, reachable by nobody.
+        unsafe { reclaim.retire(node(1)) };
+        reclaim.seal();
+        // SAFETY: as above.
+        unsafe { reclaim.retire(node(2)) };
+        reclaim.seal();
+        // Pretend only the second closure has run.
+        reclaim.grace.store(2, Ordering::Release);
+        let mut left = usize::MAX;
+        let token = reclaim.take_token().unwrap();
+        // SAFETY: we hold the token.
+        assert!(!unsafe {
+            reclaim.absorb_sealed();
+            reclaim.free_queued(&mut left, u64::MAX)
+        });
+        drop(token);
+        assert_eq!(left, usize::MAX - 2, "both batches freed");
+    }
+
+    #[test]
+    fn budgets_free_part_of_a_batch() {
+        let reclaim: Reclaim<u64, u64> = Reclaim::new();
+        for v in 0..5 {
+            // SAFETY: fresh nodes, reachable by nobody.
+            unsafe { reclaim.retire(node(v)) };
+        }
+        reclaim.seal();
+        reclaim.grace.store(1, Ordering::Release);
+        assert!(reclaim.free_ready(3), "two left");
+        assert!(!reclaim.free_ready(3));
+        let mut target = None;
+        assert_eq!(reclaim.free_pending(&mut target), Progress::Done);
     }
 }

@@ -61,7 +61,7 @@ impl Stats {
     pub(crate) fn new(threads: usize) -> Self {
         // One stripe under loom: the stripe a thread gets depends on a process-wide
         // counter, which would make models nondeterministic.
-        let n = if cfg!(all(loom, feature = "loom")) {
+        let n = if crate::sync::MODEL {
             1
         } else {
             threads.saturating_mul(2).clamp(1, 256).next_power_of_two()

@@ -3,32 +3,49 @@
 //! Every shared-memory primitive the crate uses comes from here, so the same code runs on
 //! `std` and under [loom](https://docs.rs/loom) (tokio's `crate::loom` and crossbeam's
 //! `primitive` modules follow the same pattern). The model-checking build needs both
-//! `--cfg loom` and the `loom` feature; crossbeam-epoch switches over with
-//! `--cfg crossbeam_loom` and its own `loom` feature, which ours turns on.
+//! `--cfg wheelcache_loom` and the `loom` feature; crossbeam-epoch switches over with
+//! `--cfg crossbeam_loom` and its own `loom` feature, which ours turns on. The cfg is
+//! namespaced so that a downstream crate building its own code with `--cfg loom` does not
+//! change ours.
 //!
 //! `UnsafeCell` exposes loom's closure API (`with`, `with_mut`) on both builds, so loom can
 //! see (and report as a race) every access to lock-protected data.
 
-#[cfg(all(loom, feature = "loom"))]
+#[cfg(all(wheelcache_loom, feature = "loom"))]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
-#[cfg(not(all(loom, feature = "loom")))]
+#[cfg(not(all(wheelcache_loom, feature = "loom")))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 
-#[cfg(all(loom, feature = "loom"))]
+/// Thread-locals: loom's under the model (its threads share one OS thread), std's
+/// otherwise, with a `const` initialiser (loom's macro does not take one).
+macro_rules! thread_cell {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
+        #[cfg(all(wheelcache_loom, feature = "loom"))]
+        loom::thread_local! { $(#[$attr])* static $name: $t = $init; }
+        #[cfg(not(all(wheelcache_loom, feature = "loom")))]
+        ::std::thread_local! { $(#[$attr])* static $name: $t = const { $init }; }
+    };
+}
+pub(crate) use thread_cell;
+
+/// Whether this is the model-checking build (constants shrink under it).
+pub(crate) const MODEL: bool = cfg!(all(wheelcache_loom, feature = "loom"));
+
+#[cfg(all(wheelcache_loom, feature = "loom"))]
 pub(crate) use loom::cell::UnsafeCell;
 
 /// `std`'s `UnsafeCell` behind loom's closure API.
-#[cfg(not(all(loom, feature = "loom")))]
+#[cfg(not(all(wheelcache_loom, feature = "loom")))]
 #[derive(Debug)]
 pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
 
-#[cfg(not(all(loom, feature = "loom")))]
+#[cfg(not(all(wheelcache_loom, feature = "loom")))]
 impl<T> UnsafeCell<T> {
     pub(crate) const fn new(value: T) -> Self {
         Self(std::cell::UnsafeCell::new(value))
@@ -70,18 +87,21 @@ pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 
 /// Yields the processor (a loom scheduling point under the model).
 pub(crate) fn yield_now() {
-    #[cfg(all(loom, feature = "loom"))]
+    #[cfg(all(wheelcache_loom, feature = "loom"))]
     loom::thread::yield_now();
-    #[cfg(not(all(loom, feature = "loom")))]
+    #[cfg(not(all(wheelcache_loom, feature = "loom")))]
     std::thread::yield_now();
 }
 
-/// Bounded waiting for progress that other threads must make: real time on `std`, a fixed
-/// number of rounds under loom (whose models must be deterministic and cannot sleep).
+/// A bounded wait for progress that other threads must make: at most `limit` of time spent
+/// waiting in [`pause`](Self::pause) on `std` (accumulated, never restarted, so the wait
+/// ends even while other threads keep changing what is being waited for; the caller's own
+/// work between pauses does not count), a fixed number of rounds under loom (whose models
+/// must be deterministic and cannot sleep).
 #[derive(Debug)]
 pub(crate) struct Patience {
     limit: std::time::Duration,
-    since: std::time::Instant,
+    waited: std::time::Duration,
     rounds: u32,
 }
 
@@ -89,34 +109,31 @@ impl Patience {
     pub(crate) fn new(limit: std::time::Duration) -> Self {
         Self {
             limit,
-            since: std::time::Instant::now(),
+            waited: std::time::Duration::ZERO,
             rounds: 0,
         }
     }
 
-    /// Progress was made: start counting again.
-    pub(crate) fn restart(&mut self) {
-        self.rounds = 0;
-        if !cfg!(all(loom, feature = "loom")) {
-            self.since = std::time::Instant::now();
-        }
-    }
-
     pub(crate) fn exhausted(&self) -> bool {
-        if cfg!(all(loom, feature = "loom")) {
-            self.rounds >= 3
+        if MODEL {
+            self.rounds >= 1
         } else {
-            self.since.elapsed() > self.limit
+            self.waited >= self.limit
         }
     }
 
-    /// Lets other threads run: yields at first, then sleeps briefly.
-    pub(crate) fn pause(&mut self) {
+    /// Runs `push` (something that helps the awaited progress along) and lets other threads
+    /// run: yields at first, then sleeps briefly, so a descheduled thread holding what we
+    /// wait for can run on a busy machine. The whole call counts as waiting.
+    pub(crate) fn pause(&mut self, push: impl FnOnce()) {
+        let started = std::time::Instant::now();
+        push();
         self.rounds = self.rounds.saturating_add(1);
-        if cfg!(all(loom, feature = "loom")) || self.rounds < 64 {
+        if MODEL || self.rounds < 64 {
             yield_now();
         } else {
             std::thread::sleep(std::time::Duration::from_micros(50));
         }
+        self.waited += started.elapsed();
     }
 }

@@ -1,5 +1,5 @@
 //! Shared pieces of the loom models in `tests/` (compiled only under `--cfg loom`).
-#![cfg(loom)]
+#![cfg(wheelcache_loom)]
 
 use loom::alloc::Track;
 use loom::cell::UnsafeCell;

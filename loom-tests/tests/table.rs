@@ -1,4 +1,4 @@
-#![cfg(loom)]
+#![cfg(wheelcache_loom)]
 //! The table under loom: races on one key, borrowed reads against removal, and operations
 //! racing a grow or a shrink. Each model ends by dropping the cache, so a value never freed
 //! fails it through `loom::alloc::Track`.

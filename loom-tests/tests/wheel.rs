@@ -1,4 +1,4 @@
-#![cfg(loom)]
+#![cfg(wheelcache_loom)]
 //! The wheel hand-off under loom: writers scheduling and cancelling while another thread
 //! advances the wheel, and entries replaced or removed while their timer fires.
 

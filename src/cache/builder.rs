@@ -2,8 +2,7 @@
 
 use super::{reaper, Cache, Inner};
 use crate::clock::{Clock, MonotonicClock, Ticker};
-use crate::policy::{Listener, RemovalCause};
-use crate::reclaim::Pending;
+use crate::policy::{Listener, Notifier, RemovalCause};
 use crate::segment::Segment;
 use crate::stats::Stats;
 use crate::table::Tuning;
@@ -15,6 +14,10 @@ use std::time::Duration;
 
 /// The most segments a cache may have.
 pub const MAX_SEGMENTS: usize = 1 << 16;
+
+/// The largest [`CacheBuilder::initial_capacity`] honoured; larger requests are clamped to
+/// it (the tables still grow on demand past it).
+pub const MAX_INITIAL_CAPACITY: usize = 1 << 24;
 
 /// Builds a [`Cache`]. Every setting has a default; see each method.
 pub struct CacheBuilder<K, V, S = ahash::RandomState> {
@@ -77,8 +80,18 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     }
 
     /// Called once for every entry that leaves the cache (not for entries still present
-    /// when the cache is dropped), on the removing thread, with no internal lock held.
-    /// A panic in it is caught and discarded.
+    /// when the cache is dropped), on the removing thread, after the operation has released
+    /// every internal lock and its epoch pin: it may be slow, and it may call back into the
+    /// cache. A panic in it is caught and discarded.
+    ///
+    /// Listeners never nest: departures caused from inside a listener (a write-back that
+    /// replaces an entry, a `remove`, a `run_pending_tasks`) are delivered after it returns,
+    /// not inside it, and writes made inside it take no maintenance turns.
+    ///
+    /// A listener that captures a clone of its own cache keeps the cache, and its reaper,
+    /// alive for ever (the cache owns the listener, which owns the cache). Capture a handle
+    /// you can take out instead, such as an `Arc<OnceLock<Cache<K, V>>>` or a `Weak` of your
+    /// own state, or send departures over a channel to a task that holds the cache.
     pub fn eviction_listener(
         mut self,
         listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
@@ -102,9 +115,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The wheel's resolution (default 1 ms; zero is raised to 1 ns). Entries expire at most
-    /// one tick late; the wheel's levels cover 2^36 ticks (2.18 years at 1 ms) and longer
-    /// TTLs still expire on time via its overflow list.
+    /// The wheel's resolution (default 1 ms). Entries expire at most one tick late. Ticks
+    /// shorter than [`MIN_TICK`](crate::MIN_TICK) (1 us; zero included) are raised to it;
+    /// deadlines then reach 2^56 ticks past the clock's origin (2,284 years at 1 us, 2.28
+    /// million at 1 ms), and TTLs reaching past that never expire.
     pub fn tick(mut self, tick: Duration) -> Self {
         self.tick = tick;
         self
@@ -117,14 +131,18 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// Pre-sizes the tables for about this many entries (default: small, grown on demand).
+    /// Pre-sizes the tables for about this many entries (default: small, grown on demand),
+    /// clamped to [`MAX_INITIAL_CAPACITY`]. Pre-sizing is lazy: it sets the tables' sizes,
+    /// and bucket memory is allocated as buckets are first used.
     pub fn initial_capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
+        self.capacity = capacity.min(MAX_INITIAL_CAPACITY);
         self
     }
 
-    /// Test-only: tables of one bucket that double past one entry per bucket, so model
-    /// checks and tiny tests cross grows and shrinks in a handful of operations.
+    /// Internal, for this crate's own tests (behind the `internal-tiny-tables` feature, not
+    /// part of the API): tables of one bucket that double past one entry per bucket, so
+    /// model checks and small tests cross grows and shrinks in a handful of operations.
+    #[cfg(feature = "internal-tiny-tables")]
     #[doc(hidden)]
     pub fn tiny_tables_for_tests(mut self) -> Self {
         self.tuning = Tuning::TINY;
@@ -169,19 +187,17 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             self.tick,
         );
         let now = ticker.now();
-        let pending = Arc::new(Pending::default());
         let per_segment = self.capacity.div_ceil(segments);
         let inner = Arc::new(Inner {
             segments: (0..segments)
-                .map(|_| Segment::new(per_segment, self.tuning, now, Arc::clone(&pending)))
+                .map(|_| Segment::new(per_segment, self.tuning, now))
                 .collect(),
             segment_bits: segments.trailing_zeros(),
             hasher: self.hasher,
             ticker,
             ttl: self.ttl,
-            listener: self.listener,
+            notifier: Notifier::new(self.listener),
             stats: Stats::new(threads),
-            pending,
             reaper: OnceLock::new(),
             _owns: PhantomData,
         });

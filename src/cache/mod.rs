@@ -1,17 +1,30 @@
-//! The public cache: hashing to a segment, the write paths' bookkeeping, and the
-//! departure protocol (stats, wheel hand-off, listener).
+//! The public cache: hashing to a segment, each operation's two phases, and the
+//! departure protocol.
 //!
-//! Every operation pins the epoch once, hashes once, and works in one segment. A write
-//! that removes an entry — `remove`, a replacing `insert`, `clear`, or the wheel — is the
-//! entry's unique *remover* (it won the marking CAS), and the remover alone counts the
-//! departure, hands the node to the wheel side (`Segment::removed`) and, after every lock is
-//! released, calls the listener. A write whose segment is due (see `segment`) then does a
-//! bounded slice of its maintenance (`Segment::maintain` in `Mode::Write`) and frees a
-//! bounded number of retired nodes (`Segment::free_ready`), so a busy cache cleans itself.
+//! ## Two phases
+//! Every operation reads the clock first (so a panicking [`Clock`](crate::Clock) changes
+//! nothing), hashes once, and works in one segment, in two phases:
+//! 1. **Pinned**: the table work, and for each entry it took out (it won the marking CAS,
+//!    so it is the entry's unique *remover*) the remover's duties: the count, the wheel
+//!    hand-off (`Segment::removed`), and a [`Held`] on the node if there is a listener.
+//! 2. **Unpinned, no lock held**: if the segment is due, a bounded maintenance turn (with
+//!    its own short pin, see `segment`); then the listener for every departure, each hold
+//!    released once it has returned; then sealing and a bounded slice of freeing.
+//!
+//! So the user code the cache calls on its own — the listener, `init`, key and value
+//! `Drop`s — never runs pinned or under a lock of ours. (`Hash`, `Eq` and `V::clone` run
+//! pinned: they are how an entry is found and read.)
+//!
+//! ## Maintenance without a caller
+//! Writes take turns on their segment when it is due. So do reads: one read in
+//! [`READ_TURN_EVERY`] per thread (a thread-local count, no shared write) checks its
+//! segment and takes a turn if it is due, so a cache that only sees `get` traffic still
+//! removes lapsed entries and gives their memory back. `run_pending_tasks` and the reaper
+//! do full turns over every segment, bounded by what was pending when they began.
 
 mod builder;
 pub(crate) mod builder_limits {
-    pub use super::builder::MAX_SEGMENTS;
+    pub use super::builder::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS};
 }
 mod pinned;
 mod reaper;
@@ -20,45 +33,42 @@ pub use builder::CacheBuilder;
 pub use pinned::Pinned;
 
 use crate::clock::{Reading, Ticker, NEVER};
-use crate::policy::{notify, Listener, RemovalCause};
-use crate::reclaim::Pending;
-use crate::segment::{Mode, Segment};
+use crate::policy::{in_listener, Notifier, RemovalCause};
+use crate::reclaim::{self, Progress};
+use crate::segment::{Fired, Mode, Segment, Turn, FREE_BUDGET};
 use crate::stats::{CacheStats, Event, Stats};
-use crate::table::node::{regular_key, Node, NodePtr};
+use crate::sync::{self, Patience};
+use crate::table::node::{regular_key, Held, Node, NodePtr, DETACHED, RELEASED, REMOVED, UNLINKED};
 use crate::table::Insert;
 use crossbeam_epoch::{self as epoch, Guard};
 use std::borrow::Borrow;
+use std::cell::Cell;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// How long `run_pending_tasks` and `Drop` keep pushing the epoch *without progress*
-/// before giving up on a thread that stays pinned (that garbage is then freed whenever
-/// the thread unpins).
-const FLUSH_PATIENCE: Duration = Duration::from_millis(200);
+/// The longest [`Cache::run_pending_tasks`] waits for other threads' epoch pins to end
+/// before it returns with some reclamation left undone (see its docs).
+pub const MAX_RECLAIM_WAIT: Duration = Duration::from_millis(100);
 
-/// Pushes the epoch until `step()` reports nothing left (`0`). `step` returns a measure of
-/// what is left; patience restarts whenever it changes. Spins with yields at first, then
-/// sleeps briefly so a descheduled pinned thread can run.
-fn push_epoch_until(mut step: impl FnMut() -> usize) {
-    let mut patience = crate::sync::Patience::new(FLUSH_PATIENCE);
-    let mut last = usize::MAX;
-    loop {
-        let left = step();
-        if left == 0 {
-            return;
-        }
-        if left != last {
-            last = left;
-            patience.restart();
-        } else if patience.exhausted() {
-            return;
-        }
-        epoch::pin().flush();
-        patience.pause();
-    }
+/// Reads per thread between two looks at whether the read's segment is due for maintenance.
+pub(crate) const READ_TURN_EVERY: u32 = 64;
+
+sync::thread_cell! {
+    /// Reads this thread made since its last look (see [`READ_TURN_EVERY`]).
+    static READS: Cell<u32> = Cell::new(0);
+}
+
+/// Counts a read; true once every [`READ_TURN_EVERY`] reads on this thread.
+#[inline]
+fn read_turn_owed() -> bool {
+    READS.with(|r| {
+        let n = r.get().wrapping_add(1);
+        r.set(n);
+        n % READ_TURN_EVERY == 0
+    })
 }
 
 /// A concurrent cache in which every entry has a way out: explicit removal, per-entry
@@ -76,9 +86,8 @@ pub(crate) struct Inner<K, V, S> {
     hasher: S,
     ticker: Ticker,
     ttl: Option<Duration>,
-    listener: Option<Listener<K, V>>,
+    notifier: Notifier<K, V>,
     stats: Stats,
-    pending: Arc<Pending>,
     reaper: OnceLock<std::thread::Thread>,
     /// The cache owns `K`s and `V`s: Send/Sync follow theirs (the segments alone, holding
     /// raw pointers behind atomics, would say nothing about them).
@@ -162,12 +171,25 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let guard = epoch::pin();
-        self.inner.find(key, &guard, true).map(|n| n.value.clone())
+        let (hash, index) = self.inner.locate(key);
+        let value = {
+            let guard = epoch::pin();
+            self.inner
+                .find(hash, index, key, &guard, true)
+                .map(|n| n.value.clone())
+        };
+        if read_turn_owed() {
+            self.inner.read_turn(index);
+        }
+        value
     }
 
-    /// Pins the epoch so values can be borrowed instead of cloned. Keep the guard short:
-    /// while any thread is pinned, memory retired since cannot be freed.
+    /// Pins the epoch so values can be borrowed instead of cloned.
+    ///
+    /// A pin is process-wide in effect: like any crossbeam-epoch pin, while it lives no
+    /// memory retired since it began can be freed, in this cache, in any other cache, or by
+    /// any other crossbeam user in the process. Hold it for a lookup or a request, not for
+    /// the life of a connection, and do not block while holding it.
     pub fn pin(&self) -> Pinned<'_, K, V, S> {
         Pinned::new(self, epoch::pin())
     }
@@ -178,8 +200,15 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let guard = epoch::pin();
-        self.inner.find(key, &guard, false).is_some()
+        let (hash, index) = self.inner.locate(key);
+        let found = {
+            let guard = epoch::pin();
+            self.inner.find(hash, index, key, &guard, false).is_some()
+        };
+        if read_turn_owed() {
+            self.inner.read_turn(index);
+        }
+        found
     }
 
     /// Removes the entry for `key`, returning a clone of its value if it was live. The
@@ -190,8 +219,7 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let guard = epoch::pin();
-        self.inner.remove(key, &guard, |node| node.value.clone())
+        self.inner.remove(key, V::clone)
     }
 
     /// Removes the entry for `key` without cloning its value; true if a live entry left.
@@ -200,15 +228,19 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let guard = epoch::pin();
-        self.inner.remove(key, &guard, |_| ()).is_some()
+        self.inner.remove(key, |_| ()).is_some()
     }
 
     /// The live value for `key`, or `init()`'s, stored with the default TTL.
     ///
-    /// Concurrent callers for one absent key may each run `init`, but exactly one value is
-    /// stored and every caller gets a clone of that one; the others are dropped (once).
-    /// With a zero default TTL the value is returned but not stored (see
+    /// `init` runs unpinned and with no lock held, so it may be slow (a database load) and
+    /// may call back into the cache.
+    ///
+    /// **Warning: this does not coalesce loads.** Concurrent callers for one absent key may
+    /// *each* run `init` (a thundering herd on whatever `init` calls); exactly one value is
+    /// stored and every caller gets a clone of that one, and the others are dropped (once).
+    /// A loader that runs once per key while other callers wait is planned (moka's
+    /// `get_with`). With a zero default TTL the value is returned but not stored (see
     /// [`insert_with_ttl`](Self::insert_with_ttl)).
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V
     where
@@ -235,10 +267,26 @@ where
         self.inner.clear();
     }
 
-    /// Does all pending maintenance now: applies queued timer changes, expires every due
-    /// entry, advances shrinking, and pushes memory reclamation forward. When it returns,
-    /// and no thread holds an epoch pin, every value removed or expired before the call
-    /// has been dropped.
+    /// Does the maintenance that is pending when it is called, and returns in bounded time
+    /// however busy other threads keep the cache.
+    ///
+    /// When it returns:
+    /// 1. every timer change (insert with a TTL, removal) queued before the call has been
+    ///    applied;
+    /// 2. every entry due at the call's clock reading has left the cache, and the listener
+    ///    has returned for each (unless the call was made from inside a listener: those
+    ///    departures are delivered once that listener returns, see [`CacheBuilder::eviction_listener`]);
+    /// 3. the tables have shrunk to fit what is left (unless some thread stayed pinned
+    ///    throughout the wait below);
+    /// 4. every value removed or expired before the call has been dropped — unless some
+    ///    thread held an epoch pin for the whole of [`MAX_RECLAIM_WAIT`], or the calling
+    ///    thread is itself pinned (then it returns at once, having freed what it could) or
+    ///    is inside a key's or value's `Drop`. Those values are dropped by later maintenance
+    ///    turns (writes, reads, the reaper, another call) or when the cache drops.
+    ///
+    /// Work that other threads add during the call (new entries, new removals) is left to
+    /// them and to later calls, so a housekeeping thread calling this periodically under
+    /// load gets its turn back.
     pub fn run_pending_tasks(&self) {
         self.inner.run_pending_tasks();
     }
@@ -260,14 +308,12 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher,
 {
-    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
-    fn segment(&self, hash: u64) -> &Segment<K, V> {
+    /// The key's hash and its segment.
+    fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
+        let hash = self.hasher.hash_one(key);
         // Top bits pick the segment; buckets use the low bits, so the two are independent.
         let index = hash.checked_shr(64 - self.segment_bits).unwrap_or(0) as usize;
-        &self.segments[index]
+        (hash, index)
     }
 
     fn deadline(ttl: Option<Duration>, now: Reading) -> u64 {
@@ -278,14 +324,19 @@ where
         node.deadline() != NEVER && self.ticker.read().reached(node.deadline())
     }
 
-    fn find<'g, Q>(&self, key: &Q, guard: &'g Guard, count: bool) -> Option<&'g Node<K, V>>
+    fn find<'g, Q>(
+        &self,
+        hash: u64,
+        index: usize,
+        key: &Q,
+        guard: &'g Guard,
+        count: bool,
+    ) -> Option<&'g Node<K, V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
-        let found = self
-            .segment(hash)
+        let found = self.segments[index]
             .table
             .lookup(regular_key(hash), |n| n.key.borrow() == key, guard)
             .filter(|n| !self.expired_now(n));
@@ -300,87 +351,104 @@ where
     }
 
     fn put(&self, key: K, value: V, ttl: Option<Duration>) {
-        if ttl.is_some_and(|t| t.is_zero()) {
-            return self.put_expired(key, value);
-        }
-        let hash = self.hash(&key);
-        let segment = self.segment(hash);
-        let guard = epoch::pin();
         let now = self.ticker.read();
-        let node = Box::new(Node::new(hash, key, value, Self::deadline(ttl, now)));
-        match segment.table.insert(node, |a, b| a == b, |_| false, &guard) {
-            Insert::New(new) => self.linked_new(segment, new, now.tick(), &guard),
-            Insert::Replaced { old, new } => {
-                self.linked_over(segment, old, new, now.tick(), &guard)
-            }
-            Insert::Kept { .. } => unreachable!("`keep` refused every existing entry"),
+        if ttl.is_some_and(|t| t.is_zero()) {
+            return self.put_expired(key, value, now.tick());
         }
+        let (hash, index) = self.locate(&key);
+        let segment = &self.segments[index];
+        let departed = {
+            let guard = epoch::pin();
+            let node = Box::new(Node::new(hash, key, value, Self::deadline(ttl, now)));
+            match segment.table.insert(node, |a, b| a == b, |_| false, &guard) {
+                Insert::New(new) => {
+                    self.linked_new(segment, new);
+                    None
+                }
+                Insert::Replaced { old, new } => self.linked_over(index, old, new, now.tick()),
+                Insert::Kept { .. } => unreachable!("`keep` refused every existing entry"),
+            }
+        };
+        self.after_write(index, now.tick(), departed);
     }
 
     /// Zero TTL: remove what is there, and hand the value straight to the listener.
-    fn put_expired(&self, key: K, value: V) {
-        let hash = self.hash(&key);
-        let segment = self.segment(hash);
-        let guard = epoch::pin();
-        let now = self.ticker.now();
-        let old = segment
-            .table
-            .remove(regular_key(hash), |n| n.key == key, &guard);
-        let old_cause = old
-            .map(|old| self.departed_by_caller(segment, old, RemovalCause::Replaced, now, &guard));
-        self.stats
-            .record(if old_cause == Some(RemovalCause::Replaced) {
+    fn put_expired(&self, key: K, value: V, now: u64) {
+        let (hash, index) = self.locate(&key);
+        let segment = &self.segments[index];
+        let old = {
+            let guard = epoch::pin();
+            segment
+                .table
+                .remove(regular_key(hash), |n| n.key == key, &guard)
+                .map(|old| self.departed_by_caller(index, old, RemovalCause::Replaced, now))
+        };
+        self.stats.record(
+            if old
+                .as_ref()
+                .is_some_and(|(cause, _)| *cause == RemovalCause::Replaced)
+            {
                 Event::Update
             } else {
                 Event::Insert
-            });
+            },
+        );
         self.stats.record(Event::Expiration);
-        if let (Some(old), Some(cause)) = (old, old_cause) {
-            self.notify(&old, cause);
-        }
-        if let Some(listener) = &self.listener {
-            notify(listener, &key, &value, RemovalCause::Expired);
-        }
+        // The value was never stored: it leaves as a node that only its remover holds
+        // (never linked, never scheduled), so it is told like any departure, and freed
+        // through the reclamation like any node.
+        let never_stored = self.notifier.wants().then(|| {
+            let node = Box::new(Node::new(hash, key, value, NEVER));
+            node.meta
+                .fetch_or(REMOVED | UNLINKED | DETACHED, sync::Ordering::Relaxed);
+            // SAFETY: from `Box::into_raw`, alive until retired; this thread is its only
+            // holder (its remover) and has not set RELEASED.
+            unsafe {
+                Held::new(
+                    NodePtr::from_raw(Box::into_raw(node)),
+                    RemovalCause::Expired,
+                    index,
+                )
+            }
+        });
+        let old = old.and_then(|(_, held)| held);
+        self.after_write(index, now, old.into_iter().chain(never_stored));
     }
 
-    /// Bookkeeping after linking a node under a new key.
-    fn linked_new(&self, segment: &Segment<K, V>, new: NodePtr<'_, K, V>, now: u64, guard: &Guard) {
+    /// Bookkeeping after linking a node under a new key (pinned phase).
+    fn linked_new(&self, segment: &Segment<K, V>, new: NodePtr<'_, K, V>) {
         self.stats.record(Event::Insert);
         segment.linked(new);
         segment.table.maybe_grow();
-        self.maintain_after_write(segment, now, guard);
     }
 
-    /// Bookkeeping after `new` replaced `old` (the caller is `old`'s remover).
+    /// Bookkeeping after `new` replaced `old`, whose remover the caller is (pinned phase).
     fn linked_over(
         &self,
-        segment: &Segment<K, V>,
+        index: usize,
         old: NodePtr<'_, K, V>,
         new: NodePtr<'_, K, V>,
         now: u64,
-        guard: &Guard,
-    ) {
-        let cause = self.departed_by_caller(segment, old, RemovalCause::Replaced, now, guard);
+    ) -> Option<Held<K, V>> {
+        let (cause, held) = self.departed_by_caller(index, old, RemovalCause::Replaced, now);
         self.stats.record(if cause == RemovalCause::Replaced {
             Event::Update
         } else {
             Event::Insert
         });
-        segment.linked(new);
-        self.maintain_after_write(segment, now, guard);
-        self.notify(&old, cause);
+        self.segments[index].linked(new);
+        held
     }
 
-    /// Remover duties for an entry a caller took out: its cause (`Expired` if it had
-    /// lapsed), the count, and the wheel hand-off. The listener is called later.
+    /// Remover duties for an entry a caller took out (pinned phase): its cause (`Expired` if
+    /// it had lapsed), the count, the wheel hand-off, and a hold for the listener if any.
     fn departed_by_caller(
         &self,
-        segment: &Segment<K, V>,
+        index: usize,
         node: NodePtr<'_, K, V>,
         live_cause: RemovalCause,
         now: u64,
-        guard: &Guard,
-    ) -> RemovalCause {
+    ) -> (RemovalCause, Option<Held<K, V>>) {
         let cause = if node.is_expired(now) {
             self.stats.record(Event::Expiration);
             RemovalCause::Expired
@@ -390,45 +458,59 @@ where
             }
             live_cause
         };
-        segment.removed(node, guard);
-        cause
+        let hold = self.notifier.wants();
+        self.segments[index].removed(node, hold);
+        // SAFETY: we are the remover and `removed` left RELEASED unset (`hold`).
+        let held = hold.then(|| unsafe { Held::new(node, cause, index) });
+        (cause, held)
     }
 
-    fn remove<Q, R>(&self, key: &Q, guard: &Guard, read: impl FnOnce(&Node<K, V>) -> R) -> Option<R>
+    fn remove<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
-        let segment = self.segment(hash);
-        let node = segment
-            .table
-            .remove(regular_key(hash), |n| n.key.borrow() == key, guard)?;
         let now = self.ticker.now();
-        let cause = self.departed_by_caller(segment, node, RemovalCause::Explicit, now, guard);
-        self.maintain_after_write(segment, now, guard);
-        self.notify(&node, cause);
-        (cause == RemovalCause::Explicit).then(|| read(&node))
+        let (hash, index) = self.locate(key);
+        let (out, departed) = {
+            let guard = epoch::pin();
+            let node = self.segments[index].table.remove(
+                regular_key(hash),
+                |n| n.key.borrow() == key,
+                &guard,
+            )?;
+            let (cause, held) = self.departed_by_caller(index, node, RemovalCause::Explicit, now);
+            // Still pinned: the node cannot be freed under us even when not held.
+            (
+                (cause == RemovalCause::Explicit).then(|| read(&node.value)),
+                held,
+            )
+        };
+        self.after_write(index, now, departed);
+        out
     }
 
     fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V
     where
         V: Clone,
     {
-        let guard = epoch::pin();
-        if let Some(node) = self.find(&key, &guard, false) {
-            return node.value.clone();
+        let (hash, index) = self.locate(&key);
+        {
+            let guard = epoch::pin();
+            if let Some(node) = self.find(hash, index, &key, &guard, false) {
+                return node.value.clone();
+            }
         }
+        // Unpinned: `init` may take seconds without holding back any reclamation.
         let value = init();
+        let reading = self.ticker.read();
         if self.ttl.is_some_and(|t| t.is_zero()) {
             let out = value.clone();
-            self.put_expired(key, value);
+            self.put_expired(key, value, reading.tick());
             return out;
         }
-        let hash = self.hash(&key);
-        let segment = self.segment(hash);
-        let reading = self.ticker.read();
         let now = reading.tick();
+        let segment = &self.segments[index];
         let node = Box::new(Node::new(
             hash,
             key,
@@ -436,90 +518,184 @@ where
             Self::deadline(self.ttl, reading),
         ));
         let keep = |existing: &Node<K, V>| !existing.is_expired(now);
-        match segment.table.insert(node, |a, b| a == b, keep, &guard) {
-            Insert::New(new) => {
-                self.linked_new(segment, new, now, &guard);
-                new.value.clone()
+        let (out, departed, unused) = {
+            let guard = epoch::pin();
+            match segment.table.insert(node, |a, b| a == b, keep, &guard) {
+                Insert::New(new) => {
+                    self.linked_new(segment, new);
+                    (new.value.clone(), None, None)
+                }
+                Insert::Replaced { old, new } => {
+                    let held = self.linked_over(index, old, new, now);
+                    (new.value.clone(), held, None)
+                }
+                Insert::Kept { existing, unused } => (existing.value.clone(), None, Some(unused)),
             }
-            Insert::Replaced { old, new } => {
-                self.linked_over(segment, old, new, now, &guard);
-                new.value.clone()
-            }
-            Insert::Kept { existing, unused } => {
-                let value = existing.value.clone();
-                drop(unused);
-                value
-            }
-        }
+        };
+        // The losing value is the caller's, dropped here, unpinned.
+        drop(unused);
+        self.after_write(index, now, departed);
+        out
     }
 
     fn clear(&self) {
-        let guard = epoch::pin();
         let now = self.ticker.now();
-        for segment in self.segments.iter() {
-            let removed = segment.table.mark_all(&guard);
-            let causes: Vec<RemovalCause> = removed
-                .iter()
-                .map(|&n| self.departed_by_caller(segment, n, RemovalCause::Explicit, now, &guard))
-                .collect();
-            self.maintain_after_write(segment, now, &guard);
-            for (node, cause) in removed.into_iter().zip(causes) {
-                self.notify(&node, cause);
+        for index in 0..self.segments.len() {
+            let departed: Vec<Held<K, V>> = {
+                let guard = epoch::pin();
+                let removed = self.segments[index].table.mark_all(&guard);
+                removed
+                    .into_iter()
+                    .filter_map(|n| {
+                        self.departed_by_caller(index, n, RemovalCause::Explicit, now)
+                            .1
+                    })
+                    .collect()
+            };
+            self.after_write(index, now, departed);
+        }
+    }
+
+    /// Full turns over every segment, bounded by what is due at `now` and queued when each
+    /// segment's first turn begins; then the listener for every expiry, and sealing. Returns
+    /// which segments are shrinking.
+    fn maintain_all(&self, now: u64) -> Vec<bool> {
+        let mut shrinking = vec![false; self.segments.len()];
+        for (index, shrinking) in shrinking.iter_mut().enumerate() {
+            let mut drained = false;
+            loop {
+                let mut fired = Vec::new();
+                let turn = self.turn(index, now, Mode::Full { drain: !drained }, &mut fired);
+                drained |= turn.drained;
+                *shrinking = turn.shrinking;
+                self.notifier.deliver(fired, |h| self.release(h));
+                if drained && !turn.due_left {
+                    break;
+                }
             }
         }
-    }
-
-    /// The write path's bounded slice of maintenance, then the listener for what expired.
-    fn maintain_after_write(&self, segment: &Segment<K, V>, now: u64, guard: &Guard) {
-        if !segment.due(now) {
-            return;
-        }
-        let mut expired = Vec::new();
-        segment.maintain(now, Mode::Write, guard, &mut expired);
-        self.expired(&expired);
-        segment.free_ready(Mode::Write);
-    }
-
-    fn expired(&self, nodes: &[NodePtr<'_, K, V>]) {
-        if nodes.is_empty() {
-            return;
-        }
-        self.stats.add(Event::Expiration, nodes.len() as u64);
-        for node in nodes {
-            self.notify(node, RemovalCause::Expired);
-        }
-    }
-
-    fn notify(&self, node: &Node<K, V>, cause: RemovalCause) {
-        if let Some(listener) = &self.listener {
-            notify(listener, &node.key, &node.value, cause);
-        }
-    }
-
-    /// One full pass over every segment; true if work is left (a shrink in progress).
-    fn maintenance_round(&self) -> bool {
-        let now = self.ticker.now();
-        let mut more = false;
+        // Departures queued by listeners (this thread's delivery loop takes a few rounds).
+        self.notifier.deliver(None, |h| self.release(h));
         for segment in self.segments.iter() {
-            // A pin per segment, so the epoch can move on between them.
-            let guard = epoch::pin();
-            let mut expired = Vec::new();
-            more |= segment.maintain(now, Mode::Full, &guard, &mut expired);
-            self.expired(&expired);
-            segment.seal(&guard);
-            segment.free_ready(Mode::Full);
+            segment.table.reclaim.seal();
         }
-        more
+        shrinking
     }
 
     fn run_pending_tasks(&self) {
-        // Each round's guard is dropped before the epoch is pushed, or it would hold the
-        // epoch back itself. Rounds continue while a shrink waits for its grace period.
-        push_epoch_until(|| usize::from(self.maintenance_round()) + self.pending.batches());
+        let now = self.ticker.now();
+        let mut shrinking = self.maintain_all(now);
+        // Free everything sealed so far, waiting for grace periods while other threads'
+        // pins allow (bounded), never for pins of this thread's own.
+        let may_wait = !epoch::is_pinned() && !reclaim::is_freeing();
+        let mut targets = vec![None; self.segments.len()];
+        let mut freed = vec![false; self.segments.len()];
+        let mut patience = Patience::new(MAX_RECLAIM_WAIT);
+        loop {
+            let mut done = true;
+            for (index, segment) in self.segments.iter().enumerate() {
+                if shrinking[index] {
+                    let mut fired = Vec::new();
+                    shrinking[index] = self
+                        .turn(index, now, Mode::Full { drain: false }, &mut fired)
+                        .shrinking;
+                    self.notifier.deliver(fired, |h| self.release(h));
+                }
+                if !freed[index] {
+                    freed[index] =
+                        segment.table.reclaim.free_pending(&mut targets[index]) == Progress::Done;
+                }
+                done &=
+                    freed[index] && !shrinking[index] && !segment.table.shrink_garbage_pending();
+            }
+            if done || !may_wait || patience.exhausted() {
+                return;
+            }
+            patience.pause(|| epoch::pin().flush());
+        }
+    }
+
+    /// The reaper's round: the same bounded full turns, then one push of the epoch and
+    /// whatever is ready freed, without waiting.
+    fn reap(&self) {
+        let now = self.ticker.now();
+        let _ = self.maintain_all(now);
+        epoch::pin().flush();
+        for segment in self.segments.iter() {
+            segment.free_ready(usize::MAX);
+        }
     }
 }
 
+/// Lets go of a departed node's remover hold (see `table::node`).
+fn release<K, V>(segments: &[Segment<K, V>], held: Held<K, V>) {
+    let index = held.segment;
+    // SAFETY: the hold kept the node alive until now; it is settled at once below.
+    let node = unsafe { NodePtr::from_raw(held.into_raw()) };
+    segments[index].table.settle(node, RELEASED);
+}
+
+/// The parts of the protocol that need no hashing (so `Pinned`'s `Drop` can use them).
 impl<K, V, S> Inner<K, V, S> {
+    /// The unpinned phase of a write (see the module docs): a maintenance turn if the
+    /// segment is due (none from inside a listener), the listener for the departures, then
+    /// sealing and, after a turn, a bounded slice of freeing.
+    fn after_write(&self, index: usize, now: u64, departed: impl IntoIterator<Item = Held<K, V>>) {
+        let segment = &self.segments[index];
+        let mut fired = Vec::new();
+        let turned = !in_listener() && segment.due(now);
+        if turned {
+            self.turn(index, now, Mode::Write, &mut fired);
+        }
+        self.notifier
+            .deliver(departed.into_iter().chain(fired), |h| self.release(h));
+        segment.table.reclaim.seal_if_full();
+        if turned {
+            segment.free_ready(FREE_BUDGET);
+        }
+    }
+
+    /// A read's maintenance turn (one read in [`READ_TURN_EVERY`] per thread), unpinned.
+    fn read_turn(&self, index: usize) {
+        if in_listener() {
+            return;
+        }
+        let now = self.ticker.now();
+        let segment = &self.segments[index];
+        if !segment.due(now) {
+            return;
+        }
+        let mut fired = Vec::new();
+        self.turn(index, now, Mode::Write, &mut fired);
+        self.notifier.deliver(fired, |h| self.release(h));
+        segment.table.reclaim.seal_if_full();
+        segment.free_ready(FREE_BUDGET);
+    }
+
+    /// One maintenance turn on segment `index` under a short pin of its own; the entries it
+    /// expired go to `fired` (held, when there is a listener) for the caller to deliver
+    /// after this returns, unpinned.
+    fn turn(&self, index: usize, now: u64, mode: Mode, fired: &mut Vec<Held<K, V>>) -> Turn {
+        let turn = {
+            let guard = epoch::pin();
+            let mut sink = Fired {
+                index,
+                hold: self.notifier.wants(),
+                out: fired,
+            };
+            self.segments[index].maintain(now, mode, &guard, &mut sink)
+        };
+        if turn.expired > 0 {
+            self.stats.add(Event::Expiration, turn.expired as u64);
+        }
+        turn
+    }
+
+    /// Lets go of a departed node once its listener has returned.
+    fn release(&self, held: Held<K, V>) {
+        release(&self.segments, held);
+    }
+
     fn len(&self) -> usize {
         self.segments.iter().map(|s| s.table.len()).sum()
     }
@@ -530,9 +706,11 @@ impl<K, V, S> Drop for Inner<K, V, S> {
         if let Some(reaper) = self.reaper.get() {
             reaper.unpark();
         }
-        // Free everything the segments own, then wait (bounded) for batches sealed
-        // earlier to clear the epoch, so no value outlives the cache for long.
+        // Departures queued by listeners are still owed their notification.
+        let segments = &self.segments;
+        self.notifier.deliver_all_queued(|h| release(segments, h));
+        // The last handle is gone, so no thread can reach any node: the segments free
+        // everything now (see `reclaim`), without waiting for anyone's pin.
         drop(std::mem::take(&mut self.segments));
-        push_epoch_until(|| self.pending.batches());
     }
 }

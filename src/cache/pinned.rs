@@ -1,24 +1,36 @@
 //! Borrowed reads under one epoch pin.
 
-use super::Cache;
+use super::{read_turn_owed, Cache};
 use crossbeam_epoch::Guard;
 use std::borrow::Borrow;
+use std::cell::Cell;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::mem::ManuallyDrop;
 
 /// A cache handle pinned to the current epoch: values can be borrowed, not cloned, for as
 /// long as it lives. Obtain one with [`Cache::pin`].
 ///
-/// Nothing retired while a `Pinned` exists can be freed (on any thread) until it drops, so
-/// hold it for a request, not for the life of a connection.
+/// Nothing retired while a `Pinned` exists can be freed, on any thread, in this cache or
+/// any other crossbeam-epoch user of the process, until it drops: hold it for a request,
+/// not for the life of a connection.
+///
+/// Reads through it count towards the reads' maintenance turns like [`Cache::get`]; a turn
+/// owed is taken when the guard drops, after its pin has ended.
 pub struct Pinned<'c, K, V, S> {
     cache: &'c Cache<K, V, S>,
-    guard: Guard,
+    guard: ManuallyDrop<Guard>,
+    /// The segment of a read whose maintenance turn is owed (see `Cache::get`).
+    owed: Cell<Option<usize>>,
 }
 
 impl<'c, K, V, S> Pinned<'c, K, V, S> {
     pub(super) fn new(cache: &'c Cache<K, V, S>, guard: Guard) -> Self {
-        Self { cache, guard }
+        Self {
+            cache,
+            guard: ManuallyDrop::new(guard),
+            owed: Cell::new(None),
+        }
     }
 }
 
@@ -35,10 +47,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.cache
-            .inner
-            .find(key, &self.guard, true)
-            .map(|node| &node.value)
+        self.find(key, true).map(|(_, v)| v)
     }
 
     /// The live entry for `key`: its stored key and value, borrowed.
@@ -47,10 +56,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.cache
-            .inner
-            .find(key, &self.guard, true)
-            .map(|node| (&node.key, &node.value))
+        self.find(key, true)
     }
 
     /// Whether a live entry exists for `key` (not counted as a hit or miss).
@@ -59,7 +65,33 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.cache.inner.find(key, &self.guard, false).is_some()
+        self.find(key, false).is_some()
+    }
+
+    fn find<Q>(&self, key: &Q, count: bool) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let inner = &self.cache.inner;
+        let (hash, index) = inner.locate(key);
+        let found = inner
+            .find(hash, index, key, &self.guard, count)
+            .map(|node| (&node.key, &node.value));
+        if read_turn_owed() {
+            self.owed.set(Some(index));
+        }
+        found
+    }
+}
+
+impl<K, V, S> Drop for Pinned<'_, K, V, S> {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here; nothing uses the guard afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        if let Some(index) = self.owed.take() {
+            self.cache.inner.read_turn(index);
+        }
     }
 }
 

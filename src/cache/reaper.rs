@@ -1,9 +1,9 @@
 //! The optional background reaper: maintenance for a cache that goes quiet.
 //!
-//! Writes maintain their own segment, so a busy cache needs no thread. A quiet one keeps
-//! its expired entries (and its last few timer requests and retired nodes) until someone
-//! calls `run_pending_tasks` — or until this thread, which does one full maintenance round
-//! per interval. It holds only a `Weak` reference, so it never keeps the cache alive; the
+//! Writes and reads maintain their own segment, so a busy cache needs no thread. A quiet
+//! one keeps its expired entries (and its last few timer requests and retired nodes) until
+//! someone calls `run_pending_tasks`, or until this thread, which does one bounded
+//! maintenance round per interval. It holds only a `Weak` reference, so it never keeps the cache alive; the
 //! cache's `Drop` unparks it and it exits at once.
 
 use super::Inner;
@@ -28,11 +28,11 @@ where
         .spawn(move || loop {
             std::thread::park_timeout(interval);
             let Some(inner) = weak.upgrade() else { return };
-            // One round (not `run_pending_tasks`, which may loop): expire, shrink, seal and
-            // flush. The upgrade may briefly make this thread the last owner; then the
-            // cache is dropped here, which is fine: `Drop` does not join us.
-            inner.maintenance_round();
-            crossbeam_epoch::pin().flush();
+            // One bounded round, as `run_pending_tasks` does it but without waiting for the
+            // epoch: what is not yet free is freed on a later round. The upgrade may briefly
+            // make this thread the last owner; then the cache is dropped here, which is
+            // fine: `Drop` does not join us.
+            inner.reap();
         })?;
     let _ = inner.reaper.set(handle.thread().clone());
     Ok(())

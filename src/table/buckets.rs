@@ -26,7 +26,7 @@ const SIZE_MASK: usize = 0xff;
 const SHRINKING: usize = 1 << 8;
 const FROM_SHIFT: u32 = 16;
 
-type Chunk = [MaybeUninit<Atomic<Link>>];
+pub(crate) type Chunk = [MaybeUninit<Atomic<Link>>];
 
 /// Which chunk holds bucket `index`, and where in it.
 #[inline]
@@ -162,16 +162,17 @@ impl Buckets {
         Some(unsafe { slots[offset].assume_init_ref() })
     }
 
-    /// Unpublishes chunk `c` (buckets `2^(c-1)..2^c`) and frees it an epoch later. Called
-    /// only by the shrinking maintenance-lock holder, once the size is below the chunk.
-    pub(crate) fn retire_chunk(&self, c: usize, guard: &Guard) {
+    /// Unpublishes chunk `c` (buckets `2^(c-1)..2^c`) and returns it, for the caller to free
+    /// an epoch later. Called only by the shrinking maintenance-lock holder, once the size
+    /// is below the chunk.
+    pub(crate) fn unpublish_chunk<'g>(
+        &self,
+        c: usize,
+        guard: &'g Guard,
+    ) -> Option<Shared<'g, Chunk>> {
         debug_assert!(c > 0);
         let old = self.dir[c].swap(Shared::null(), Ordering::AcqRel, guard);
-        if !old.is_null() {
-            // SAFETY: `old` was just unpublished, so no new reader can reach it; readers that
-            // loaded it before hold guards, which `defer_destroy` waits out.
-            unsafe { guard.defer_destroy(old) };
-        }
+        (!old.is_null()).then_some(old)
     }
 
     /// Frees every chunk. Links are not freed here: they are owned by the list.

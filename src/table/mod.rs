@@ -18,8 +18,10 @@
 //! has finished), then clears the top chunk's bucket slots, deletes their sentinels like
 //! ordinary nodes and frees the chunk through the epoch — a bounded number of buckets per
 //! call. An operation that meets a deleted sentinel restarts from its bucket at the
-//! current size. A grow during a shrink aborts the rest of it; cleared buckets are simply
-//! re-created on demand.
+//! current size. Grows are blocked while a shrink is under way (the size word carries a
+//! `SHRINKING` flag that makes `try_grow`'s CAS fail until the shrink ends), so no bucket
+//! above the shrunk size is re-created while its sentinel is being deleted; a table that
+//! fills up meanwhile runs longer than `max_load` for the few steps the shrink has left.
 //!
 //! ## Invariants
 //! 1. The list is sorted by `so_key`; entries with equal `so_key` (hash collisions) are
@@ -28,8 +30,7 @@
 //!    again. Only the CAS that sets that tag removes an entry, so each entry has exactly
 //!    one remover.
 //! 3. A link is physically unlinked exactly once (Michael's CAS of its predecessor). For an
-//!    entry, that thread then owns the `UNLINKED` half of the retirement handshake
-//!    (`node.rs`). Sentinels are deleted only by a shrink, and the shrinking thread
+//!    entry, that thread then sets its `UNLINKED` hold (`node.rs`). Sentinels are deleted only by a shrink, and the shrinking thread
 //!    retires them itself (after its own walk has made sure they are unlinked), in one
 //!    batch per step.
 //! 4. Replacement is one CAS: `old.next` goes from `succ` to `new | MARK` with
@@ -47,12 +48,12 @@ mod search;
 pub(crate) use ops::Insert;
 pub(crate) use resize::Shrink;
 
-use crate::reclaim::{Limbo, Pending};
-use crate::sync::{AtomicIsize, Ordering};
+use crate::reclaim::Reclaim;
+use crate::sync::{AtomicIsize, AtomicUsize, Ordering};
 use buckets::{Buckets, MAX_SIZE_LOG, MIN_SIZE_LOG};
-use crossbeam_epoch::{Guard, Owned, Shared};
+use crossbeam_epoch::{Owned, Shared};
 use crossbeam_utils::CachePadded;
-use node::{Link, Node, NodePtr, DETACHED, UNLINKED};
+use node::{Link, Node, NodePtr, HOLDS, UNLINKED};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -72,6 +73,7 @@ impl Tuning {
         max_load: 4,
     };
     /// One bucket to start, doubling past one entry per bucket.
+    #[cfg(feature = "internal-tiny-tables")]
     pub(crate) const TINY: Self = Self {
         min_size_log: 0,
         max_load: 1,
@@ -85,20 +87,24 @@ pub(crate) struct Table<K, V> {
     /// Linked, unremoved entries. Removals may be counted before the matching insert, so it
     /// can dip below zero for a moment; readers clamp.
     count: CachePadded<AtomicIsize>,
-    /// Retired entries on their way to the epoch.
-    pub(crate) limbo: Limbo<K, V>,
+    /// Retired entries on their way to being freed.
+    pub(crate) reclaim: Reclaim<K, V>,
+    /// Deferred frees of a shrink's sentinels and bucket chunks that have not run yet
+    /// (shared with the closures, which may run after the table is gone).
+    shrink_garbage: Arc<AtomicUsize>,
     tuning: Tuning,
 }
 
 impl<K, V> Table<K, V> {
     /// A table sized for about `capacity` entries.
-    pub(crate) fn new(capacity: usize, tuning: Tuning, pending: Arc<Pending>) -> Self {
+    pub(crate) fn new(capacity: usize, tuning: Tuning) -> Self {
         let wanted = capacity.div_ceil(tuning.max_load.div_ceil(2)).max(1);
         let size_log = (usize::BITS - (wanted - 1).leading_zeros()) as usize;
         let table = Self {
             buckets: Buckets::new(size_log.clamp(tuning.min_size_log, MAX_SIZE_LOG)),
             count: CachePadded::new(AtomicIsize::new(0)),
-            limbo: Limbo::new(pending),
+            reclaim: Reclaim::new(),
+            shrink_garbage: Arc::new(AtomicUsize::new(0)),
             tuning,
         };
         // SAFETY: the table is not shared yet.
@@ -115,29 +121,35 @@ impl<K, V> Table<K, V> {
         usize::try_from(self.count.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
-    /// Sets one half of the retirement handshake (`UNLINKED` or `DETACHED`, possibly with
-    /// other flags); the second half to arrive retires the node.
-    pub(crate) fn settle(&self, node: NodePtr<'_, K, V>, flags: u64, guard: &Guard) {
-        debug_assert!((flags & UNLINKED == 0) != (flags & DETACHED == 0));
-        // AcqRel: Release publishes everything this side did with the node; Acquire makes
-        // the other side's accesses happen-before the free when we are second.
+    /// Lets go of one or more of a node's holds (`UNLINKED`, `DETACHED`, `RELEASED`, possibly
+    /// with other flags); the call that sets the last of the three retires the node.
+    pub(crate) fn settle(&self, node: NodePtr<'_, K, V>, flags: u64) {
+        // AcqRel: Release publishes everything this holder did with the node; Acquire makes
+        // the other holders' accesses happen-before the free when this call is the last.
         let old = node.meta.fetch_or(flags, Ordering::AcqRel);
-        let other = (UNLINKED | DETACHED) & !flags;
-        debug_assert_eq!(old & flags & (UNLINKED | DETACHED), 0, "settled twice");
-        if old & other != 0 {
-            // SAFETY: both the list (UNLINKED) and the wheel side (DETACHED) are done with
-            // the node and the handshake lets exactly one thread get here.
-            unsafe { self.limbo.retire(node.as_ptr(), guard) };
+        debug_assert_eq!(old & flags & HOLDS, 0, "a hold released twice");
+        if old & HOLDS != HOLDS && (old | flags) & HOLDS == HOLDS {
+            // SAFETY: 1. every node comes from `Box::into_raw`; 2. all three holders are done
+            // with it: it is off the list (UNLINKED), the wheel and hand-off (DETACHED), and
+            // its remover's hands (RELEASED), so only threads pinned since before it left
+            // can reach it; 3. the fetch_or lets exactly one call see the last hold go.
+            unsafe { self.reclaim.retire(node.as_ptr()) };
         }
     }
 
+    /// Whether deferred frees from a shrink are still waiting for their grace period.
+    pub(crate) fn shrink_garbage_pending(&self) -> bool {
+        // Acquire pairs with the Release decrements in the closures: the frees are done.
+        self.shrink_garbage.load(Ordering::Acquire) != 0
+    }
+
     /// Bookkeeping for a link this thread just unlinked physically.
-    fn unlinked(&self, link: Shared<'_, Link>, guard: &Guard) {
-        // SAFETY: `link` was reachable under `guard` an instant ago.
+    fn unlinked(&self, link: Shared<'_, Link>) {
+        // SAFETY: `link` was reachable an instant ago under the guard its lifetime stands for.
         if unsafe { link.deref() }.is_entry() {
-            // SAFETY: an entry link of this table, protected by `guard`.
+            // SAFETY: an entry link of this table, protected by the same guard.
             let node = unsafe { NodePtr::<K, V>::from_shared(link) };
-            self.settle(node, UNLINKED, guard);
+            self.settle(node, UNLINKED);
         }
         // A sentinel: the shrink that deleted it retires it (invariant 3).
     }
@@ -202,7 +214,7 @@ mod tests {
 
     #[test]
     fn grows_and_shrinks_keeping_runs_short() {
-        let table: Table<u64, u64> = Table::new(0, Tuning::DEFAULT, Arc::default());
+        let table: Table<u64, u64> = Table::new(0, Tuning::DEFAULT);
         let guard = crossbeam_epoch::pin();
         let hash = |k: u64| k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let n: u64 = if cfg!(miri) { 300 } else { 100_000 };

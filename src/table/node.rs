@@ -18,13 +18,27 @@
 //!   maintenance lock.
 //!
 //! ## Lifecycle
-//! A node may be freed only when the table and the wheel are both done with it: the thread
-//! that physically unlinks it from the list sets `UNLINKED`; the maintenance-lock holder sets
-//! `DETACHED` once it is out of the wheel and off the hand-off stack for good (the remover
-//! sets it directly for nodes that never had a deadline). Whichever of the two sets its flag
-//! second retires the node to limbo, from which it is freed an epoch later.
+//! **A node is freed one epoch grace period after the last of its three holders lets go**:
+//! the list, the wheel side and the remover. Each lets go by setting one flag with an RMW
+//! (`Table::settle`), and whichever sets the last of the three retires the node to its
+//! segment's reclamation (`reclaim`):
+//! - `UNLINKED`: set by the thread that physically unlinks the node from the list (Michael's
+//!   CAS; any helper may do it).
+//! - `DETACHED`: set by the maintenance-lock holder once the node is out of the wheel and
+//!   off the hand-off stack for good; by the remover directly for a node with no deadline
+//!   (it never meets the wheel); by the expirer for a node the wheel itself fired.
+//! - `RELEASED`: set by the node's *remover* (the one thread whose marking CAS deleted it)
+//!   once it is done with the node: after the eviction listener has returned, or at once
+//!   when there is no listener. Until then the remover holds the node as a [`Held`], which
+//!   keeps it alive without any epoch pin, so the listener can borrow its key and value
+//!   while nothing else in the process is held back.
+//!
+//! The other flags: `QUEUED` (on the hand-off stack), `REMOVED` (logically deleted, set by
+//! the remover in the RMW that may also set `QUEUED`), `SCHEDULED` (linked in a wheel slot,
+//! set and cleared under the maintenance lock).
 
 use crate::clock::{DEADLINE_BITS, NEVER};
+use crate::policy::RemovalCause;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering, UnsafeCell};
 use crossbeam_epoch::{Atomic, Shared};
 use std::marker::PhantomData;
@@ -41,6 +55,10 @@ pub(crate) const SCHEDULED: u64 = 1 << (DEADLINE_BITS + 2);
 pub(crate) const UNLINKED: u64 = 1 << (DEADLINE_BITS + 3);
 /// The wheel side will never touch the node again.
 pub(crate) const DETACHED: u64 = 1 << (DEADLINE_BITS + 4);
+/// The remover is done with the node (its listener, if any, has returned).
+pub(crate) const RELEASED: u64 = 1 << (DEADLINE_BITS + 5);
+/// The three holds on a node (see the lifecycle above): the last one set retires it.
+pub(crate) const HOLDS: u64 = UNLINKED | DETACHED | RELEASED;
 
 /// The split-order key of an entry whose hash is `hash`: bit-reversed, low bit set.
 #[inline]
@@ -217,6 +235,52 @@ impl<K, V> Deref for NodePtr<'_, K, V> {
     #[inline]
     fn deref(&self) -> &Node<K, V> {
         // SAFETY: the constructors' contracts keep the node alive while `self` exists.
+        unsafe { self.raw.as_ref() }
+    }
+}
+
+/// A departed node whose remover still holds it (`RELEASED` not yet set), with why it left
+/// and the segment it belongs to. It keeps the node alive without an epoch pin: the node
+/// cannot be retired, hence not freed, until [`Held::into_raw`] is handed to `settle` with
+/// `RELEASED`. Used to call the listener unpinned.
+#[derive(Debug)]
+pub(crate) struct Held<K, V> {
+    raw: NonNull<Node<K, V>>,
+    pub(crate) cause: RemovalCause,
+    pub(crate) segment: usize,
+}
+
+// SAFETY: a `Held` stands for the remover's share of the node, which a cache only stores
+// for `K, V: Send + Sync`; moving it to another thread moves that share, and the node's
+// shared fields are read-only or atomic.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Held<K, V> {}
+
+impl<K, V> Held<K, V> {
+    /// # Safety
+    /// The caller is `node`'s remover and has not set `RELEASED`; it hands that duty to the
+    /// `Held`, which must reach `settle(.., RELEASED)` through [`into_raw`](Self::into_raw)
+    /// exactly once.
+    pub(crate) unsafe fn new(node: NodePtr<'_, K, V>, cause: RemovalCause, segment: usize) -> Self {
+        Self {
+            raw: node.raw,
+            cause,
+            segment,
+        }
+    }
+
+    /// Gives the hold up: the caller must settle the node with `RELEASED` at once.
+    pub(crate) fn into_raw(self) -> *mut Node<K, V> {
+        self.raw.as_ptr()
+    }
+}
+
+impl<K, V> Deref for Held<K, V> {
+    type Target = Node<K, V>;
+
+    #[inline]
+    fn deref(&self) -> &Node<K, V> {
+        // SAFETY: `RELEASED` is not set while the `Held` exists (its contract), so the node
+        // is not retired, hence not freed.
         unsafe { self.raw.as_ref() }
     }
 }

@@ -230,7 +230,7 @@ impl<K, V> Table<K, V> {
             )
             .is_ok()
         {
-            self.unlinked(curr, guard);
+            self.unlinked(curr);
         } else {
             // SAFETY: `curr` is still protected by `guard`.
             self.unlink(unsafe { curr.deref() }.so_key, guard);

@@ -1,10 +1,11 @@
 //! Growing (lock-free, by any inserter) and shrinking (bounded steps by the maintenance-lock
 //! holder) of one table. See the module essay in `table` for the protocol.
 
+use super::buckets::Chunk;
 use super::node::Link;
 use super::Table;
 use crate::sync::{AtomicUsize, Ordering};
-use crossbeam_epoch::{Guard, Shared};
+use crossbeam_epoch::{Guard, Owned, Pointer, Shared};
 use std::sync::Arc;
 
 /// Progress of a shrink; lives in the segment's maintenance state.
@@ -57,9 +58,10 @@ impl<K, V> Table<K, V> {
                 let grace = Arc::new(AtomicUsize::new(0));
                 let flag = Arc::clone(&grace);
                 // Runs once every thread pinned now (so every operation that may have read
-                // the old size) has unpinned. Release pairs with the Acquire load below.
+                // the old size) has unpinned. Release pairs with the Acquire load below. No
+                // flush here: the maintainer flushes after unlocking (a flush runs other
+                // deferred closures, which must not run under our lock).
                 guard.defer(move || flag.store(1, Ordering::Release));
-                guard.flush();
                 *state = Shrink::Waiting { from, to, grace };
                 true
             }
@@ -70,8 +72,6 @@ impl<K, V> Table<K, V> {
                         to: *to,
                         left: 1 << *from,
                     };
-                } else {
-                    guard.flush();
                 }
                 true
             }
@@ -82,13 +82,24 @@ impl<K, V> Table<K, V> {
                 for index in (stop..*left).rev() {
                     deleted.extend(self.delete_sentinel(index, guard));
                 }
-                // SAFETY: each was unpublished from its slot and unlinked from the list by
-                // `delete_sentinel`, and only this shrink retires sentinels.
-                unsafe { self.limbo.retire_links(deleted, guard) };
+                if !deleted.is_empty() {
+                    let links = Links(deleted);
+                    // SAFETY: 1. each link was unpublished from its slot and unlinked from the
+                    // list by `delete_sentinel`, so only threads pinned now can reach it;
+                    // 2. only this shrink retires sentinels, once each; 3. sentinels hold no
+                    // user data, so freeing them anywhere, after the cache, is fine.
+                    unsafe { self.defer_garbage(guard, move || links.free()) };
+                }
                 *left = stop;
                 if stop == floor {
                     for chunk in (*to + 1)..=*from {
-                        self.buckets.retire_chunk(chunk, guard);
+                        if let Some(old) = self.buckets.unpublish_chunk(chunk, guard) {
+                            let old = ChunkPtr(old.into_usize());
+                            // SAFETY: 1. just unpublished, so only threads pinned now can
+                            // reach it; 2. unpublished once, by this shrink; 3. a chunk of
+                            // bucket slots holds no user data.
+                            unsafe { self.defer_garbage(guard, move || old.free()) };
+                        }
                     }
                     self.buckets.end_shrink(*to);
                     *state = Shrink::Idle;
@@ -103,9 +114,10 @@ impl<K, V> Table<K, V> {
     /// other thread can re-create it meanwhile.
     fn delete_sentinel(&self, index: usize, guard: &Guard) -> Option<*mut Link> {
         let slot = self.buckets.slot(index, false, guard)?;
-        // AcqRel: Acquire reads the sentinel's contents; Release orders the clear before
-        // the marking below.
-        let sentinel = slot.swap(Shared::null(), Ordering::AcqRel, guard);
+        // Acquire: we read the sentinel's fields next. Nothing needs Release: clearing the
+        // slot publishes no data (a reader that loads null starts from an ancestor), and the
+        // marking CAS below has its own ordering.
+        let sentinel = slot.swap(Shared::null(), Ordering::Acquire, guard);
         // SAFETY: the sentinel is freed only after it is unlinked, which happens below or
         // later, under guards.
         let link = unsafe { sentinel.as_ref() }?;
@@ -122,6 +134,57 @@ impl<K, V> Table<K, V> {
             guard,
         );
         Some(sentinel.as_raw().cast_mut())
+    }
+}
+
+impl<K, V> Table<K, V> {
+    /// Defers `free` (a shrink's garbage) past the epoch, counted in `shrink_garbage` until it
+    /// has run. No flush: the maintainer flushes once it has released the lock.
+    ///
+    /// # Safety
+    /// `free` touches only memory that threads pinning from now on cannot reach, and no user
+    /// data; it may run on any thread, after the cache is gone.
+    unsafe fn defer_garbage(&self, guard: &Guard, free: impl FnOnce() + Send + 'static) {
+        let count = Arc::clone(&self.shrink_garbage);
+        // Relaxed: the Release decrement after the free orders it; the increment only has to
+        // be visible before the closure can run, which the defer itself ensures.
+        count.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: our contract; crossbeam runs the closure once every thread pinned now has
+        // unpinned.
+        unsafe {
+            guard.defer_unchecked(move || {
+                free();
+                // Release pairs with the Acquire load in `shrink_garbage_pending`.
+                count.fetch_sub(1, Ordering::Release);
+            })
+        };
+    }
+}
+
+/// Sentinels deleted by one shrink step, owned until freed.
+struct Links(Vec<*mut Link>);
+
+// SAFETY: the links are unreachable (see `defer_garbage`'s callers) and hold no user data.
+unsafe impl Send for Links {}
+
+impl Links {
+    fn free(self) {
+        for link in self.0 {
+            // SAFETY: each came from `Owned::new` and is freed once, here.
+            drop(unsafe { Owned::from_raw(link) });
+        }
+    }
+}
+
+/// A bucket chunk unpublished by a shrink, owned until freed (as crossbeam's tagged
+/// pointer word, which carries the slice length).
+struct ChunkPtr(usize);
+
+impl ChunkPtr {
+    fn free(self) {
+        // SAFETY: the word came from `Shared::into_usize` of a chunk allocated by
+        // `Owned::init` (see `Buckets::slot`), unpublished once, and is freed once, here.
+        drop(unsafe { <Owned<Chunk> as Pointer<Chunk>>::from_usize(self.0) });
     }
 }
 

@@ -153,7 +153,7 @@ impl<K, V> Table<K, V> {
                         guard,
                     ) {
                         Ok(_) => {
-                            self.unlinked(curr, guard);
+                            self.unlinked(curr);
                             curr = next.with_tag(0);
                             continue;
                         }

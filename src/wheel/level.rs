@@ -123,7 +123,8 @@ impl<K, V> List<K, V> {
     /// # Safety
     /// As for [`links`]; `node` is on this list.
     pub(crate) unsafe fn unlink(&mut self, node: *mut Node<K, V>) {
-        // SAFETY: forwarded contract.
+        // SAFETY: our contract: `node` is alive, on this list (so are its neighbours) and
+        // the maintenance lock is held.
         let next = unsafe { splice_out(node) };
         if self.head == node {
             self.head = next;
@@ -165,7 +166,7 @@ impl<K, V> Level<K, V> {
     /// # Safety
     /// As for [`List::push`].
     pub(crate) unsafe fn push(&mut self, slot: usize, node: *mut Node<K, V>) {
-        // SAFETY: forwarded contract.
+        // SAFETY: our contract: `node` is alive and on no list; the lock is held.
         unsafe { self.slots[slot].push(node) };
         self.occupied |= 1 << slot;
     }
@@ -173,7 +174,7 @@ impl<K, V> Level<K, V> {
     /// # Safety
     /// As for [`List::pop`].
     pub(crate) unsafe fn pop(&mut self, slot: usize) -> Option<*mut Node<K, V>> {
-        // SAFETY: forwarded contract.
+        // SAFETY: our contract: every node on the slot's list is alive; the lock is held.
         let node = unsafe { self.slots[slot].pop() };
         if self.slots[slot].is_empty() {
             self.occupied &= !(1 << slot);
@@ -184,7 +185,7 @@ impl<K, V> Level<K, V> {
     /// # Safety
     /// As for [`List::unlink`]; `node` is in `slot`.
     pub(crate) unsafe fn unlink(&mut self, slot: usize, node: *mut Node<K, V>) {
-        // SAFETY: forwarded contract.
+        // SAFETY: our contract: `node` is alive and on `slot`'s list; the lock is held.
         unsafe { self.slots[slot].unlink(node) };
         if self.slots[slot].is_empty() {
             self.occupied &= !(1 << slot);

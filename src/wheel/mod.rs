@@ -14,29 +14,32 @@
 //! | 3     | 4.4 min               | 4.7 h      |
 //! | 4     | 4.7 h                 | 12.4 days  |
 //! | 5     | 12.4 days             | 2.18 years |
+//! | 6..=9 | 2.18 years ..         | 2^60 ticks |
 //!
 //! An entry with deadline `d` goes to the level of the highest base-64 digit in which `d`
 //! differs from the wheel's `now`, at slot `digit(d)` there. When `now` reaches a slot's
 //! start, its entries are either due (fired) or re-filed relative to the new `now`, which
 //! always lands them on a lower level: each entry moves at most `LEVELS` times.
 //!
-//! **Overflow.** A deadline beyond the top level (its digit 6 differs from `now`'s; with 1 ms
-//! ticks, more than 2.18 years out, up to the 2^56-tick cap) waits on an overflow list.
-//! When `now` crosses into the next 2^36-tick region the list is re-filed; entries still too
-//! far out return to it. They expire on time, at the cost of one re-file per region each.
+//! **No overflow list.** Ten levels cover 2^60 ticks, more than the 2^56-tick range of a
+//! deadline (`clock::NEVER`), so every deadline has a slot. (An earlier design kept far
+//! deadlines on an overflow list re-filed once per 2^36-tick region crossed; with small
+//! ticks that was one pass over the list per 68 s of clock time.) The four top levels cost
+//! 2 KiB per segment and one occupancy-word test each per step while empty.
 //!
 //! ## Costs
 //! Schedule and cancel are O(1): intrusive doubly linked slot lists, and a node's slot is
 //! derived from its (immutable) deadline, so cancelling a list head checks one slot per
 //! level. Finding the next due slot is one bit scan of a 64-bit occupancy word per level,
 //! so advancing costs O(levels) per non-empty slot crossed plus O(1) per entry fired or
-//! re-filed, never a scan of the table. [`Wheel::advance`] takes a budget and stops
-//! mid-slot when it runs out; the next call resumes there.
+//! re-filed (at most `LEVELS` re-files per entry), never a scan of the table.
+//! [`Wheel::advance`] takes a budget and stops mid-slot when it runs out; the next call
+//! resumes there.
 //!
 //! ## Invariants
 //! 1. Every occupied slot at level `l` has index `>= digit_l(now)`; equality only for a slot
 //!    whose processing a budget interrupted (all its entries are then due or re-filable).
-//! 2. A scheduled node is on exactly one list: a slot, the overflow list or `refile`.
+//! 2. A scheduled node is on exactly one slot list.
 //! 3. `now` never passes the start of an occupied slot without processing it.
 //!
 //! The wheel owns no node: it only links them. Ground rule: it, and every node's `wheel`
@@ -47,28 +50,16 @@ mod level;
 use crate::table::node::Node;
 use level::{splice_out, Level, List, SLOTS};
 
-/// Levels of 64 slots.
-pub(crate) const LEVELS: usize = 6;
+/// Levels of 64 slots: enough that `64^LEVELS` exceeds every deadline (see the module docs).
+pub(crate) const LEVELS: usize = 10;
 const SLOT_BITS: u32 = SLOTS.trailing_zeros();
-/// Ticks covered by the levels: 64^LEVELS.
-const RANGE_BITS: u32 = SLOT_BITS * LEVELS as u32;
-
-/// Where the next due work is.
-#[derive(Clone, Copy, Debug)]
-enum Place {
-    Slot(usize, usize),
-    Overflow,
-    Refile,
-}
+const _: () = assert!(SLOT_BITS * LEVELS as u32 > crate::clock::DEADLINE_BITS);
 
 /// One segment's wheel (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Wheel<K, V> {
     now: u64,
     levels: Box<[Level<K, V>; LEVELS]>,
-    overflow: List<K, V>,
-    /// Entries taken off the overflow list whose re-filing a budget interrupted.
-    refile: List<K, V>,
 }
 
 // SAFETY: the wheel holds pointers to nodes it never dereferences outside the segment's
@@ -80,7 +71,7 @@ fn digit(tick: u64, level: usize) -> usize {
     ((tick >> (SLOT_BITS * level as u32)) as usize) & (SLOTS - 1)
 }
 
-/// The level for deadline `d` seen from `now` (`d > now`); `>= LEVELS` means overflow.
+/// The level for deadline `d` seen from `now` (`d > now`, both below `2^DEADLINE_BITS`).
 #[inline]
 fn level_for(now: u64, d: u64) -> usize {
     let significant = 63 - ((now ^ d) | (SLOTS as u64 - 1)).leading_zeros();
@@ -92,8 +83,6 @@ impl<K, V> Wheel<K, V> {
         Self {
             now,
             levels: Box::new(std::array::from_fn(|_| Level::default())),
-            overflow: List::default(),
-            refile: List::default(),
         }
     }
 
@@ -109,15 +98,13 @@ impl<K, V> Wheel<K, V> {
         if d <= self.now {
             return false;
         }
+        debug_assert!(
+            d < crate::clock::NEVER,
+            "a node without deadline was scheduled"
+        );
         let level = level_for(self.now, d);
-        // SAFETY: forwarded contract.
-        unsafe {
-            if level >= LEVELS {
-                self.overflow.push(node);
-            } else {
-                self.levels[level].push(digit(d, level), node);
-            }
-        }
+        // SAFETY: the caller's contract (alive, on no list, maintenance lock held).
+        unsafe { self.levels[level].push(digit(d, level), node) };
         true
     }
 
@@ -127,7 +114,8 @@ impl<K, V> Wheel<K, V> {
     /// `node` was linked by [`schedule`](Self::schedule) on this wheel and not handed out
     /// since; the caller holds the maintenance lock.
     pub(crate) unsafe fn cancel(&mut self, node: *mut Node<K, V>) {
-        // SAFETY: caller's contract: the node is alive and on one of our lists.
+        // SAFETY: the caller's contract: the node is alive and on one of our slot lists
+        // (invariant 2), and we hold the maintenance lock, which guards every `wheel` link.
         unsafe {
             if !List::is_first(node) {
                 splice_out(node);
@@ -141,34 +129,22 @@ impl<K, V> Wheel<K, V> {
                     return;
                 }
             }
-            if self.overflow.is_head(node) {
-                self.overflow.unlink(node);
-            } else {
-                debug_assert!(self.refile.is_head(node), "cancelled node is on no list");
-                self.refile.unlink(node);
-            }
         }
+        debug_assert!(false, "cancelled node is on no list");
     }
 
-    /// The earliest pending work and its tick.
-    fn next_work(&self) -> Option<(u64, Place)> {
-        if !self.refile.is_empty() {
-            return Some((self.now, Place::Refile));
-        }
-        let mut best: Option<(u64, Place)> = None;
+    /// The earliest non-empty slot, as (its start tick, level, slot).
+    fn next_work(&self) -> Option<(u64, usize, usize)> {
+        let mut best: Option<(u64, usize, usize)> = None;
         for (l, level) in self.levels.iter().enumerate() {
             if let Some(slot) = level.next_occupied(digit(self.now, l)) {
                 let shift = SLOT_BITS * l as u32;
                 let span_mask = (1u64 << (shift + SLOT_BITS)) - 1;
                 let when = (self.now & !span_mask) | ((slot as u64) << shift);
-                if best.is_none_or(|(b, _)| when < b) {
-                    best = Some((when, Place::Slot(l, slot)));
+                if best.is_none_or(|(b, _, _)| when < b) {
+                    best = Some((when, l, slot));
                 }
             }
-        }
-        if best.is_none() && !self.overflow.is_empty() {
-            let region = (1u64 << RANGE_BITS) - 1;
-            best = Some(((self.now | region) + 1, Place::Overflow));
         }
         best
     }
@@ -187,7 +163,8 @@ impl<K, V> Wheel<K, V> {
         mut fire: impl FnMut(*mut Node<K, V>),
     ) -> bool {
         loop {
-            let Some((when, place)) = self.next_work().filter(|&(w, _)| w <= target) else {
+            let Some((when, level, slot)) = self.next_work().filter(|&(w, _, _)| w <= target)
+            else {
                 self.now = self.now.max(target);
                 return true;
             };
@@ -195,32 +172,15 @@ impl<K, V> Wheel<K, V> {
                 return false;
             }
             self.now = self.now.max(when);
-            match place {
-                Place::Slot(level, slot) => {
-                    // SAFETY: caller's contract; popped nodes are handed on at once.
-                    while let Some(node) = unsafe { self.levels[level].pop(slot) } {
-                        // SAFETY: as above.
-                        unsafe { self.refile_one(node, target, &mut fire) };
-                        *budget -= 1;
-                        if *budget == 0 {
-                            break;
-                        }
-                    }
-                }
-                Place::Overflow => {
-                    debug_assert!(self.refile.is_empty());
-                    std::mem::swap(&mut self.refile, &mut self.overflow);
-                }
-                Place::Refile => {
-                    // SAFETY: caller's contract; popped nodes are handed on at once.
-                    while let Some(node) = unsafe { self.refile.pop() } {
-                        // SAFETY: as above.
-                        unsafe { self.refile_one(node, target, &mut fire) };
-                        *budget -= 1;
-                        if *budget == 0 {
-                            break;
-                        }
-                    }
+            // SAFETY: the caller's contract (every scheduled node alive, lock held); each
+            // popped node is handed on (fired or re-filed) at once.
+            while let Some(node) = unsafe { self.levels[level].pop(slot) } {
+                // SAFETY: `node` was just popped, so it is alive (scheduled nodes are never retired)
+                // and on no list, and we hold the lock: `refile_one`'s contract.
+                unsafe { self.refile_one(node, target, &mut fire) };
+                *budget -= 1;
+                if *budget == 0 {
+                    break;
                 }
             }
         }
@@ -238,9 +198,9 @@ impl<K, V> Wheel<K, V> {
         target: u64,
         fire: &mut impl FnMut(*mut Node<K, V>),
     ) {
-        // SAFETY: forwarded contract (the node is alive).
+        // SAFETY: our contract: 1. `node` is alive.
         let due = unsafe { (*node).deadline() } <= target;
-        // SAFETY: forwarded contract.
+        // SAFETY: our contract: 1. alive until handed out; 2. on no list; 3. lock held.
         if due || !unsafe { self.schedule(node) } {
             fire(node);
         }
