@@ -1,0 +1,99 @@
+#![cfg(wheelcache_loom)]
+//! The listener under loom: it runs unpinned, outside every lock, never nested, and may
+//! write back into its own cache while entries expire on two threads at once.
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::{Arc, Mutex};
+use loom::thread;
+use std::cell::Cell;
+use std::time::Duration;
+use wheelcache::{Cache, ManualClock, RemovalCause};
+use wheelcache_loom_tests::{Fixed, Model, Probe};
+
+const MS: Duration = Duration::from_millis(1);
+
+loom::thread_local! {
+    static DEPTH: Cell<usize> = Cell::new(0);
+}
+
+/// An entry lapses; one thread runs `run_pending_tasks` while another writes (a write turn
+/// that may expire it too). The listener writes the expired value back under key 20,
+/// replacing the entry there: a departure caused inside the listener. Every departure is
+/// heard exactly once, the listener never nests (the replacement is heard after the
+/// listener that caused it returns), and every value (`Track`ed) is dropped by the end.
+#[test]
+fn listener_writes_back_during_expiry() {
+    // Three threads' worth of operations, each with its pins and maintenance turns: more
+    // scheduling points than loom's default branch limit (1000).
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 10_000;
+    builder.check(|| {
+        let clock = ManualClock::new();
+        // The listener reaches its cache through a slot emptied at the end (a clone of its own
+        // cache captured directly would keep the cache alive for ever).
+        let slot: Arc<Mutex<Option<Model>>> = Arc::new(Mutex::new(None));
+        let expired = Arc::new(AtomicUsize::new(0));
+        let replaced = Arc::new(AtomicUsize::new(0));
+        let nested = Arc::new(AtomicUsize::new(0));
+        let (s, e, r, n) = (
+            slot.clone(),
+            expired.clone(),
+            replaced.clone(),
+            nested.clone(),
+        );
+        let cache: Model = Cache::builder()
+            .segments(1)
+            .clock(clock.clone())
+            .hasher(Fixed::default())
+            .eviction_listener(move |k: &u8, v: &Probe, cause| {
+                v.check();
+                let depth = DEPTH.with(|d| {
+                    d.set(d.get() + 1);
+                    d.get()
+                });
+                if depth > 1 {
+                    n.fetch_add(1, Ordering::SeqCst);
+                }
+                match cause {
+                    RemovalCause::Expired => {
+                        e.fetch_add(1, Ordering::SeqCst);
+                        let cache = s.lock().unwrap().clone();
+                        if let Some(cache) = cache {
+                            cache.insert(20, Probe::new(v.id));
+                        }
+                    }
+                    RemovalCause::Replaced => {
+                        assert_eq!(*k, 20);
+                        r.fetch_add(1, Ordering::SeqCst);
+                    }
+                    other => panic!("unexpected departure {other:?}"),
+                }
+                DEPTH.with(|d| d.set(d.get() - 1));
+            })
+            .build();
+        *slot.lock().unwrap() = Some(cache.clone());
+        cache.insert(20, Probe::new(20));
+        cache.insert_with_ttl(1, Probe::new(1), MS);
+        clock.advance(MS);
+        let c2 = cache.clone();
+        let t = thread::spawn(move || c2.run_pending_tasks());
+        cache.insert(3, Probe::new(3));
+        t.join().unwrap();
+        cache.run_pending_tasks();
+        assert_eq!(nested.load(Ordering::SeqCst), 0, "the listener nested");
+        assert_eq!(expired.load(Ordering::SeqCst), 1, "the expiry heard once");
+        assert_eq!(
+            replaced.load(Ordering::SeqCst),
+            1,
+            "the replacement heard once"
+        );
+        assert_eq!(
+            cache.get(&20).map(|p| p.id),
+            Some(1),
+            "the write-back landed"
+        );
+        assert_eq!(cache.len(), 2);
+        // Break the cycle (the listener holds the slot) so the cache drops.
+        drop(slot.lock().unwrap().take());
+    });
+}
