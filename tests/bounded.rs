@@ -161,7 +161,7 @@ fn listener_calling_run_pending_tasks_does_not_wait() {
     assert_eq!(heard.load(Ordering::SeqCst), 100);
     assert_eq!(cache.len(), 0);
     println!("100 expiries with a re-entrant listener: {took:?}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(cfg!(miri) || took < Duration::from_secs(2), "took {took:?}");
     drop(slot);
 }
 
@@ -250,16 +250,16 @@ fn drop_does_not_wait_for_pins_elsewhere() {
     drop(cache);
     let took = t0.elapsed();
     let live_after_drop = ledger.live();
+    println!("drop with a pin held elsewhere: {took:?}, values left {live_after_drop}");
     release_tx.send(()).unwrap();
     holder.join().unwrap();
     assert!(took < Duration::from_millis(100), "drop took {took:?}");
     assert_eq!(live_after_drop, 0, "values outlived the cache");
 }
 
-/// A cache that only sees reads still removes lapsed entries: 10^5 lapsed entries are gone
-/// after at most 10^6 reads, without a reaper. (Before: `len()` stayed at 10^6 for good.)
-#[test]
-fn reads_alone_reclaim_lapsed_entries() {
+/// Reads `read(cache, key)` over `n` lapsed entries until the cache is empty or `10 * n`
+/// reads were made; returns the number of reads and what is left.
+fn read_until_empty(read: impl Fn(&Cache<u64, u64>, u64)) -> (u64, usize) {
     let n: u64 = if cfg!(miri) { 200 } else { 100_000 };
     let clock = ManualClock::new();
     let cache: Cache<u64, u64> = Cache::builder().clock(clock.clone()).build();
@@ -269,27 +269,27 @@ fn reads_alone_reclaim_lapsed_entries() {
     clock.advance(Duration::from_secs(2));
     let mut reads = 0u64;
     while !cache.is_empty() && reads < 10 * n {
-        let _ = cache.get(&(reads % n));
+        read(&cache, reads % n);
         reads += 1;
     }
-    println!("{n} lapsed entries gone after {reads} reads");
-    assert_eq!(cache.len(), 0, "left after {reads} reads");
+    println!(
+        "{n} lapsed entries: {} left after {reads} reads",
+        cache.len()
+    );
+    (reads, cache.len())
+}
+
+/// A cache that only sees reads still removes lapsed entries: 10^5 lapsed entries are gone
+/// after at most 10^6 reads, without a reaper. (Before: `len()` stayed at 10^5 for good.)
+#[test]
+fn reads_alone_reclaim_lapsed_entries() {
+    let (reads, left) = read_until_empty(|cache, k| assert!(cache.get(&k).is_none()));
+    assert_eq!(left, 0, "left after {reads} reads");
 }
 
 /// Borrowed reads (`pin().get`) take the same turns, once the pin is released.
 #[test]
 fn pinned_reads_alone_reclaim_lapsed_entries() {
-    let n: u64 = if cfg!(miri) { 200 } else { 100_000 };
-    let clock = ManualClock::new();
-    let cache: Cache<u64, u64> = Cache::builder().clock(clock.clone()).build();
-    for i in 0..n {
-        cache.insert_with_ttl(i, i, Duration::from_secs(1));
-    }
-    clock.advance(Duration::from_secs(2));
-    let mut reads = 0u64;
-    while !cache.is_empty() && reads < 10 * n {
-        assert!(cache.pin().get(&(reads % n)).is_none());
-        reads += 1;
-    }
-    assert_eq!(cache.len(), 0, "left after {reads} reads");
+    let (reads, left) = read_until_empty(|cache, k| assert!(cache.pin().get(&k).is_none()));
+    assert_eq!(left, 0, "left after {reads} reads");
 }

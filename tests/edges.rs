@@ -58,7 +58,7 @@ fn far_deadlines_are_refiled_a_bounded_number_of_times() {
     let took = t0.elapsed();
     println!("run_pending_tasks after a year: {took:?}");
     assert_eq!(cache.len() as u64, n, "nothing is due yet");
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(cfg!(miri) || took < Duration::from_secs(1), "took {took:?}");
     clock.advance(YEAR + DAY);
     cache.run_pending_tasks();
     assert_eq!(cache.len(), 0, "every far deadline expired on time");
@@ -91,6 +91,7 @@ fn far_deadlines_expire_on_time() {
 /// A request to pre-size for `usize::MAX` entries is clamped; the cache works. (Before: the
 /// first insert aborted the process allocating 16 GiB.)
 #[test]
+#[cfg_attr(miri, ignore = "initialises millions of bucket slots")]
 fn enormous_initial_capacity_is_clamped() {
     let cache: Cache<u64, u64> = Cache::builder().initial_capacity(usize::MAX).build();
     cache.insert(1, 1);
