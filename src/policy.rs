@@ -133,15 +133,26 @@ impl<K, V> Notifier<K, V> {
     /// listener has returned, then delivers what listeners queued meanwhile (bounded). On a
     /// thread that is already inside a listener, queues them instead. Call unpinned and
     /// with no lock held.
+    #[inline]
     pub(crate) fn deliver(
         &self,
         departed: impl IntoIterator<Item = Held<K, V>>,
         release: impl Fn(Held<K, V>),
     ) {
         let mut departed = departed.into_iter().peekable();
+        // The common case (nothing departed, nothing queued) is two checks, inlined.
         if departed.peek().is_none() && !self.has_queued() {
             return;
         }
+        self.deliver_now(departed, release);
+    }
+
+    #[inline(never)]
+    fn deliver_now(
+        &self,
+        departed: impl Iterator<Item = Held<K, V>>,
+        release: impl Fn(Held<K, V>),
+    ) {
         if in_listener() {
             let mut queued = sync::lock(&self.queued);
             queued.extend(departed);
