@@ -6,12 +6,16 @@
 //! every 100 ms:
 //!
 //! - `leaky map`: `Mutex<HashMap>` that never deletes (the bug from the story);
-//! - `Mutex<HashMap>`: with deadlines, swept every 100 ms (the usual fix);
-//! - `moka`: per-entry expiry;
-//! - `wheelcache`: this crate.
+//! - `Mutex<HashMap>`: with deadlines, swept every TTL/2 but at most every 100 ms (the
+//!   usual fix), and `dashmap` swept the same way (the fastest swept map here);
+//! - `wheelcache`: this crate;
+//! - `moka`: per-entry expiry.
 //!
-//! It prints a progress line per second, then a table, and writes an SVG chart of live
-//! heap over time to `target/session_churn.svg`.
+//! Each worker thread uses its own range of session ids (no shared counter). It prints a
+//! progress line per second, then a table and the ratios between subjects as measured
+//! (losses included), and writes two SVG charts: `target/session_churn.svg` (live heap
+//! over time: the leak on its own panel, the fixes zoomed on another) and
+//! `target/session_churn_throughput.svg` (throughput and insert p99.9 per subject).
 //!
 //! `cargo run --release --example session_churn -- [--seconds N] [--threads T] [--ttl-ms M]
 //! [--only wheelcache,moka]`
@@ -20,7 +24,7 @@
 #[path = "../benches/peers/mod.rs"]
 mod peers;
 
-use peers::{value, Moka, MutexMap, Subject, Value, Wheel};
+use peers::{value, Dash, Moka, MutexMap, Subject, Value, Wheel};
 use plotters::prelude::*;
 
 use std::collections::HashMap;
@@ -133,23 +137,20 @@ fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
     let base = counting::live_bytes();
     let store = Arc::new(S::new(ttl, 1 << 16));
     let stop = Arc::new(AtomicBool::new(false));
-    let next_id = Arc::new(AtomicU64::new(0));
     let abandoned = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|t| {
-            let (store, stop, next_id, abandoned) = (
-                store.clone(),
-                stop.clone(),
-                next_id.clone(),
-                abandoned.clone(),
-            );
+            let (store, stop, abandoned) = (store.clone(), stop.clone(), abandoned.clone());
             std::thread::spawn(move || {
                 let mut lat = Histogram::new();
                 let (mut ops, mut max_ns, mut x) = (0u64, 0u64, 0x9E37_79B9u64 ^ t as u64);
+                let mut abandons = 0u64;
+                // This thread's own id range.
+                let mut id = (t as u64 + 1) << 40;
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..64 {
-                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        id += 1;
                         let session = value(id);
                         let t0 = Instant::now();
                         store.insert(id, session);
@@ -165,21 +166,29 @@ fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
                         if x % 10 < 7 {
                             store.remove(id);
                         } else {
-                            abandoned.fetch_add(1, Ordering::Relaxed);
+                            abandons += 1;
                         }
                         ops += 6;
                     }
+                    // Published once per 64 sessions, for the sampler's estimate.
+                    abandoned.fetch_add(std::mem::take(&mut abandons), Ordering::Relaxed);
                 }
                 (ops, lat, max_ns)
             })
         })
         .collect();
+    // The bench's rule (benches/cache.rs): every TTL/2, at most every 100 ms.
+    let sweep_every = (ttl / 2).max(Duration::from_millis(100));
     let sweeper = S::SWEPT.then(|| {
         let (store, stop) = (store.clone(), stop.clone());
         std::thread::spawn(move || {
+            let mut last = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                store.sweep();
+                std::thread::sleep(Duration::from_millis(5));
+                if last.elapsed() >= sweep_every {
+                    store.sweep();
+                    last = Instant::now();
+                }
             }
         })
     });
@@ -279,10 +288,14 @@ fn main() {
     let mut outcomes = Vec::new();
     // moka runs last: it frees some memory through crossbeam-epoch well after its drop,
     // which would otherwise show up as negative bytes in the next subject's figures.
-    for (i, name) in [Leaky::NAME, MutexMap::NAME, Wheel::NAME, Moka::NAME]
-        .into_iter()
-        .enumerate()
-    {
+    let names = [
+        Leaky::NAME,
+        MutexMap::NAME,
+        Dash::NAME,
+        Wheel::NAME,
+        Moka::NAME,
+    ];
+    for (i, name) in names.into_iter().enumerate() {
         if !only.is_empty() && !only.contains(&name.to_lowercase()) {
             continue;
         }
@@ -290,7 +303,8 @@ fn main() {
         outcomes.push(match i {
             0 => run::<Leaky>(threads, secs, ttl),
             1 => run::<MutexMap>(threads, secs, ttl),
-            2 => run::<Wheel>(threads, secs, ttl),
+            2 => run::<Dash>(threads, secs, ttl),
+            3 => run::<Wheel>(threads, secs, ttl),
             _ => run::<Moka>(threads, secs, ttl),
         });
     }
@@ -312,64 +326,104 @@ fn main() {
             o.rss_peak as f64 / 1048576.0,
         );
     }
-    let mutex = outcomes.iter().find(|o| o.name == MutexMap::NAME);
-    let wheel = outcomes.iter().find(|o| o.name == Wheel::NAME);
-    let moka = outcomes.iter().find(|o| o.name == Moka::NAME);
-    if let (Some(m), Some(w), Some(k)) = (mutex, wheel, moka) {
+    if let Some(w) = outcomes.iter().find(|o| o.name == Wheel::NAME) {
+        println!();
         let rate = |o: &Outcome| o.ops as f64 / o.secs;
         let per = |o: &Outcome| o.last as f64 / o.live_sessions.max(1.0);
-        println!();
-        println!(
-            "wheelcache vs Mutex<HashMap>+sweep: throughput {:.2}x, memory per live session {:.2}x, insert p99.9 {:.2}x",
-            rate(w) / rate(m),
-            per(w) / per(m),
-            w.lat.quantile(0.999) as f64 / m.lat.quantile(0.999) as f64
-        );
-        println!("wheelcache vs moka: throughput {:.2}x", rate(w) / rate(k));
+        let p999 = |o: &Outcome| o.lat.quantile(0.999) as f64;
+        for o in outcomes
+            .iter()
+            .filter(|o| o.name != Wheel::NAME && o.name != Leaky::NAME)
+        {
+            let t = rate(w) / rate(o);
+            println!(
+                "wheelcache vs {}: throughput {t:.2}x ({}), memory per live session {:.2}x, insert p99.9 {:.2}x ({})",
+                o.name,
+                if t >= 1.0 { "faster" } else { "SLOWER" },
+                per(w) / per(o),
+                p999(w) / p999(o),
+                if p999(w) <= p999(o) { "no worse" } else { "WORSE" },
+            );
+        }
     }
     for o in &outcomes {
         println!("{} entries held at the end: {}", o.name, o.len);
     }
     match chart(&outcomes) {
-        Ok(path) => println!("chart: {path}"),
-        Err(e) => println!("chart not written: {e}"),
+        Ok(path) => println!("memory chart: {path}"),
+        Err(e) => println!("memory chart not written: {e}"),
+    }
+    match bars(&outcomes) {
+        Ok(path) => println!("throughput chart: {path}"),
+        Err(e) => println!("throughput chart not written: {e}"),
     }
 }
 
-/// Live heap over time, one line per subject.
-fn chart(outcomes: &[Outcome]) -> Result<String, Box<dyn std::error::Error>> {
+fn chart_path(name: &str) -> Result<String, Box<dyn std::error::Error>> {
     let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     std::fs::create_dir_all(&dir)?;
-    let path = format!("{dir}/session_churn.svg");
-    let root = SVGBackend::new(&path, (900, 500)).into_drawing_area();
+    Ok(format!("{dir}/{name}"))
+}
+
+const COLORS: [RGBColor; 5] = [RED, BLUE, MAGENTA, GREEN, BLACK];
+
+fn color_of(outcomes: &[Outcome], name: &str) -> RGBColor {
+    let i = outcomes.iter().position(|o| o.name == name).unwrap_or(0);
+    COLORS[i % COLORS.len()]
+}
+
+/// Live heap over time: the leak on its own panel (it dwarfs everything), the fixes on a
+/// second panel with their own scale.
+fn chart(outcomes: &[Outcome]) -> Result<String, Box<dyn std::error::Error>> {
+    let path = chart_path("session_churn.svg")?;
+    let root = SVGBackend::new(&path, (1200, 500)).into_drawing_area();
     root.fill(&WHITE)?;
-    let max_t = outcomes
+    let (left, right) = root.split_horizontally(600);
+    let leak: Vec<&Outcome> = outcomes.iter().filter(|o| o.name == Leaky::NAME).collect();
+    let fixes: Vec<&Outcome> = outcomes.iter().filter(|o| o.name != Leaky::NAME).collect();
+    panel(&left, "The leak: sessions never deleted", &leak, outcomes)?;
+    panel(
+        &right,
+        "The fixes, zoomed (lower and flat is better)",
+        &fixes,
+        outcomes,
+    )?;
+    root.present()?;
+    drop((left, right, root));
+    Ok(path)
+}
+
+fn panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    shown: &[&Outcome],
+    all: &[Outcome],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let max_t = shown
         .iter()
         .flat_map(|o| o.series.last())
         .map(|s| s.0)
         .fold(1.0, f64::max);
-    let max_mib = outcomes
+    let max_mib = shown
         .iter()
         .flat_map(|o| o.series.iter().map(|s| s.1))
         .max()
-        .unwrap_or(1) as f64
+        .unwrap_or(1)
+        .max(1) as f64
         / 1048576.0;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Live heap under session churn (lower and flat is better)",
-            ("sans-serif", 20),
-        )
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(35)
         .y_label_area_size(55)
-        .build_cartesian_2d(0.0..max_t, 0.0..max_mib * 1.05)?;
+        .build_cartesian_2d(0.0..max_t, 0.0..max_mib * 1.1)?;
     chart
         .configure_mesh()
         .x_desc("seconds")
         .y_desc("live heap, MiB")
         .draw()?;
-    let colors = [RED, BLUE, GREEN, BLACK];
-    for (o, color) in outcomes.iter().zip(colors) {
+    for o in shown {
+        let color = color_of(all, o.name);
         chart
             .draw_series(LineSeries::new(
                 o.series.iter().map(|&(t, b)| (t, b as f64 / 1048576.0)),
@@ -385,8 +439,94 @@ fn chart(outcomes: &[Outcome]) -> Result<String, Box<dyn std::error::Error>> {
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
+    Ok(())
+}
+
+/// Throughput and insert p99.9 per subject, as bars (one panel each).
+fn bars(outcomes: &[Outcome]) -> Result<String, Box<dyn std::error::Error>> {
+    let path = chart_path("session_churn_throughput.svg")?;
+    let root = SVGBackend::new(&path, (1200, 450)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(600);
+    let rates: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.ops as f64 / o.secs / 1e6)
+        .collect();
+    let p999: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.lat.quantile(0.999) as f64 / 1e3)
+        .collect();
+    bar_panel(
+        &left,
+        "Throughput, M ops/s (higher is better)",
+        &rates,
+        outcomes,
+        false,
+    )?;
+    bar_panel(
+        &right,
+        "Insert p99.9, us, log scale (lower is better)",
+        &p999,
+        outcomes,
+        true,
+    )?;
     root.present()?;
-    drop(chart);
-    drop(root);
+    drop((left, right, root));
     Ok(path)
+}
+
+fn bar_panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    values: &[f64],
+    outcomes: &[Outcome],
+    log: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let top = values.iter().copied().fold(0.0, f64::max).max(1e-9);
+    let n = values.len().max(1);
+    let mut builder = ChartBuilder::on(area);
+    let chart = builder
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(55);
+    if log {
+        let bottom = values.iter().copied().fold(top, f64::min).max(1e-3) / 2.0;
+        let mut chart = chart.build_cartesian_2d(0.0..n as f64, (bottom..top * 2.0).log_scale())?;
+        chart.configure_mesh().disable_x_mesh().x_labels(0).draw()?;
+        draw_bars(&mut chart, values, outcomes, bottom, top * 2.0)?;
+    } else {
+        let mut chart = chart.build_cartesian_2d(0.0..n as f64, 0.0..top * 1.15)?;
+        chart.configure_mesh().disable_x_mesh().x_labels(0).draw()?;
+        draw_bars(&mut chart, values, outcomes, 0.0, top * 1.15)?;
+    }
+    Ok(())
+}
+
+fn draw_bars<Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    values: &[f64],
+    outcomes: &[Outcome],
+    bottom: f64,
+    top: f64,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    let label_gap = if bottom > 0.0 { 1.15 } else { 1.0 };
+    for (i, (o, v)) in outcomes.iter().zip(values).enumerate() {
+        let color = color_of(outcomes, o.name);
+        let x = i as f64;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x + 0.15, bottom), (x + 0.85, *v)],
+            color.filled(),
+        )))?;
+        let y = if bottom > 0.0 { v * label_gap } else { v + top * 0.02 };
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{} {:.2}", o.name, v),
+            (x + 0.1, y),
+            ("sans-serif", 12),
+        )))?;
+    }
+    Ok(())
 }
