@@ -7,7 +7,7 @@
 //! | public API | `cache` | [`Cache`], [`CacheBuilder`], [`Pinned`], the reaper |
 //! | policy | `policy`, `stats` | [`RemovalCause`], the listener, [`CacheStats`] |
 //! | segment | `segment` | one table + one wheel + the lock-free hand-off between them |
-//! | table | `table` | a lock-free split-ordered list per segment (Shalev & Shavit) |
+//! | table | `table` | lock-free open addressing per segment: cache-line groups, overflow counts, incremental migration |
 //! | wheel | `wheel` | a hierarchical timing wheel per segment (Varghese & Lauck) |
 //! | clock | `clock` | [`Clock`], [`MonotonicClock`], [`ManualClock`], ticks |
 //! | memory | `reclaim` | retired batches, their grace periods, bounded frees |

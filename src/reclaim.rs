@@ -16,7 +16,7 @@
 //!
 //! ## The scheme: only grace periods go through crossbeam; the nodes stay ours
 //! 1. [`Reclaim::retire`] pushes a node onto the segment's *limbo* (a lock-free stack through
-//!    `Node::chain`). It never seals, so it may be called anywhere, under a lock included.
+//!    `Node::link`). It never seals, so it may be called anywhere, under a lock included.
 //! 2. [`Reclaim::seal`] (when [`BATCH`] nodes wait, and on every full maintenance pass; never
 //!    under a lock) takes the whole limbo as one batch, draws its number `n` from `sealed`,
 //!    pushes it onto the *sealed* stack, and defers a closure that only records "batch `n`'s
@@ -74,7 +74,7 @@ pub(crate) fn is_freeing() -> bool {
     FREEING.with(Cell::get)
 }
 
-/// A sealed batch: a `chain`-linked list of retired nodes and its number.
+/// A sealed batch: a list of retired nodes (through `Node::link`) and its number.
 struct Batch<K, V> {
     head: NonNull<Node<K, V>>,
     number: u64,
@@ -102,7 +102,7 @@ pub(crate) struct Reclaim<K, V> {
 }
 
 // SAFETY: the raw node pointers are owned by the reclamation (nobody else can reach a retired
-// node's `chain` or free it), and a cache only stores `K, V: Send + Sync`; the queue is
+// node's link or free it), and a cache only stores `K, V: Send + Sync`; the queue is
 // touched only by the freeing-token holder.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for Reclaim<K, V> {}
 // SAFETY: as above; every shared field is atomic or token-guarded.
@@ -152,9 +152,10 @@ impl<K, V> Reclaim<K, V> {
     pub(crate) unsafe fn retire(&self, node: *mut Node<K, V>) {
         let mut head = self.limbo.load(Ordering::Relaxed);
         loop {
-            // SAFETY: obligation 3: the node is ours now, and its `chain` with it.
-            unsafe { (*node).chain.store(head, Ordering::Relaxed) };
-            // Release publishes the `chain` store to the sealer's Acquire swap.
+            // SAFETY: obligations 2 and 3: the node is ours now and out of every wheel slot,
+            // so its link is ours too.
+            unsafe { (*node).set_link(head) };
+            // Release publishes the link to the sealer's Acquire swap.
             match self
                 .limbo
                 .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
@@ -180,7 +181,7 @@ impl<K, V> Reclaim<K, V> {
     /// which may be anyone's.
     pub(crate) fn seal(&self) {
         self.limbo_len.store(0, Ordering::Relaxed);
-        // Acquire pairs with the Release pushes in `retire`: the `chain` links are visible.
+        // Acquire pairs with the Release pushes in `retire`: the links are visible.
         let Some(head) = NonNull::new(self.limbo.swap(ptr::null_mut(), Ordering::Acquire)) else {
             return;
         };
@@ -360,8 +361,9 @@ unsafe fn free_some<K, V>(
 ) -> Option<NonNull<Node<K, V>>> {
     while *left > 0 {
         let current = NonNull::new(node)?;
-        // SAFETY: the caller owns the chain; read the link before freeing its node.
-        node = unsafe { current.as_ref() }.chain.load(Ordering::Relaxed);
+        // SAFETY: the caller owns the chain (and so each node's link); read the link before
+        // freeing its node.
+        node = unsafe { current.as_ref().link() };
         // SAFETY: 1. owned and from `Box::new` (our contract); 2. freed exactly once, here:
         // the rest of the chain is no longer reached through it.
         unsafe { free_node(current.as_ptr()) };
@@ -381,7 +383,7 @@ pub(crate) unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
 }
 
-/// Frees a `chain`-linked list of nodes, catching panics from key and value `Drop`s.
+/// Frees a linked list of nodes, catching panics from key and value `Drop`s.
 ///
 /// # Safety
 /// The caller owns every node on the chain (each from `Box::new`, none reachable elsewhere).

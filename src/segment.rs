@@ -2,16 +2,21 @@
 //!
 //! Writers never wait for expiry work. The wheel sits behind the segment's *maintenance
 //! lock*, which is only ever taken with `try_lock` on the write path. A writer that links
-//! an entry with a deadline, or removes one, records that on the segment's **hand-off
-//! stack** (a Treiber stack threaded through `Node::chain`, drained whole by `swap`, so no
-//! ABA) and then tries the lock; whoever holds it applies every queued request before
-//! advancing the wheel. The node's `QUEUED` flag keeps it on the stack at most once, and
-//! the drainer acts on the node's *current* flags, so a schedule request overtaken by a
-//! removal becomes a cancellation.
+//! an entry with a deadline records that on the segment's **hand-off stack** (a Treiber
+//! stack threaded through the node's stack link, `Node::link`, drained whole by `swap`, so
+//! no ABA); one that removes a scheduled entry records it in the segment's **cancel ring**
+//! (a few slots of node pointers: the node's wheel links are in use then, so it cannot go
+//! on the stack). Whoever holds the lock applies the queued requests before advancing the
+//! wheel. The node's `QUEUED` flag keeps it queued at most once, and the drainer acts on
+//! the node's *current* flags, so a schedule request overtaken by a removal becomes a
+//! cancellation. When the ring is full (the maintainers are 32 cancellations behind), the
+//! remover waits for the lock and cancels itself: the one place a writer waits for
+//! maintenance, for one turn's bounded work.
 //!
 //! Maintenance is amortised: a write takes its turn only when the segment is *due* —
 //! [`HANDOFF_BATCH`] requests have queued since the last drain, the clock has reached a
-//! tick the wheel has not seen, or the last maintainer left due work or a shrink behind.
+//! tick the wheel has not seen, or the last maintainer left due work or a table migration
+//! unfinished.
 //! Other writes only push (one CAS). A short-lived entry is then often removed before its
 //! scheduling request is drained, and the drainer drops both without touching the wheel.
 //! A request therefore waits until the segment's next due write: in a busy segment, within
@@ -40,8 +45,10 @@
 use crate::clock::NEVER;
 use crate::policy::RemovalCause;
 use crate::sync::{self, fence, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
-use crate::table::node::{Held, Node, NodePtr, DETACHED, QUEUED, RELEASED, REMOVED, SCHEDULED};
-use crate::table::{Shrink, Table, Tuning};
+use crate::table::node::{
+    Held, Node, NodePtr, DETACHED, QUEUED, RELEASED, REMOVED, SCHEDULED, UNLINKED,
+};
+use crate::table::{Table, Tuning};
 use crate::wheel::Wheel;
 use crossbeam_epoch::Guard;
 use crossbeam_utils::CachePadded;
@@ -51,17 +58,19 @@ use std::ptr;
 pub(crate) const WRITE_BUDGET: usize = 64;
 /// Units of work a full turn does per lock hold.
 pub(crate) const FULL_CHUNK: usize = 4096;
-/// Sentinels a write-path shrink step may delete per call.
-const SHRINK_BUDGET: usize = 64;
+/// Groups of a table migration a write-path turn may copy per call.
+const MIGRATE_BUDGET: usize = 4;
 /// Retired nodes a maintenance turn may free (see `reclaim`): more than a turn retires, so
 /// freeing keeps up.
 pub(crate) const FREE_BUDGET: usize = 256;
 /// Requests queued since the last drain that make a segment due for maintenance (one under
 /// loom, so that every write maintains and the models see every interleaving).
 const HANDOFF_BATCH: usize = if sync::MODEL { 1 } else { 16 };
+/// Slots of the cancel ring (two under loom, so a model can fill it).
+const CANCELS: usize = if sync::MODEL { 2 } else { 32 };
 
-/// The hand-off stack and the write path's "is maintenance due?" state, on one cache line:
-/// a writer touches it with its push anyway.
+/// The hand-off stack and the write path's "is maintenance due?" state, on one cache line
+/// (a writer touches it with its push anyway), then the cancel ring.
 #[derive(Debug)]
 struct HandOff<K, V> {
     head: AtomicPtr<Node<K, V>>,
@@ -69,6 +78,10 @@ struct HandOff<K, V> {
     queued: AtomicUsize,
     /// The first tick at which writes must maintain again; 0 when due work was left.
     due_at: AtomicU64,
+    /// Where the next cancel request tries first (a hint that spreads the pushes).
+    cancel_at: AtomicUsize,
+    /// Removed nodes whose wheel entry must be cancelled; null when free.
+    cancels: CachePadded<[AtomicPtr<Node<K, V>>; CANCELS]>,
 }
 
 /// How much maintenance a call may do, and whether it may wait for the lock.
@@ -90,14 +103,14 @@ pub(crate) struct Turn {
     pub(crate) expired: usize,
     /// Requests or entries due by the turn's tick are left for a later turn.
     pub(crate) due_left: bool,
-    /// A shrink is under way.
-    pub(crate) shrinking: bool,
+    /// A table migration is under way.
+    pub(crate) migrating: bool,
     /// This turn took the hand-off stack.
     pub(crate) drained: bool,
 }
 
-/// Requests taken off the hand-off stack but not yet applied (a `chain`-linked list of
-/// still-`QUEUED` nodes).
+/// Requests taken off the hand-off stack but not yet applied (a list of still-`QUEUED`
+/// nodes through their stack links).
 #[derive(Debug)]
 struct Backlog<K, V>(*mut Node<K, V>);
 
@@ -109,7 +122,6 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Send for Backlog<K, V> {}
 #[derive(Debug)]
 struct Maint<K, V> {
     wheel: Wheel<K, V>,
-    shrink: Shrink,
     backlog: Backlog<K, V>,
 }
 
@@ -137,10 +149,11 @@ impl<K, V> Segment<K, V> {
                 head: AtomicPtr::new(ptr::null_mut()),
                 queued: AtomicUsize::new(0),
                 due_at: AtomicU64::new(0),
+                cancel_at: AtomicUsize::new(0),
+                cancels: CachePadded::new(std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
             }),
             maint: Mutex::new(Maint {
                 wheel: Wheel::new(now),
-                shrink: Shrink::Idle,
                 backlog: Backlog(ptr::null_mut()),
             }),
         }
@@ -154,35 +167,40 @@ impl<K, V> Segment<K, V> {
         }
     }
 
-    /// Remover duties for a node this thread logically deleted (won the marking CAS): tell
-    /// the wheel side, and let go of the remover's hold unless `hold` (the caller will
-    /// settle `RELEASED` itself once its listener has returned).
+    /// Remover duties for a node this thread took out of the table (won the slot's CAS):
+    /// let go of the table's hold, tell the wheel side, and let go of the remover's hold
+    /// unless `hold` (the caller will settle `RELEASED` itself once its listener has
+    /// returned).
     pub(crate) fn removed(&self, node: NodePtr<'_, K, V>, hold: bool) {
         let released = if hold { 0 } else { RELEASED };
         if node.deadline() == NEVER {
             // Never queued, never scheduled: the wheel side is done already.
-            self.table.settle(node, REMOVED | DETACHED | released);
+            self.table
+                .settle(node, REMOVED | UNLINKED | DETACHED | released);
         } else {
             // One RMW sets REMOVED and claims the queue slot; AcqRel pairs with the drainer's
             // `fetch_and` (see `apply`), so whichever comes second sees the other's flag.
             // It cannot be a node's last hold: DETACHED comes only after REMOVED.
             let old = node
                 .meta
-                .fetch_or(REMOVED | QUEUED | released, Ordering::AcqRel);
+                .fetch_or(REMOVED | UNLINKED | QUEUED | released, Ordering::AcqRel);
             debug_assert_eq!(old & DETACHED, 0);
             if old & QUEUED == 0 {
-                self.push(node);
+                // Drained already (so scheduled, or firing): ask for a cancellation.
+                self.push_cancel(node);
             }
         }
     }
 
+    /// Queues a scheduling request for a new node (QUEUED, in no wheel slot).
     fn push(&self, node: NodePtr<'_, K, V>) {
         let node = node.as_ptr();
         let mut head = self.handoff.head.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the node is QUEUED and not yet on the stack: its `chain` is ours.
-            unsafe { (*node).chain.store(head, Ordering::Relaxed) };
-            // Release publishes `chain` (and the node's flags) to the drainer's Acquire swap.
+            // SAFETY: the node is QUEUED and not yet on the stack or in a wheel slot: its
+            // stack link is ours.
+            unsafe { (*node).set_link(head) };
+            // Release publishes the link (and the node's flags) to the drainer's Acquire swap.
             match self.handoff.head.compare_exchange_weak(
                 head,
                 node,
@@ -195,6 +213,49 @@ impl<K, V> Segment<K, V> {
         }
         // Relaxed: a hint for `due`; the stack itself is the truth.
         self.handoff.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queues a cancellation for a removed node (QUEUED again, maybe in a wheel slot) in a
+    /// free ring slot; when none is free, waits for the lock and cancels it directly.
+    fn push_cancel(&self, node: NodePtr<'_, K, V>) {
+        // Relaxed: only spreads the pushes over the ring.
+        let start = self.handoff.cancel_at.fetch_add(1, Ordering::Relaxed);
+        for i in 0..CANCELS {
+            let slot = &self.handoff.cancels[(start + i) % CANCELS];
+            // Release publishes the node's flags to the drainer's Acquire swap.
+            if slot.load(Ordering::Relaxed).is_null()
+                && slot
+                    .compare_exchange(
+                        ptr::null_mut(),
+                        node.as_ptr(),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                // Relaxed: a hint for `due`.
+                self.handoff.queued.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        // The ring is full: the maintainers are behind. Cancel it ourselves, waiting for
+        // the lock (its holder's turn is bounded and runs no user code).
+        let mut locked = sync::lock(&self.maint);
+        self.cancel(&mut locked, node);
+    }
+
+    /// Applies one queued request for a removed node: out of the wheel if it is in it,
+    /// then the wheel side's hold goes. Maintenance lock held (`maint` is its state).
+    fn cancel(&self, maint: &mut Maint<K, V>, node: NodePtr<'_, K, V>) {
+        // AcqRel: pairs with the remover's `fetch_or` in `removed`.
+        let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
+        debug_assert_ne!(old & REMOVED, 0);
+        if old & SCHEDULED != 0 {
+            // SAFETY: SCHEDULED means it is linked into our wheel; lock held.
+            unsafe { maint.wheel.cancel(node.as_ptr()) };
+            node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+        }
+        self.table.settle(node, DETACHED);
     }
 
     /// Whether a write at tick `now` should take its turn at maintenance (see the module
@@ -211,8 +272,8 @@ impl<K, V> Segment<K, V> {
     }
 
     /// One maintenance turn: applies queued requests, advances the wheel to `now`, takes a
-    /// shrink step, all within the mode's budget (see the module docs). Entries it expired
-    /// go to `fired`. Flushes the epoch, if a shrink wants it, only after unlocking.
+    /// step of table maintenance (shrinking, copying), all within the mode's budget (see
+    /// the module docs). Entries it expired go to `fired`.
     pub(crate) fn maintain(
         &self,
         now: u64,
@@ -220,8 +281,8 @@ impl<K, V> Segment<K, V> {
         guard: &Guard,
         fired: &mut Fired<'_, K, V>,
     ) -> Turn {
-        let (mut budget, shrink_budget, mut drain) = match mode {
-            Mode::Write => (WRITE_BUDGET, SHRINK_BUDGET, true),
+        let (mut budget, migrate_budget, mut drain) = match mode {
+            Mode::Write => (WRITE_BUDGET, MIGRATE_BUDGET, true),
             Mode::Full { drain } => (FULL_CHUNK, usize::MAX, drain),
         };
         let mut turn = Turn::default();
@@ -248,24 +309,19 @@ impl<K, V> Segment<K, V> {
                     self.expire(node, guard, fired, &mut turn);
                 })
             };
-            turn.shrinking = self
-                .table
-                .shrink_step(&mut maint.shrink, shrink_budget, guard);
+            // Starts shrinking a mostly empty table, copies a few groups of a migration:
+            // no user code, no flush.
+            turn.migrating = self.table.maintain(migrate_budget, guard);
             turn.due_left = !maint.backlog.0.is_null() || !caught_up;
             // Relaxed: read by `due` as a hint; stored under the lock, so the maintainers'
             // values are ordered, and a later tick is never published before its work.
-            let due_at = if turn.due_left || turn.shrinking {
+            let due_at = if turn.due_left || turn.migrating {
                 0
             } else {
                 now + 1
             };
             self.handoff.due_at.store(due_at, Ordering::Relaxed);
             drop(locked);
-            if turn.shrinking {
-                // Pushes the shrink's grace period along, with the lock released: the flush
-                // runs deferred closures, which may be anyone's.
-                guard.flush();
-            }
             // SeqCst: pairs with the fence before a writer's `try_lock` (module docs).
             fence(Ordering::SeqCst);
             if self.handoff.head.load(Ordering::Relaxed).is_null() {
@@ -296,7 +352,8 @@ impl<K, V> Segment<K, V> {
         self.handoff.head.swap(ptr::null_mut(), Ordering::Acquire)
     }
 
-    /// Applies backlog requests while the budget lasts. Maintenance lock held.
+    /// Applies the cancel ring's requests and the backlog's while the budget lasts.
+    /// Maintenance lock held.
     fn apply(
         &self,
         maint: &mut Maint<K, V>,
@@ -305,13 +362,32 @@ impl<K, V> Segment<K, V> {
         fired: &mut Fired<'_, K, V>,
         turn: &mut Turn,
     ) {
+        for slot in self.handoff.cancels.iter() {
+            if *budget == 0 {
+                return;
+            }
+            // Relaxed first: most slots are empty, and an empty slot needs no swap.
+            if slot.load(Ordering::Relaxed).is_null() {
+                continue;
+            }
+            // Acquire pairs with the Release CAS in `push_cancel`.
+            let raw = slot.swap(ptr::null_mut(), Ordering::Acquire);
+            if raw.is_null() {
+                continue;
+            }
+            *budget -= 1;
+            // SAFETY: a QUEUED node is not DETACHED, so not retired: alive.
+            let node = unsafe { NodePtr::from_raw(raw) };
+            self.cancel(maint, node);
+        }
         while *budget > 0 && !maint.backlog.0.is_null() {
             *budget -= 1;
             let raw = maint.backlog.0;
             // SAFETY: a QUEUED node is not DETACHED, so not retired: alive.
             let node = unsafe { NodePtr::from_raw(raw) };
-            // Read the link first: once QUEUED is cleared the node may be pushed again.
-            maint.backlog.0 = node.chain.load(Ordering::Relaxed);
+            // Read the link first: once scheduled, the node's links are the wheel's.
+            // SAFETY: we own the backlog, and the node is in no wheel slot yet.
+            maint.backlog.0 = unsafe { node.link() };
             // AcqRel: pairs with the remover's `fetch_or` in `removed`.
             let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
             if old & REMOVED != 0 {
@@ -334,7 +410,7 @@ impl<K, V> Segment<K, V> {
         }
     }
 
-    /// A due node left the wheel: remove it from the table unless someone else already
+    /// A due node left the wheel: take it out of the table unless someone else already
     /// did (that remover's queued request will detach it). Maintenance lock held.
     fn expire(
         &self,
@@ -347,18 +423,18 @@ impl<K, V> Segment<K, V> {
         // held since before it could be retired.
         let node: NodePtr<'_, K, V> = unsafe { NodePtr::from_raw(raw) };
         node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
-        if self.table.mark(&node, guard) {
+        if self.table.remove_node(&node, guard) {
             turn.expired += 1;
-            let released = if fired.hold { 0 } else { RELEASED };
-            self.table.settle(node, REMOVED | DETACHED | released);
             if fired.hold {
-                // SAFETY: the marking CAS made us the remover, and RELEASED is not set.
+                // SAFETY: the slot's CAS made us the remover, and RELEASED is not set yet.
                 fired
                     .out
                     .push(unsafe { Held::new(node, RemovalCause::Expired, fired.index) });
             }
-            // Unlink last: the node may be retired by whoever sets UNLINKED.
-            self.table.unlink(node.link.so_key, guard);
+            let released = if fired.hold { 0 } else { RELEASED };
+            // Last use of `node` here: without a hold this may retire it.
+            self.table
+                .settle(node, REMOVED | UNLINKED | DETACHED | released);
         }
     }
 
@@ -374,20 +450,32 @@ impl<K, V> Segment<K, V> {
 
 impl<K, V> Drop for Segment<K, V> {
     fn drop(&mut self) {
-        // Settle what the hand-off and the backlog still hold so the table and reclamation
-        // drops free every node exactly once: removed nodes are detached (and retired if
-        // already unlinked); live ones stay on the list, which frees them.
+        // Settle what the hand-off, the backlog and the cancel ring still hold so the table
+        // and reclamation drops free every node exactly once: removed nodes are detached
+        // (and retired, their other holds being gone); live ones stay in the table, which
+        // frees them.
         let backlog = std::mem::replace(&mut sync::lock(&self.maint).backlog.0, ptr::null_mut());
         let stack = self.handoff.head.swap(ptr::null_mut(), Ordering::Relaxed);
         for mut next in [backlog, stack] {
             while !next.is_null() {
                 // SAFETY: queued nodes are alive; `&mut self`: exclusive access.
                 let node = unsafe { NodePtr::from_raw(next) };
-                next = node.chain.load(Ordering::Relaxed);
+                // SAFETY: exclusive access; a stacked node is in no wheel slot.
+                next = unsafe { node.link() };
                 let old = node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
                 if old & REMOVED != 0 {
                     self.table.settle(node, DETACHED);
                 }
+            }
+        }
+        for slot in self.handoff.cancels.iter() {
+            let raw = slot.swap(ptr::null_mut(), Ordering::Relaxed);
+            if !raw.is_null() {
+                // SAFETY: a queued node is alive; exclusive access. Its wheel is dropped
+                // with us, so only the hold matters.
+                let node = unsafe { NodePtr::from_raw(raw) };
+                node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
+                self.table.settle(node, DETACHED);
             }
         }
     }

@@ -177,6 +177,7 @@ fn enormous_initial_capacity_allocates_little() {
         "initial_capacity(usize::MAX) + one insert: {} KiB",
         used / 1024
     );
-    assert!(used < 64 * MIB, "{} MiB", used / MIB);
+    // Pre-sizing is eager: about 15 bytes per entry of the clamped capacity.
+    assert!(used < 80 * MIB, "{} MiB", used / MIB);
     drop(cache);
 }

@@ -206,7 +206,7 @@ fn matches_a_hashmap_model() {
     assert_eq!(cache.len(), model.len());
 }
 
-/// One-bucket tables that double at one entry per bucket: every few operations cross a
+/// One-group tables that grow past half a group: every few operations cross a
 /// grow or a shrink while other threads read and write the same keys.
 #[test]
 fn tiny_tables_resize_under_contention() {

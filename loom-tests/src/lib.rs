@@ -77,7 +77,7 @@ impl Departures {
 }
 
 /// A one-segment cache with a fixed hasher, a manual clock, a counting listener, and
-/// (when `tiny`) one-bucket tables that grow and shrink at once.
+/// (when `tiny`) one-group tables (two-slot groups under loom) that migrate at once.
 pub fn model(tiny: bool) -> (Model, ManualClock, Arc<Departures>) {
     let clock = ManualClock::new();
     let departures = Arc::new(Departures::default());

@@ -71,8 +71,8 @@ fn pinned_get_vs_remove() {
     });
 }
 
-/// Two inserts on a one-bucket table: the second crosses the grow threshold while the
-/// other thread reads, so lookups run against a table that is splitting.
+/// Inserts on a one-group table: the second crosses the grow threshold while the other
+/// thread reads, so lookups run against a table that is migrating.
 #[test]
 fn operations_during_grow() {
     loom::model(|| {
@@ -98,8 +98,8 @@ fn operations_during_grow() {
     });
 }
 
-/// The table empties and maintenance shrinks it (deleting sentinels after a grace
-/// period) while another thread reads and inserts.
+/// The table empties and maintenance shrinks it (a migration to a smaller table) while
+/// another thread reads and inserts.
 #[test]
 fn operations_during_shrink() {
     // `run_pending_tasks` loops until the shrink's grace period passes, which takes more
@@ -115,7 +115,7 @@ fn operations_during_shrink() {
         cache.invalidate(&2);
         let c2 = cache.clone();
         let t = thread::spawn(move || {
-            c2.run_pending_tasks(); // shrinks 4 buckets towards 1
+            c2.run_pending_tasks(); // shrinks the table
         });
         assert_eq!(
             cache.get(&3).map(|p| p.id),

@@ -16,8 +16,9 @@ use std::time::Duration;
 pub const MAX_SEGMENTS: usize = 1 << 16;
 
 /// The largest [`CacheBuilder::initial_capacity`] honoured; larger requests are clamped to
-/// it (the tables still grow on demand past it).
-pub const MAX_INITIAL_CAPACITY: usize = 1 << 24;
+/// it (the tables still grow on demand past it). Pre-sizing allocates the tables at once,
+/// about 15 bytes per entry of capacity, so this bounds that allocation to about 64 MiB.
+pub const MAX_INITIAL_CAPACITY: usize = 1 << 22;
 
 /// Builds a [`Cache`]. Every setting has a default; see each method.
 pub struct CacheBuilder<K, V, S = ahash::RandomState> {
@@ -132,16 +133,16 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     }
 
     /// Pre-sizes the tables for about this many entries (default: small, grown on demand),
-    /// clamped to [`MAX_INITIAL_CAPACITY`]. Pre-sizing is lazy: it sets the tables' sizes,
-    /// and bucket memory is allocated as buckets are first used.
+    /// clamped to [`MAX_INITIAL_CAPACITY`]. The tables are allocated when the cache is
+    /// built (about 15 bytes per entry of capacity), not lazily.
     pub fn initial_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.min(MAX_INITIAL_CAPACITY);
         self
     }
 
     /// Internal, for this crate's own tests (behind the `internal-tiny-tables` feature, not
-    /// part of the API): tables of one bucket that double past one entry per bucket, so
-    /// model checks and small tests cross grows and shrinks in a handful of operations.
+    /// part of the API): tables of one group that grow past half of it, so model checks
+    /// and small tests cross migrations (grows and shrinks) in a handful of operations.
     #[cfg(feature = "internal-tiny-tables")]
     #[doc(hidden)]
     pub fn tiny_tables_for_tests(mut self) -> Self {

@@ -4,12 +4,14 @@
 //! ## Two phases
 //! Every operation reads the clock first (so a panicking [`Clock`](crate::Clock) changes
 //! nothing), hashes once, and works in one segment, in two phases:
-//! 1. **Pinned**: the table work, and for each entry it took out (it won the marking CAS,
-//!    so it is the entry's unique *remover*) the remover's duties: the count, the wheel
-//!    hand-off (`Segment::removed`), and a [`Held`] on the node if there is a listener.
-//! 2. **Unpinned, no lock held**: if the segment is due, a bounded maintenance turn (with
-//!    its own short pin, see `segment`); then the listener for every departure, each hold
-//!    released once it has returned; then sealing and a bounded slice of freeing.
+//! 1. **Pinned** (one pin per operation): the table work, and for each entry it took out
+//!    (it won the slot's CAS, so it is the entry's unique *remover*) the remover's duties:
+//!    the count, the wheel hand-off (`Segment::removed`), and a [`Held`] on the node if
+//!    there is a listener; then, if the segment is due, a bounded maintenance turn (see
+//!    `segment`), which runs no user code either.
+//! 2. **Unpinned, no lock held**: the listener for every departure (its own and those its
+//!    turn expired), each hold released once it has returned; then sealing and, after a
+//!    turn, a bounded slice of freeing.
 //!
 //! So the user code the cache calls on its own — the listener, `init`, key and value
 //! `Drop`s — never runs pinned or under a lock of ours. (`Hash`, `Eq` and `V::clone` run
@@ -38,7 +40,7 @@ use crate::reclaim::{self, Progress};
 use crate::segment::{Fired, Mode, Segment, Turn, FREE_BUDGET};
 use crate::stats::{CacheStats, Event, Stats};
 use crate::sync::{self, Patience};
-use crate::table::node::{regular_key, Held, Node, NodePtr, DETACHED, RELEASED, REMOVED, UNLINKED};
+use crate::table::node::{Held, Node, NodePtr, DETACHED, RELEASED, REMOVED, UNLINKED};
 use crate::table::Insert;
 use crossbeam_epoch::{self as epoch, Guard};
 use std::borrow::Borrow;
@@ -172,15 +174,19 @@ where
         V: Clone,
     {
         let (hash, index) = self.inner.locate(key);
-        let value = {
+        let mut fired = Vec::new();
+        let (value, turned) = {
             let guard = epoch::pin();
-            self.inner
+            let value = self
+                .inner
                 .find(hash, index, key, &guard, true)
-                .map(|n| n.value.clone())
+                .map(|n| n.value.clone());
+            (
+                value,
+                self.inner.read_turn_pinned(index, &guard, &mut fired),
+            )
         };
-        if read_turn_owed() {
-            self.inner.read_turn(index);
-        }
+        self.inner.after_write(index, fired, turned);
         value
     }
 
@@ -201,13 +207,16 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let (hash, index) = self.inner.locate(key);
-        let found = {
+        let mut fired = Vec::new();
+        let (found, turned) = {
             let guard = epoch::pin();
-            self.inner.find(hash, index, key, &guard, false).is_some()
+            let found = self.inner.find(hash, index, key, &guard, false).is_some();
+            (
+                found,
+                self.inner.read_turn_pinned(index, &guard, &mut fired),
+            )
         };
-        if read_turn_owed() {
-            self.inner.read_turn(index);
-        }
+        self.inner.after_write(index, fired, turned);
         found
     }
 
@@ -311,7 +320,8 @@ where
     /// The key's hash and its segment.
     fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
-        // Top bits pick the segment; buckets use the low bits, so the two are independent.
+        // Top bits pick the segment; the table uses the low 32 bits (home group) and bits
+        // 32..47 (slot tags), so the three are independent.
         let index = hash.checked_shr(64 - self.segment_bits).unwrap_or(0) as usize;
         (hash, index)
     }
@@ -338,7 +348,7 @@ where
     {
         let found = self.segments[index]
             .table
-            .lookup(regular_key(hash), |n| n.key.borrow() == key, guard)
+            .lookup(hash, |n| n.key.borrow() == key, guard)
             .filter(|n| !self.expired_now(n));
         if count {
             self.stats.record(if found.is_some() {
@@ -357,31 +367,38 @@ where
         }
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
-        let departed = {
+        let mut fired = Vec::new();
+        let (departed, turned) = {
             let guard = epoch::pin();
             let node = Box::new(Node::new(hash, key, value, Self::deadline(ttl, now)));
-            match segment.table.insert(node, |a, b| a == b, |_| false, &guard) {
+            let departed = match segment.table.insert(node, |a, b| a == b, |_| false, &guard) {
                 Insert::New(new) => {
                     self.linked_new(segment, new);
                     None
                 }
                 Insert::Replaced { old, new } => self.linked_over(index, old, new, now.tick()),
                 Insert::Kept { .. } => unreachable!("`keep` refused every existing entry"),
-            }
+            };
+            (
+                departed,
+                self.turn_pinned(index, now.tick(), &guard, &mut fired),
+            )
         };
-        self.after_write(index, now.tick(), departed);
+        self.after_write(index, departed.into_iter().chain(fired), turned);
     }
 
     /// Zero TTL: remove what is there, and hand the value straight to the listener.
     fn put_expired(&self, key: K, value: V, now: u64) {
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
-        let old = {
+        let mut fired = Vec::new();
+        let (old, turned) = {
             let guard = epoch::pin();
-            segment
+            let old = segment
                 .table
-                .remove(regular_key(hash), |n| n.key == key, &guard)
-                .map(|old| self.departed_by_caller(index, old, RemovalCause::Replaced, now))
+                .remove(hash, |n| n.key == key, &guard)
+                .map(|old| self.departed_by_caller(index, old, RemovalCause::Replaced, now));
+            (old, self.turn_pinned(index, now, &guard, &mut fired))
         };
         self.stats.record(
             if old
@@ -412,14 +429,14 @@ where
             }
         });
         let old = old.and_then(|(_, held)| held);
-        self.after_write(index, now, old.into_iter().chain(never_stored));
+        let departed = old.into_iter().chain(never_stored).chain(fired);
+        self.after_write(index, departed, turned);
     }
 
     /// Bookkeeping after linking a node under a new key (pinned phase).
     fn linked_new(&self, segment: &Segment<K, V>, new: NodePtr<'_, K, V>) {
         self.stats.record(Event::Insert);
         segment.linked(new);
-        segment.table.maybe_grow();
     }
 
     /// Bookkeeping after `new` replaced `old`, whose remover the caller is (pinned phase).
@@ -472,21 +489,19 @@ where
     {
         let now = self.ticker.now();
         let (hash, index) = self.locate(key);
-        let (out, departed) = {
+        let mut fired = Vec::new();
+        let (out, departed, turned) = {
             let guard = epoch::pin();
-            let node = self.segments[index].table.remove(
-                regular_key(hash),
-                |n| n.key.borrow() == key,
-                &guard,
-            )?;
+            let node =
+                self.segments[index]
+                    .table
+                    .remove(hash, |n| n.key.borrow() == key, &guard)?;
             let (cause, held) = self.departed_by_caller(index, node, RemovalCause::Explicit, now);
             // Still pinned: the node cannot be freed under us even when not held.
-            (
-                (cause == RemovalCause::Explicit).then(|| read(&node.value)),
-                held,
-            )
+            let out = (cause == RemovalCause::Explicit).then(|| read(&node.value));
+            (out, held, self.turn_pinned(index, now, &guard, &mut fired))
         };
-        self.after_write(index, now, departed);
+        self.after_write(index, departed.into_iter().chain(fired), turned);
         out
     }
 
@@ -518,56 +533,64 @@ where
             Self::deadline(self.ttl, reading),
         ));
         let keep = |existing: &Node<K, V>| !existing.is_expired(now);
-        let (out, departed, unused) = {
+        let mut fired = Vec::new();
+        let (out, departed, unused, turned) = {
             let guard = epoch::pin();
-            match segment.table.insert(node, |a, b| a == b, keep, &guard) {
-                Insert::New(new) => {
-                    self.linked_new(segment, new);
-                    (new.value.clone(), None, None)
-                }
-                Insert::Replaced { old, new } => {
-                    let held = self.linked_over(index, old, new, now);
-                    (new.value.clone(), held, None)
-                }
-                Insert::Kept { existing, unused } => (existing.value.clone(), None, Some(unused)),
-            }
+            let (out, departed, unused) =
+                match segment.table.insert(node, |a, b| a == b, keep, &guard) {
+                    Insert::New(new) => {
+                        self.linked_new(segment, new);
+                        (new.value.clone(), None, None)
+                    }
+                    Insert::Replaced { old, new } => {
+                        let held = self.linked_over(index, old, new, now);
+                        (new.value.clone(), held, None)
+                    }
+                    Insert::Kept { existing, unused } => {
+                        (existing.value.clone(), None, Some(unused))
+                    }
+                };
+            let turned = self.turn_pinned(index, now, &guard, &mut fired);
+            (out, departed, unused, turned)
         };
         // The losing value is the caller's, dropped here, unpinned.
         drop(unused);
-        self.after_write(index, now, departed);
+        self.after_write(index, departed.into_iter().chain(fired), turned);
         out
     }
 
     fn clear(&self) {
         let now = self.ticker.now();
         for index in 0..self.segments.len() {
-            let departed: Vec<Held<K, V>> = {
+            let mut fired = Vec::new();
+            let (departed, turned): (Vec<Held<K, V>>, bool) = {
                 let guard = epoch::pin();
-                let removed = self.segments[index].table.mark_all(&guard);
-                removed
+                let removed = self.segments[index].table.remove_all(&guard);
+                let departed = removed
                     .into_iter()
                     .filter_map(|n| {
                         self.departed_by_caller(index, n, RemovalCause::Explicit, now)
                             .1
                     })
-                    .collect()
+                    .collect();
+                (departed, self.turn_pinned(index, now, &guard, &mut fired))
             };
-            self.after_write(index, now, departed);
+            self.after_write(index, departed.into_iter().chain(fired), turned);
         }
     }
 
     /// Full turns over every segment, bounded by what is due at `now` and queued when each
     /// segment's first turn begins; then the listener for every expiry, and sealing. Returns
-    /// which segments are shrinking.
+    /// which segments' tables are migrating.
     fn maintain_all(&self, now: u64) -> Vec<bool> {
-        let mut shrinking = vec![false; self.segments.len()];
-        for (index, shrinking) in shrinking.iter_mut().enumerate() {
+        let mut migrating = vec![false; self.segments.len()];
+        for (index, migrating) in migrating.iter_mut().enumerate() {
             let mut drained = false;
             loop {
                 let mut fired = Vec::new();
                 let turn = self.turn(index, now, Mode::Full { drain: !drained }, &mut fired);
                 drained |= turn.drained;
-                *shrinking = turn.shrinking;
+                *migrating = turn.migrating;
                 self.notifier.deliver(fired, |h| self.release(h));
                 if drained && !turn.due_left {
                     break;
@@ -579,12 +602,12 @@ where
         for segment in self.segments.iter() {
             segment.table.reclaim.seal();
         }
-        shrinking
+        migrating
     }
 
     fn run_pending_tasks(&self) {
         let now = self.ticker.now();
-        let mut shrinking = self.maintain_all(now);
+        let mut migrating = self.maintain_all(now);
         // Free everything sealed so far, waiting for grace periods while other threads'
         // pins allow (bounded), never for pins of this thread's own.
         let may_wait = !epoch::is_pinned() && !reclaim::is_freeing();
@@ -594,19 +617,18 @@ where
         loop {
             let mut done = true;
             for (index, segment) in self.segments.iter().enumerate() {
-                if shrinking[index] {
+                if migrating[index] {
                     let mut fired = Vec::new();
-                    shrinking[index] = self
+                    migrating[index] = self
                         .turn(index, now, Mode::Full { drain: false }, &mut fired)
-                        .shrinking;
+                        .migrating;
                     self.notifier.deliver(fired, |h| self.release(h));
                 }
                 if !freed[index] {
                     freed[index] =
                         segment.table.reclaim.free_pending(&mut targets[index]) == Progress::Done;
                 }
-                done &=
-                    freed[index] && !shrinking[index] && !segment.table.shrink_garbage_pending();
+                done &= freed[index] && !migrating[index] && !segment.table.garbage_pending();
             }
             if done || !may_wait || patience.exhausted() {
                 return;
@@ -637,39 +659,62 @@ fn release<K, V>(segments: &[Segment<K, V>], held: Held<K, V>) {
 
 /// The parts of the protocol that need no hashing (so `Pinned`'s `Drop` can use them).
 impl<K, V, S> Inner<K, V, S> {
-    /// The unpinned phase of a write (see the module docs): a maintenance turn if the
-    /// segment is due (none from inside a listener), the listener for the departures, then
-    /// sealing and, after a turn, a bounded slice of freeing.
-    fn after_write(&self, index: usize, now: u64, departed: impl IntoIterator<Item = Held<K, V>>) {
-        let segment = &self.segments[index];
-        let mut fired = Vec::new();
-        let turned = !in_listener() && segment.due(now);
-        if turned {
-            self.turn(index, now, Mode::Write, &mut fired);
+    /// A write's (or an owed read's) maintenance turn, in the operation's own pinned phase
+    /// (one pin per operation): if the segment is due, and not from inside a listener.
+    /// Entries it expired go to `fired` for the unpinned phase. True if it took the turn.
+    fn turn_pinned(
+        &self,
+        index: usize,
+        now: u64,
+        guard: &Guard,
+        fired: &mut Vec<Held<K, V>>,
+    ) -> bool {
+        if in_listener() || !self.segments[index].due(now) {
+            return false;
         }
-        self.notifier
-            .deliver(departed.into_iter().chain(fired), |h| self.release(h));
+        let mut sink = Fired {
+            index,
+            hold: self.notifier.wants(),
+            out: fired,
+        };
+        let turn = self.segments[index].maintain(now, Mode::Write, guard, &mut sink);
+        if turn.expired > 0 {
+            self.stats.add(Event::Expiration, turn.expired as u64);
+        }
+        true
+    }
+
+    /// A read's part: one read in [`READ_TURN_EVERY`] per thread looks at whether its
+    /// segment is due (reading the clock only then) and takes a turn if so.
+    fn read_turn_pinned(&self, index: usize, guard: &Guard, fired: &mut Vec<Held<K, V>>) -> bool {
+        read_turn_owed() && self.turn_pinned(index, self.ticker.now(), guard, fired)
+    }
+
+    /// The unpinned phase of an operation (see the module docs): the listener for the
+    /// departures (its own and those its turn expired), then sealing and, after a turn, a
+    /// bounded slice of freeing.
+    fn after_write(
+        &self,
+        index: usize,
+        departed: impl IntoIterator<Item = Held<K, V>>,
+        turned: bool,
+    ) {
+        let segment = &self.segments[index];
+        self.notifier.deliver(departed, |h| self.release(h));
         segment.table.reclaim.seal_if_full();
         if turned {
             segment.free_ready(FREE_BUDGET);
         }
     }
 
-    /// A read's maintenance turn (one read in [`READ_TURN_EVERY`] per thread), unpinned.
+    /// A read turn owed by a [`Pinned`] guard, taken when it drops (its own short pin).
     fn read_turn(&self, index: usize) {
-        if in_listener() {
-            return;
-        }
-        let now = self.ticker.now();
-        let segment = &self.segments[index];
-        if !segment.due(now) {
-            return;
-        }
         let mut fired = Vec::new();
-        self.turn(index, now, Mode::Write, &mut fired);
-        self.notifier.deliver(fired, |h| self.release(h));
-        segment.table.reclaim.seal_if_full();
-        segment.free_ready(FREE_BUDGET);
+        let turned = {
+            let guard = epoch::pin();
+            self.turn_pinned(index, self.ticker.now(), &guard, &mut fired)
+        };
+        self.after_write(index, fired, turned);
     }
 
     /// One maintenance turn on segment `index` under a short pin of its own; the entries it

@@ -79,6 +79,7 @@ where
             .find(hash, index, key, &self.guard, count)
             .map(|node| (&node.key, &node.value));
         if read_turn_owed() {
+            // Taken when the guard drops, after its pin (the user's) has ended.
             self.owed.set(Some(index));
         }
         found

@@ -1,46 +1,45 @@
-//! The two kinds of list node: bare [`Link`]s (bucket sentinels) and [`Node`]s (entries).
+//! An entry of the cache, [`Node`], and the rules of its life.
 //!
-//! Both start with a [`Link`] (`#[repr(C)]`), so the list is a list of `Link`s and an entry
-//! is reached by casting; the low bit of `so_key` tells which a link is (1: entry, 0:
-//! sentinel), and only entries are ever cast to [`Node`].
+//! Nodes are heap-allocated (`Box`) and never move: the table's slots point at them, the
+//! timing wheel links them intrusively, and retired ones wait in their segment's
+//! reclamation queue through the same memory.
 //!
 //! ## Ground rules for the fields of a `Node`
-//! - `link.so_key`, `key`, `value`: written once before the node is published, read-only
-//!   afterwards; readable by any thread holding an epoch guard.
-//! - `link.next`: CAS only (the split-ordered list protocol, see `table`). Tag bit 1 on it
-//!   means the node is *logically deleted*; the one thread whose CAS set that bit is the
-//!   node's *remover* and owes its departure bookkeeping.
+//! - `hash`, `key`, `value`: written once before the node is published, read-only
+//!   afterwards; readable by any thread holding an epoch guard (or a [`Held`]).
 //! - `meta`: the deadline (immutable) and the lifecycle flags below, changed by atomic RMW.
-//! - `chain`: the link in at most one intrusive stack at a time: the segment's hand-off
-//!   stack while `QUEUED`, then the segment's limbo once retired. Only the thread that owns
-//!   that stack membership touches it.
-//! - `wheel`: prev/next in a wheel slot; read and written only under the segment's
-//!   maintenance lock.
+//! - `wheel`: prev/next in a wheel slot while `SCHEDULED`, read and written only under the
+//!   segment's maintenance lock. When the node is in no wheel slot, `wheel.next` is the
+//!   node's link in at most one intrusive stack instead (see [`Node::link`]): the segment's
+//!   hand-off stack while it waits to be scheduled (it is `QUEUED` and not yet
+//!   `SCHEDULED`), then its segment's limbo once retired (the wheel is done with it). Only
+//!   the thread that owns that stack membership touches it. A node is thus 32 bytes plus
+//!   its key and value.
 //!
 //! ## Lifecycle
 //! **A node is freed one epoch grace period after the last of its three holders lets go**:
-//! the list, the wheel side and the remover. Each lets go by setting one flag with an RMW
+//! the table, the wheel side and the remover. Each lets go by setting one flag with an RMW
 //! (`Table::settle`), and whichever sets the last of the three retires the node to its
 //! segment's reclamation (`reclaim`):
-//! - `UNLINKED`: set by the thread that physically unlinks the node from the list (Michael's
-//!   CAS; any helper may do it).
+//! - `UNLINKED`: set by the node's *remover*: the one thread whose CAS took it out of its
+//!   table slot (a remove, a replacing insert, an expiry, `clear`). No other slot can hold
+//!   it then: a migration copies a node only while its old slot is frozen, and clears the
+//!   old slot before anyone may remove the node from the new one (see `table`).
 //! - `DETACHED`: set by the maintenance-lock holder once the node is out of the wheel and
 //!   off the hand-off stack for good; by the remover directly for a node with no deadline
 //!   (it never meets the wheel); by the expirer for a node the wheel itself fired.
-//! - `RELEASED`: set by the node's *remover* (the one thread whose marking CAS deleted it)
-//!   once it is done with the node: after the eviction listener has returned, or at once
-//!   when there is no listener. Until then the remover holds the node as a [`Held`], which
-//!   keeps it alive without any epoch pin, so the listener can borrow its key and value
-//!   while nothing else in the process is held back.
+//! - `RELEASED`: set by the remover once it is done with the node: after the eviction
+//!   listener has returned, or at once when there is no listener. Until then the remover
+//!   holds the node as a [`Held`], which keeps it alive without any epoch pin, so the
+//!   listener can borrow its key and value while nothing else in the process is held back.
 //!
-//! The other flags: `QUEUED` (on the hand-off stack), `REMOVED` (logically deleted, set by
-//! the remover in the RMW that may also set `QUEUED`), `SCHEDULED` (linked in a wheel slot,
-//! set and cleared under the maintenance lock).
+//! The other flags: `QUEUED` (on the hand-off stack), `REMOVED` (taken out of the table,
+//! set by the remover with `UNLINKED` in the RMW that may also set `QUEUED`), `SCHEDULED`
+//! (linked in a wheel slot, set and cleared under the maintenance lock).
 
 use crate::clock::{DEADLINE_BITS, NEVER};
 use crate::policy::RemovalCause;
-use crate::sync::{AtomicPtr, AtomicU64, Ordering, UnsafeCell};
-use crossbeam_epoch::{Atomic, Shared};
+use crate::sync::{AtomicU64, Ordering, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
@@ -60,42 +59,6 @@ pub(crate) const RELEASED: u64 = 1 << (DEADLINE_BITS + 5);
 /// The three holds on a node (see the lifecycle above): the last one set retires it.
 pub(crate) const HOLDS: u64 = UNLINKED | DETACHED | RELEASED;
 
-/// The split-order key of an entry whose hash is `hash`: bit-reversed, low bit set.
-#[inline]
-pub(crate) fn regular_key(hash: u64) -> u64 {
-    hash.reverse_bits() | 1
-}
-
-/// The split-order key of bucket `index`'s sentinel: bit-reversed, low bit clear.
-#[inline]
-pub(crate) fn sentinel_key(index: usize) -> u64 {
-    (index as u64).reverse_bits()
-}
-
-/// The list's common prefix; a sentinel is exactly this.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct Link {
-    /// Sort key: bit-reversed hash (entries) or bucket index (sentinels).
-    pub(crate) so_key: u64,
-    /// Successor; tag 1 means this link is logically deleted.
-    pub(crate) next: Atomic<Link>,
-}
-
-impl Link {
-    pub(crate) fn sentinel(index: usize) -> Self {
-        Self {
-            so_key: sentinel_key(index),
-            next: Atomic::null(),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn is_entry(&self) -> bool {
-        self.so_key & 1 == 1
-    }
-}
-
 /// The wheel's intrusive doubly linked list pointers.
 #[derive(Debug)]
 pub(crate) struct WheelLinks<K, V> {
@@ -103,17 +66,15 @@ pub(crate) struct WheelLinks<K, V> {
     pub(crate) next: *mut Node<K, V>,
 }
 
-/// An entry: a [`Link`] followed by its bookkeeping, key and value.
-#[repr(C)]
+/// An entry: its hash, bookkeeping, key and value.
 #[derive(Debug)]
 pub(crate) struct Node<K, V> {
-    /// Must stay the first field: the list stores `*const Link` to entries.
-    pub(crate) link: Link,
+    /// The key's full hash: where its probe starts, and its slot tag, with no user code.
+    pub(crate) hash: u64,
     /// Deadline in ticks (low 56 bits) and lifecycle flags (top 8).
     pub(crate) meta: AtomicU64,
-    /// Hand-off stack or limbo link (see the ground rules).
-    pub(crate) chain: AtomicPtr<Node<K, V>>,
-    /// Wheel slot links, guarded by the segment's maintenance lock.
+    /// Wheel slot links, guarded by the segment's maintenance lock; `next` doubles as a
+    /// stack link while the node is in no slot (see the ground rules).
     pub(crate) wheel: UnsafeCell<WheelLinks<K, V>>,
     pub(crate) key: K,
     pub(crate) value: V,
@@ -130,12 +91,8 @@ impl<K, V> Node<K, V> {
             deadline | QUEUED
         };
         Self {
-            link: Link {
-                so_key: regular_key(hash),
-                next: Atomic::null(),
-            },
+            hash,
             meta: AtomicU64::new(meta),
-            chain: AtomicPtr::new(ptr::null_mut()),
             wheel: UnsafeCell::new(WheelLinks {
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
@@ -153,36 +110,44 @@ impl<K, V> Node<K, V> {
         self.meta.load(Ordering::Relaxed) & NEVER
     }
 
-    /// Casts an entry's link back to its node, for reading (never for freeing: see
-    /// [`NodePtr`]).
-    ///
-    /// # Safety
-    /// `link` must be the `link` field of a `Node<K, V>` (so `link.is_entry()`, and every
-    /// entry in a table of `K, V` is a `Node<K, V>`); the result borrows for as long as
-    /// `link` does.
-    #[inline]
-    pub(crate) unsafe fn from_link(link: &Link) -> &Self {
-        debug_assert!(link.is_entry());
-        // SAFETY: `link` is the first field of a `#[repr(C)]` `Node<K, V>` (caller's
-        // contract), so the two share an address and the node lives as long as the link.
-        unsafe { &*(link as *const Link).cast::<Self>() }
-    }
-
     /// Whether the entry is past its deadline at tick `now`.
     #[inline]
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         let deadline = self.deadline();
         deadline != NEVER && deadline <= now
     }
+
+    /// The node's stack link (`wheel.next`, see the ground rules).
+    ///
+    /// # Safety
+    /// The caller owns the node's stack membership (it took the node off a stack it owns,
+    /// or is about to push it) and the node is in no wheel slot; the link was written by
+    /// the thread that pushed it, ordered before us by the stack's Release/Acquire.
+    #[inline]
+    pub(crate) unsafe fn link(&self) -> *mut Node<K, V> {
+        // SAFETY: the caller's contract: nobody else touches `wheel` now.
+        self.wheel.with(|l| unsafe { (*l).next })
+    }
+
+    /// Sets the node's stack link.
+    ///
+    /// # Safety
+    /// As for [`link`](Self::link).
+    #[inline]
+    pub(crate) unsafe fn set_link(&self, next: *mut Node<K, V>) {
+        // SAFETY: the caller's contract: nobody else touches `wheel` now.
+        self.wheel.with_mut(|l| unsafe { (*l).next = next });
+    }
 }
 
 /// A node reached under an epoch guard (`'g`).
 ///
 /// It dereferences to `&Node`, and it keeps the pointer exactly as allocated
-/// (`Box::into_raw`) or as loaded from the list, so the hand-off stack, the wheel and the
-/// final free use a pointer with the allocation's full provenance — never one rebuilt from
-/// a shared reference, which could not be used to free the node (Miri with Tree Borrows
-/// rejects that).
+/// (`Box::into_raw`) or as loaded from a table slot (tag bits stripped with `map_addr`, so
+/// the provenance is kept), so the hand-off stack, the wheel and the final free use a
+/// pointer with the allocation's full provenance — never one rebuilt from a shared
+/// reference, which could not be used to free the node (Miri with Tree Borrows rejects
+/// that).
 #[derive(Debug)]
 pub(crate) struct NodePtr<'g, K, V> {
     raw: NonNull<Node<K, V>>,
@@ -198,20 +163,6 @@ impl<K, V> Clone for NodePtr<'_, K, V> {
 impl<K, V> Copy for NodePtr<'_, K, V> {}
 
 impl<'g, K, V> NodePtr<'g, K, V> {
-    /// # Safety
-    /// `link` is a non-null entry link of a table of `K, V`, protected by the guard `'g`
-    /// stands for (or otherwise alive for `'g`).
-    #[inline]
-    pub(crate) unsafe fn from_shared(link: Shared<'g, Link>) -> Self {
-        debug_assert!(!link.is_null());
-        // SAFETY: caller's contract; the node starts with its link (`#[repr(C)]`).
-        let raw = unsafe { NonNull::new_unchecked(link.with_tag(0).as_raw().cast_mut()) };
-        Self {
-            raw: raw.cast(),
-            _guard: PhantomData,
-        }
-    }
-
     /// # Safety
     /// `raw` points to a live node that stays alive for `'g`.
     #[inline]

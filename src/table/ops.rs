@@ -1,13 +1,16 @@
-//! Writing to the list: insert, replace, remove, and marking by the wheel or `clear`.
+//! Reading and writing a table: lookup, insert (new or replacing), remove by key, remove
+//! by node, and `clear`. The protocol is explained in the `table` module's essay.
 
-use super::node::{Link, Node, NodePtr};
+use super::node::{Node, NodePtr};
+use super::raw::{step, Raw, GROUP, MAX_PROBE};
+use super::word::{tag_of, Ctrl, Word, MAX_OVERFLOW};
 use super::Table;
-use crate::sync::Ordering;
-use crossbeam_epoch::{Guard, Shared};
+use crate::sync::{self, Ordering};
+use crossbeam_epoch::Guard;
 
 /// What [`Table::insert`] did.
 pub(crate) enum Insert<'g, K, V> {
-    /// Linked under a key that had no entry.
+    /// Published under a key that had no entry.
     New(NodePtr<'g, K, V>),
     /// Took the place of `old`; the caller is now `old`'s remover.
     Replaced {
@@ -22,7 +25,9 @@ pub(crate) enum Insert<'g, K, V> {
 }
 
 /// Owns a not-yet-published node through its raw pointer, freeing it if dropped (when a
-/// user `Eq` panics mid-search) unless [`publish`](Self::publish)ed or taken back.
+/// user `Eq` panics mid-probe) unless [`publish`](Self::publish)ed or taken back. It is
+/// never in a slot while user code runs: claims are made and undone with no user code
+/// between them.
 struct Unpublished<K, V>(*mut Node<K, V>);
 
 impl<K, V> Unpublished<K, V> {
@@ -31,11 +36,11 @@ impl<K, V> Unpublished<K, V> {
         unsafe { &*self.0 }
     }
 
-    /// The node is in the list now; the list owns it.
+    /// The node is in the table now; the table owns it.
     fn publish<'g>(self) -> NodePtr<'g, K, V> {
         let raw = self.0;
         std::mem::forget(self);
-        // SAFETY: just linked, so alive until retired, which waits out the caller's guard.
+        // SAFETY: just published, so alive until retired, which waits out the caller's pin.
         unsafe { NodePtr::from_raw(raw) }
     }
 
@@ -49,15 +54,92 @@ impl<K, V> Unpublished<K, V> {
 
 impl<K, V> Drop for Unpublished<K, V> {
     fn drop(&mut self) {
-        // SAFETY: never published; from `Box::into_raw`; freed once.
+        // SAFETY: never published (no slot holds it); from `Box::into_raw`; freed once.
         drop(unsafe { Box::from_raw(self.0) });
     }
 }
 
+/// Where a probe found a key, or a free slot.
+#[derive(Clone, Copy)]
+struct At {
+    /// Groups from the home group.
+    steps: usize,
+    group: usize,
+    slot: usize,
+}
+
+impl At {
+    fn offset(self) -> usize {
+        self.steps * GROUP + self.slot
+    }
+}
+
+/// What a scan of the probe sequence saw.
+enum Scan<K, V> {
+    /// The key's published node.
+    Found(At, Word<K, V>),
+    /// The key is absent; the first free slot, if one was within reach of a new insert.
+    Absent(Option<At>),
+    /// A migration has reached the probe sequence: start again through `writable`.
+    Migrating,
+}
+
 impl<K, V> Table<K, V> {
-    /// Links `node`, replacing an existing entry with an equal key unless `keep` accepts
-    /// it. `eq` compares a stored key with `node.key` (user code: may panic, in which case
-    /// nothing was changed and `node` is dropped by the unwinding).
+    /// The published node whose key `matches`, under `guard`. Readers write nothing and
+    /// never help a migration. In a table being migrated they probe the old table as usual,
+    /// skipping copied groups and slots (a copied home group does not mean its keys are
+    /// copied: some may live, not yet copied, in later groups), and look in the next table
+    /// only if the key was not found and the probe met something copied.
+    pub(crate) fn lookup<'g>(
+        &self,
+        hash: u64,
+        mut matches: impl FnMut(&Node<K, V>) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Node<K, V>> {
+        let tag = tag_of(hash);
+        let mut raw = self.current(guard);
+        loop {
+            let home = raw.home(hash);
+            let mut copied = false;
+            for steps in 0..raw.len() {
+                let group = &raw.groups[step(home, steps, raw.len())];
+                let ctrl = group.ctrl();
+                if ctrl.is_moved() {
+                    copied = true;
+                } else {
+                    for i in 0..GROUP {
+                        let word = group.slot(i);
+                        if word.is_moved() {
+                            copied = true;
+                            continue;
+                        }
+                        if !word.may_hold(tag) {
+                            continue;
+                        }
+                        // SAFETY: a published (or frozen published) slot points at a live
+                        // node; nodes are freed only a grace period after leaving every
+                        // slot, and `guard` was taken before this load.
+                        let node = unsafe { &*word.node().expect("a published word has a node") };
+                        if node.hash == hash && matches(node) {
+                            return Some(node);
+                        }
+                    }
+                }
+                // A copied group keeps its overflow count as frozen: still the probe's end.
+                if ctrl.overflow() == 0 {
+                    break;
+                }
+            }
+            if !copied {
+                return None;
+            }
+            raw = self.next_of(raw, guard);
+        }
+    }
+
+    /// Publishes `node`, replacing an existing entry with an equal key unless `keep`
+    /// accepts it. `eq` compares a stored key with `node.key` (user code: may panic, in
+    /// which case nothing was changed and `node` is dropped by the unwinding).
     pub(crate) fn insert<'g>(
         &self,
         node: Box<Node<K, V>>,
@@ -65,198 +147,466 @@ impl<K, V> Table<K, V> {
         mut keep: impl FnMut(&Node<K, V>) -> bool,
         guard: &'g Guard,
     ) -> Insert<'g, K, V> {
-        let so_key = node.link.so_key;
+        let hash = node.hash;
         // The raw pointer from `Box::into_raw` is the one published, so whoever frees the
         // node frees it through a pointer with the allocation's provenance.
         let node = Unpublished(Box::into_raw(node));
-        let new = Shared::from(node.0.cast_const().cast::<Link>());
+        let word = Word::published(node.0, tag_of(hash));
         loop {
-            let pos = self.search(
-                so_key,
-                || self.writer_start(so_key, guard),
-                // SAFETY: `so_key` is odd, so a matching link is an entry of this table.
-                |l| eq(unsafe { &Node::<K, V>::from_link(l).key }, &node.node().key),
-                guard,
-            );
-            if !pos.found {
-                node.node().link.next.store(pos.curr, Ordering::Relaxed);
-                // AcqRel: Release publishes the node's fields to readers' Acquire loads.
-                if pos
-                    .pred
-                    .next
-                    .compare_exchange(pos.curr, new, Ordering::AcqRel, Ordering::Acquire, guard)
-                    .is_ok()
-                {
-                    self.count.fetch_add(1, Ordering::Relaxed);
-                    return Insert::New(node.publish());
+            let raw = self.writable(hash, guard);
+            let home = raw.home(hash);
+            let c0 = raw.groups[home].ctrl();
+            if c0.is_frozen() {
+                continue;
+            }
+            if let Some(offset) = c0.named() {
+                self.help_publish(raw, home, c0, offset);
+                continue;
+            }
+            let scan = self.scan(raw, hash, |n| {
+                // SAFETY: `n` is a node of this table reached under `guard`.
+                eq(&n.key, &node.node().key)
+            });
+            let free = match scan {
+                Scan::Migrating => continue,
+                Scan::Found(at, old_word) => {
+                    // SAFETY: as in `lookup`.
+                    let old = unsafe { NodePtr::from_raw(old_word.node().expect("found")) };
+                    if keep(&old) {
+                        return Insert::Kept {
+                            existing: old,
+                            unused: node.take_back(),
+                        };
+                    }
+                    // One CAS takes `old` out and puts the new node in: the key is never
+                    // absent in between, and the winner of the CAS is `old`'s remover.
+                    // Release publishes the new node's fields to readers' Acquire loads.
+                    let slot = &raw.groups[at.group].slots[at.slot];
+                    if slot
+                        .compare_exchange(old_word.0, word.0, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        return Insert::Replaced {
+                            old,
+                            new: node.publish(),
+                        };
+                    }
+                    continue;
+                }
+                Scan::Absent(free) => free,
+            };
+            let Some(at) = free else {
+                // No free slot within reach: grow (or rehash), then try again. If `raw` is
+                // itself the target of a migration, finish that one first.
+                if std::ptr::eq(raw, self.current(guard)) {
+                    self.start_migration(raw, true, guard);
+                } else {
+                    self.finish_migration(guard);
                 }
                 continue;
-            }
-            // SAFETY: found links are entries of this table, protected by `guard`.
-            let old = unsafe { NodePtr::<K, V>::from_shared(pos.curr) };
-            if keep(&old) {
-                return Insert::Kept {
-                    existing: old,
-                    unused: node.take_back(),
-                };
-            }
-            let succ = old.link.next.load(Ordering::Acquire, guard);
-            if succ.tag() == 1 {
-                continue; // removed under us: look again
-            }
-            node.node().link.next.store(succ, Ordering::Relaxed);
-            // Invariant 4: one CAS deletes `old` and makes `new` reachable through it.
-            // AcqRel: Release publishes `new`; Acquire orders our reads of `old` before it.
-            if old
-                .link
-                .next
-                .compare_exchange(
-                    succ,
-                    new.with_tag(1),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                    guard,
-                )
-                .is_err()
-            {
+            };
+            let Some(version) = self.claim_and_commit(raw, home, c0, at, word) else {
+                continue;
+            };
+            if !self.publish(raw, home, at, word, version) {
+                // A migration froze our committed claim before anyone published it: it was
+                // never visible, and the copy skipped it. Insert again, into the next table.
                 continue;
             }
-            let new = node.publish();
-            self.unlink_after_mark(pos.pred, pos.curr, new.as_ptr().cast::<Link>(), guard);
-            return Insert::Replaced { old, new };
+            // Relaxed: a count, read as a hint and by `len`.
+            self.count.fetch_add(1, Ordering::Relaxed);
+            let published = node.publish();
+            self.maybe_grow(raw, guard);
+            return Insert::New(published);
         }
     }
 
-    /// Removes the entry with `so_key` that `matches` accepts; the caller becomes its
-    /// remover. `matches` is user code (`Eq`): a panic leaves the table unchanged.
+    /// Scans `hash`'s probe sequence for a published node that `matches`, and for the
+    /// first free slot a new insert may claim.
+    fn scan(
+        &self,
+        raw: &Raw<K, V>,
+        hash: u64,
+        mut matches: impl FnMut(&Node<K, V>) -> bool,
+    ) -> Scan<K, V> {
+        let tag = tag_of(hash);
+        let home = raw.home(hash);
+        let mut free = None;
+        let mut searching = true;
+        for steps in 0..raw.len() {
+            if !searching && (free.is_some() || steps >= MAX_PROBE) {
+                break;
+            }
+            let g = step(home, steps, raw.len());
+            let group = &raw.groups[g];
+            let ctrl = group.ctrl();
+            if ctrl.is_frozen() {
+                return Scan::Migrating;
+            }
+            for i in 0..GROUP {
+                let w = group.slot(i);
+                if w.is_frozen() || w.is_moved() {
+                    return Scan::Migrating;
+                }
+                if searching && w.may_hold(tag) {
+                    // SAFETY: a published slot points at a live node (see `lookup`).
+                    let n = unsafe { &*w.node().expect("published") };
+                    if n.hash == hash && matches(n) {
+                        return Scan::Found(
+                            At {
+                                steps,
+                                group: g,
+                                slot: i,
+                            },
+                            w,
+                        );
+                    }
+                } else if w.is_empty() && free.is_none() && steps < MAX_PROBE {
+                    free = Some(At {
+                        steps,
+                        group: g,
+                        slot: i,
+                    });
+                }
+            }
+            if ctrl.overflow() == 0 {
+                // No key whose probe reaches here lives further on: ours is absent.
+                searching = false;
+            }
+        }
+        Scan::Absent(free)
+    }
+}
+
+impl<K, V> Table<K, V> {
+    /// Claims the free slot `at` for `word` and commits the insert on the home group:
+    /// `Some(version)` of the commit when committed (the home's `named` now names `at`).
+    /// On failure nothing is left behind. No user code runs here.
+    fn claim_and_commit(
+        &self,
+        raw: &Raw<K, V>,
+        home: usize,
+        c0: Ctrl,
+        at: At,
+        word: Word<K, V>,
+    ) -> Option<u64> {
+        let slot = &raw.groups[at.group].slots[at.slot];
+        // Claim. AcqRel: Release publishes the node's fields to whoever helps publish it;
+        // Acquire, on failure, is not needed (we start again), Relaxed would do, but a
+        // failure here is rare and this keeps the pair symmetric with `publish`.
+        if slot
+            .compare_exchange(
+                Word::<K, V>::EMPTY.0,
+                word.pending().0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return None;
+        }
+        // Overflow marks on the groups the key passes, before it can be seen (a reader
+        // that finds it must find every group on the way marked). The home group's mark is
+        // part of the commit below.
+        let mut marked = 1;
+        let mut ok = true;
+        while marked < at.steps {
+            if !add_overflow(raw, step(home, marked, raw.len()), 1) {
+                ok = false;
+                break;
+            }
+            marked += 1;
+        }
+        if ok {
+            let passes = u64::from(at.steps > 0);
+            let hg = &raw.groups[home];
+            loop {
+                let c = hg.ctrl();
+                // Another commit (or a migration) since our scan: the scan is stale. (Or
+                // the home's overflow count is saturated: the caller will migrate.)
+                let stale = c.version() != c0.version() || c.named().is_some() || c.is_frozen();
+                if stale || (passes == 1 && c.overflow() >= MAX_OVERFLOW) {
+                    break;
+                }
+                // AcqRel: Release orders the claim and the marks before the commit for the
+                // helpers that read `named`; Acquire keeps our later steps after it.
+                let committed = c.committed(at.offset(), passes);
+                if hg
+                    .ctrl
+                    .compare_exchange(c.0, committed.0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Some(committed.version());
+                }
+            }
+        }
+        // Undo: the marks, then the claim (still ours: nobody else changes a claimed slot
+        // but a migration freezing it, which leaves the word frozen for the copier to skip).
+        for m in 1..marked {
+            sub_overflow(raw, step(home, m, raw.len()));
+        }
+        let _ = slot.compare_exchange(
+            word.pending().0,
+            Word::<K, V>::EMPTY.0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+        None
+    }
+
+    /// Publishes the committed claim at `at` and clears the home group's `named`, if it
+    /// still names this commit (`version`). False when a migration froze the claim before
+    /// anyone published it (then it was never visible).
+    fn publish(
+        &self,
+        raw: &Raw<K, V>,
+        home: usize,
+        at: At,
+        word: Word<K, V>,
+        version: u64,
+    ) -> bool {
+        let slot = &raw.groups[at.group].slots[at.slot];
+        // Release publishes the node to readers' Acquire loads. It fails if a helper
+        // published it first, or a migration froze the slot while the claim was pending:
+        // the word found says which. A frozen pending claim stays exactly that word for
+        // good; anything else means our node was published (and maybe since replaced,
+        // removed, copied: it is unique, so no other claim can look like ours).
+        let published = match slot.compare_exchange(
+            word.pending().0,
+            word.0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(now) => Word(now) != word.pending().frozen(),
+        };
+        clear_named(raw, home, at.offset(), version);
+        published
+    }
+
+    /// Publishes the insert the home group's `named` names (a committer that has not got
+    /// round to it), so that our own scan sees it, and clears `named`.
+    fn help_publish(&self, raw: &Raw<K, V>, home: usize, c: Ctrl, offset: usize) {
+        let (steps, i) = (offset / GROUP, offset % GROUP);
+        let g = step(home, steps, raw.len());
+        let slot = &raw.groups[g].slots[i];
+        let w = Word(slot.load(Ordering::Acquire));
+        // The slot holds the committed node only while `named` still names it at the same
+        // version: clearing `named` bumps the version, and a new commit needs it clear.
+        // (No ABA on the slot: its node cannot be freed while we are pinned.)
+        let still = raw.groups[home].ctrl();
+        if still.named() == Some(offset)
+            && still.version() == c.version()
+            && w.is_pending()
+            && !w.is_frozen()
+        {
+            let _ =
+                slot.compare_exchange(w.0, w.unpending().0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        clear_named(raw, home, offset, c.version());
+    }
+
+    /// Removes the published node whose key `matches`; the caller becomes its remover.
+    /// `matches` is user code (`Eq`): a panic leaves the table unchanged.
     pub(crate) fn remove<'g>(
         &self,
-        so_key: u64,
+        hash: u64,
         mut matches: impl FnMut(&Node<K, V>) -> bool,
         guard: &'g Guard,
     ) -> Option<NodePtr<'g, K, V>> {
         loop {
-            let pos = self.search(
-                so_key,
-                || self.writer_start(so_key, guard),
-                // SAFETY: `so_key` is odd, so a matching link is an entry.
-                |l| matches(unsafe { Node::<K, V>::from_link(l) }),
-                guard,
-            );
-            if !pos.found {
-                return None;
-            }
-            // SAFETY: found links are entries of this table, protected by `guard`.
-            let node = unsafe { NodePtr::<K, V>::from_shared(pos.curr) };
-            let succ = node.link.next.load(Ordering::Acquire, guard);
-            if succ.tag() == 1 {
-                continue;
-            }
-            // AcqRel: pairs with readers' and helpers' Acquire loads of `next`.
-            if node
-                .link
-                .next
-                .compare_exchange(
-                    succ,
-                    succ.with_tag(1),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                    guard,
-                )
-                .is_ok()
-            {
-                self.count.fetch_sub(1, Ordering::Relaxed);
-                self.unlink_after_mark(pos.pred, pos.curr, succ.as_raw(), guard);
-                return Some(node);
-            }
-        }
-    }
-
-    /// Logically deletes `node` if nobody has yet (the wheel expiring it, or `clear`);
-    /// true when this call did, making the caller its remover. Physical unlinking is left
-    /// to [`unlink`](Self::unlink) or to any passing writer.
-    pub(crate) fn mark(&self, node: &Node<K, V>, guard: &Guard) -> bool {
-        let mut succ = node.link.next.load(Ordering::Acquire, guard);
-        loop {
-            if succ.tag() == 1 {
-                return false;
-            }
-            // AcqRel: as in `remove`.
-            match node.link.next.compare_exchange(
-                succ,
-                succ.with_tag(1),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-                guard,
-            ) {
-                Ok(_) => {
-                    self.count.fetch_sub(1, Ordering::Relaxed);
-                    return true;
+            let raw = self.writable(hash, guard);
+            match self.scan(raw, hash, &mut matches) {
+                Scan::Migrating => continue,
+                Scan::Absent(_) => return None,
+                Scan::Found(at, w) => {
+                    if let Some(node) = self.take(raw, hash, at, w) {
+                        return Some(node);
+                    }
                 }
-                Err(race) => succ = race.current,
             }
         }
     }
 
-    /// Makes sure a marked link with `so_key` is physically unlinked, by walking its run
-    /// with the helping search (no user code runs).
-    pub(crate) fn unlink(&self, so_key: u64, guard: &Guard) {
-        let _ = self.search(
-            so_key,
-            || self.writer_start(so_key, guard),
-            |_| false,
-            guard,
-        );
+    /// Removes `node` itself (the wheel expiring it, `clear`), found by pointer from its
+    /// stored hash: no user code. True when this call removed it, making the caller its
+    /// remover; false when it is no longer in the table.
+    pub(crate) fn remove_node(&self, node: &Node<K, V>, guard: &Guard) -> bool {
+        let hash = node.hash;
+        let target: *const Node<K, V> = node;
+        'retry: loop {
+            let raw = self.writable(hash, guard);
+            let home = raw.home(hash);
+            for steps in 0..raw.len() {
+                let g = step(home, steps, raw.len());
+                let group = &raw.groups[g];
+                let ctrl = group.ctrl();
+                if ctrl.is_frozen() {
+                    continue 'retry;
+                }
+                for i in 0..GROUP {
+                    let w = group.slot(i);
+                    if w.is_frozen() || w.is_moved() {
+                        continue 'retry;
+                    }
+                    if w.is_pending() || w.node().map(|n| n.cast_const()) != Some(target) {
+                        continue;
+                    }
+                    if self
+                        .take(
+                            raw,
+                            hash,
+                            At {
+                                steps,
+                                group: g,
+                                slot: i,
+                            },
+                            w,
+                        )
+                        .is_some()
+                    {
+                        return true;
+                    }
+                    continue 'retry;
+                }
+                if ctrl.overflow() == 0 {
+                    return false;
+                }
+            }
+            return false;
+        }
     }
 
-    /// After marking `curr` (reached from `pred`), try the one CAS that unlinks it; fall
-    /// back to the helping search.
-    fn unlink_after_mark(
+    /// Takes the published `w` out of its slot (CAS to empty), then takes its overflow
+    /// marks back; `Some` when this call did (it is the node's remover).
+    fn take<'g>(
         &self,
-        pred: &Link,
-        curr: Shared<'_, Link>,
-        succ: *const Link,
-        guard: &Guard,
-    ) {
-        // AcqRel: as in `search`'s unlinking CAS.
-        if pred
-            .next
-            .compare_exchange(
-                curr,
-                Shared::from(succ),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-                guard,
-            )
-            .is_ok()
-        {
-            self.unlinked(curr);
-        } else {
-            // SAFETY: `curr` is still protected by `guard`.
-            self.unlink(unsafe { curr.deref() }.so_key, guard);
+        raw: &Raw<K, V>,
+        hash: u64,
+        at: At,
+        w: Word<K, V>,
+    ) -> Option<NodePtr<'g, K, V>> {
+        let slot = &raw.groups[at.group].slots[at.slot];
+        // AcqRel: Acquire makes the node's fields (and its replacers' writes) visible to
+        // the remover; Release orders our earlier reads before the slot's reuse.
+        slot.compare_exchange(
+            w.0,
+            Word::<K, V>::EMPTY.0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .ok()?;
+        let home = raw.home(hash);
+        for m in 0..at.steps {
+            sub_overflow(raw, step(home, m, raw.len()));
         }
+        // Relaxed: as in `insert`.
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the node was published in the slot we just emptied, under the caller's
+        // guard, so it is alive until retired, which waits out that guard.
+        Some(unsafe { NodePtr::from_raw(w.node().expect("published")) })
     }
 
-    /// Marks every live entry (for `clear`) and unlinks them all in one helping pass.
-    /// Returns the entries this call removed; the caller is their remover.
-    pub(crate) fn mark_all<'g>(&self, guard: &'g Guard) -> Vec<NodePtr<'g, K, V>> {
+    /// Removes every published entry (for `clear`): first helps any migration to its end,
+    /// so that no entry is missed while being copied. Returns the entries this call
+    /// removed; the caller is their remover. Entries inserted meanwhile may survive.
+    pub(crate) fn remove_all<'g>(&self, guard: &'g Guard) -> Vec<NodePtr<'g, K, V>> {
         let mut removed = Vec::new();
-        let head = self.sentinel(0, guard);
-        let mut curr = head.next.load(Ordering::Acquire, guard).with_tag(0);
-        // SAFETY: reached from the list under `guard`.
-        while let Some(link) = unsafe { curr.as_ref() } {
-            if link.is_entry() {
-                // SAFETY: an entry link of this table, protected by `guard`.
-                let node = unsafe { NodePtr::<K, V>::from_shared(curr) };
-                if self.mark(&node, guard) {
-                    removed.push(node);
+        loop {
+            let raw = self.finish_migration(guard);
+            for g in 0..raw.len() {
+                for i in 0..GROUP {
+                    let w = raw.groups[g].slot(i);
+                    if w.is_pending() || w.is_frozen() {
+                        continue;
+                    }
+                    let Some(node) = w.node() else { continue };
+                    // SAFETY: published in this table, read under `guard`.
+                    let hash = unsafe { (*node).hash };
+                    let home = raw.home(hash);
+                    let steps = (g + raw.len() - home) % raw.len();
+                    if let Some(node) = self.take(
+                        raw,
+                        hash,
+                        At {
+                            steps,
+                            group: g,
+                            slot: i,
+                        },
+                        w,
+                    ) {
+                        removed.push(node);
+                    }
                 }
             }
-            curr = link.next.load(Ordering::Acquire, guard).with_tag(0);
+            // A migration that began meanwhile may hold entries we skipped (frozen).
+            if self.current(guard).next.load(Ordering::Acquire).is_null()
+                && std::ptr::eq(self.current(guard), raw)
+            {
+                return removed;
+            }
+            sync::yield_now();
         }
-        if !removed.is_empty() {
-            let _ = self.search(u64::MAX, || self.sentinel(0, guard), |_| false, guard);
+    }
+}
+
+/// Raises group `g`'s overflow count by `n`; false (and nothing changed) when it would
+/// pass its maximum.
+fn add_overflow<K, V>(raw: &Raw<K, V>, g: usize, n: u64) -> bool {
+    let group = &raw.groups[g];
+    let mut c = group.ctrl();
+    loop {
+        if c.overflow() + n > MAX_OVERFLOW {
+            return false;
         }
-        removed
+        // AcqRel: Release orders the mark before the insert's later publication (readers
+        // must see the mark before the entry); Acquire reads the current word on retry.
+        match group.ctrl.compare_exchange(
+            c.0,
+            c.plus_overflow(n).0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return true,
+            Err(now) => c = Ctrl(now),
+        }
+    }
+}
+
+/// Lowers group `g`'s overflow count by one (a saturated count stays saturated: it no
+/// longer counts exactly, so it must never reach zero).
+fn sub_overflow<K, V>(raw: &Raw<K, V>, g: usize) {
+    let group = &raw.groups[g];
+    let mut c = group.ctrl();
+    while c.overflow() < MAX_OVERFLOW {
+        // AcqRel: as in `add_overflow`.
+        match group.ctrl.compare_exchange(
+            c.0,
+            c.minus_overflow().0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return,
+            Err(now) => c = Ctrl(now),
+        }
+    }
+}
+
+/// Clears the home group's `named` if it still names `offset` at `version` (the clear
+/// bumps the version, so a later commit naming the same offset is never cleared by a slow
+/// helper of this one).
+fn clear_named<K, V>(raw: &Raw<K, V>, home: usize, offset: usize, version: u64) {
+    let hg = &raw.groups[home];
+    let mut c = hg.ctrl();
+    while c.named() == Some(offset) && c.version() == version {
+        // AcqRel: Release orders the publication before the clear, for committers that
+        // then scan; Acquire reads the current word on retry.
+        match hg
+            .ctrl
+            .compare_exchange(c.0, c.unnamed().0, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return,
+            Err(now) => c = Ctrl(now),
+        }
     }
 }

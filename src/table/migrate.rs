@@ -1,0 +1,358 @@
+//! Growing, shrinking and rehashing a table: an incremental copy into a new allocation,
+//! one group at a time. The protocol and its hard cases are in the `table` module's essay.
+
+use super::node::Node;
+use super::raw::{step, Raw, GROUP};
+use super::word::{tag_of, Ctrl, Word, MAX_OVERFLOW};
+use super::Table;
+use crate::sync::{self, Ordering};
+use crossbeam_epoch::Guard;
+use std::ptr;
+use std::sync::Arc;
+
+/// Groups a write helps copy, besides its own key's probe sequence.
+const HELP_GROUPS: usize = 2;
+
+impl<K, V> Table<K, V> {
+    /// The current table, valid while `guard` lives.
+    #[inline]
+    pub(crate) fn current<'g>(&self, _guard: &'g Guard) -> &'g Raw<K, V> {
+        // Acquire pairs with the Release CAS that installs a migrated table.
+        let raw = self.current.load(Ordering::Acquire);
+        // SAFETY: 1. `current` is never null; 2. a table is freed only through the epoch,
+        // after it stopped being current, so it outlives every guard taken before that.
+        unsafe { &*raw }
+    }
+
+    /// The table `raw` is being migrated to (readers that met a copied group follow it).
+    #[inline]
+    pub(crate) fn next_of<'g>(&self, raw: &'g Raw<K, V>, _guard: &'g Guard) -> &'g Raw<K, V> {
+        // Acquire pairs with the Release CAS in `start_migration`.
+        let next = raw.next.load(Ordering::Acquire);
+        debug_assert!(!next.is_null(), "a copied group implies a next table");
+        // SAFETY: a group is marked copied only after `next` was installed, and the next
+        // table is retired only after it in turn stopped being current: it outlives `raw`'s
+        // readers' guards (both were reachable when they pinned).
+        unsafe { &*next }
+    }
+
+    /// The table a write of `hash` must go to. When a migration is under way it helps
+    /// copy a few groups, makes sure every group on `hash`'s probe sequence in the old
+    /// table is copied (waiting, at most, for a group another thread is copying), and
+    /// returns the new table.
+    pub(crate) fn writable<'g>(&self, hash: u64, guard: &'g Guard) -> &'g Raw<K, V> {
+        let raw = self.current(guard);
+        // Acquire pairs with the Release CAS in `start_migration`.
+        if raw.next.load(Ordering::Acquire).is_null() {
+            return raw;
+        }
+        let next = self.next_of(raw, guard);
+        self.help_copy(raw, next, HELP_GROUPS, guard);
+        let home = raw.home(hash);
+        for steps in 0..raw.len() {
+            let g = step(home, steps, raw.len());
+            let ctrl = self.copy_group(raw, next, g, guard);
+            if ctrl.overflow() == 0 {
+                break;
+            }
+        }
+        next
+    }
+
+    /// After an insert of a new key: start growing when the table is fuller than the
+    /// tuning allows.
+    pub(crate) fn maybe_grow(&self, raw: &Raw<K, V>, guard: &Guard) {
+        if self.len() * 100 > raw.capacity() * usize::from(self.tuning.max_load_pct) {
+            self.start_migration(raw, true, guard);
+        }
+    }
+
+    /// Starts migrating `raw` (if it is current and not already migrating) to a table
+    /// sized for the live entries at the tuning's target load; `grow` also asks for at
+    /// least half again as many groups (a probe found no room, or the load passed the
+    /// maximum). A migration started elsewhere, or of a table that is no longer current,
+    /// is left alone: the caller's retry helps it along.
+    pub(crate) fn start_migration(&self, raw: &Raw<K, V>, grow: bool, guard: &Guard) {
+        if !ptr::eq(self.current(guard), raw) || !raw.next.load(Ordering::Acquire).is_null() {
+            return;
+        }
+        let per_group = GROUP * usize::from(self.tuning.target_load_pct);
+        let mut groups = (self.len() * 100)
+            .div_ceil(per_group)
+            .max(self.tuning.min_groups);
+        if grow {
+            groups = groups.max(raw.len() + raw.len().div_ceil(2));
+        }
+        let next = Box::into_raw(Box::new(Raw::new(groups)));
+        // AcqRel: Release publishes the new table's initialised groups to the helpers'
+        // Acquire loads of `next`.
+        if raw
+            .next
+            .compare_exchange(ptr::null_mut(), next, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // SAFETY: never published; from `Box::into_raw` just above.
+            drop(unsafe { Box::from_raw(next) });
+        }
+    }
+
+    /// Copies up to `budget` groups of the migration `raw -> next` that nobody has
+    /// claimed yet. Returns true while the migration is unfinished.
+    fn help_copy(&self, raw: &Raw<K, V>, next: &Raw<K, V>, budget: usize, guard: &Guard) -> bool {
+        for _ in 0..budget {
+            // Relaxed: the cursor is only a hint of where unclaimed groups are; the claim
+            // itself is the FROZEN bit.
+            let g = raw.cursor.fetch_add(1, Ordering::Relaxed);
+            if g >= raw.len() {
+                break;
+            }
+            self.copy_group(raw, next, g, guard);
+        }
+        // Acquire pairs with the AcqRel increment of `copied`.
+        raw.copied.load(Ordering::Acquire) < raw.len()
+    }
+
+    /// Makes sure group `g` of `raw` is copied to `next`: claims and copies it, or waits
+    /// for the thread that claimed it (one group's worth of work, no user code). Returns
+    /// the group's control word as frozen (its overflow count is final).
+    pub(crate) fn copy_group(
+        &self,
+        raw: &Raw<K, V>,
+        next: &Raw<K, V>,
+        g: usize,
+        guard: &Guard,
+    ) -> Ctrl {
+        let group = &raw.groups[g];
+        // AcqRel: Acquire makes the group's slots as of the claim visible; Release (for
+        // the waiters' Acquire loads of the flags) is carried by the MOVED store below.
+        let before = Ctrl(group.ctrl.fetch_or(Ctrl::NEW.frozen().0, Ordering::AcqRel));
+        if before.is_frozen() {
+            // Another thread is copying this group: wait for it (one group's worth of
+            // work; it runs no user code and takes no lock).
+            let mut rounds = 0u32;
+            loop {
+                let c = group.ctrl();
+                if c.is_moved() {
+                    return c;
+                }
+                rounds = rounds.wrapping_add(1);
+                if sync::MODEL || rounds % 64 != 0 {
+                    sync::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_micros(10));
+                }
+            }
+        }
+        // Freeze every slot, so no insert, replace or remove can change it any more.
+        let mut skipped = [false; GROUP];
+        for (slot, skipped) in group.slots.iter().zip(&mut skipped) {
+            let mut w = Word(slot.load(Ordering::Acquire));
+            // AcqRel: Acquire reads the latest node published there; Release is not
+            // needed by anyone but keeps the RMW symmetric.
+            while let Err(now) =
+                slot.compare_exchange(w.0, w.frozen().0, Ordering::AcqRel, Ordering::Acquire)
+            {
+                w = Word(now);
+            }
+            if w.is_pending() {
+                // A claim not yet published: never visible, so not copied. Its word stays
+                // frozen (with its node) for good, so its inserter's publishing CAS fails
+                // on exactly its own node and it inserts again in the next table.
+                *skipped = true;
+                continue;
+            }
+            if let Some(node) = w.node() {
+                // SAFETY: published in `raw`, frozen now, so alive while we are pinned.
+                self.copy_node(next, unsafe { &*node }, node, guard);
+            }
+        }
+        // Empty the copied slots before marking the group moved: once a writer sees MOVED
+        // it may remove a node from the next table, and no old slot may then still point at
+        // it (see `table::node`, UNLINKED).
+        for (slot, skipped) in group.slots.iter().zip(skipped) {
+            if !skipped {
+                // Release: the copies into `next` happen-before a reader that sees the
+                // marker.
+                slot.store(Word::<K, V>::moved().0, Ordering::Release);
+            }
+        }
+        // Release pairs with the Acquire loads of readers and waiters: the copies and the
+        // cleared slots come first.
+        let after = Ctrl(group.ctrl.fetch_or(Ctrl::NEW.moved().0, Ordering::AcqRel));
+        // AcqRel: the increment that completes the count sees every group's work.
+        if raw.copied.fetch_add(1, Ordering::AcqRel) + 1 == raw.len() {
+            self.install(raw, next, guard);
+        }
+        after.moved()
+    }
+
+    /// Places `node` (published in the old table, frozen there) in `next`: the first free
+    /// slot of its probe sequence, marking the groups it passes, published at once. No
+    /// commit is needed: exactly one copier handles each old slot, and no writer inserts
+    /// the key into `next` before its old probe sequence is copied, so there is no other
+    /// node of the key to race with. No user code runs.
+    fn copy_node(
+        &self,
+        next: &Raw<K, V>,
+        node: &Node<K, V>,
+        raw_node: *mut Node<K, V>,
+        _guard: &Guard,
+    ) {
+        let word = Word::published(raw_node, tag_of(node.hash));
+        let home = next.home(node.hash);
+        'retry: loop {
+            for steps in 0..next.len() {
+                let g = step(home, steps, next.len());
+                let group = &next.groups[g];
+                for slot in &group.slots {
+                    if !Word::<K, V>(slot.load(Ordering::Acquire)).is_empty() {
+                        continue;
+                    }
+                    // Marks first (readers must meet them before the entry), then the
+                    // claim-and-publish in one CAS.
+                    for m in 0..steps {
+                        mark(next, step(home, m, next.len()));
+                    }
+                    // Release publishes the node (its fields were published long ago; the
+                    // marks above are what needs ordering).
+                    if slot
+                        .compare_exchange(
+                            ptr::null_mut(),
+                            word.0,
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        return;
+                    }
+                    for m in 0..steps {
+                        unmark(next, step(home, m, next.len()));
+                    }
+                    continue 'retry;
+                }
+            }
+            // `next` is sized for every live entry at its target load, and writers stop
+            // inserting into it past its maximum load until this migration is done, so a
+            // full table cannot happen; yield rather than spin if it ever did.
+            debug_assert!(false, "no free slot in a migration's target table");
+            sync::yield_now();
+        }
+    }
+
+    /// The last group is copied: `next` becomes current and `raw` is retired.
+    fn install(&self, raw: &Raw<K, V>, next: &Raw<K, V>, guard: &Guard) {
+        let raw_ptr = ptr::from_ref(raw).cast_mut();
+        let next_ptr = ptr::from_ref(next).cast_mut();
+        // AcqRel: Release publishes the finished table to `current`'s Acquire loads.
+        if self
+            .current
+            .compare_exchange(raw_ptr, next_ptr, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let old = OldTable(raw_ptr);
+            let count = Arc::clone(&self.garbage);
+            // Relaxed: the Release decrement after the free orders it; the increment only
+            // has to be visible before the closure can run, which the defer ensures.
+            count.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: 1. `raw` is no longer current, so threads that pin from now on cannot
+            // reach it (its `next` is reached only through it); 2. it is retired once,
+            // by the one thread whose CAS replaced it; 3. an old table holds no nodes (its
+            // slots are copied markers), so freeing it anywhere, after the cache, is fine.
+            unsafe {
+                guard.defer_unchecked(move || {
+                    old.free();
+                    // Release pairs with the Acquire load in `garbage_pending`.
+                    count.fetch_sub(1, Ordering::Release);
+                });
+            }
+        }
+    }
+
+    /// Copies every group left of a migration in progress (for `clear` and full
+    /// maintenance); returns the current table afterwards.
+    pub(crate) fn finish_migration<'g>(&self, guard: &'g Guard) -> &'g Raw<K, V> {
+        loop {
+            let raw = self.current(guard);
+            if raw.next.load(Ordering::Acquire).is_null() {
+                return raw;
+            }
+            let next = self.next_of(raw, guard);
+            for g in 0..raw.len() {
+                self.copy_group(raw, next, g, guard);
+            }
+        }
+    }
+
+    /// One bounded step of table maintenance (under the segment's maintenance lock, or in
+    /// `run_pending_tasks`): start shrinking a table that is mostly empty, and copy up to
+    /// `budget` groups of a migration in progress. True while a migration is unfinished.
+    pub(crate) fn maintain(&self, budget: usize, guard: &Guard) -> bool {
+        let raw = self.current(guard);
+        if raw.next.load(Ordering::Acquire).is_null() {
+            let sparse = self.len() * 100 < raw.capacity() * usize::from(self.tuning.min_load_pct);
+            if !sparse || raw.len() <= self.tuning.min_groups {
+                return false;
+            }
+            self.start_migration(raw, false, guard);
+        }
+        // Acquire pairs with the Release CAS in `start_migration`.
+        if raw.next.load(Ordering::Acquire).is_null() {
+            return false;
+        }
+        let next = self.next_of(raw, guard);
+        self.help_copy(raw, next, budget, guard)
+    }
+}
+
+/// Raises a group's overflow count (copies only: a target table sized for its entries
+/// never has one anywhere near the maximum, and a saturated count stays saturated, so it
+/// only costs lookups a longer walk).
+fn mark<K, V>(raw: &Raw<K, V>, g: usize) {
+    let group = &raw.groups[g];
+    let mut c = group.ctrl();
+    while c.overflow() < MAX_OVERFLOW {
+        // AcqRel: as in `ops::add_overflow`.
+        match group.ctrl.compare_exchange(
+            c.0,
+            c.plus_overflow(1).0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return,
+            Err(now) => c = Ctrl(now),
+        }
+    }
+}
+
+/// Undoes [`mark`].
+fn unmark<K, V>(raw: &Raw<K, V>, g: usize) {
+    let group = &raw.groups[g];
+    let mut c = group.ctrl();
+    while c.overflow() < MAX_OVERFLOW {
+        // AcqRel: as in `ops::add_overflow`.
+        match group.ctrl.compare_exchange(
+            c.0,
+            c.minus_overflow().0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return,
+            Err(now) => c = Ctrl(now),
+        }
+    }
+}
+
+/// A retired table, owned until freed.
+struct OldTable<K, V>(*mut Raw<K, V>);
+
+// SAFETY: an old table holds only copied markers and its own atomics: no node, no user
+// data; moving it to the thread that frees it is fine.
+unsafe impl<K, V> Send for OldTable<K, V> {}
+
+impl<K, V> OldTable<K, V> {
+    fn free(self) {
+        // SAFETY: from `Box::into_raw` (in `start_migration` or `Table::new`), retired once.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+}

@@ -1,0 +1,121 @@
+//! One allocation of a segment's table: an array of cache-line groups, and the state of the
+//! migration (if any) that is copying it into its successor.
+
+use super::node::Node;
+use super::word::{Ctrl, Word, MAX_NAMED};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::ptr;
+
+/// Slots per group: a control word and seven slot words fill one 64-byte cache line (two
+/// under loom, so that a model fills a group, and passes it, in a couple of inserts).
+pub(crate) const GROUP: usize = if crate::sync::MODEL { 2 } else { 7 };
+
+/// The longest probe of a new insert, in groups (bounded by what a control word's `named`
+/// can encode); an insert that finds no free slot within it grows the table. Lookups and a
+/// migration's copies are not bounded by it (copies may land further on; overflow counts
+/// tell lookups how far to go).
+pub(crate) const MAX_PROBE: usize = 16;
+const _: () = assert!(MAX_PROBE * GROUP <= MAX_NAMED + 1);
+
+/// A control word and its slots, on one cache line.
+#[repr(C, align(64))]
+pub(crate) struct Group<K, V> {
+    pub(crate) ctrl: AtomicU64,
+    pub(crate) slots: [AtomicPtr<Node<K, V>>; GROUP],
+}
+
+impl<K, V> Group<K, V> {
+    fn new() -> Self {
+        Self {
+            ctrl: AtomicU64::new(Ctrl::NEW.0),
+            slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn ctrl(&self) -> Ctrl {
+        // Acquire pairs with the Release CASes on the control word (commits, clears of
+        // `named`, overflow changes, the migration's flags): what they published is seen.
+        Ctrl(self.ctrl.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self, i: usize) -> Word<K, V> {
+        // Acquire pairs with the Release CAS that published the node (its fields).
+        Word(self.slots[i].load(Ordering::Acquire))
+    }
+}
+
+/// A table: `groups.len()` groups probed linearly from a key's home group.
+pub(crate) struct Raw<K, V> {
+    pub(crate) groups: Box<[Group<K, V>]>,
+    /// The table this one is being migrated to; null when no migration is under way.
+    pub(crate) next: AtomicPtr<Raw<K, V>>,
+    /// The next group a helper should try to claim for copying.
+    pub(crate) cursor: AtomicUsize,
+    /// Groups copied so far; the migration is done when it reaches `groups.len()`.
+    pub(crate) copied: AtomicUsize,
+}
+
+impl<K, V> Raw<K, V> {
+    /// A table of `groups` empty groups (at least one).
+    pub(crate) fn new(groups: usize) -> Self {
+        Self {
+            groups: (0..groups.max(1)).map(|_| Group::new()).collect(),
+            next: AtomicPtr::new(ptr::null_mut()),
+            cursor: AtomicUsize::new(0),
+            copied: AtomicUsize::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Slots in the table.
+    pub(crate) fn capacity(&self) -> usize {
+        self.groups.len() * GROUP
+    }
+
+    /// The home group of `hash`: its low 32 bits scaled to the table (Lemire's
+    /// multiply-shift range reduction), so table sizes need not be powers of two.
+    #[inline]
+    pub(crate) fn home(&self, hash: u64) -> usize {
+        (((hash & 0xffff_ffff) * self.groups.len() as u64) >> 32) as usize
+    }
+}
+
+/// The group `steps` groups after `home`, wrapping in a table of `len` groups.
+#[inline]
+pub(crate) fn step(home: usize, steps: usize, len: usize) -> usize {
+    (home + steps) % len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn homes_cover_the_table_and_probes_wrap() {
+        let raw: Raw<u64, u64> = Raw::new(5);
+        let mut seen = [false; 5];
+        for h in 0..10_000u64 {
+            let home = raw.home(h.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            seen[home] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "every group is somebody's home");
+        assert_eq!(raw.home(0), 0);
+        assert_eq!(raw.home(u64::MAX), 4);
+        let home = raw.home(u64::MAX);
+        let groups: Vec<usize> = (0..raw.len()).map(|s| step(home, s, raw.len())).collect();
+        assert_eq!(
+            groups,
+            vec![4, 0, 1, 2, 3],
+            "a probe wraps, visiting each group once"
+        );
+        assert_eq!(step(98, 3, 100), 1);
+        assert_eq!(std::mem::size_of::<Group<u64, u64>>(), 64);
+        assert_eq!(std::mem::align_of::<Group<u64, u64>>(), 64);
+    }
+}
