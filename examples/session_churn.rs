@@ -504,7 +504,11 @@ fn bar_panel(
 }
 
 fn draw_bars<Y>(
-    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    chart: &mut ChartContext<
+        '_,
+        SVGBackend<'_>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
+    >,
     values: &[f64],
     outcomes: &[Outcome],
     bottom: f64,
@@ -521,7 +525,11 @@ where
             [(x + 0.15, bottom), (x + 0.85, *v)],
             color.filled(),
         )))?;
-        let y = if bottom > 0.0 { v * label_gap } else { v + top * 0.02 };
+        let y = if bottom > 0.0 {
+            v * label_gap
+        } else {
+            v + top * 0.02
+        };
         chart.draw_series(std::iter::once(Text::new(
             format!("{} {:.2}", o.name, v),
             (x + 0.1, y),
