@@ -1,8 +1,15 @@
-//! Striped event counters, so counting never makes a shared hot cache line.
+//! Striped event counters, so counting never makes a shared hot cache line, and a read
+//! counts with a plain load and store, no read-modify-write.
 //!
-//! Each thread is assigned a stripe (round-robin, on first use) and bumps only that
-//! stripe's counters; [`Stats::snapshot`] sums the stripes. Counts are exact once the
-//! counted operations have returned; a snapshot taken meanwhile may miss some in flight.
+//! Every thread that counts holds a small integer, its *slot*, for as long as it lives:
+//! the lowest one free in a process-wide allocator, given back when the thread exits. A
+//! cache has a stripe of counters per slot up to its stripe count (twice the machine's
+//! parallelism, at most 256) less one, and a thread whose slot has a stripe is that
+//! stripe's only writer, so it bumps a counter with a Relaxed load and a Relaxed store. (A
+//! thread that takes over a slot given back by an exited one sees its counts: the
+//! hand-over goes through the allocator's lock.) Threads beyond share the last stripe and
+//! use an RMW there. [`Stats::snapshot`] sums the stripes; counts are exact once the counted operations
+//! have returned, and a snapshot taken meanwhile may miss some in flight.
 
 use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
@@ -49,11 +56,41 @@ pub(crate) struct Stats {
     stripes: Box<[CachePadded<Stripe>]>,
 }
 
-/// Hands out stripe numbers to threads, round-robin.
-static NEXT_STRIPE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Slots in use, process-wide (`true` = taken). A lock: taken once per thread, at its
+/// first count and at its exit, never on a counting path.
+static SLOTS: std::sync::Mutex<Vec<bool>> = std::sync::Mutex::new(Vec::new());
+
+/// This thread's slot; gives it back when the thread exits.
+struct Slot(usize);
+
+impl Slot {
+    fn take() -> Self {
+        let mut slots = SLOTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = match slots.iter().position(|taken| !taken) {
+            Some(free) => free,
+            None => {
+                slots.push(false);
+                slots.len() - 1
+            }
+        };
+        slots[index] = true;
+        Self(index)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut slots = SLOTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots[self.0] = false;
+    }
+}
 
 std::thread_local! {
-    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    static SLOT: Slot = Slot::take();
 }
 
 impl Stats {
@@ -64,7 +101,7 @@ impl Stats {
         let n = if crate::sync::MODEL {
             1
         } else {
-            threads.saturating_mul(2).clamp(1, 256).next_power_of_two()
+            threads.saturating_mul(2).clamp(2, 256).next_power_of_two()
         };
         Self {
             stripes: (0..n)
@@ -80,13 +117,24 @@ impl Stats {
 
     #[inline]
     pub(crate) fn add(&self, event: Event, n: u64) {
-        let stripe = if self.stripes.len() == 1 {
-            0
+        if self.stripes.len() == 1 {
+            // Relaxed: counters order nothing; a snapshot is a sum of independent counts.
+            self.stripes[0].0[event as usize].fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        // The last stripe is shared: by threads whose slot has no stripe of its own, and
+        // during thread teardown, when the slot may be gone.
+        let shared = self.stripes.len() - 1;
+        let slot = SLOT.try_with(|s| s.0).unwrap_or(usize::MAX);
+        if slot < shared {
+            // This thread is the stripe's only writer (module docs): a plain increment.
+            // Relaxed: as below; the allocator's lock orders a slot's hand-over.
+            let counter = &self.stripes[slot].0[event as usize];
+            counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
         } else {
-            STRIPE.try_with(|s| *s).unwrap_or(0) & (self.stripes.len() - 1)
-        };
-        // Relaxed: counters order nothing; a snapshot is a sum of independent counts.
-        self.stripes[stripe].0[event as usize].fetch_add(n, Ordering::Relaxed);
+            // Relaxed: counters order nothing.
+            self.stripes[shared].0[event as usize].fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn snapshot(&self, len: usize) -> CacheStats {

@@ -1,10 +1,79 @@
-//! Shared pieces of the loom models in `tests/` (compiled only under `--cfg loom`).
-#![cfg(wheelcache_loom)]
+//! Shared pieces of the models in `tests/`. Each model is one body run two ways, as
+//! tokio's `model(|| ...)` helper does: under `--cfg wheelcache_loom` (with crossbeam's
+//! `crossbeam_loom`) loom explores its interleavings exhaustively; in a plain build (`cargo
+//! test --workspace`) it runs once on real threads, a smoke test of the same assertions.
+//! The shim below picks loom's or std's threads, atomics, cells and thread-locals.
 
+#[cfg(wheelcache_loom)]
+pub use loom::{
+    cell::UnsafeCell,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    thread, thread_local,
+};
+#[cfg(not(wheelcache_loom))]
+pub use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    thread, thread_local,
+};
+
+/// `std`'s `UnsafeCell` behind loom's closure API, for the plain build.
+#[cfg(not(wheelcache_loom))]
+#[derive(Debug)]
+pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(wheelcache_loom))]
+impl<T> UnsafeCell<T> {
+    pub fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+    pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+    pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// Leak tracking: loom's `Track` under loom, nothing in the plain build.
+#[cfg(wheelcache_loom)]
 use loom::alloc::Track;
-use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::sync::Arc;
+#[cfg(not(wheelcache_loom))]
+#[derive(Debug)]
+struct Track<T>(T);
+#[cfg(not(wheelcache_loom))]
+impl<T> Track<T> {
+    fn new(value: T) -> Self {
+        Self(value)
+    }
+}
+
+/// Runs `body` under loom (every interleaving, with at most `max_branches` scheduling
+/// points per execution), or once on real threads in a plain build.
+pub fn model_with_branches(max_branches: usize, body: impl Fn() + Sync + Send + 'static) {
+    #[cfg(wheelcache_loom)]
+    {
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = max_branches;
+        builder.check(body);
+    }
+    #[cfg(not(wheelcache_loom))]
+    {
+        let _ = max_branches;
+        body();
+    }
+}
+
+/// [`model_with_branches`] with loom's default limit (1000).
+pub fn model_body(body: impl Fn() + Sync + Send + 'static) {
+    model_with_branches(1000, body);
+}
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
 use wheelcache::{Cache, ManualClock, RemovalCause};

@@ -1,18 +1,19 @@
-#![cfg(wheelcache_loom)]
 //! The listener under loom: it runs unpinned, outside every lock, never nested, and may
 //! write back into its own cache while entries expire on two threads at once.
 
-use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::sync::{Arc, Mutex};
-use loom::thread;
 use std::cell::Cell;
 use std::time::Duration;
 use wheelcache::{Cache, ManualClock, RemovalCause};
-use wheelcache_loom_tests::{Fixed, Model, Probe};
+use wheelcache_loom_tests::{
+    model_with_branches, thread, thread_local, Arc, AtomicUsize, Fixed, Model, Mutex, Ordering,
+    Probe,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
-loom::thread_local! {
+thread_local! {
+    // Not `const`: loom's `thread_local!` takes a plain expression only.
+    #[allow(clippy::missing_const_for_thread_local)]
     static DEPTH: Cell<usize> = Cell::new(0);
 }
 
@@ -25,9 +26,7 @@ loom::thread_local! {
 fn listener_writes_back_during_expiry() {
     // Three threads' worth of operations, each with its pins and maintenance turns: more
     // scheduling points than loom's default branch limit (1000).
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 10_000;
-    builder.check(|| {
+    model_with_branches(10_000, || {
         let clock = ManualClock::new();
         // The listener reaches its cache through a slot emptied at the end (a clone of its own
         // cache captured directly would keep the cache alive for ever).

@@ -1,14 +1,12 @@
-#![cfg(wheelcache_loom)]
 //! The table's migration under loom, one model per hard case of the protocol (see the
 //! `table` module's essay): an insert racing a migration, a remove racing one, a reader
 //! that loaded the old table, slot reuse after a remove, and remove-by-node (expiry)
 //! during a migration. Tables are tiny: two-slot groups under loom, one group to start,
 //! growing at the second entry (`tiny_tables_for_tests`).
 
-use loom::thread;
 use std::hash::BuildHasher;
 use std::time::Duration;
-use wheelcache_loom_tests::{model, Fixed, Probe};
+use wheelcache_loom_tests::{model, model_with_branches, thread, Fixed, Ordering, Probe};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -33,9 +31,7 @@ fn same_home(groups: u64, count: usize) -> Vec<u8> {
 /// stored once.
 #[test]
 fn insert_racing_a_migration() {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 10_000;
-    builder.check(|| {
+    model_with_branches(10_000, || {
         let (cache, _clock, departures) = model(true);
         cache.insert(1, Probe::new(1));
         let c2 = cache.clone();
@@ -54,9 +50,7 @@ fn insert_racing_a_migration() {
 /// copy), the other key survives, one departure.
 #[test]
 fn remove_racing_a_migration() {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 10_000;
-    builder.check(|| {
+    model_with_branches(10_000, || {
         let (cache, _clock, departures) = model(true);
         cache.insert(1, Probe::new(1));
         cache.insert(2, Probe::new(2)); // starts a migration
@@ -68,12 +62,7 @@ fn remove_racing_a_migration() {
         assert_eq!(cache.get(&2).map(|p| p.id), Some(2));
         assert_eq!(cache.get(&3).map(|p| p.id), Some(3));
         assert_eq!(cache.len(), 2);
-        assert_eq!(
-            departures
-                .explicit
-                .load(std::sync::atomic::Ordering::SeqCst),
-            1
-        );
+        assert_eq!(departures.explicit.load(Ordering::SeqCst), 1);
         assert_eq!(departures.total(), 1);
     });
 }
@@ -83,9 +72,7 @@ fn remove_racing_a_migration() {
 /// may): the reader never reads a freed value (the Probe's cell would report the race).
 #[test]
 fn reader_that_loaded_the_old_table() {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 10_000;
-    builder.check(|| {
+    model_with_branches(10_000, || {
         let (cache, _clock, _departures) = model(true);
         cache.insert(1, Probe::new(1));
         cache.insert(2, Probe::new(2)); // starts a migration
@@ -112,9 +99,7 @@ fn reader_that_loaded_the_old_table() {
 /// it is found throughout (the overflow count keeps the lookup going past the freed slot).
 #[test]
 fn slot_reuse_after_a_remove() {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 10_000;
-    builder.check(|| {
+    model_with_branches(10_000, || {
         // Three keys with one home in a three-group table, plus one more for that home.
         let keys = same_home(3, 4);
         let (cache, _clock, _departures) = model(true);
@@ -147,9 +132,7 @@ fn slot_reuse_after_a_remove() {
 /// once, and the other entries survive.
 #[test]
 fn remove_by_node_during_a_migration() {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 10_000;
-    builder.check(|| {
+    model_with_branches(10_000, || {
         let (cache, clock, departures) = model(true);
         cache.insert_with_ttl(1, Probe::new(1), MS);
         cache.run_pending_tasks(); // scheduled in the wheel
@@ -164,10 +147,7 @@ fn remove_by_node_during_a_migration() {
         assert_eq!(cache.get(&2).map(|p| p.id), Some(2));
         assert_eq!(cache.get(&3).map(|p| p.id), Some(3));
         assert_eq!(cache.len(), 2);
-        assert_eq!(
-            departures.expired.load(std::sync::atomic::Ordering::SeqCst),
-            1
-        );
+        assert_eq!(departures.expired.load(Ordering::SeqCst), 1);
         assert_eq!(departures.total(), 1);
     });
 }
@@ -177,9 +157,7 @@ fn remove_by_node_during_a_migration() {
 /// never lost. (Planting "skip entries that live past their home" in the copy fails this.)
 #[test]
 fn displaced_entries_survive_a_migration() {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 10_000;
-    builder.check(|| {
+    model_with_branches(10_000, || {
         let keys = same_home(3, 3);
         let other = (1..=u8::MAX)
             .find(|k| !keys.contains(k))

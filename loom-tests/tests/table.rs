@@ -1,15 +1,13 @@
-#![cfg(wheelcache_loom)]
 //! The table under loom: races on one key, borrowed reads against removal, and operations
 //! racing a grow or a shrink. Each model ends by dropping the cache, so a value never freed
 //! fails it through `loom::alloc::Track`.
 
-use loom::thread;
 use std::time::Duration;
-use wheelcache_loom_tests::{model, Probe};
+use wheelcache_loom_tests::{model, model_body, model_with_branches, thread, Probe};
 
 #[test]
 fn insert_vs_insert_same_key() {
-    loom::model(|| {
+    model_body(|| {
         let (cache, _clock, departures) = model(false);
         let c2 = cache.clone();
         let t = thread::spawn(move || c2.insert(1, Probe::new(2)));
@@ -28,7 +26,7 @@ fn insert_vs_insert_same_key() {
 
 #[test]
 fn insert_vs_remove() {
-    loom::model(|| {
+    model_body(|| {
         let (cache, _clock, departures) = model(false);
         cache.insert(1, Probe::new(1));
         let c2 = cache.clone();
@@ -52,7 +50,7 @@ fn insert_vs_remove() {
 /// under the reader.
 #[test]
 fn pinned_get_vs_remove() {
-    loom::model(|| {
+    model_body(|| {
         let (cache, _clock, _departures) = model(false);
         cache.insert(1, Probe::new(7));
         let c2 = cache.clone();
@@ -75,7 +73,7 @@ fn pinned_get_vs_remove() {
 /// thread reads, so lookups run against a table that is migrating.
 #[test]
 fn operations_during_grow() {
-    loom::model(|| {
+    model_body(|| {
         let (cache, _clock, _departures) = model(true);
         cache.insert(1, Probe::new(1));
         let c2 = cache.clone();
@@ -104,9 +102,7 @@ fn operations_during_grow() {
 fn operations_during_shrink() {
     // `run_pending_tasks` loops until the shrink's grace period passes, which takes more
     // scheduling points than loom's default branch limit (1000) allows.
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 10_000;
-    builder.check(|| {
+    model_with_branches(10_000, || {
         let (cache, _clock, _departures) = model(true);
         for k in 1..=3 {
             cache.insert(k, Probe::new(k));
@@ -134,7 +130,7 @@ fn operations_during_shrink() {
 /// value is dropped once (Track would catch a leak, the cell a double drop's read).
 #[test]
 fn get_or_insert_with_races_itself() {
-    loom::model(|| {
+    model_body(|| {
         let (cache, _clock, departures) = model(false);
         let c2 = cache.clone();
         let t = thread::spawn(move || c2.get_or_insert_with(1, || Probe::new(2)).id);

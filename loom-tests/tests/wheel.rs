@@ -1,10 +1,8 @@
-#![cfg(wheelcache_loom)]
 //! The wheel hand-off under loom: writers scheduling and cancelling while another thread
 //! advances the wheel, and entries replaced or removed while their timer fires.
 
-use loom::thread;
 use std::time::Duration;
-use wheelcache_loom_tests::{model, Probe};
+use wheelcache_loom_tests::{model, model_body, thread, Ordering, Probe};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -12,7 +10,7 @@ const MS: Duration = Duration::from_millis(1);
 /// request is never stranded — after both, maintenance at the deadline expires it.
 #[test]
 fn schedule_vs_advance() {
-    loom::model(|| {
+    model_body(|| {
         let (cache, clock, departures) = model(false);
         let c2 = cache.clone();
         let t = thread::spawn(move || c2.run_pending_tasks());
@@ -29,7 +27,7 @@ fn schedule_vs_advance() {
 /// Remove races the timer firing: exactly one departure, the value dropped once.
 #[test]
 fn remove_vs_expiry() {
-    loom::model(|| {
+    model_body(|| {
         let (cache, clock, departures) = model(false);
         cache.insert_with_ttl(1, Probe::new(1), MS);
         cache.run_pending_tasks(); // scheduled in the wheel
@@ -48,7 +46,7 @@ fn remove_vs_expiry() {
 /// new one is not expired early.
 #[test]
 fn replace_vs_expiry() {
-    loom::model(|| {
+    model_body(|| {
         let (cache, clock, departures) = model(false);
         cache.insert_with_ttl(1, Probe::new(1), MS);
         cache.run_pending_tasks();
@@ -65,12 +63,7 @@ fn replace_vs_expiry() {
         );
         assert_eq!(cache.len(), 1);
         assert_eq!(departures.total(), 1, "the old value left once");
-        assert_eq!(
-            departures
-                .expired
-                .load(loom::sync::atomic::Ordering::SeqCst),
-            1
-        );
+        assert_eq!(departures.expired.load(Ordering::SeqCst), 1);
     });
 }
 
@@ -78,7 +71,7 @@ fn replace_vs_expiry() {
 /// fire later, and nothing is reported twice.
 #[test]
 fn cancel_vs_advance() {
-    loom::model(|| {
+    model_body(|| {
         let (cache, clock, departures) = model(false);
         cache.insert_with_ttl(1, Probe::new(1), 5 * MS);
         let c2 = cache.clone();
@@ -88,11 +81,6 @@ fn cancel_vs_advance() {
         clock.advance(5 * MS);
         cache.run_pending_tasks();
         assert_eq!(departures.total(), 1);
-        assert_eq!(
-            departures
-                .explicit
-                .load(loom::sync::atomic::Ordering::SeqCst),
-            1
-        );
+        assert_eq!(departures.explicit.load(Ordering::SeqCst), 1);
     });
 }

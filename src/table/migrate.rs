@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 /// Groups a write helps copy, besides its own key's probe sequence.
 const HELP_GROUPS: usize = 2;
+/// How far `count` may lag behind the published entries (inserts between their publish and
+/// their count): a bound on the threads inserting at once, with room to spare.
+const COUNT_LAG: usize = 64;
 
 impl<K, V> Table<K, V> {
     /// The current table, valid while `guard` lives.
@@ -77,13 +80,22 @@ impl<K, V> Table<K, V> {
             return;
         }
         let per_group = GROUP * usize::from(self.tuning.target_load_pct);
-        let mut groups = (self.len() * 100)
-            .div_ceil(per_group)
-            .max(self.tuning.min_groups);
+        let live = self.len();
+        let mut groups = (live * 100).div_ceil(per_group).max(self.min_groups);
         if grow {
             groups = groups.max(raw.len() + raw.len().div_ceil(2));
         }
-        let next = Box::into_raw(Box::new(Raw::new(groups)));
+        let target = Raw::new(groups);
+        // Room for new keys while the copy runs: everything but what the live entries need,
+        // less a margin for inserts already published but not yet counted (one per thread
+        // in flight; `count` is raised just after a publish), so the table is never full.
+        let room = target.capacity().saturating_sub(live + COUNT_LAG);
+        // Relaxed: published with the table by the Release CAS below.
+        target.room.store(
+            isize::try_from(room).unwrap_or(isize::MAX),
+            Ordering::Relaxed,
+        );
+        let next = Box::into_raw(Box::new(target));
         // AcqRel: Release publishes the new table's initialised groups to the helpers'
         // Acquire loads of `next`.
         if raw
@@ -232,9 +244,8 @@ impl<K, V> Table<K, V> {
                     continue 'retry;
                 }
             }
-            // `next` is sized for every live entry at its target load, and writers stop
-            // inserting into it past its maximum load until this migration is done, so a
-            // full table cannot happen; yield rather than spin if it ever did.
+            // Cannot happen: the copies' slots were set aside when the migration started, and
+            // new keys take only the rest (`Raw::room`).
             debug_assert!(false, "no free slot in a migration's target table");
             sync::yield_now();
         }
@@ -291,7 +302,7 @@ impl<K, V> Table<K, V> {
         let raw = self.current(guard);
         if raw.next.load(Ordering::Acquire).is_null() {
             let sparse = self.len() * 100 < raw.capacity() * usize::from(self.tuning.min_load_pct);
-            if !sparse || raw.len() <= self.tuning.min_groups {
+            if !sparse || raw.len() <= self.min_groups {
                 return false;
             }
             self.start_migration(raw, false, guard);

@@ -157,6 +157,9 @@ pub(crate) struct Table<K, V> {
     /// may run after the table is gone).
     garbage: Arc<AtomicUsize>,
     tuning: Tuning,
+    /// The fewest groups the table shrinks to: the tuning's minimum, or the pre-sized
+    /// table's size (a table pre-sized for its working set is not shrunk while it fills).
+    min_groups: usize,
 }
 
 impl<K, V> std::fmt::Debug for Table<K, V> {
@@ -182,6 +185,7 @@ impl<K, V> Table<K, V> {
             reclaim: Reclaim::new(),
             garbage: Arc::new(AtomicUsize::new(0)),
             tuning,
+            min_groups: groups,
         }
     }
 
@@ -385,6 +389,62 @@ mod tests {
                 "key {h} after"
             );
         }
+    }
+
+    /// A migration's target filling with new keys before the copy is done: the inserts
+    /// that find its room used up finish the migration first, so the copies always fit
+    /// (regression: a shrink to a small table, then inserts, spun for ever in the copy).
+    #[test]
+    fn inserts_during_a_shrink_never_overfill_its_target() {
+        let table: Table<u64, u64> = Table::new(0, Tuning::DEFAULT);
+        let n: u64 = if cfg!(miri) { 200 } else { 20_000 };
+        let remove = |k: u64| {
+            let guard = crossbeam_epoch::pin();
+            let raw = table
+                .remove(hash(k), |nd| nd.key == k, &guard)
+                .expect("present")
+                .as_ptr();
+            drop(guard);
+            // SAFETY: removed above; single-threaded test.
+            unsafe { crate::reclaim::free_node(raw) };
+        };
+        for k in 0..n {
+            insert(&table, k);
+        }
+        for k in 3..n {
+            remove(k);
+        }
+        let guard = crossbeam_epoch::pin();
+        assert!(
+            table.maintain(0, &guard),
+            "a shrink starts (nothing copied yet)"
+        );
+        drop(guard);
+        // Far more new keys than the shrunk table has room for.
+        for k in n..2 * n {
+            assert!(insert(&table, k), "key {k}");
+        }
+        for k in (0..3).chain(n..2 * n) {
+            let guard = crossbeam_epoch::pin();
+            assert!(
+                table.lookup(hash(k), |nd| nd.key == k, &guard).is_some(),
+                "key {k}"
+            );
+        }
+        assert_eq!(table.len() as u64, n + 3);
+    }
+
+    /// A table pre-sized for its working set is not shrunk while it fills (regression: the
+    /// first maintenance turns shrank it to a few groups).
+    #[test]
+    fn a_presized_table_is_not_shrunk() {
+        let table: Table<u64, u64> = Table::new(10_000, Tuning::DEFAULT);
+        let groups = shape(&table).1;
+        insert(&table, 1);
+        let guard = crossbeam_epoch::pin();
+        assert!(!table.maintain(usize::MAX, &guard));
+        drop(guard);
+        assert_eq!(shape(&table).1, groups);
     }
 
     #[test]

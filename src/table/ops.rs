@@ -205,7 +205,19 @@ impl<K, V> Table<K, V> {
                 }
                 continue;
             };
+            // In a migration's target, a new key takes one of the slots set aside for them;
+            // when none is left, finish the migration first (see `Raw::room`). Relaxed: a
+            // count of slots; no data is published through it.
+            let target = !std::ptr::eq(raw, self.current(guard));
+            if target && raw.room.fetch_sub(1, Ordering::Relaxed) <= 0 {
+                raw.room.fetch_add(1, Ordering::Relaxed);
+                self.finish_migration(guard);
+                continue;
+            }
             let Some(version) = self.claim_and_commit(raw, home, c0, at, word) else {
+                if target {
+                    raw.room.fetch_add(1, Ordering::Relaxed);
+                }
                 continue;
             };
             if !self.publish(raw, home, at, word, version) {

@@ -3,7 +3,7 @@
 
 use super::node::Node;
 use super::word::{Ctrl, Word, MAX_NAMED};
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::ptr;
 
 /// Slots per group: a control word and seven slot words fill one 64-byte cache line (two
@@ -55,6 +55,11 @@ pub(crate) struct Raw<K, V> {
     pub(crate) cursor: AtomicUsize,
     /// Groups copied so far; the migration is done when it reaches `groups.len()`.
     pub(crate) copied: AtomicUsize,
+    /// For a migration's target: slots left for keys inserted while it runs. The entries
+    /// still to be copied have theirs set aside (the old table gains none once a migration
+    /// starts), so copying always finds room; an insert that finds none left finishes the
+    /// migration first.
+    pub(crate) room: AtomicIsize,
 }
 
 impl<K, V> Raw<K, V> {
@@ -65,6 +70,7 @@ impl<K, V> Raw<K, V> {
             next: AtomicPtr::new(ptr::null_mut()),
             cursor: AtomicUsize::new(0),
             copied: AtomicUsize::new(0),
+            room: AtomicIsize::new(isize::MAX),
         }
     }
 
