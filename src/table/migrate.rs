@@ -188,11 +188,15 @@ impl<K, V> Table<K, V> {
                 slot.store(Word::<K, V>::moved().0, Ordering::Release);
             }
         }
+        // Counted before it is marked moved: whoever sees every group moved then also sees
+        // the count complete, and can install the next table itself (see
+        // `finish_migration`) instead of waiting for this thread. AcqRel: the increment that
+        // completes the count sees every group's work.
+        let last = raw.copied.fetch_add(1, Ordering::AcqRel) + 1 == raw.len();
         // Release pairs with the Acquire loads of readers and waiters: the copies and the
         // cleared slots come first.
         let after = Ctrl(group.ctrl.fetch_or(Ctrl::NEW.moved().0, Ordering::AcqRel));
-        // AcqRel: the increment that completes the count sees every group's work.
-        if raw.copied.fetch_add(1, Ordering::AcqRel) + 1 == raw.len() {
+        if last {
             self.install(raw, next, guard);
         }
         after.moved()
@@ -251,10 +255,23 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// The last group is copied: `next` becomes current and `raw` is retired.
+    /// Every group is copied: `next` becomes current and `raw` is retired, by whichever
+    /// caller's CAS wins (the last copier calls this, and so does anyone finishing the
+    /// migration, so nobody waits for the last copier).
     fn install(&self, raw: &Raw<K, V>, next: &Raw<K, V>, guard: &Guard) {
-        let raw_ptr = ptr::from_ref(raw).cast_mut();
-        let next_ptr = ptr::from_ref(next).cast_mut();
+        // Acquire pairs with the AcqRel increments of `copied`: every group's copy is done.
+        if raw.copied.load(Ordering::Acquire) < raw.len() {
+            return;
+        }
+        // The pointers come from the atomics that hold `Box::into_raw`'s originals (one
+        // rebuilt from `&Raw` could not be used to free the table: Miri, Tree Borrows).
+        // Acquire pairs with the Release CASes that installed them.
+        let raw_ptr = self.current.load(Ordering::Acquire);
+        let next_ptr = raw.next.load(Ordering::Acquire);
+        debug_assert!(ptr::eq(next_ptr, next));
+        if !ptr::eq(raw_ptr, raw) {
+            return;
+        }
         // AcqRel: Release publishes the finished table to `current`'s Acquire loads.
         if self
             .current
@@ -292,6 +309,10 @@ impl<K, V> Table<K, V> {
             for g in 0..raw.len() {
                 self.copy_group(raw, next, g, guard);
             }
+            // Every group is copied now; the thread that copied the last one may not have
+            // installed the next table yet. Do it ourselves rather than wait for it (only
+            // one CAS wins).
+            self.install(raw, next, guard);
         }
     }
 

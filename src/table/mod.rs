@@ -57,8 +57,11 @@
 //!   only wait in the table, one group's worth of work); freeze each slot (set its `FROZEN`
 //!   bit, so no CAS can change it); place each published node in the next table, marking
 //!   the groups it passes; empty the copied slots (`MOVED` markers; a claim still pending
-//!   stays frozen as it is, for its inserter to see); set the group's `MOVED`.
-//!   The last group copied installs the next table as current and retires the old one.
+//!   stays frozen as it is, for its inserter to see); count it copied; set the group's
+//!   `MOVED`. When the count is complete the next table is installed as current and the
+//!   old one retired, by the last copier or by anyone finishing the migration (one CAS
+//!   wins), so nobody waits for the last copier. (Marking moved before counting let a
+//!   thread see every group moved but the count short, and spin: a loom model caught it.)
 //! - **Writers** first copy every old group on their key's probe sequence (and a couple of
 //!   others), then write to the next table. So no key is ever written in both tables.
 //! - **Readers** never help: a frozen group is read as usual (nothing in it can change);
