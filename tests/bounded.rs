@@ -124,8 +124,10 @@ fn run_pending_tasks_while_pinned_returns_at_once() {
     cache.run_pending_tasks();
     let took = t0.elapsed();
     drop(pinned);
+    println!("run_pending_tasks while pinned: {took:?}");
+    // (Miri runs too slowly for a time bound; the behaviour is still checked.)
     assert!(
-        took < Duration::from_millis(50),
+        cfg!(miri) || took < Duration::from_millis(50),
         "took {took:?} while pinned"
     );
     cache.run_pending_tasks();
