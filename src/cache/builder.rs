@@ -134,7 +134,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// Pre-sizes the tables for about this many entries (default: small, grown on demand),
     /// clamped to [`MAX_INITIAL_CAPACITY`]. The tables are allocated when the cache is
-    /// built (about 15 bytes per entry of capacity), not lazily.
+    /// built (about 15 bytes per entry of capacity), not lazily, and never shrink below
+    /// that size (as a `HashMap` built `with_capacity` does not); without pre-sizing they
+    /// shrink as entries leave.
     pub fn initial_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.min(MAX_INITIAL_CAPACITY);
         self
