@@ -6,14 +6,14 @@
 //! [`ManualClock`] is moved by hand, so tests and simulations decide exactly when an entry
 //! is due.
 //!
-//! Deadlines are stored in *ticks* (the wheel's resolution, 1 ms by default) in 56 bits,
+//! Deadlines are stored in *ticks* (the wheel's resolution, 1 ms by default) in 55 bits,
 //! rounded **up**: an entry is visible for at least its TTL and at most one tick longer.
-//! A deadline at or past [`NEVER`] means "no expiry"; with 1 ms ticks that is 2.28 million
+//! A deadline at or past [`NEVER`] means "no expiry"; with 1 ms ticks that is 1.14 million
 //! years after the clock's origin, so `Duration::MAX` and other enormous TTLs saturate to it.
 //!
 //! A tick is never shorter than [`MIN_TICK`] (1 us). That keeps every clock reading below
-//! [`NEVER`] in ticks (a clock's nanoseconds fit in a `u64`, and `u64::MAX` ns is 2^44 us,
-//! far below 2^56), so a cache never gets too old for its deadlines: with 1 ns ticks a
+//! [`NEVER`] in ticks (a clock's nanoseconds fit in a `u64`, and `u64::MAX` ns is under 2^54.1 us,
+//! below 2^55), so a cache never gets too old for its deadlines: with 1 ns ticks a
 //! cache 835 days old used to saturate every deadline to "never".
 
 use crate::sync::{AtomicU64, Ordering};
@@ -121,11 +121,12 @@ impl Clock for ManualClock {
 }
 
 /// The shortest tick a cache accepts; shorter ones (zero included) are raised to it. At this
-/// resolution deadlines reach 2^56 us (about 2,284 years) past the clock's origin.
+/// resolution deadlines reach 2^55 us (about 1,142 years) past the clock's origin.
 pub const MIN_TICK: Duration = Duration::from_micros(1);
 
-/// Deadlines take the low 56 bits of an entry's `meta` word; the top 8 hold flags.
-pub(crate) const DEADLINE_BITS: u32 = 56;
+/// Deadlines take the low 55 bits of an entry's `meta` word; the top 9 hold flags
+/// (see `table::node`).
+pub(crate) const DEADLINE_BITS: u32 = 55;
 
 /// The deadline of an entry that never expires; every deadline saturates to it.
 pub(crate) const NEVER: u64 = (1 << DEADLINE_BITS) - 1;
@@ -166,6 +167,13 @@ impl Ticker {
     }
 
     /// The wheel's resolution.
+    /// Whole ticks covering `d` (rounded up), saturating at [`NEVER`].
+    pub(crate) fn ticks_for(&self, d: Duration) -> u64 {
+        u64::try_from(d.as_nanos().div_ceil(u128::from(self.tick_nanos)))
+            .unwrap_or(NEVER)
+            .min(NEVER)
+    }
+
     pub(crate) fn tick(&self) -> Duration {
         Duration::from_nanos(self.tick_nanos)
     }
@@ -272,7 +280,7 @@ mod tests {
         assert_eq!(ticker.tick(), MIN_TICK);
         // The oldest possible reading is still far from saturating deadlines.
         assert_eq!(ticker.now(), u64::MAX / 1000);
-        assert!(ticker.now() < NEVER / 2);
+        assert!(ticker.now() < NEVER);
         assert!(ticker.deadline_after(Duration::from_secs(1)) < NEVER);
     }
 }

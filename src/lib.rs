@@ -5,7 +5,7 @@
 //! | layer | module | what it holds |
 //! |-------|--------|---------------|
 //! | public API | `cache` | [`Cache`], [`CacheBuilder`], [`Pinned`], the reaper |
-//! | policy | `policy`, `stats` | [`RemovalCause`], the listener, [`CacheStats`] |
+//! | policy | `evict`, `policy`, `stats` | the capacity bound (S3-FIFO) and idle limits; [`RemovalCause`], the listener, [`CacheStats`] |
 //! | segment | `segment` | one table + one wheel + the lock-free hand-off between them |
 //! | table | `table` | lock-free open addressing per segment: cache-line groups, overflow counts, incremental migration |
 //! | wheel | `wheel` | a hierarchical timing wheel per segment (Varghese & Lauck) |
@@ -15,6 +15,7 @@
 
 mod cache;
 mod clock;
+mod evict;
 mod policy;
 mod reclaim;
 mod segment;

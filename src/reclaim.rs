@@ -375,12 +375,13 @@ unsafe fn free_some<K, V>(
 /// Frees one node, catching a panic from its key's or value's `Drop`.
 ///
 /// # Safety
-/// 1. The caller owns the node (from `Box::new`, reachable by nobody else).
+/// 1. The caller owns the node (from `NodeBox::new`, reachable by nobody else).
 /// 2. It frees the node once.
 pub(crate) unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
-    // SAFETY: obligations 1 and 2.
-    let boxed = unsafe { Box::from_raw(node) };
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
+    // SAFETY: obligations 1 (allocated by `NodeBox::new`) and 2 (freed once), passed on.
+    let _ = catch_unwind(AssertUnwindSafe(move || unsafe {
+        crate::table::node::free(node)
+    }));
 }
 
 /// Frees a linked list of nodes, catching panics from key and value `Drop`s.

@@ -43,6 +43,7 @@
 //! (which runs crossbeam's deferred closures, anyone's) while holding the lock.
 
 use crate::clock::NEVER;
+use crate::evict::{Limits, Queues};
 use crate::policy::RemovalCause;
 use crate::sync::{self, fence, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::table::node::{
@@ -53,6 +54,7 @@ use crate::wheel::Wheel;
 use crossbeam_epoch::Guard;
 use crossbeam_utils::CachePadded;
 use std::ptr;
+use std::sync::Arc;
 
 /// Units of work (a request applied, an entry fired or re-filed) a write-path turn may do.
 pub(crate) const WRITE_BUDGET: usize = 64;
@@ -101,6 +103,8 @@ pub(crate) enum Mode {
 pub(crate) struct Turn {
     /// Entries this turn expired (it is their remover).
     pub(crate) expired: usize,
+    /// Entries this turn evicted to respect the capacity bound (it is their remover).
+    pub(crate) evicted: usize,
     /// Requests or entries due by the turn's tick are left for a later turn.
     pub(crate) due_left: bool,
     /// A table migration is under way.
@@ -123,6 +127,8 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Send for Backlog<K, V> {}
 struct Maint<K, V> {
     wheel: Wheel<K, V>,
     backlog: Backlog<K, V>,
+    /// The eviction queues (empty unless the cache is bounded).
+    queues: Queues<K, V>,
 }
 
 #[derive(Debug)]
@@ -130,6 +136,8 @@ pub(crate) struct Segment<K, V> {
     pub(crate) table: Table<K, V>,
     handoff: CachePadded<HandOff<K, V>>,
     maint: Mutex<Maint<K, V>>,
+    /// The cache's capacity and idle limits.
+    limits: Arc<Limits>,
 }
 
 /// Where a turn's departures go: counted, and held for the listener when `hold`.
@@ -142,7 +150,7 @@ pub(crate) struct Fired<'a, K, V> {
 }
 
 impl<K, V> Segment<K, V> {
-    pub(crate) fn new(capacity: usize, tuning: Tuning, now: u64) -> Self {
+    pub(crate) fn new(capacity: usize, tuning: Tuning, now: u64, limits: Arc<Limits>) -> Self {
         Self {
             table: Table::new(capacity, tuning),
             handoff: CachePadded::new(HandOff {
@@ -155,14 +163,44 @@ impl<K, V> Segment<K, V> {
             maint: Mutex::new(Maint {
                 wheel: Wheel::new(now),
                 backlog: Backlog(ptr::null_mut()),
+                queues: Queues::new(),
             }),
+            limits,
+        }
+    }
+
+    /// Whether `node` goes through the hand-off: it has a deadline, or an extension (the
+    /// eviction queues and the idle deadline are the maintainer's).
+    #[inline]
+    fn maintained(&self, node: &Node<K, V>) -> bool {
+        self.limits.extended() || node.deadline() != NEVER
+    }
+
+    /// The tick the wheel should fire `node` at: its TTL deadline, or the earliest idle
+    /// deadline if that comes first (a read may move it later; the wheel re-files then).
+    fn wheel_deadline(&self, node: NodePtr<'_, K, V>) -> u64 {
+        let d = node.deadline();
+        match node.ext() {
+            // Relaxed: the stamp is a hint that only ever moves the deadline later; the
+            // wheel re-reads it when the deadline comes.
+            Some(ext) if self.limits.idle_ticks != 0 => {
+                d.min(self.limits.idle_deadline(ext.idle.load(Ordering::Relaxed)))
+            }
+            _ => d,
+        }
+    }
+
+    /// Uncounts a departed node's weight.
+    fn refund(&self, node: NodePtr<'_, K, V>) {
+        if let Some(ext) = node.ext() {
+            self.limits.refund(ext.weight);
         }
     }
 
     /// After linking `node` (made with `QUEUED` set when it has a deadline): queue its
     /// scheduling. Nodes without a deadline never meet the wheel.
     pub(crate) fn linked(&self, node: NodePtr<'_, K, V>) {
-        if node.deadline() != NEVER {
+        if self.maintained(&node) {
             self.push(node);
         }
     }
@@ -173,7 +211,8 @@ impl<K, V> Segment<K, V> {
     /// returned).
     pub(crate) fn removed(&self, node: NodePtr<'_, K, V>, hold: bool) {
         let released = if hold { 0 } else { RELEASED };
-        if node.deadline() == NEVER {
+        self.refund(node);
+        if !self.maintained(&node) {
             // Never queued, never scheduled: the wheel side is done already.
             self.table
                 .settle(node, REMOVED | UNLINKED | DETACHED | released);
@@ -255,6 +294,10 @@ impl<K, V> Segment<K, V> {
             unsafe { maint.wheel.cancel(node.as_ptr()) };
             node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
         }
+        if node.ext().is_some() {
+            // SAFETY: 1. alive until DETACHED, set below; 2. extended; 3. lock held.
+            unsafe { maint.queues.unlink(node.as_ptr()) };
+        }
         self.table.settle(node, DETACHED);
     }
 
@@ -263,6 +306,7 @@ impl<K, V> Segment<K, V> {
     pub(crate) fn due(&self, now: u64) -> bool {
         now >= self.handoff.due_at.load(Ordering::Relaxed)
             || self.handoff.queued.load(Ordering::Relaxed) >= HANDOFF_BATCH
+            || self.limits.over()
     }
 
     /// Marks the segment due, so the next write or read turn comes at once.
@@ -302,17 +346,23 @@ impl<K, V> Segment<K, V> {
                 turn.drained = true;
             }
             self.apply(maint, &mut budget, guard, fired, &mut turn);
+            let Maint { wheel, queues, .. } = maint;
             // SAFETY: 1. scheduled nodes are alive (not DETACHED, so not retired); 2. we hold
             // the maintenance lock.
             let caught_up = unsafe {
-                maint.wheel.advance(now, &mut budget, |node| {
-                    self.expire(node, guard, fired, &mut turn);
-                })
+                wheel.advance(
+                    now,
+                    &mut budget,
+                    // SAFETY: scheduled nodes are alive (as above).
+                    |node| self.wheel_deadline(NodePtr::from_raw(node)),
+                    |node| self.expire(node, queues, guard, fired, &mut turn),
+                )
             };
+            let over = self.evict(maint, &mut budget, guard, fired, &mut turn);
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
             turn.migrating = self.table.maintain(migrate_budget, guard);
-            turn.due_left = !maint.backlog.0.is_null() || !caught_up;
+            turn.due_left = !maint.backlog.0.is_null() || !caught_up || over;
             // Relaxed: read by `due` as a hint; stored under the lock, so the maintainers'
             // values are ordered, and a later tick is never published before its work.
             let due_at = if turn.due_left || turn.migrating {
@@ -398,13 +448,22 @@ impl<K, V> Segment<K, V> {
                 }
                 self.table.settle(node, DETACHED);
             } else if old & SCHEDULED == 0 {
-                // SAFETY: 1. alive until DETACHED, which only this lock's holder sets; 2. on no
-                // wheel list (not SCHEDULED); 3. lock held.
-                if unsafe { maint.wheel.schedule(raw) } {
-                    // Relaxed: SCHEDULED is read only under the lock, which orders it.
-                    node.meta.fetch_or(SCHEDULED, Ordering::Relaxed);
-                } else {
-                    self.expire(raw, guard, fired, turn);
+                let d = self.wheel_deadline(node);
+                if d != NEVER {
+                    // SAFETY: 1. alive until DETACHED, which only this lock's holder sets; 2.
+                    // on no wheel list (not SCHEDULED); 3. lock held.
+                    if unsafe { maint.wheel.schedule(raw, d) } {
+                        // Relaxed: SCHEDULED is read only under the lock, which orders it.
+                        node.meta.fetch_or(SCHEDULED, Ordering::Relaxed);
+                    } else {
+                        self.expire(raw, &mut maint.queues, guard, fired, turn);
+                        continue;
+                    }
+                }
+                if self.limits.weighed && node.ext().is_some_and(|e| e.weight != 0) {
+                    // SAFETY: 1. alive until DETACHED, which only this lock's holder sets,
+                    // after unlinking it; 2. extended, in no queue (drained once); 3. lock.
+                    unsafe { maint.queues.admit(raw) };
                 }
             }
         }
@@ -415,6 +474,7 @@ impl<K, V> Segment<K, V> {
     fn expire(
         &self,
         raw: *mut Node<K, V>,
+        queues: &mut Queues<K, V>,
         guard: &Guard,
         fired: &mut Fired<'_, K, V>,
         turn: &mut Turn,
@@ -425,17 +485,65 @@ impl<K, V> Segment<K, V> {
         node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
         if self.table.remove_node(&node, guard) {
             turn.expired += 1;
-            if fired.hold {
-                // SAFETY: the slot's CAS made us the remover, and RELEASED is not set yet.
-                fired
-                    .out
-                    .push(unsafe { Held::new(node, RemovalCause::Expired, fired.index) });
+            if node.ext().is_some() {
+                // SAFETY: alive (we are its remover and hold it), extended; lock held.
+                unsafe { queues.unlink(raw) };
             }
-            let released = if fired.hold { 0 } else { RELEASED };
-            // Last use of `node` here: without a hold this may retire it.
-            self.table
-                .settle(node, REMOVED | UNLINKED | DETACHED | released);
+            self.departed(node, RemovalCause::Expired, fired);
         }
+    }
+
+    /// The remover's duties for a node a maintainer took out of the table, out of the
+    /// wheel and the queues already: its weight, and its hold for the listener.
+    fn departed(&self, node: NodePtr<'_, K, V>, cause: RemovalCause, fired: &mut Fired<'_, K, V>) {
+        self.refund(node);
+        if fired.hold {
+            // SAFETY: the slot's CAS made us the remover, and RELEASED is not set yet.
+            fired
+                .out
+                .push(unsafe { Held::new(node, cause, fired.index) });
+        }
+        let released = if fired.hold { 0 } else { RELEASED };
+        // Last use of `node` here: without a hold this may retire it.
+        self.table
+            .settle(node, REMOVED | UNLINKED | DETACHED | released);
+    }
+
+    /// Evicts while the cache's total weight is over its bound and the budget lasts (see
+    /// `evict`). Returns whether it stopped with the total still over and entries left to
+    /// evict here. Maintenance lock held.
+    fn evict(
+        &self,
+        maint: &mut Maint<K, V>,
+        budget: &mut usize,
+        guard: &Guard,
+        fired: &mut Fired<'_, K, V>,
+        turn: &mut Turn,
+    ) -> bool {
+        while self.limits.over() {
+            // SAFETY: queued nodes are alive (they leave the queues before DETACHED); the
+            // lock is held.
+            let Some(raw) = (unsafe { maint.queues.victim(budget) }) else {
+                return *budget == 0 && maint.queues.len() > 0;
+            };
+            // SAFETY: it was queued, so alive; `guard` predates its retirement.
+            let node: NodePtr<'_, K, V> = unsafe { NodePtr::from_raw(raw) };
+            // A removed node's remover has queued its cancellation, which detaches it.
+            if node.meta.load(Ordering::Relaxed) & REMOVED != 0 {
+                continue;
+            }
+            if self.table.remove_node(&node, guard) {
+                // Relaxed: SCHEDULED is set and cleared only under this lock.
+                if node.meta.load(Ordering::Relaxed) & SCHEDULED != 0 {
+                    // SAFETY: SCHEDULED: linked into our wheel; lock held.
+                    unsafe { maint.wheel.cancel(raw) };
+                    node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+                }
+                turn.evicted += 1;
+                self.departed(node, RemovalCause::Evicted, fired);
+            }
+        }
+        false
     }
 
     /// Frees retired nodes whose grace period is over, at most `budget`. Call with no lock

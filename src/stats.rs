@@ -28,9 +28,11 @@ pub struct CacheStats {
     /// Entries removed by `remove` or `clear`.
     pub removals: u64,
     /// Entries that left because their TTL passed (found by the wheel, or found expired by
-    /// `remove`, `clear` or a replacing insert), plus zero-TTL inserts.
+    /// `remove`, `clear` or a replacing insert), or their time-to-idle, plus zero-TTL (or
+    /// zero-TTI) inserts.
     pub expirations: u64,
-    /// Entries evicted to respect a capacity bound (none yet: no bound is configurable).
+    /// Entries evicted to respect the capacity bound (see [`CacheBuilder::max_capacity`](crate::CacheBuilder::max_capacity)),
+    /// plus entries refused because they weigh more than the whole bound.
     pub evictions: u64,
     /// Entries in the cache, expired ones included until maintenance removes them.
     pub len: usize,
@@ -44,9 +46,10 @@ pub(crate) enum Event {
     Update,
     Removal,
     Expiration,
+    Eviction,
 }
 
-const EVENTS: usize = 6;
+const EVENTS: usize = 7;
 
 #[derive(Debug, Default)]
 struct Stripe([AtomicU64; EVENTS]);
@@ -151,7 +154,7 @@ impl Stats {
             updates: sum(Event::Update),
             removals: sum(Event::Removal),
             expirations: sum(Event::Expiration),
-            evictions: 0,
+            evictions: sum(Event::Eviction),
             len,
         }
     }

@@ -35,12 +35,13 @@ pub use builder::CacheBuilder;
 pub use pinned::Pinned;
 
 use crate::clock::{Reading, Ticker, NEVER};
+use crate::evict::Limits;
 use crate::policy::{in_listener, Notifier, RemovalCause};
 use crate::reclaim::{self, Progress};
 use crate::segment::{Fired, Mode, Segment, Turn, FREE_BUDGET};
 use crate::stats::{CacheStats, Event, Stats};
-use crate::sync::{self, Patience};
-use crate::table::node::{Held, Node, NodePtr, DETACHED, RELEASED, REMOVED, UNLINKED};
+use crate::sync::{self, Ordering, Patience};
+use crate::table::node::{ExtInit, Held, NodeBox, NodePtr, DETACHED, RELEASED, REMOVED, UNLINKED};
 use crate::table::Insert;
 use crossbeam_epoch::{self as epoch, Guard};
 use std::borrow::Borrow;
@@ -55,12 +56,28 @@ use std::time::Duration;
 /// before it returns with some reclamation left undone (see its docs).
 pub const MAX_RECLAIM_WAIT: Duration = Duration::from_millis(100);
 
+/// The weigher's type.
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync + 'static>;
+
 /// Reads per thread between two looks at whether the read's segment is due for maintenance.
 pub(crate) const READ_TURN_EVERY: u32 = 64;
 
 sync::thread_cell! {
     /// Reads this thread made since its last look (see [`READ_TURN_EVERY`]).
     static READS: Cell<u32> = Cell::new(0);
+}
+
+sync::thread_cell! {
+    /// Which other segment this thread's next over-the-bound write helps (round robin).
+    static HELPED: Cell<usize> = Cell::new(0);
+}
+
+fn next_helped() -> usize {
+    HELPED.with(|h| {
+        let n = h.get().wrapping_add(1);
+        h.set(n);
+        n
+    })
 }
 
 /// Counts a read; true once every [`READ_TURN_EVERY`] reads on this thread.
@@ -88,6 +105,11 @@ pub(crate) struct Inner<K, V, S> {
     hasher: S,
     ticker: Ticker,
     ttl: Option<Duration>,
+    /// The configured time-to-idle (its ticks are in `limits`).
+    tti: Option<Duration>,
+    /// Capacity bound, weights and idle limit.
+    limits: Arc<Limits>,
+    weigher: Option<Weigher<K, V>>,
     notifier: Notifier<K, V>,
     stats: Stats,
     reaper: OnceLock<std::thread::Thread>,
@@ -160,7 +182,7 @@ where
     ///
     /// A zero `ttl` stores nothing: any entry for `key` is removed (`Replaced`), and
     /// `value` goes straight to the listener as `Expired` and is dropped. TTLs too large
-    /// for the clock's range (about 2.28 million years at 1 ms ticks), `Duration::MAX`
+    /// for the clock's range (about 1.14 million years at 1 ms ticks), `Duration::MAX`
     /// included, mean "never expires".
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
         self.inner.put(key, value, Some(ttl));
@@ -309,6 +331,25 @@ where
     pub fn time_to_live(&self) -> Option<Duration> {
         self.inner.ttl
     }
+
+    /// The time-to-idle, if one is set (see [`CacheBuilder::time_to_idle`]).
+    pub fn time_to_idle(&self) -> Option<Duration> {
+        self.inner.tti
+    }
+
+    /// The total weight of the stored entries: with a [`weigher`](CacheBuilder::weigher),
+    /// the sum of their weights; with only a [`max_capacity`](CacheBuilder::max_capacity),
+    /// the number of entries; without either, [`len`](Self::len). Like `len`, it counts
+    /// expired entries until maintenance removes them; after
+    /// [`run_pending_tasks`](Self::run_pending_tasks) with no concurrent writers it is at
+    /// most the bound.
+    pub fn weighted_size(&self) -> u64 {
+        if self.inner.limits.weighed {
+            self.inner.limits.weight()
+        } else {
+            self.len() as u64
+        }
+    }
 }
 
 impl<K, V, S> Inner<K, V, S>
@@ -330,10 +371,44 @@ where
         ttl.map_or(NEVER, |t| now.deadline_after(t))
     }
 
-    fn expired_now(&self, node: &Node<K, V>) -> bool {
-        node.deadline() != NEVER && self.ticker.read().reached(node.deadline())
+    /// A found node's liveness check: its TTL deadline against the clock (read only when
+    /// it has one); with a time-to-idle, also its idle stamp, which a counted read (`touch`)
+    /// moves to now. In a bounded cache a counted read also raises the node's access count.
+    fn live_now(&self, node: NodePtr<'_, K, V>, touch: bool) -> bool {
+        let Some(ext) = node.ext() else {
+            return node.deadline() == NEVER || !self.ticker.read().reached(node.deadline());
+        };
+        if self.limits.idle_ticks == 0 {
+            if node.deadline() != NEVER && self.ticker.read().reached(node.deadline()) {
+                return false;
+            }
+        } else {
+            let now = self.ticker.read();
+            // Relaxed: see `Ext::idle`; a stamp is a hint that only moves later.
+            let idle = ext.idle.load(Ordering::Relaxed);
+            if now.reached(node.deadline()) || now.tick() >= self.limits.idle_deadline(idle) {
+                return false;
+            }
+            if touch && idle < now.tick() {
+                ext.idle.store(now.tick(), Ordering::Relaxed);
+            }
+        }
+        if touch && self.limits.weighed {
+            node.touch();
+        }
+        true
     }
 
+    /// Whether a node is expired at tick `now` (TTL or idle), for its remover's cause.
+    fn expired_at(&self, node: &NodePtr<'_, K, V>, now: u64) -> bool {
+        node.is_expired(now)
+            || node.ext().is_some_and(|ext| {
+                now >= self.limits.idle_deadline(ext.idle.load(Ordering::Relaxed))
+            })
+    }
+
+    /// The live node for `key`; a counted read (`count`: a `get`) is a hit or a miss, and
+    /// touches the entry (see [`live_now`](Self::live_now)).
     fn find<'g, Q>(
         &self,
         hash: u64,
@@ -341,7 +416,23 @@ where
         key: &Q,
         guard: &'g Guard,
         count: bool,
-    ) -> Option<&'g Node<K, V>>
+    ) -> Option<NodePtr<'g, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find_touch(hash, index, key, guard, count, count)
+    }
+
+    fn find_touch<'g, Q>(
+        &self,
+        hash: u64,
+        index: usize,
+        key: &Q,
+        guard: &'g Guard,
+        count: bool,
+        touch: bool,
+    ) -> Option<NodePtr<'g, K, V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -349,7 +440,7 @@ where
         let found = self.segments[index]
             .table
             .lookup(hash, |n| n.key.borrow() == key, guard)
-            .filter(|n| !self.expired_now(n));
+            .filter(|n| self.live_now(*n, touch));
         if count {
             self.stats.record(if found.is_some() {
                 Event::Hit
@@ -360,17 +451,56 @@ where
         found
     }
 
+    /// The weight of an entry about to be stored (runs the weigher: call unpinned).
+    fn weigh(&self, key: &K, value: &V) -> u32 {
+        self.weigher.as_ref().map_or(1, |w| w(key, value))
+    }
+
+    /// A node for an entry, with an extension when the cache needs one.
+    fn node(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        deadline: u64,
+        now: u64,
+        weight: u32,
+    ) -> NodeBox<K, V> {
+        let ext = self
+            .limits
+            .extended()
+            .then_some(ExtInit { idle: now, weight });
+        NodeBox::new(hash, key, value, deadline, ext)
+    }
+
+    /// Whether an entry of `weight` is refused outright (heavier than the whole bound).
+    fn refused(&self, weight: u32) -> bool {
+        u64::from(weight) > self.limits.max
+    }
+
     fn put(&self, key: K, value: V, ttl: Option<Duration>) {
         let now = self.ticker.read();
-        if ttl.is_some_and(|t| t.is_zero()) {
-            return self.put_expired(key, value, now.tick());
+        if ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero()) {
+            return self.put_expired(key, value, now.tick(), RemovalCause::Expired);
+        }
+        let weight = self.weigh(&key, &value);
+        if self.refused(weight) {
+            return self.put_expired(key, value, now.tick(), RemovalCause::Evicted);
         }
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
         let mut fired = Vec::new();
+        let node = self.node(
+            hash,
+            key,
+            value,
+            Self::deadline(ttl, now),
+            now.tick(),
+            weight,
+        );
+        self.limits.charge(weight);
         let (departed, turned) = {
             let guard = epoch::pin();
-            let node = Box::new(Node::new(hash, key, value, Self::deadline(ttl, now)));
             let departed = match segment.table.insert(node, |a, b| a == b, |_| false, &guard) {
                 Insert::New(new) => {
                     self.linked_new(segment, new);
@@ -387,8 +517,9 @@ where
         self.after_write(index, departed.into_iter().chain(fired), turned);
     }
 
-    /// Zero TTL: remove what is there, and hand the value straight to the listener.
-    fn put_expired(&self, key: K, value: V, now: u64) {
+    /// An entry that is not stored (a zero TTL or TTI: `Expired`; heavier than the bound:
+    /// `Evicted`): remove what is there, and hand the value straight to the listener.
+    fn put_expired(&self, key: K, value: V, now: u64, cause: RemovalCause) {
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
         let mut fired = Vec::new();
@@ -410,23 +541,21 @@ where
                 Event::Insert
             },
         );
-        self.stats.record(Event::Expiration);
+        self.stats.record(if cause == RemovalCause::Evicted {
+            Event::Eviction
+        } else {
+            Event::Expiration
+        });
         // The value was never stored: it leaves as a node that only its remover holds
         // (never linked, never scheduled), so it is told like any departure, and freed
         // through the reclamation like any node.
         let never_stored = self.notifier.wants().then(|| {
-            let node = Box::new(Node::new(hash, key, value, NEVER));
+            let node = NodeBox::new(hash, key, value, NEVER, None);
             node.meta
                 .fetch_or(REMOVED | UNLINKED | DETACHED, sync::Ordering::Relaxed);
-            // SAFETY: from `Box::into_raw`, alive until retired; this thread is its only
-            // holder (its remover) and has not set RELEASED.
-            unsafe {
-                Held::new(
-                    NodePtr::from_raw(Box::into_raw(node)),
-                    RemovalCause::Expired,
-                    index,
-                )
-            }
+            // SAFETY: from `NodeBox::into_raw`, alive until retired; this thread is its
+            // only holder (its remover) and has not set RELEASED.
+            unsafe { Held::new(NodePtr::from_raw(node.into_raw()), cause, index) }
         });
         let old = old.and_then(|(_, held)| held);
         let departed = old.into_iter().chain(never_stored).chain(fired);
@@ -466,7 +595,7 @@ where
         live_cause: RemovalCause,
         now: u64,
     ) -> (RemovalCause, Option<Held<K, V>>) {
-        let cause = if node.is_expired(now) {
+        let cause = if self.expired_at(&node, now) {
             self.stats.record(Event::Expiration);
             RemovalCause::Expired
         } else {
@@ -512,27 +641,37 @@ where
         let (hash, index) = self.locate(&key);
         {
             let guard = epoch::pin();
-            if let Some(node) = self.find(hash, index, &key, &guard, false) {
+            if let Some(node) = self.find_touch(hash, index, &key, &guard, false, true) {
                 return node.value.clone();
             }
         }
         // Unpinned: `init` may take seconds without holding back any reclamation.
         let value = init();
         let reading = self.ticker.read();
-        if self.ttl.is_some_and(|t| t.is_zero()) {
+        let weight = self.weigh(&key, &value);
+        let unstored =
+            if self.ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero()) {
+                Some(RemovalCause::Expired)
+            } else {
+                self.refused(weight).then_some(RemovalCause::Evicted)
+            };
+        if let Some(cause) = unstored {
             let out = value.clone();
-            self.put_expired(key, value, reading.tick());
+            self.put_expired(key, value, reading.tick(), cause);
             return out;
         }
         let now = reading.tick();
         let segment = &self.segments[index];
-        let node = Box::new(Node::new(
+        let node = self.node(
             hash,
             key,
             value,
             Self::deadline(self.ttl, reading),
-        ));
-        let keep = |existing: &Node<K, V>| !existing.is_expired(now);
+            now,
+            weight,
+        );
+        self.limits.charge(weight);
+        let keep = |existing: NodePtr<'_, K, V>| !self.expired_at(&existing, now);
         let mut fired = Vec::new();
         let (out, departed, unused, turned) = {
             let guard = epoch::pin();
@@ -547,6 +686,7 @@ where
                         (new.value.clone(), held, None)
                     }
                     Insert::Kept { existing, unused } => {
+                        self.limits.refund(weight);
                         (existing.value.clone(), None, Some(unused))
                     }
                 };
@@ -597,12 +737,37 @@ where
                 }
             }
         }
+        self.enforce_bound(now);
         // Departures queued by listeners (this thread's delivery loop takes a few rounds).
         self.notifier.deliver(None, |h| self.release(h));
         for segment in self.segments.iter() {
             segment.table.reclaim.seal();
         }
         migrating
+    }
+
+    /// While the total weight is over the bound, goes round the segments evicting (each
+    /// segment's turns see the same global total). Bounded: it stops after a round that
+    /// evicted nothing, or once it has evicted as many entries as the cache held when it
+    /// began (what concurrent writers add meanwhile is theirs to evict).
+    fn enforce_bound(&self, now: u64) {
+        let mut allowance = self.len() + 1;
+        while self.limits.over() && allowance > 0 {
+            let mut evicted = 0;
+            for index in 0..self.segments.len() {
+                if !self.limits.over() {
+                    break;
+                }
+                let mut fired = Vec::new();
+                let turn = self.turn(index, now, Mode::Full { drain: false }, &mut fired);
+                evicted += turn.evicted;
+                self.notifier.deliver(fired, |h| self.release(h));
+            }
+            if evicted == 0 {
+                break;
+            }
+            allowance = allowance.saturating_sub(evicted);
+        }
     }
 
     fn run_pending_tasks(&self) {
@@ -678,10 +843,31 @@ impl<K, V, S> Inner<K, V, S> {
             out: fired,
         };
         let turn = self.segments[index].maintain(now, Mode::Write, guard, &mut sink);
+        self.count(&turn);
+        if self.limits.over() && self.segments.len() > 1 {
+            // Still over the bound: this segment had too little to evict. Help one other
+            // segment (chosen per thread, round robin), so the bound holds globally.
+            let other =
+                (index + 1 + next_helped() % (self.segments.len() - 1)) % self.segments.len();
+            let mut sink = Fired {
+                index: other,
+                hold: self.notifier.wants(),
+                out: sink.out,
+            };
+            let turn = self.segments[other].maintain(now, Mode::Write, guard, &mut sink);
+            self.count(&turn);
+        }
+        true
+    }
+
+    /// Counts what a maintenance turn expired and evicted.
+    fn count(&self, turn: &Turn) {
         if turn.expired > 0 {
             self.stats.add(Event::Expiration, turn.expired as u64);
         }
-        true
+        if turn.evicted > 0 {
+            self.stats.add(Event::Eviction, turn.evicted as u64);
+        }
     }
 
     /// A read's part: one read in [`READ_TURN_EVERY`] per thread looks at whether its
@@ -730,9 +916,7 @@ impl<K, V, S> Inner<K, V, S> {
             };
             self.segments[index].maintain(now, mode, &guard, &mut sink)
         };
-        if turn.expired > 0 {
-            self.stats.add(Event::Expiration, turn.expired as u64);
-        }
+        self.count(&turn);
         turn
     }
 

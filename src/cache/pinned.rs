@@ -77,7 +77,10 @@ where
         let (hash, index) = inner.locate(key);
         let found = inner
             .find(hash, index, key, &self.guard, count)
-            .map(|node| (&node.key, &node.value));
+            .map(|node| {
+                let node = node.get();
+                (&node.key, &node.value)
+            });
         if read_turn_owed() {
             // Taken when the guard drops, after its pin (the user's) has ended.
             self.owed.set(Some(index));

@@ -273,7 +273,7 @@ mod tests {
 
     fn insert(table: &Table<u64, u64>, k: u64) -> bool {
         let guard = crossbeam_epoch::pin();
-        let node = Box::new(Node::new(hash(k), k, k, crate::clock::NEVER));
+        let node = node::NodeBox::new(hash(k), k, k, crate::clock::NEVER, None);
         matches!(
             table.insert(node, |a, b| a == b, |_| false, &guard),
             Insert::New(_)
@@ -364,7 +364,7 @@ mod tests {
         // Hashes 1..=GROUP+1 all have home group 0 (their low 32 bits are tiny): the last
         // one is displaced into group 1.
         for h in 1..=(GROUP as u64 + 1) {
-            let node = Box::new(Node::new(h, h, h, crate::clock::NEVER));
+            let node = node::NodeBox::new(h, h, h, crate::clock::NEVER, None);
             assert!(matches!(
                 table.insert(node, |a, b| a == b, |_| false, &guard),
                 Insert::New(_)

@@ -58,6 +58,57 @@ pub(crate) const DETACHED: u64 = 1 << (DEADLINE_BITS + 4);
 pub(crate) const RELEASED: u64 = 1 << (DEADLINE_BITS + 5);
 /// The three holds on a node (see the lifecycle above): the last one set retires it.
 pub(crate) const HOLDS: u64 = UNLINKED | DETACHED | RELEASED;
+/// The node was allocated with an [`Ext`] before it (immutable).
+pub(crate) const EXT: u64 = 1 << (DEADLINE_BITS + 6);
+/// The policy's 2-bit access counter (top bits): raised by hits while below [`FREQ_MAX`],
+/// lowered by the eviction hand (see `evict`).
+pub(crate) const FREQ_SHIFT: u32 = DEADLINE_BITS + 7;
+pub(crate) const FREQ_ONE: u64 = 1 << FREQ_SHIFT;
+pub(crate) const FREQ_MAX: u64 = 3;
+const _: () = assert!(FREQ_SHIFT + 2 == 64);
+
+/// Policy state of a node in a cache with a capacity bound or a time-to-idle, allocated in
+/// front of the node (an unbounded cache without idle expiry allocates none and pays
+/// nothing for it).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Ext<K, V> {
+    /// The tick of the last read or write (time-to-idle): a Relaxed store by readers, only
+    /// when it differs, so a hot entry is written at most once per tick.
+    pub(crate) idle: AtomicU64,
+    /// The entry's weight (immutable; 1 without a weigher).
+    pub(crate) weight: u32,
+    /// Which eviction queue holds the node, and its links there: maintenance lock only.
+    pub(crate) queue: UnsafeCell<QueueLinks<K, V>>,
+}
+
+/// A node's place in an eviction queue (see `evict::deque`).
+#[derive(Debug)]
+pub(crate) struct QueueLinks<K, V> {
+    pub(crate) prev: *mut Node<K, V>,
+    pub(crate) next: *mut Node<K, V>,
+    /// `evict::deque::NONE`, `SMALL` or `MAIN`.
+    pub(crate) queue: u8,
+}
+
+/// What an extended node starts with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExtInit {
+    pub(crate) idle: u64,
+    pub(crate) weight: u32,
+}
+
+/// The allocation of an extended node: the extension, then the node.
+#[repr(C)]
+struct Extended<K, V> {
+    ext: Ext<K, V>,
+    node: Node<K, V>,
+}
+
+/// Where the node starts in an [`Extended`] allocation.
+fn node_offset<K, V>() -> usize {
+    std::mem::offset_of!(Extended<K, V>, node)
+}
 
 /// The wheel's intrusive doubly linked list pointers.
 #[derive(Debug)]
@@ -84,12 +135,13 @@ impl<K, V> Node<K, V> {
     /// A node not yet linked. One with a deadline starts `QUEUED`: the inserter owes the
     /// wheel a scheduling request, pushed right after linking.
     pub(crate) fn new(hash: u64, key: K, value: V, deadline: u64) -> Self {
+        Self::with_flags(hash, key, value, deadline, deadline != NEVER, 0)
+    }
+
+    /// A node not yet linked; `queued` when the inserter will push it on the hand-off.
+    fn with_flags(hash: u64, key: K, value: V, deadline: u64, queued: bool, flags: u64) -> Self {
         debug_assert!(deadline <= NEVER);
-        let meta = if deadline == NEVER {
-            NEVER
-        } else {
-            deadline | QUEUED
-        };
+        let meta = deadline | flags | if queued { QUEUED } else { 0 };
         Self {
             hash,
             meta: AtomicU64::new(meta),
@@ -108,6 +160,56 @@ impl<K, V> Node<K, V> {
     #[inline]
     pub(crate) fn deadline(&self) -> u64 {
         self.meta.load(Ordering::Relaxed) & NEVER
+    }
+
+    /// The policy's access counter (0..=[`FREQ_MAX`]).
+    #[inline]
+    pub(crate) fn freq(&self) -> u64 {
+        self.meta.load(Ordering::Relaxed) >> FREQ_SHIFT
+    }
+
+    /// A hit: raises the access counter unless it is at its cap. A hot entry's hit is one
+    /// load; below the cap, one CAS attempt (a lost race loses one count: it is a hint).
+    /// Relaxed: the counter orders nothing (the maintainer reads it under its lock as a
+    /// hint of recency).
+    #[inline]
+    pub(crate) fn touch(&self) {
+        let m = self.meta.load(Ordering::Relaxed);
+        if m >> FREQ_SHIFT < FREQ_MAX {
+            let _ =
+                self.meta
+                    .compare_exchange(m, m + FREQ_ONE, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// Lowers the access counter by one if it is above zero; returns what it was. For the
+    /// maintenance-lock holder (the only one who lowers it).
+    pub(crate) fn age(&self) -> u64 {
+        // Relaxed: as in `touch`. The CAS loop only ever lowers a counter above zero, so a
+        // racing `touch` cannot make it wrap.
+        let mut m = self.meta.load(Ordering::Relaxed);
+        loop {
+            let f = m >> FREQ_SHIFT;
+            if f == 0 {
+                return 0;
+            }
+            match self.meta.compare_exchange_weak(
+                m,
+                m - FREQ_ONE,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return f,
+                Err(now) => m = now,
+            }
+        }
+    }
+
+    /// Clears the access counter (an entry promoted to the main queue starts afresh).
+    pub(crate) fn clear_freq(&self) {
+        // Relaxed: as in `touch`.
+        self.meta
+            .fetch_and(!(FREQ_MAX << FREQ_SHIFT), Ordering::Relaxed);
     }
 
     /// Whether the entry is past its deadline at tick `now`.
@@ -177,6 +279,134 @@ impl<'g, K, V> NodePtr<'g, K, V> {
     #[inline]
     pub(crate) fn as_ptr(self) -> *mut Node<K, V> {
         self.raw.as_ptr()
+    }
+
+    /// The node, for as long as the guard lives.
+    #[inline]
+    pub(crate) fn get(self) -> &'g Node<K, V> {
+        // SAFETY: the constructor's contract keeps the node alive for `'g`.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// The node's extension, if it was allocated with one.
+    #[inline]
+    pub(crate) fn ext(self) -> Option<&'g Ext<K, V>> {
+        // SAFETY: the node is alive for `'g` (constructor's contract).
+        unsafe { ext_of(self.raw.as_ptr()) }
+    }
+}
+
+/// The extension of the node at `node`, if it has one.
+///
+/// # Safety
+/// `node` points to a live node, with the provenance of its whole allocation (as allocated
+/// by [`NodeBox::new`], or loaded from a slot), which stays alive for `'a`.
+#[inline]
+pub(crate) unsafe fn ext_of<'a, K, V>(node: *mut Node<K, V>) -> Option<&'a Ext<K, V>> {
+    // SAFETY: the caller's contract: the node is alive.
+    let meta = unsafe { (*node).meta.load(Ordering::Relaxed) };
+    if meta & EXT == 0 {
+        return None;
+    }
+    // SAFETY: 1. EXT is set only on nodes that `NodeBox::new` placed in an `Extended`, at
+    // `node_offset`; 2. the pointer carries the whole allocation's provenance (caller's
+    // contract), so stepping back to its start stays in bounds of it.
+    let whole = unsafe { node.byte_sub(node_offset::<K, V>()) }.cast::<Extended<K, V>>();
+    // SAFETY: as above; the extension lives as long as its node.
+    Some(unsafe { &(*whole).ext })
+}
+
+/// An owned node that is not (or no longer) in any table: allocated with or without an
+/// extension, freed (dropping its key and value) if dropped.
+#[derive(Debug)]
+pub(crate) struct NodeBox<K, V>(NonNull<Node<K, V>>);
+
+// SAFETY: a `NodeBox` owns its node as a `Box` would; a cache only stores `K, V: Send`.
+unsafe impl<K: Send, V: Send> Send for NodeBox<K, V> {}
+
+impl<K, V> NodeBox<K, V> {
+    /// Allocates a node (see [`Node::new`]), with an extension when `ext` is given. It starts
+    /// `QUEUED` when it has a deadline or an extension (`queued`): the inserter owes the
+    /// segment's maintainer a request, pushed right after linking.
+    pub(crate) fn new(hash: u64, key: K, value: V, deadline: u64, ext: Option<ExtInit>) -> Self {
+        let raw = match ext {
+            None => Box::into_raw(Box::new(Node::new(hash, key, value, deadline))),
+            Some(init) => {
+                let whole = Box::into_raw(Box::new(Extended {
+                    ext: Ext {
+                        idle: AtomicU64::new(init.idle),
+                        weight: init.weight,
+                        queue: UnsafeCell::new(QueueLinks {
+                            prev: ptr::null_mut(),
+                            next: ptr::null_mut(),
+                            queue: 0,
+                        }),
+                    },
+                    node: Node::with_flags(hash, key, value, deadline, true, EXT),
+                }));
+                // SAFETY: `whole` is a valid, freshly allocated pointer; the field pointer
+                // keeps the allocation's provenance (no reference is made).
+                unsafe { ptr::addr_of_mut!((*whole).node) }
+            }
+        };
+        // SAFETY: from `Box::into_raw`, not null.
+        Self(unsafe { NonNull::new_unchecked(raw) })
+    }
+
+    /// Gives up ownership (the table publishes the pointer).
+    pub(crate) fn into_raw(self) -> *mut Node<K, V> {
+        let raw = self.0.as_ptr();
+        std::mem::forget(self);
+        raw
+    }
+
+    /// Takes ownership back.
+    ///
+    /// # Safety
+    /// `raw` came from [`into_raw`](Self::into_raw) and nobody else owns or reaches it.
+    pub(crate) unsafe fn from_raw(raw: *mut Node<K, V>) -> Self {
+        // SAFETY: caller's contract (not null).
+        Self(unsafe { NonNull::new_unchecked(raw) })
+    }
+}
+
+impl<K, V> Deref for NodeBox<K, V> {
+    type Target = Node<K, V>;
+
+    fn deref(&self) -> &Node<K, V> {
+        // SAFETY: we own the live node.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<K, V> Drop for NodeBox<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: we own the node, allocated by `new`; freed once, here.
+        unsafe { free(self.0.as_ptr()) };
+    }
+}
+
+/// Frees a node allocated by [`NodeBox::new`], dropping its key and value. A panic from
+/// their `Drop` propagates, after the memory is given back.
+///
+/// # Safety
+/// 1. `node` came from [`NodeBox::new`] (with its allocation's provenance).
+/// 2. Nobody else owns or reaches it, and it is freed once.
+pub(crate) unsafe fn free<K, V>(node: *mut Node<K, V>) {
+    // SAFETY: obligation 1: the node is alive until now.
+    let meta = unsafe { (*node).meta.load(Ordering::Relaxed) };
+    if meta & EXT == 0 {
+        // SAFETY: obligations 1 and 2: a plain node is a `Box<Node>`.
+        drop(unsafe { Box::from_raw(node) });
+    } else {
+        // SAFETY: 1. EXT nodes live in an `Extended` at `node_offset` (obligation 1);
+        // 2. obligation 2: we may free it.
+        drop(unsafe {
+            Box::from_raw(
+                node.byte_sub(node_offset::<K, V>())
+                    .cast::<Extended<K, V>>(),
+            )
+        });
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading and writing a table: lookup, insert (new or replacing), remove by key, remove
 //! by node, and `clear`. The protocol is explained in the `table` module's essay.
 
-use super::node::{Node, NodePtr};
+use super::node::{Node, NodeBox, NodePtr};
 use super::raw::{step, Raw, GROUP, MAX_PROBE};
 use super::word::{tag_of, Ctrl, Word, MAX_OVERFLOW};
 use super::Table;
@@ -20,7 +20,7 @@ pub(crate) enum Insert<'g, K, V> {
     /// `keep` chose the existing entry; the unused node is handed back.
     Kept {
         existing: NodePtr<'g, K, V>,
-        unused: Box<Node<K, V>>,
+        unused: NodeBox<K, V>,
     },
 }
 
@@ -44,18 +44,18 @@ impl<K, V> Unpublished<K, V> {
         unsafe { NodePtr::from_raw(raw) }
     }
 
-    fn take_back(self) -> Box<Node<K, V>> {
+    fn take_back(self) -> NodeBox<K, V> {
         let raw = self.0;
         std::mem::forget(self);
-        // SAFETY: never published; from `Box::into_raw`.
-        unsafe { Box::from_raw(raw) }
+        // SAFETY: never published; from `NodeBox::into_raw`.
+        unsafe { NodeBox::from_raw(raw) }
     }
 }
 
 impl<K, V> Drop for Unpublished<K, V> {
     fn drop(&mut self) {
-        // SAFETY: never published (no slot holds it); from `Box::into_raw`; freed once.
-        drop(unsafe { Box::from_raw(self.0) });
+        // SAFETY: never published (no slot holds it); from `NodeBox::into_raw`; freed once.
+        drop(unsafe { NodeBox::from_raw(self.0) });
     }
 }
 
@@ -95,7 +95,7 @@ impl<K, V> Table<K, V> {
         hash: u64,
         mut matches: impl FnMut(&Node<K, V>) -> bool,
         guard: &'g Guard,
-    ) -> Option<&'g Node<K, V>> {
+    ) -> Option<NodePtr<'g, K, V>> {
         let tag = tag_of(hash);
         let mut raw = self.current(guard);
         loop {
@@ -119,8 +119,10 @@ impl<K, V> Table<K, V> {
                         // SAFETY: a published (or frozen published) slot points at a live
                         // node; nodes are freed only a grace period after leaving every
                         // slot, and `guard` was taken before this load.
-                        let node = unsafe { &*word.node().expect("a published word has a node") };
-                        if node.hash == hash && matches(node) {
+                        let node = unsafe {
+                            NodePtr::from_raw(word.node().expect("a published word has a node"))
+                        };
+                        if node.hash == hash && matches(&node) {
                             return Some(node);
                         }
                     }
@@ -142,15 +144,15 @@ impl<K, V> Table<K, V> {
     /// which case nothing was changed and `node` is dropped by the unwinding).
     pub(crate) fn insert<'g>(
         &self,
-        node: Box<Node<K, V>>,
+        node: NodeBox<K, V>,
         mut eq: impl FnMut(&K, &K) -> bool,
-        mut keep: impl FnMut(&Node<K, V>) -> bool,
+        mut keep: impl FnMut(NodePtr<'g, K, V>) -> bool,
         guard: &'g Guard,
     ) -> Insert<'g, K, V> {
         let hash = node.hash;
-        // The raw pointer from `Box::into_raw` is the one published, so whoever frees the
-        // node frees it through a pointer with the allocation's provenance.
-        let node = Unpublished(Box::into_raw(node));
+        // The raw pointer from `NodeBox::into_raw` is the one published, so whoever frees
+        // the node frees it through a pointer with the allocation's provenance.
+        let node = Unpublished(node.into_raw());
         let word = Word::published(node.0, tag_of(hash));
         loop {
             let raw = self.writable(hash, guard);
@@ -172,7 +174,7 @@ impl<K, V> Table<K, V> {
                 Scan::Found(at, old_word) => {
                     // SAFETY: as in `lookup`.
                     let old = unsafe { NodePtr::from_raw(old_word.node().expect("found")) };
-                    if keep(&old) {
+                    if keep(old) {
                         return Insert::Kept {
                             existing: old,
                             unused: node.take_back(),

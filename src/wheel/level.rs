@@ -7,7 +7,9 @@ use std::ptr;
 /// Slots per level (one `u64` occupancy word).
 pub(crate) const SLOTS: usize = 64;
 
-/// A doubly linked list of nodes threaded through `Node::wheel`, headed here.
+/// A doubly linked list of nodes threaded through `Node::wheel`, headed here. The first
+/// node's `prev` is not null but a *slot mark* ([`mark`]): which level and slot head it,
+/// so cancelling a head needs no deadline (an idle-expiring entry's wheel deadline moves).
 #[derive(Debug)]
 pub(crate) struct List<K, V> {
     pub(crate) head: *mut Node<K, V>,
@@ -19,6 +21,18 @@ impl<K, V> Default for List<K, V> {
             head: ptr::null_mut(),
         }
     }
+}
+
+/// The `prev` of a list's first node: its level and slot, with the low bit set (nodes are
+/// at least 8-aligned, so no node pointer has it). Never dereferenced.
+pub(crate) fn mark<K, V>(level: usize, slot: usize) -> *mut Node<K, V> {
+    ptr::without_provenance_mut(((level * SLOTS + slot) << 1) | 1)
+}
+
+/// The level and slot a slot mark names; `None` for a node pointer (or null).
+pub(crate) fn unmark<K, V>(prev: *mut Node<K, V>) -> Option<(usize, usize)> {
+    let a = prev.addr();
+    (a & 1 == 1).then(|| ((a >> 1) / SLOTS, (a >> 1) % SLOTS))
 }
 
 /// Reads a node's wheel links.
@@ -73,7 +87,7 @@ pub(crate) unsafe fn splice_out<K, V>(node: *mut Node<K, V>) -> *mut Node<K, V> 
     // SAFETY: caller's contract.
     unsafe {
         let (prev, next) = links(node);
-        if !prev.is_null() {
+        if !prev.is_null() && unmark(prev).is_none() {
             set_next(prev, next);
         }
         if !next.is_null() {
@@ -89,14 +103,14 @@ impl<K, V> List<K, V> {
         self.head.is_null()
     }
 
-    /// Pushes `node` at the head.
+    /// Pushes `node` at the head; `mark` is this list's slot mark.
     ///
     /// # Safety
     /// As for [`links`]; `node` is on no list.
-    pub(crate) unsafe fn push(&mut self, node: *mut Node<K, V>) {
+    pub(crate) unsafe fn push(&mut self, mark: *mut Node<K, V>, node: *mut Node<K, V>) {
         // SAFETY: caller's contract; `self.head`, if any, is a scheduled (live) node.
         unsafe {
-            set_links(node, ptr::null_mut(), self.head);
+            set_links(node, mark, self.head);
             if !self.head.is_null() {
                 set_prev(self.head, node);
             }
@@ -131,18 +145,13 @@ impl<K, V> List<K, V> {
         }
     }
 
-    /// Whether `node` is this list's head (used to find a head's list in O(levels)).
-    pub(crate) fn is_head(&self, node: *mut Node<K, V>) -> bool {
-        self.head == node
-    }
-
-    /// Whether `node` has no predecessor on whatever list holds it.
+    /// The level and slot whose list `node` heads, or `None` if it has a predecessor.
     ///
     /// # Safety
     /// As for [`links`].
-    pub(crate) unsafe fn is_first(node: *mut Node<K, V>) -> bool {
+    pub(crate) unsafe fn head_of(node: *mut Node<K, V>) -> Option<(usize, usize)> {
         // SAFETY: caller's contract.
-        unsafe { links(node).0.is_null() }
+        unmark(unsafe { links(node).0 })
     }
 }
 
@@ -165,9 +174,9 @@ impl<K, V> Default for Level<K, V> {
 impl<K, V> Level<K, V> {
     /// # Safety
     /// As for [`List::push`].
-    pub(crate) unsafe fn push(&mut self, slot: usize, node: *mut Node<K, V>) {
+    pub(crate) unsafe fn push(&mut self, level: usize, slot: usize, node: *mut Node<K, V>) {
         // SAFETY: our contract: `node` is alive and on no list; the lock is held.
-        unsafe { self.slots[slot].push(node) };
+        unsafe { self.slots[slot].push(mark(level, slot), node) };
         self.occupied |= 1 << slot;
     }
 

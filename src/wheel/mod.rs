@@ -21,16 +21,17 @@
 //! start, its entries are either due (fired) or re-filed relative to the new `now`, which
 //! always lands them on a lower level: each entry moves at most `LEVELS` times.
 //!
-//! **No overflow list.** Ten levels cover 2^60 ticks, more than the 2^56-tick range of a
+//! **No overflow list.** Ten levels cover 2^60 ticks, more than the 2^55-tick range of a
 //! deadline (`clock::NEVER`), so every deadline has a slot. (An earlier design kept far
 //! deadlines on an overflow list re-filed once per 2^36-tick region crossed; with small
 //! ticks that was one pass over the list per 68 s of clock time.) The four top levels cost
 //! 2 KiB per segment and one occupancy-word test each per step while empty.
 //!
 //! ## Costs
-//! Schedule and cancel are O(1): intrusive doubly linked slot lists, and a node's slot is
-//! derived from its (immutable) deadline, so cancelling a list head checks one slot per
-//! level. Finding the next due slot is one bit scan of a 64-bit occupancy word per level,
+//! Schedule and cancel are O(1): intrusive doubly linked slot lists whose first node
+//! names its slot in place of a predecessor, so cancelling needs no deadline (an idle
+//! entry's deadline moves while it waits: the wheel holds it at the earliest possible one,
+//! and re-files it when that comes if it was read meanwhile). Finding the next due slot is one bit scan of a 64-bit occupancy word per level,
 //! so advancing costs O(levels) per non-empty slot crossed plus O(1) per entry fired or
 //! re-filed (at most `LEVELS` re-files per entry), never a scan of the table.
 //! [`Wheel::advance`] takes a budget and stops mid-slot when it runs out; the next call
@@ -86,15 +87,13 @@ impl<K, V> Wheel<K, V> {
         }
     }
 
-    /// Links `node` into the slot for its deadline, or returns false (linking nothing) if
-    /// that deadline is already due.
+    /// Links `node` into the slot for deadline `d` (its TTL deadline, or its earliest
+    /// possible idle deadline), or returns false (linking nothing) if `d` is already due.
     ///
     /// # Safety
     /// `node` is alive, on no wheel list, and stays alive until it is cancelled or handed
     /// out by [`advance`](Self::advance); the caller holds the maintenance lock.
-    pub(crate) unsafe fn schedule(&mut self, node: *mut Node<K, V>) -> bool {
-        // SAFETY: caller's contract.
-        let d = unsafe { (*node).deadline() };
+    pub(crate) unsafe fn schedule(&mut self, node: *mut Node<K, V>, d: u64) -> bool {
         if d <= self.now {
             return false;
         }
@@ -104,11 +103,12 @@ impl<K, V> Wheel<K, V> {
         );
         let level = level_for(self.now, d);
         // SAFETY: the caller's contract (alive, on no list, maintenance lock held).
-        unsafe { self.levels[level].push(digit(d, level), node) };
+        unsafe { self.levels[level].push(level, digit(d, level), node) };
         true
     }
 
-    /// Unlinks a scheduled `node` in O(levels).
+    /// Unlinks a scheduled `node` in O(1): a list's first node names its slot (see
+    /// `level::mark`), any other is spliced out between its neighbours.
     ///
     /// # Safety
     /// `node` was linked by [`schedule`](Self::schedule) on this wheel and not handed out
@@ -117,20 +117,16 @@ impl<K, V> Wheel<K, V> {
         // SAFETY: the caller's contract: the node is alive and on one of our slot lists
         // (invariant 2), and we hold the maintenance lock, which guards every `wheel` link.
         unsafe {
-            if !List::is_first(node) {
-                splice_out(node);
-                return;
-            }
-            let d = (*node).deadline();
-            for level in 0..LEVELS {
-                let slot = digit(d, level);
-                if self.levels[level].slots[slot].is_head(node) {
+            match List::head_of(node) {
+                Some((level, slot)) => {
+                    debug_assert!(self.levels[level].slots[slot].head == node);
                     self.levels[level].unlink(slot, node);
-                    return;
+                }
+                None => {
+                    splice_out(node);
                 }
             }
         }
-        debug_assert!(false, "cancelled node is on no list");
     }
 
     /// The earliest non-empty slot, as (its start tick, level, slot).
@@ -160,6 +156,7 @@ impl<K, V> Wheel<K, V> {
         &mut self,
         target: u64,
         budget: &mut usize,
+        deadline: impl Fn(*mut Node<K, V>) -> u64,
         mut fire: impl FnMut(*mut Node<K, V>),
     ) -> bool {
         loop {
@@ -177,7 +174,7 @@ impl<K, V> Wheel<K, V> {
             while let Some(node) = unsafe { self.levels[level].pop(slot) } {
                 // SAFETY: `node` was just popped, so it is alive (scheduled nodes are never retired)
                 // and on no list, and we hold the lock: `refile_one`'s contract.
-                unsafe { self.refile_one(node, target, &mut fire) };
+                unsafe { self.refile_one(node, target, &deadline, &mut fire) };
                 *budget -= 1;
                 if *budget == 0 {
                     break;
@@ -196,12 +193,13 @@ impl<K, V> Wheel<K, V> {
         &mut self,
         node: *mut Node<K, V>,
         target: u64,
+        deadline: &impl Fn(*mut Node<K, V>) -> u64,
         fire: &mut impl FnMut(*mut Node<K, V>),
     ) {
-        // SAFETY: our contract: 1. `node` is alive.
-        let due = unsafe { (*node).deadline() } <= target;
+        // The node's deadline now (an idle entry's moves later when it is read).
+        let d = deadline(node);
         // SAFETY: our contract: 1. alive until handed out; 2. on no list; 3. lock held.
-        if due || !unsafe { self.schedule(node) } {
+        if d <= target || !unsafe { self.schedule(node, d) } {
             fire(node);
         }
     }

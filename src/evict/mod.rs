@@ -1,0 +1,221 @@
+//! Eviction: a capacity bound kept by S3-FIFO, and the limits (weight, idle time) it and
+//! the wheel enforce.
+//!
+//! ## The policy
+//! S3-FIFO (Yang, Zhang, Qiu, Yue and Vinayak, "FIFO queues are all you need for cache
+//! eviction", SOSP 2023), per segment, under the segment's maintenance lock:
+//! - a new entry joins the *small* queue (about 10% of the segment's weight), unless its
+//!   key's hash is a *ghost* (evicted from small recently, see `ghost`), in which case it
+//!   joins the *main* queue;
+//! - every entry has a 2-bit saturating access counter in its `meta` word
+//!   (`table::node::Node::touch`): a hit loads it and, only while it is below 3, raises it
+//!   with one CAS. So **a hit on a hot entry writes nothing**, unlike an LRU list or
+//!   moka's read buffers (its reads push to a shared channel);
+//! - to evict, the hand takes the small queue's oldest entry while small holds more than
+//!   its share: if it was hit since it arrived it moves to main (counter cleared), else it
+//!   leaves and its hash becomes a ghost. Otherwise it takes main's oldest: hit entries go
+//!   round again with their counter lowered by one (CLOCK with 2-bit counts), and the first
+//!   one at zero leaves.
+//!
+//! One-hit wonders (a scan) pass through small and never reach main, so a hot set in main
+//! survives a scan of any length; a key that comes back soon after leaving small is let
+//! into main by its ghost.
+//!
+//! ## A global bound with per-segment queues
+//! The bound is on the cache's total weight, one counter ([`Limits::weight`]) that every
+//! insert raises and every departure lowers. Each segment's queues hold only its own
+//! entries, but a segment evicts whenever the *total* is over `max_capacity`: a write
+//! evicts in its own segment (and, if the total is still over, one more segment) within
+//! its maintenance budget; `run_pending_tasks` goes round every segment until the total
+//! fits. Capacity is not divided among segments, so an entry may weigh up to the whole
+//! capacity. While writers run, the total can exceed the bound by the entries inserted
+//! but not yet seen by a maintainer, about one maintenance batch per concurrent writer.
+//!
+//! ## Cost per entry
+//! An entry of a bounded or idle-expiring cache carries an extension (`table::node::Ext`,
+//! 32 bytes: the idle tick, its weight, and its queue links) and about 4 bytes of ghost.
+//! Caches with neither pay nothing: their nodes have no extension and no queues exist.
+//! Eviction work is O(1) per entry moved or evicted, bounded per call by the caller's
+//! maintenance budget, and never runs user code: victims are handed to the caller, who
+//! runs the listener unpinned.
+
+pub(crate) mod deque;
+mod ghost;
+
+use crate::sync::{AtomicU64, Ordering};
+use crate::table::node::Node;
+use crossbeam_utils::CachePadded;
+use deque::{Deque, MAIN, SMALL};
+use ghost::Ghost;
+
+/// A cache's capacity and idle limits, shared by its segments.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    /// Total weight allowed; `u64::MAX` when unbounded.
+    pub(crate) max: u64,
+    /// Whether entries are weighed and queued (a bound or a weigher is set).
+    pub(crate) weighed: bool,
+    /// Time-to-idle in ticks, plus one (see [`Limits::idle_deadline`]); 0 for none.
+    pub(crate) idle_ticks: u64,
+    /// Total weight of the stored entries (raised before an entry is linked, lowered by
+    /// its remover, so it never dips below the true total).
+    weight: CachePadded<AtomicU64>,
+}
+
+impl Limits {
+    pub(crate) fn new(max: Option<u64>, weighed: bool, idle_ticks: Option<u64>) -> Self {
+        Self {
+            max: max.unwrap_or(u64::MAX),
+            weighed: weighed || max.is_some(),
+            idle_ticks: idle_ticks.map_or(0, |t| t.saturating_add(1)),
+            weight: CachePadded::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Whether nodes carry an extension (and go through the segment's hand-off).
+    #[inline]
+    pub(crate) fn extended(&self) -> bool {
+        self.weighed || self.idle_ticks != 0
+    }
+
+    /// Total weight of the stored entries.
+    pub(crate) fn weight(&self) -> u64 {
+        // Relaxed: a gauge; maintenance rereads it every step.
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Whether the total is over the bound.
+    #[inline]
+    pub(crate) fn over(&self) -> bool {
+        self.max != u64::MAX && self.weight() > self.max
+    }
+
+    /// Counts an entry about to be linked.
+    pub(crate) fn charge(&self, w: u32) {
+        if self.weighed && w != 0 {
+            // Relaxed: a gauge (see `weight`).
+            self.weight.fetch_add(u64::from(w), Ordering::Relaxed);
+        }
+    }
+
+    /// Uncounts an entry that left (or was never linked).
+    pub(crate) fn refund(&self, w: u32) {
+        if self.weighed && w != 0 {
+            // Relaxed: a gauge (see `weight`).
+            self.weight.fetch_sub(u64::from(w), Ordering::Relaxed);
+        }
+    }
+
+    /// The tick at which an entry last touched at `idle` has been idle too long: one tick
+    /// more than the TTI in ticks, so it stays at least its TTI (the stamp is a tick
+    /// rounded down) and at most two ticks longer.
+    #[inline]
+    pub(crate) fn idle_deadline(&self, idle: u64) -> u64 {
+        if self.idle_ticks == 0 {
+            crate::clock::NEVER
+        } else {
+            idle.saturating_add(self.idle_ticks)
+                .min(crate::clock::NEVER)
+        }
+    }
+}
+
+/// Smallest share of a segment's weight the small queue keeps, in tenths.
+const SMALL_TENTHS: u64 = 1;
+
+/// One segment's S3-FIFO queues (maintenance lock held for every call).
+#[derive(Debug)]
+pub(crate) struct Queues<K, V> {
+    small: Deque<K, V>,
+    main: Deque<K, V>,
+    ghost: Ghost,
+}
+
+// SAFETY: the queues hold pointers to nodes they touch only under the maintenance lock,
+// inside whose `Mutex` they move between threads; a cache only stores `K, V: Send + Sync`.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Queues<K, V> {}
+
+impl<K, V> Queues<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            small: Deque::new(SMALL),
+            main: Deque::new(MAIN),
+            ghost: Ghost::default(),
+        }
+    }
+
+    /// Queues a newly stored entry: main if its key is a ghost, else small.
+    ///
+    /// # Safety
+    /// `node` is alive, extended, in no queue, stays alive until it is unlinked or
+    /// evicted, and the caller holds the maintenance lock.
+    pub(crate) unsafe fn admit(&mut self, node: *mut Node<K, V>) {
+        // SAFETY: our contract: alive.
+        let hash = unsafe { (*node).hash };
+        // SAFETY: our contract, passed on.
+        unsafe {
+            if self.ghost.take(hash) {
+                self.main.push_back(node);
+            } else {
+                self.small.push_back(node);
+            }
+        }
+    }
+
+    /// Takes a node that left the cache out of its queue, if it is in one.
+    ///
+    /// # Safety
+    /// As for [`admit`](Self::admit), except that the node may be in a queue (ours).
+    pub(crate) unsafe fn unlink(&mut self, node: *mut Node<K, V>) {
+        // SAFETY: our contract, passed on.
+        unsafe {
+            match deque::queue_of(node) {
+                SMALL => self.small.unlink(node),
+                MAIN => self.main.unlink(node),
+                _ => {}
+            }
+        }
+    }
+
+    /// Entries queued.
+    pub(crate) fn len(&self) -> usize {
+        self.small.len + self.main.len
+    }
+
+    /// The next victim, out of its queue (the caller takes it out of the table), spending
+    /// one unit of `budget` per entry the hand looks at; `None` when the queues are empty or
+    /// the budget ran out.
+    ///
+    /// # Safety
+    /// Every queued node is alive; the caller holds the maintenance lock.
+    pub(crate) unsafe fn victim(&mut self, budget: &mut usize) -> Option<*mut Node<K, V>> {
+        while *budget > 0 {
+            *budget -= 1;
+            let total = self.small.weight + self.main.weight;
+            let from_small = self.main.len == 0
+                || (self.small.len > 0 && self.small.weight * 10 > total * SMALL_TENTHS);
+            // SAFETY: our contract: queued nodes are alive; lock held.
+            unsafe {
+                if from_small {
+                    let node = self.small.pop_front()?;
+                    if (*node).freq() > 0 {
+                        // Hit while on probation: promote, and start counting afresh.
+                        (*node).clear_freq();
+                        self.main.push_back(node);
+                        continue;
+                    }
+                    let entries = self.len();
+                    self.ghost.insert((*node).hash, entries);
+                    return Some(node);
+                }
+                let node = self.main.pop_front()?;
+                if (*node).age() > 0 {
+                    self.main.push_back(node);
+                    continue;
+                }
+                return Some(node);
+            }
+        }
+        None
+    }
+}
