@@ -91,6 +91,9 @@ struct HandOff<K, V> {
 pub(crate) enum Mode {
     /// Write and read paths: `try_lock`, at most [`WRITE_BUDGET`] units.
     Write,
+    /// A write while the cache is well over its bound (back-pressure, see `evict`): as
+    /// `Write`, but waits for the lock (its holder's turn is bounded and runs no user code).
+    Press,
     /// `run_pending_tasks` and the reaper: wait for the lock, at most [`FULL_CHUNK`] units.
     /// With `drain`, the turn takes the hand-off stack once the backlog is empty (reported
     /// in [`Turn::drained`]); the caller asks until it has, then stops asking, so requests
@@ -326,7 +329,7 @@ impl<K, V> Segment<K, V> {
         fired: &mut Fired<'_, K, V>,
     ) -> Turn {
         let (mut budget, migrate_budget, mut drain) = match mode {
-            Mode::Write => (WRITE_BUDGET, MIGRATE_BUDGET, true),
+            Mode::Write | Mode::Press => (WRITE_BUDGET, MIGRATE_BUDGET, true),
             Mode::Full { drain } => (FULL_CHUNK, usize::MAX, drain),
         };
         let mut turn = Turn::default();
@@ -335,7 +338,7 @@ impl<K, V> Segment<K, V> {
             fence(Ordering::SeqCst);
             let maint = match mode {
                 Mode::Write => sync::try_lock(&self.maint),
-                Mode::Full { .. } => Some(sync::lock(&self.maint)),
+                Mode::Press | Mode::Full { .. } => Some(sync::lock(&self.maint)),
             };
             let Some(mut locked) = maint else {
                 return turn;

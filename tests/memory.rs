@@ -42,6 +42,39 @@ fn per_entry_overhead_is_at_most_64_bytes() {
     drop(cache);
 }
 
+/// The same with a capacity bound and a time-to-idle: each entry also carries its
+/// extension (idle tick, weight, queue links) and its share of the ghost.
+#[test]
+fn per_entry_overhead_with_a_bound_and_idle_expiry() {
+    let _serial = SERIAL.lock().unwrap();
+    let clock = ManualClock::new();
+    let values: Vec<Arc<[u8; 48]>> = (0..N).map(|_| Arc::new([0u8; 48])).collect();
+    let before = live();
+    let cache: Cache<u64, Arc<[u8; 48]>> = Cache::builder()
+        .clock(clock.clone())
+        .max_capacity(N)
+        .time_to_idle(Duration::from_secs(3600))
+        .build();
+    for (i, v) in values.iter().enumerate() {
+        cache.insert(i as u64, Arc::clone(v));
+    }
+    // Evict a little (the ghost fills as entries leave the small queue).
+    for (i, v) in values.iter().enumerate().take((N / 10) as usize) {
+        cache.insert(N + i as u64, Arc::clone(v));
+    }
+    cache.run_pending_tasks();
+    assert!(cache.len() as u64 <= N);
+    let used = live() - before;
+    let kv = (std::mem::size_of::<u64>() + std::mem::size_of::<Arc<[u8; 48]>>()) as isize;
+    let overhead = used / cache.len() as isize - kv;
+    println!(
+        "per-entry overhead, bounded + idle: {overhead} bytes ({used} bytes for {} entries)",
+        cache.len()
+    );
+    assert!(overhead <= 96, "per-entry overhead {overhead} bytes");
+    drop(cache);
+}
+
 /// Fill with 10^6 entries, let them all lapse, maintain: the cache gives back all but a
 /// little (target: at most 1 MiB retained).
 #[test]

@@ -135,6 +135,7 @@ pub struct Departures {
     pub explicit: AtomicUsize,
     pub replaced: AtomicUsize,
     pub expired: AtomicUsize,
+    pub evicted: AtomicUsize,
 }
 
 impl Departures {
@@ -142,6 +143,7 @@ impl Departures {
         self.explicit.load(Ordering::SeqCst)
             + self.replaced.load(Ordering::SeqCst)
             + self.expired.load(Ordering::SeqCst)
+            + self.evicted.load(Ordering::SeqCst)
     }
 }
 
@@ -160,6 +162,7 @@ pub fn model(tiny: bool) -> (Model, ManualClock, Arc<Departures>) {
             let counter = match cause {
                 RemovalCause::Explicit => &d.explicit,
                 RemovalCause::Replaced => &d.replaced,
+                RemovalCause::Evicted => &d.evicted,
                 _ => &d.expired,
             };
             counter.fetch_add(1, Ordering::SeqCst);

@@ -842,7 +842,12 @@ impl<K, V, S> Inner<K, V, S> {
             hold: self.notifier.wants(),
             out: fired,
         };
-        let turn = self.segments[index].maintain(now, Mode::Write, guard, &mut sink);
+        let mode = if self.limits.far_over() {
+            Mode::Press
+        } else {
+            Mode::Write
+        };
+        let turn = self.segments[index].maintain(now, mode, guard, &mut sink);
         self.count(&turn);
         if self.limits.over() && self.segments.len() > 1 {
             // Still over the bound: this segment had too little to evict. Help one other
@@ -854,7 +859,7 @@ impl<K, V, S> Inner<K, V, S> {
                 hold: self.notifier.wants(),
                 out: sink.out,
             };
-            let turn = self.segments[other].maintain(now, Mode::Write, guard, &mut sink);
+            let turn = self.segments[other].maintain(now, mode, guard, &mut sink);
             self.count(&turn);
         }
         true

@@ -94,6 +94,11 @@ impl<K, V> Deque<K, V> {
         self.weight += u64::from(unsafe { ext(node) }.weight);
     }
 
+    /// The oldest node, left in place.
+    pub(crate) fn front(&self) -> Option<*mut Node<K, V>> {
+        (!self.front.is_null()).then_some(self.front)
+    }
+
     /// The oldest node, taken out.
     ///
     /// # Safety

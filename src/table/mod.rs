@@ -264,7 +264,7 @@ impl<K, V> Drop for Table<K, V> {
 
 #[cfg(test)]
 mod tests {
-    use super::node::Node;
+    use super::node;
     use super::*;
 
     fn hash(k: u64) -> u64 {

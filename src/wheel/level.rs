@@ -32,7 +32,7 @@ pub(crate) fn mark<K, V>(level: usize, slot: usize) -> *mut Node<K, V> {
 /// The level and slot a slot mark names; `None` for a node pointer (or null).
 pub(crate) fn unmark<K, V>(prev: *mut Node<K, V>) -> Option<(usize, usize)> {
     let a = prev.addr();
-    (a & 1 == 1).then(|| ((a >> 1) / SLOTS, (a >> 1) % SLOTS))
+    (a & 1 == 1).then_some(((a >> 1) / SLOTS, (a >> 1) % SLOTS))
 }
 
 /// Reads a node's wheel links.

@@ -1,0 +1,258 @@
+//! The capacity bound: `max_capacity`, the weigher, S3-FIFO's scan resistance, the global
+//! bound under concurrent inserters, and bad input (zero capacity, oversized entries).
+
+mod common;
+
+use common::{Events, Ledger, Tracked};
+use std::sync::Arc;
+use std::time::Duration;
+use wheelcache::{Cache, ManualClock, RemovalCause};
+
+#[test]
+fn bound_holds_after_maintenance_and_evictions_are_reported() {
+    let events = Events::default();
+    let ev = events.clone();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(100)
+        .eviction_listener(move |k, v, c| ev.push(*k, *v, c))
+        .build();
+    for k in 0..1_000 {
+        cache.insert(k, k);
+    }
+    cache.run_pending_tasks();
+    assert!(cache.len() <= 100, "len {}", cache.len());
+    assert_eq!(cache.weighted_size(), cache.len() as u64);
+    let evicted = events.take();
+    assert_eq!(evicted.len() + cache.len(), 1_000);
+    assert!(evicted
+        .iter()
+        .all(|&(k, v, c)| k == v && c == RemovalCause::Evicted));
+    assert_eq!(cache.stats().evictions, evicted.len() as u64);
+    // What is left is readable, and what left is gone.
+    for (k, _, _) in evicted {
+        assert_eq!(cache.get(&k), None);
+    }
+}
+
+#[test]
+fn weigher_bounds_total_weight_and_an_entry_may_use_all_of_it() {
+    let cache: Cache<u64, Vec<u8>> = Cache::builder()
+        .max_capacity(1_000)
+        .weigher(|_, v: &Vec<u8>| v.len() as u32)
+        .segments(16)
+        .build();
+    for k in 0..100 {
+        cache.insert(k, vec![0; 50]);
+    }
+    cache.run_pending_tasks();
+    assert!(cache.weighted_size() <= 1_000, "{}", cache.weighted_size());
+    assert_eq!(
+        cache.weighted_size(),
+        cache.len() as u64 * 50,
+        "len {}",
+        cache.len()
+    );
+    // Another entry as heavy as the whole capacity: eviction brings the total back within
+    // the bound (the policy may pick the newcomer itself: queue order is per segment).
+    cache.insert(1_000, vec![0; 1_000]);
+    cache.run_pending_tasks();
+    assert!(cache.weighted_size() <= 1_000, "{}", cache.weighted_size());
+    // Capacity is not split among the 16 segments: in an empty cache, an entry weighing
+    // the whole capacity (16 times a segment's share) is stored and stays.
+    let fresh: Cache<u64, Vec<u8>> = Cache::builder()
+        .max_capacity(1_000)
+        .weigher(|_, v: &Vec<u8>| v.len() as u32)
+        .segments(16)
+        .build();
+    fresh.insert(7, vec![0; 1_000]);
+    fresh.run_pending_tasks();
+    assert!(fresh.contains_key(&7));
+    assert_eq!(fresh.weighted_size(), 1_000);
+}
+
+#[test]
+fn an_entry_heavier_than_the_bound_is_refused_as_evicted() {
+    let events = Events::default();
+    let ev = events.clone();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(10)
+        .weigher(|_, v| *v as u32)
+        .eviction_listener(move |k, v, c| ev.push(*k, *v, c))
+        .build();
+    cache.insert(1, 5);
+    cache.insert(1, 11);
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(
+        events.take(),
+        vec![
+            (1, 5, RemovalCause::Replaced),
+            (1, 11, RemovalCause::Evicted)
+        ]
+    );
+    assert_eq!(cache.weighted_size(), 0);
+    assert_eq!(cache.stats().evictions, 1);
+}
+
+#[test]
+fn zero_capacity_stores_nothing_but_zero_weights() {
+    let ledger = Ledger::new();
+    let events = Events::default();
+    let ev = events.clone();
+    let cache: Cache<u64, Tracked> = Cache::builder()
+        .max_capacity(0)
+        .eviction_listener(move |k, v: &Tracked, c| ev.push(*k, v.id, c))
+        .build();
+    for k in 0..10 {
+        cache.insert(k, Tracked::new(k, &ledger));
+    }
+    assert!(cache.is_empty());
+    assert_eq!(events.take().len(), 10);
+    cache.run_pending_tasks();
+    assert_eq!(ledger.live(), 0, "every refused value is dropped");
+    let zero: Cache<u64, u64> = Cache::builder().max_capacity(0).weigher(|_, _| 0).build();
+    zero.insert(1, 1);
+    zero.run_pending_tasks();
+    assert_eq!(zero.get(&1), Some(1));
+    assert_eq!(zero.weighted_size(), 0);
+}
+
+#[test]
+fn zero_weight_entries_are_never_evicted_but_still_expire() {
+    let clock = ManualClock::new();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .clock(clock.clone())
+        .max_capacity(10)
+        .weigher(|k, _| u32::from(*k >= 100))
+        .build();
+    for k in 0..10 {
+        cache.insert_with_ttl(k, k, Duration::from_secs(1)); // weight 0
+    }
+    for k in 100..200 {
+        cache.insert(k, k); // weight 1 each
+    }
+    cache.run_pending_tasks();
+    assert_eq!(cache.weighted_size(), 10);
+    for k in 0..10 {
+        assert_eq!(cache.get(&k), Some(k), "zero-weight {k} evicted");
+    }
+    clock.advance(Duration::from_secs(2));
+    cache.run_pending_tasks();
+    assert_eq!(cache.len(), 10, "the zero-weight entries expired");
+    assert!((0..10).all(|k| cache.get(&k).is_none()));
+}
+
+#[test]
+fn a_hot_set_survives_a_scan_five_times_the_capacity() {
+    const CAP: u64 = 1_000;
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(CAP).build();
+    let hot: Vec<u64> = (0..CAP / 2).collect();
+    for &k in &hot {
+        cache.insert(k, k);
+    }
+    for _ in 0..3 {
+        for &k in &hot {
+            assert_eq!(cache.get(&k), Some(k));
+        }
+    }
+    cache.run_pending_tasks();
+    // A scan of one-off keys, five times the capacity, read once each after insertion.
+    for k in 1_000_000..1_000_000 + 5 * CAP {
+        if cache.get(&k).is_none() {
+            cache.insert(k, k);
+        }
+    }
+    cache.run_pending_tasks();
+    let kept = hot.iter().filter(|&&k| cache.get(&k).is_some()).count();
+    assert!(
+        kept as u64 >= CAP / 2 * 9 / 10,
+        "only {kept} of {} hot keys survived the scan",
+        CAP / 2
+    );
+    assert!(cache.len() as u64 <= CAP);
+}
+
+#[test]
+fn concurrent_inserters_keep_the_bound_and_drop_every_value_once() {
+    const CAP: u64 = 2_000;
+    let ledger = Ledger::new();
+    let cache: Cache<u64, Tracked> = Cache::builder().max_capacity(CAP).build();
+    let worst = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let cache = cache.clone();
+            let ledger = Arc::clone(&ledger);
+            let worst = Arc::clone(&worst);
+            s.spawn(move || {
+                for i in 0..20_000u64 {
+                    let k = t * 1_000_000 + i;
+                    cache.insert(k, Tracked::new(k, &ledger));
+                    if i % 3 == 0 {
+                        cache.get(&(k / 2));
+                    }
+                    if i % 7 == 3 {
+                        cache.invalidate(&(k - 3));
+                    }
+                    let size = cache.weighted_size();
+                    worst.fetch_max(size, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let worst = worst.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "worst weighted_size seen by 8 inserters: {worst} for a bound of {CAP} ({:.1}% over)",
+        (worst as f64 / CAP as f64 - 1.0) * 100.0
+    );
+    cache.run_pending_tasks();
+    assert!(cache.weighted_size() <= CAP, "{}", cache.weighted_size());
+    assert_eq!(cache.weighted_size(), cache.len() as u64);
+    // The overshoot while writers run stays small (documented in `max_capacity`).
+    assert!(worst <= CAP + CAP / 4, "overshoot to {worst}");
+    cache.run_pending_tasks();
+    assert_eq!(
+        ledger.live(),
+        cache.len() as isize,
+        "every departed value dropped"
+    );
+    drop(cache);
+    assert_eq!(ledger.live(), 0, "dropping the cache drops the rest");
+    assert_eq!(ledger.created(), ledger.dropped());
+}
+
+#[test]
+fn a_panicking_weigher_changes_nothing() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(10)
+        .weigher(|_, v| if *v == 13 { panic!("unlucky") } else { 1 })
+        .build();
+    cache.insert(1, 1);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cache.insert(1, 13)));
+    assert!(r.is_err());
+    assert_eq!(cache.get(&1), Some(1));
+    assert_eq!(cache.weighted_size(), 1);
+}
+
+#[test]
+fn a_listener_that_reinserts_evicted_entries_terminates() {
+    let slot: Arc<std::sync::OnceLock<Cache<u64, u64>>> = Arc::default();
+    let weak = Arc::downgrade(&slot);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(50)
+        .eviction_listener(move |k, v, c| {
+            if c == RemovalCause::Evicted && *k < 1_000_000 {
+                if let Some(cache) = weak.upgrade().and_then(|s| s.get().cloned()) {
+                    cache.insert(k + 1_000_000, *v);
+                }
+            }
+        })
+        .build();
+    slot.set(cache.clone()).unwrap();
+    for k in 0..1_000 {
+        cache.insert(k, k);
+    }
+    for _ in 0..3 {
+        cache.run_pending_tasks();
+    }
+    assert!(cache.len() <= 50, "{}", cache.len());
+    drop(slot);
+}
