@@ -176,9 +176,10 @@ impl<K, V> Queues<K, V> {
     unsafe fn beats_main(&self, hash: u64) -> bool {
         match self.main.front() {
             None => true,
-            // SAFETY: our contract: queued nodes are alive.
             Some(victim) => {
-                self.sketch.estimate(hash) > self.sketch.estimate(unsafe { (*victim).hash })
+                // SAFETY: our contract: queued nodes are alive.
+                let theirs = unsafe { (*victim).hash };
+                self.sketch.estimate(hash) > self.sketch.estimate(theirs)
             }
         }
     }
