@@ -2,7 +2,8 @@
 //!
 //! Groups: `single_thread` (get hit/miss, insert new/replace, remove; with a plain
 //! single-threaded `HashMap` as the reference), `contended` (Zipf reads 100/0 and 90/10,
-//! cloned and borrowed, and the session workload, at 1, 2 and 8 threads), `grow` (10^6
+//! cloned and borrowed, and the session workload, at 1, 2 and 8 threads; wheelcache
+//! also as `wheelcache+bound`, with `max_capacity` set to the workload's capacity), `grow` (10^6
 //! inserts into an empty, unsized map) and `expiry` (cost per lapsed entry, 10^3..10^6
 //! lapsing together). Sizes are kept small so the suite finishes in a few minutes on a
 //! 2-core machine. `cargo bench --bench cache -- <filter>` runs a part.
@@ -33,7 +34,7 @@
 mod peers;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use peers::{value, Dash, Moka, MutexMap, Papaya, Quick, RwLockMap, Subject, Wheel};
+use peers::{value, Dash, Moka, MutexMap, Papaya, Quick, RwLockMap, Subject, Wheel, WheelBounded};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use std::collections::HashMap;
@@ -403,6 +404,7 @@ fn all_single(c: &mut Criterion) {
 
 fn all_contended(c: &mut Criterion) {
     contended::<Wheel>(c);
+    contended::<WheelBounded>(c);
     contended::<MutexMap>(c);
     contended::<RwLockMap>(c);
     contended::<Dash>(c);
@@ -423,9 +425,10 @@ fn all_grow(c: &mut Criterion) {
 
 /// Every subject's name, as in the benchmark ids (the plain `HashMap` is the
 /// single-threaded reference only).
-const SUBJECTS: [&str; 8] = [
+const SUBJECTS: [&str; 9] = [
     "HashMap",
     "wheelcache",
+    "wheelcache+bound",
     "Mutex<HashMap>",
     "RwLock<HashMap>",
     "dashmap",

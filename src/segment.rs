@@ -361,7 +361,7 @@ impl<K, V> Segment<K, V> {
                     |node| self.expire(node, queues, guard, fired, &mut turn),
                 )
             };
-            let over = self.evict(maint, &mut budget, guard, fired, &mut turn);
+            let over = self.evict(maint, now, &mut budget, guard, fired, &mut turn);
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
             turn.migrating = self.table.maintain(migrate_budget, guard);
@@ -513,11 +513,12 @@ impl<K, V> Segment<K, V> {
     }
 
     /// Evicts while the cache's total weight is over its bound and the budget lasts (see
-    /// `evict`). Returns whether it stopped with the total still over and entries left to
+    /// `evict`); a victim already expired at `now` is reported as `Expired`. Returns whether it stopped with the total still over and entries left to
     /// evict here. Maintenance lock held.
     fn evict(
         &self,
         maint: &mut Maint<K, V>,
+        now: u64,
         budget: &mut usize,
         guard: &Guard,
         fired: &mut Fired<'_, K, V>,
@@ -542,8 +543,15 @@ impl<K, V> Segment<K, V> {
                     unsafe { maint.wheel.cancel(raw) };
                     node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
                 }
-                turn.evicted += 1;
-                self.departed(node, RemovalCause::Evicted, fired);
+                // A victim already past its TTL or idle deadline leaves as what it is.
+                let cause = if self.wheel_deadline(node) <= now {
+                    turn.expired += 1;
+                    RemovalCause::Expired
+                } else {
+                    turn.evicted += 1;
+                    RemovalCause::Evicted
+                };
+                self.departed(node, cause, fired);
             }
         }
         false

@@ -1,7 +1,10 @@
 //! Property test: random sequences of every public operation and clock advances against
-//! a plain model (a `HashMap` with deadlines). Checks returned values, `len`, `stats`,
-//! listener causes and drop counts; proptest shrinks a failure to a short, readable
-//! sequence of `Op`s.
+//! a plain model (a `HashMap` with deadlines and idle times). Checks returned values,
+//! `len`, `stats`, listener causes and drop counts; proptest shrinks a failure to a short,
+//! readable sequence of `Op`s. Run four ways: plain, with a capacity bound, with a
+//! time-to-idle, and with both. Which entry a bounded cache evicts is the policy's
+//! choice, so the model takes each `Evicted` report as a removal (it must name a live
+//! entry with its current value) and checks the bound after maintenance.
 
 mod common;
 
@@ -46,12 +49,21 @@ fn op() -> impl Strategy<Value = Op> {
 
 type Event = (u8, u64, RemovalCause);
 
-/// The reference: live entries with their deadline (ms), and expired entries the cache
-/// still owes an `Expired` report for.
+/// The cache's configuration for one run.
+#[derive(Debug, Clone, Copy, Default)]
+struct Config {
+    capacity: Option<u64>,
+    /// Time-to-idle in ms.
+    tti: Option<u64>,
+}
+
+/// The reference: live entries with their value, deadline (ms) and last access (ms), and
+/// expired entries the cache still owes an `Expired` report for.
 #[derive(Default)]
 struct Model {
     now: u64,
-    map: HashMap<u8, (u64, Option<u64>)>,
+    cfg: Config,
+    map: HashMap<u8, (u64, Option<u64>, u64)>,
     owed_expired: Vec<(u8, u64)>,
     inserts: u64,
     updates: u64,
@@ -59,20 +71,25 @@ struct Model {
     expirations: u64,
     hits: u64,
     misses: u64,
+    evictions: u64,
 }
 
 impl Model {
     /// Moves lapsed entries to the owed list.
     fn lapse(&mut self) {
         let now = self.now;
+        let tti = self.cfg.tti;
         let lapsed: Vec<u8> = self
             .map
             .iter()
-            .filter(|(_, (_, d))| d.is_some_and(|d| d <= now))
+            // Idle: one tick (1 ms) past the TTI after the last access (see `time_to_idle`).
+            .filter(|(_, (_, d, a))| {
+                d.is_some_and(|d| d <= now) || tti.is_some_and(|t| now >= a + t + 1)
+            })
             .map(|(k, _)| *k)
             .collect();
         for k in lapsed {
-            let (v, _) = self.map.remove(&k).unwrap();
+            let (v, _, _) = self.map.remove(&k).unwrap();
             self.owed_expired.push((k, v));
             self.expirations += 1;
         }
@@ -81,33 +98,53 @@ impl Model {
     fn put(&mut self, k: u8, v: u64, ttl: Option<u64>, events: &mut Vec<Event>) {
         self.lapse();
         match self.map.remove(&k) {
-            Some((old, _)) => {
+            Some((old, _, _)) => {
                 events.push((k, old, RemovalCause::Replaced));
                 self.updates += 1;
             }
             None => self.inserts += 1,
         }
-        if ttl == Some(0) {
+        if ttl == Some(0) || self.cfg.tti == Some(0) {
             events.push((k, v, RemovalCause::Expired));
             self.expirations += 1;
+        } else if self.cfg.capacity == Some(0) {
+            events.push((k, v, RemovalCause::Evicted));
+            self.evictions += 1;
         } else {
-            self.map.insert(k, (v, ttl.map(|t| self.now + t)));
+            self.map.insert(k, (v, ttl.map(|t| self.now + t), self.now));
+        }
+    }
+
+    /// A counted read that found `k`: its idle time starts again.
+    fn touch(&mut self, k: u8) {
+        let now = self.now;
+        if let Some(e) = self.map.get_mut(&k) {
+            e.2 = now;
         }
     }
 }
 
-fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+fn run(ops: &[Op], cfg: Config) -> Result<(), TestCaseError> {
     let ledger = Ledger::new();
     let clock = ManualClock::new();
     let log: Arc<Mutex<Vec<Event>>> = Arc::default();
     let sink = log.clone();
-    let cache: Cache<u8, Tracked> = Cache::builder()
+    let mut builder = Cache::builder()
         .clock(clock.clone())
         .segments(2)
         .tiny_tables_for_tests()
-        .eviction_listener(move |k: &u8, v: &Tracked, c| sink.lock().unwrap().push((*k, v.id, c)))
-        .build();
-    let mut m = Model::default();
+        .eviction_listener(move |k: &u8, v: &Tracked, c| sink.lock().unwrap().push((*k, v.id, c)));
+    if let Some(c) = cfg.capacity {
+        builder = builder.max_capacity(c);
+    }
+    if let Some(t) = cfg.tti {
+        builder = builder.time_to_idle(Duration::from_millis(t));
+    }
+    let cache: Cache<u8, Tracked> = builder.build();
+    let mut m = Model {
+        cfg,
+        ..Model::default()
+    };
     for (step, op) in ops.iter().enumerate() {
         let mut expect: Vec<Event> = Vec::new();
         let v = step as u64 + 1;
@@ -129,7 +166,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 m.lapse();
                 let want = m.map.get(&k).map(|e| e.0);
                 if want.is_some() {
-                    m.hits += 1
+                    m.hits += 1;
+                    m.touch(k);
                 } else {
                     m.misses += 1
                 }
@@ -151,7 +189,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     cache.invalidate(&k).then_some(0)
                 };
                 m.lapse();
-                let want = m.map.remove(&k).map(|(old, _)| {
+                let want = m.map.remove(&k).map(|(old, _, _)| {
                     expect.push((k, old, RemovalCause::Explicit));
                     m.removals += 1;
                     if matches!(op, Op::Remove(_)) {
@@ -166,7 +204,11 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let got = cache.get_or_insert_with(k, || Tracked::new(v, &ledger)).id;
                 m.lapse();
                 let want = match m.map.get(&k) {
-                    Some(e) => e.0,
+                    Some(e) => {
+                        let v = e.0;
+                        m.touch(k);
+                        v
+                    }
                     None => {
                         m.put(k, v, None, &mut expect);
                         v
@@ -177,7 +219,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Clear => {
                 cache.clear();
                 m.lapse();
-                for (k, (old, _)) in m.map.drain() {
+                for (k, (old, _, _)) in m.map.drain() {
                     expect.push((k, old, RemovalCause::Explicit));
                     m.removals += 1;
                 }
@@ -194,6 +236,29 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         // Non-expiry departures must match this step exactly; `Expired` ones may come from
         // any write's maintenance, so they are settled against the owed list.
         let mut got: Vec<Event> = std::mem::take(&mut *log.lock().unwrap());
+        // An eviction is the policy's choice: it must name a live entry, which leaves.
+        for e in got.iter().filter(|e| e.2 == RemovalCause::Evicted) {
+            if let Some(i) = expect.iter().position(|x| x == e) {
+                expect.swap_remove(i); // a refused insert (capacity 0)
+                continue;
+            }
+            prop_assert!(
+                cfg.capacity.is_some(),
+                "step {}: eviction without a bound",
+                step
+            );
+            prop_assert_eq!(
+                m.map.get(&e.0).map(|x| x.0),
+                Some(e.1),
+                "step {} {:?}: evicted {:?} is not live",
+                step,
+                op,
+                e
+            );
+            m.map.remove(&e.0);
+            m.evictions += 1;
+        }
+        got.retain(|e| e.2 != RemovalCause::Evicted);
         for e in got.iter().filter(|e| e.2 == RemovalCause::Expired) {
             if let Some(i) = m.owed_expired.iter().position(|o| (o.0, o.1) == (e.0, e.1)) {
                 m.owed_expired.swap_remove(i);
@@ -215,6 +280,10 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 m.owed_expired
             );
             prop_assert_eq!(cache.len(), m.map.len(), "step {}", step);
+            if let Some(c) = cfg.capacity {
+                prop_assert!(cache.len() as u64 <= c, "step {}: over the bound", step);
+                prop_assert_eq!(cache.weighted_size(), cache.len() as u64);
+            }
             // Nothing is pinned: every departed value has been dropped.
             prop_assert_eq!(ledger.live(), m.map.len() as isize, "step {}", step);
             let s = cache.stats();
@@ -225,7 +294,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     s.inserts,
                     s.updates,
                     s.removals,
-                    s.expirations
+                    s.expirations,
+                    s.evictions
                 ),
                 (
                     m.hits,
@@ -233,7 +303,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     m.inserts,
                     m.updates,
                     m.removals,
-                    m.expirations
+                    m.expirations,
+                    m.evictions
                 ),
                 "step {}",
                 step
@@ -245,6 +316,14 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A sequence of operations, ending with maintenance (so every check runs at least once).
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 120 }).prop_map(|mut ops| {
+        ops.push(Op::RunPending);
+        ops
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: if cfg!(miri) { 4 } else { 256 },
@@ -253,9 +332,22 @@ proptest! {
     })]
 
     #[test]
-    fn cache_matches_model(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 120 })) {
-        let mut ops = ops;
-        ops.push(Op::RunPending);
-        run(&ops)?;
+    fn cache_matches_model(ops in ops()) {
+        run(&ops, Config::default())?;
+    }
+
+    #[test]
+    fn bounded_cache_matches_model(ops in ops(), capacity in 0u64..6) {
+        run(&ops, Config { capacity: Some(capacity), tti: None })?;
+    }
+
+    #[test]
+    fn idle_cache_matches_model(ops in ops(), tti in 0u64..25) {
+        run(&ops, Config { capacity: None, tti: Some(tti) })?;
+    }
+
+    #[test]
+    fn bounded_idle_cache_matches_model(ops in ops(), capacity in 1u64..6, tti in 1u64..25) {
+        run(&ops, Config { capacity: Some(capacity), tti: Some(tti) })?;
     }
 }

@@ -85,6 +85,43 @@ impl Subject for Wheel {
     }
 }
 
+/// wheelcache with a capacity bound (`max_capacity` = the workload's capacity): the cost
+/// of the bound's bookkeeping (extensions, access counts, eviction queues) on the same work.
+pub(crate) struct WheelBounded(wheelcache::Cache<u64, Value>);
+
+impl Subject for WheelBounded {
+    const NAME: &'static str = "wheelcache+bound";
+    const BORROWS: bool = true;
+    const SWEPT: bool = false;
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self(
+            wheelcache::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(capacity as u64)
+                .initial_capacity(capacity)
+                .build(),
+        )
+    }
+    fn insert(&self, key: u64, value: Value) {
+        self.0.insert(key, value);
+    }
+    fn get(&self, key: u64) -> Option<Value> {
+        self.0.get(&key)
+    }
+    fn read(&self, key: u64) -> Option<u64> {
+        self.0.pin().get(&key).map(|s| s.user)
+    }
+    fn remove(&self, key: u64) {
+        self.0.invalidate(&key);
+    }
+    fn maintain(&self) {
+        self.0.run_pending_tasks();
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// The map a service would sweep by hand: key to `(deadline, value)`.
 type SweptTable = HashMap<u64, (Instant, Value), Hasher>;
 
