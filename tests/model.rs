@@ -84,7 +84,7 @@ impl Model {
             .iter()
             // Idle: one tick (1 ms) past the TTI after the last access (see `time_to_idle`).
             .filter(|(_, (_, d, a))| {
-                d.is_some_and(|d| d <= now) || tti.is_some_and(|t| now >= a + t + 1)
+                d.is_some_and(|d| d <= now) || tti.is_some_and(|t| now > a + t)
             })
             .map(|(k, _)| *k)
             .collect();
