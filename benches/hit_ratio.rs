@@ -10,6 +10,9 @@
 //! Every subject is used as its docs recommend: no manual maintenance calls (moka and
 //! wheelcache do their eviction work on the write path).
 //!
+//! Then the bound's overshoot: 8 threads insert fresh keys into a wheelcache bounded at
+//! 10^4 and 10^5 (reading `weighted_size` after every insert); the worst seen is printed.
+//!
 //! Run: `cargo bench --bench hit_ratio` (`-- quick` for 10x shorter streams).
 
 use rand::rngs::SmallRng;
@@ -192,6 +195,29 @@ fn ratio<C: Bounded>(capacity: u64, stream: &[u64]) -> f64 {
     hits as f64 / (stream.len() - warm) as f64 * 100.0
 }
 
+/// The largest `weighted_size` 8 concurrent inserters see, for a bound of `capacity`.
+fn overshoot(capacity: u64, per_thread: u64) -> u64 {
+    let cache: wheelcache::Cache<u64, u64> =
+        wheelcache::Cache::builder().max_capacity(capacity).build();
+    let worst = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let (cache, worst) = (&cache, &worst);
+            s.spawn(move || {
+                let mut mine = 0;
+                for i in 0..per_thread {
+                    cache.insert((t << 40) | i, i);
+                    mine = mine.max(cache.weighted_size());
+                }
+                worst.fetch_max(mine, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
+    });
+    cache.run_pending_tasks();
+    assert!(cache.weighted_size() <= capacity);
+    worst.into_inner()
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     let n = if quick { 400_000 } else { 4_000_000 };
@@ -222,5 +248,17 @@ fn main() {
                 ratio::<Lru>(capacity, stream),
             );
         }
+    }
+    println!("\nworst weighted_size seen by 8 concurrent inserters (fresh keys)\n");
+    println!("| bound | inserts | worst seen | over the bound |");
+    println!("| --- | --- | --- | --- |");
+    for capacity in [KEYS / 100, KEYS / 10] {
+        let per_thread = (n as u64 / 8).max(capacity);
+        let worst = overshoot(capacity, per_thread);
+        println!(
+            "| {capacity} | {} | {worst} | {:.1}% |",
+            per_thread * 8,
+            (worst as f64 / capacity as f64 - 1.0) * 100.0
+        );
     }
 }

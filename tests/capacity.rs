@@ -16,14 +16,15 @@ fn bound_holds_after_maintenance_and_evictions_are_reported() {
         .max_capacity(100)
         .eviction_listener(move |k, v, c| ev.push(*k, *v, c))
         .build();
-    for k in 0..1_000 {
+    const N: u64 = if cfg!(miri) { 150 } else { 1_000 };
+    for k in 0..N {
         cache.insert(k, k);
     }
     cache.run_pending_tasks();
     assert!(cache.len() <= 100, "len {}", cache.len());
     assert_eq!(cache.weighted_size(), cache.len() as u64);
     let evicted = events.take();
-    assert_eq!(evicted.len() + cache.len(), 1_000);
+    assert_eq!(evicted.len() + cache.len(), N as usize);
     assert!(evicted
         .iter()
         .all(|&(k, v, c)| k == v && c == RemovalCause::Evicted));
@@ -143,7 +144,7 @@ fn zero_weight_entries_are_never_evicted_but_still_expire() {
 
 #[test]
 fn a_hot_set_survives_a_scan_five_times_the_capacity() {
-    const CAP: u64 = 1_000;
+    const CAP: u64 = if cfg!(miri) { 100 } else { 1_000 };
     let cache: Cache<u64, u64> = Cache::builder().max_capacity(CAP).build();
     let hot: Vec<u64> = (0..CAP / 2).collect();
     for &k in &hot {
@@ -173,7 +174,8 @@ fn a_hot_set_survives_a_scan_five_times_the_capacity() {
 
 #[test]
 fn concurrent_inserters_keep_the_bound_and_drop_every_value_once() {
-    const CAP: u64 = 2_000;
+    const CAP: u64 = if cfg!(miri) { 50 } else { 2_000 };
+    const PER_THREAD: u64 = if cfg!(miri) { 100 } else { 20_000 };
     let ledger = Ledger::new();
     let cache: Cache<u64, Tracked> = Cache::builder().max_capacity(CAP).build();
     let worst = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -183,7 +185,7 @@ fn concurrent_inserters_keep_the_bound_and_drop_every_value_once() {
             let ledger = Arc::clone(&ledger);
             let worst = Arc::clone(&worst);
             s.spawn(move || {
-                for i in 0..20_000u64 {
+                for i in 0..PER_THREAD {
                     let k = t * 1_000_000 + i;
                     cache.insert(k, Tracked::new(k, &ledger));
                     if i % 3 == 0 {
@@ -206,8 +208,10 @@ fn concurrent_inserters_keep_the_bound_and_drop_every_value_once() {
     cache.run_pending_tasks();
     assert!(cache.weighted_size() <= CAP, "{}", cache.weighted_size());
     assert_eq!(cache.weighted_size(), cache.len() as u64);
-    // The overshoot while writers run stays small (documented in `max_capacity`).
-    assert!(worst <= CAP + CAP / 4, "overshoot to {worst}");
+    // The overshoot while writers run stays small (documented in `max_capacity`): past a
+    // tenth over, writers wait for eviction; each of the 8 may have a turn's worth (64)
+    // of inserts in flight. (Without that back-pressure this measured 128% over.)
+    assert!(worst <= CAP + CAP / 10 + 8 * 64, "overshoot to {worst}");
     cache.run_pending_tasks();
     assert_eq!(
         ledger.live(),
@@ -247,7 +251,7 @@ fn a_listener_that_reinserts_evicted_entries_terminates() {
         })
         .build();
     slot.set(cache.clone()).unwrap();
-    for k in 0..1_000 {
+    for k in 0..if cfg!(miri) { 150 } else { 1_000 } {
         cache.insert(k, k);
     }
     for _ in 0..3 {
@@ -255,4 +259,29 @@ fn a_listener_that_reinserts_evicted_entries_terminates() {
     }
     assert!(cache.len() <= 50, "{}", cache.len());
     drop(slot);
+}
+
+/// Regression: 8 threads inserting fresh keys into a bounded cache keep some segments
+/// nearly empty (eviction drains them) while others fill, so tables shrink and grow under
+/// concurrent inserts. A migration that counted the live entries before sealing the old
+/// table once sized a target too small for what the old table held by the time it was
+/// copied, and the copier spun for ever looking for a free slot.
+#[test]
+fn bounded_churn_across_migrations_always_finishes() {
+    let per_thread: u64 = if cfg!(miri) { 200 } else { 200_000 };
+    for _ in 0..2 {
+        let cache: Cache<u64, u64> = Cache::builder().max_capacity(10_000).build();
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let cache = &cache;
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        cache.insert((t << 40) | i, i);
+                    }
+                });
+            }
+        });
+        cache.run_pending_tasks();
+        assert!(cache.len() <= 10_000);
+    }
 }

@@ -12,9 +12,6 @@ use std::sync::Arc;
 
 /// Groups a write helps copy, besides its own key's probe sequence.
 const HELP_GROUPS: usize = 2;
-/// How far `count` may lag behind the published entries (inserts between their publish and
-/// their count): a bound on the threads inserting at once, with room to spare.
-const COUNT_LAG: usize = 64;
 
 impl<K, V> Table<K, V> {
     /// The current table, valid while `guard` lives.
@@ -79,17 +76,27 @@ impl<K, V> Table<K, V> {
         if !ptr::eq(self.current(guard), raw) || !raw.next.load(Ordering::Acquire).is_null() {
             return;
         }
+        // Seal first, then count: an insert of a new key that sees the seal waits for the
+        // target (see `insert`), so besides `live` the old table can only gain the inserts
+        // already past that check, at most one per thread (`insert_lag`), plus those
+        // published but not yet counted (one per thread too, within the same lag). SeqCst
+        // (the store, and the RMW read of the count) pairs with the inserts' SeqCst load
+        // of `sealed`: one that misses the seal is ordered before it, so it is one of the
+        // lag. (Counting before sealing let a descheduled migrator's count go stale while
+        // others filled the old table: a 3-group target met 40 entries and the copier
+        // found no slot. A test with 8 bounded-cache inserters found it.)
+        raw.sealed.store(true, Ordering::SeqCst);
+        let live = usize::try_from(self.count.fetch_add(0, Ordering::SeqCst)).unwrap_or(0);
+        let lag = self.tuning.insert_lag;
         let per_group = GROUP * usize::from(self.tuning.target_load_pct);
-        let live = self.len();
-        let mut groups = (live * 100).div_ceil(per_group).max(self.min_groups);
+        let mut groups = ((live + lag) * 100).div_ceil(per_group).max(self.min_groups);
         if grow {
             groups = groups.max(raw.len() + raw.len().div_ceil(2));
         }
         let target = Raw::new(groups);
-        // Room for new keys while the copy runs: everything but what the live entries need,
-        // less a margin for inserts already published but not yet counted (one per thread
-        // in flight; `count` is raised just after a publish), so the table is never full.
-        let room = target.capacity().saturating_sub(live + COUNT_LAG);
+        // Room for new keys while the copy runs: everything but what the live entries and
+        // the lag need, so the copies always fit.
+        let room = target.capacity().saturating_sub(live + lag);
         // Relaxed: published with the table by the Release CAS below.
         target.room.store(
             isize::try_from(room).unwrap_or(isize::MAX),

@@ -49,12 +49,17 @@
 //!
 //! ## Migration: incremental, one group at a time
 //! A table that is too full (or whose probe found no room within [`raw::MAX_PROBE`] groups)
-//! grows; one that is mostly empty shrinks (in maintenance). A migration allocates the next
-//! table (sized for the live entries at the target load) and installs it as `raw.next`;
-//! from then on:
+//! grows; one that is mostly empty shrinks (in maintenance). A migration first *seals* the
+//! old table (new keys then wait for the target instead of claiming slots there), counts
+//! the live entries, allocates the next table (sized for them plus `Tuning::insert_lag`
+//! inserts already under way, at the target load) and installs it as `raw.next`. Sealing
+//! before counting is what makes every copy fit: without it, a migrator descheduled
+//! between its count and its install let the old table fill up behind a stale count. The
+//! wait for a sealed table is the one other wait in the table: for one allocation. From
+//! then on:
 //! - **Copying a group** (by any writer, a few per write, or by maintenance): set the
-//!   group's `FROZEN` flag (whoever sets it copies it; others wait for it to finish, the
-//!   only wait in the table, one group's worth of work); freeze each slot (set its `FROZEN`
+//!   group's `FROZEN` flag (whoever sets it copies it; others wait for it to finish, one
+//!   group's worth of work); freeze each slot (set its `FROZEN`
 //!   bit, so no CAS can change it); place each published node in the next table, marking
 //!   the groups it passes; empty the copied slots (`MOVED` markers; a claim still pending
 //!   stays frozen as it is, for its inserter to see); count it copied; set the group's
@@ -127,6 +132,9 @@ pub(crate) struct Tuning {
     pub(crate) target_load_pct: u8,
     /// Shrink when live entries fall below this share (percent).
     pub(crate) min_load_pct: u8,
+    /// Threads that may be inserting into one table at once: every migration's target
+    /// has this many slots set aside for inserts already under way when it starts.
+    pub(crate) insert_lag: usize,
 }
 
 impl Tuning {
@@ -135,6 +143,7 @@ impl Tuning {
         max_load_pct: 85,
         target_load_pct: 60,
         min_load_pct: 20,
+        insert_lag: 64,
     };
     /// One group to start; grows past half of it (under loom, with two-slot groups, at the
     /// second entry), sizes new tables at a third, shrinks below a tenth.
@@ -144,6 +153,7 @@ impl Tuning {
         max_load_pct: 50,
         target_load_pct: 34,
         min_load_pct: 10,
+        insert_lag: if crate::sync::MODEL { 3 } else { 8 },
     };
 }
 

@@ -3,7 +3,7 @@
 
 use super::node::Node;
 use super::word::{Ctrl, Word, MAX_NAMED};
-use crate::sync::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::ptr;
 
 /// Slots per group: a control word and seven slot words fill one 64-byte cache line (two
@@ -60,6 +60,11 @@ pub(crate) struct Raw<K, V> {
     /// starts), so copying always finds room; an insert that finds none left finishes the
     /// migration first.
     pub(crate) room: AtomicIsize,
+    /// Set (for good) by the thread about to start migrating this table, before it counts
+    /// the live entries: from then on inserts of new keys into it wait for the migration's
+    /// target instead (see `start_migration`), so the count stays true but for the inserts
+    /// already past that check, at most one per inserting thread.
+    pub(crate) sealed: AtomicBool,
 }
 
 impl<K, V> Raw<K, V> {
@@ -71,6 +76,7 @@ impl<K, V> Raw<K, V> {
             cursor: AtomicUsize::new(0),
             copied: AtomicUsize::new(0),
             room: AtomicIsize::new(isize::MAX),
+            sealed: AtomicBool::new(false),
         }
     }
 
