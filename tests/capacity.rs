@@ -209,9 +209,9 @@ fn concurrent_inserters_keep_the_bound_and_drop_every_value_once() {
     assert!(cache.weighted_size() <= CAP, "{}", cache.weighted_size());
     assert_eq!(cache.weighted_size(), cache.len() as u64);
     // The overshoot while writers run stays small (documented in `max_capacity`): past a
-    // tenth over, writers wait for eviction; each of the 8 may have a turn's worth (64)
-    // of inserts in flight. (Without that back-pressure this measured 128% over.)
-    assert!(worst <= CAP + CAP / 10 + 8 * 64, "overshoot to {worst}");
+    // sixteenth over, writers wait for eviction; each of the 8 may have a turn's worth
+    // (64) of inserts in flight. (Without that back-pressure this measured 128% over.)
+    assert!(worst <= CAP + CAP / 16 + 8 * 64, "overshoot to {worst}");
     cache.run_pending_tasks();
     assert_eq!(
         ledger.live(),
@@ -284,4 +284,34 @@ fn bounded_churn_across_migrations_always_finishes() {
         cache.run_pending_tasks();
         assert!(cache.len() <= 10_000);
     }
+}
+
+/// A key whose `Eq` panics mid-insert leaves the weight counter as it was.
+#[test]
+fn a_panicking_eq_leaves_the_weight_as_it_was() {
+    #[derive(Clone, Copy, Debug)]
+    struct Touchy(u64);
+    impl std::hash::Hash for Touchy {
+        fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+            self.0.hash(h);
+        }
+    }
+    impl PartialEq for Touchy {
+        fn eq(&self, other: &Self) -> bool {
+            if self.0 == 13 || other.0 == 13 {
+                panic!("unlucky");
+            }
+            self.0 == other.0
+        }
+    }
+    impl Eq for Touchy {}
+    let cache: Cache<Touchy, u64> = Cache::builder().max_capacity(10).segments(1).build();
+    cache.insert(Touchy(13), 1);
+    for _ in 0..3 {
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cache.insert(Touchy(13), 2)));
+        assert!(r.is_err());
+    }
+    assert_eq!(cache.weighted_size(), 1);
+    assert_eq!(cache.len(), 1);
 }

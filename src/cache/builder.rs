@@ -114,9 +114,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// The bound is global, not divided among segments: any entry up to `max` in weight
     /// can be stored. After [`Cache::run_pending_tasks`] with no concurrent writers,
-    /// [`Cache::weighted_size`] is at most `max`; while writers run it may exceed it by
-    /// the entries inserted since the last maintenance turns (in the measured worst case
-    /// with 8 inserters, see the README). An entry heavier than `max` is never stored: it
+    /// [`Cache::weighted_size`] is at most `max`; while writers run it may exceed it by a
+    /// sixteenth (past that, writers wait for eviction) plus the inserts in flight, at most
+    /// a maintenance turn's (64) per writer (the measured worst case with 8 inserters is
+    /// in the README). An entry heavier than `max` is never stored: it
     /// goes straight to the listener as `Evicted` (so `max_capacity(0)` stores nothing
     /// but zero-weight entries).
     ///

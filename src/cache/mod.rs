@@ -498,10 +498,12 @@ where
             now.tick(),
             weight,
         );
-        self.limits.charge(weight);
+        let charge = self.limits.charge_guard(weight);
         let (departed, turned) = {
             let guard = epoch::pin();
-            let departed = match segment.table.insert(node, |a, b| a == b, |_| false, &guard) {
+            let inserted = segment.table.insert(node, |a, b| a == b, |_| false, &guard);
+            charge.keep();
+            let departed = match inserted {
                 Insert::New(new) => {
                     self.linked_new(segment, new);
                     None
@@ -670,26 +672,29 @@ where
             now,
             weight,
         );
-        self.limits.charge(weight);
+        let charge = self.limits.charge_guard(weight);
         let keep = |existing: NodePtr<'_, K, V>| !self.expired_at(&existing, now);
         let mut fired = Vec::new();
         let (out, departed, unused, turned) = {
             let guard = epoch::pin();
-            let (out, departed, unused) =
-                match segment.table.insert(node, |a, b| a == b, keep, &guard) {
-                    Insert::New(new) => {
-                        self.linked_new(segment, new);
-                        (new.value.clone(), None, None)
-                    }
-                    Insert::Replaced { old, new } => {
-                        let held = self.linked_over(index, old, new, now);
-                        (new.value.clone(), held, None)
-                    }
-                    Insert::Kept { existing, unused } => {
-                        self.limits.refund(weight);
-                        (existing.value.clone(), None, Some(unused))
-                    }
-                };
+            let inserted = segment.table.insert(node, |a, b| a == b, keep, &guard);
+            // Settle the weight before any clone (user code) can unwind.
+            if matches!(inserted, Insert::Kept { .. }) {
+                drop(charge);
+            } else {
+                charge.keep();
+            }
+            let (out, departed, unused) = match inserted {
+                Insert::New(new) => {
+                    self.linked_new(segment, new);
+                    (new.value.clone(), None, None)
+                }
+                Insert::Replaced { old, new } => {
+                    let held = self.linked_over(index, old, new, now);
+                    (new.value.clone(), held, None)
+                }
+                Insert::Kept { existing, unused } => (existing.value.clone(), None, Some(unused)),
+            };
             let turned = self.turn_pinned(index, now, &guard, &mut fired);
             (out, departed, unused, turned)
         };

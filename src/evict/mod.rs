@@ -38,8 +38,9 @@
 //! evicts in its own segment (and, if the total is still over, one more segment) within
 //! its maintenance budget; `run_pending_tasks` goes round every segment until the total
 //! fits. Capacity is not divided among segments, so an entry may weigh up to the whole
-//! capacity. While writers run, the total can exceed the bound by the entries inserted
-//! but not yet seen by a maintainer, about one maintenance batch per concurrent writer.
+//! capacity. While writers run, the total can exceed the bound by a sixteenth (past that,
+//! writers wait for their segment's lock to evict: back-pressure) plus the inserts in
+//! flight, about one maintenance batch per concurrent writer.
 //!
 //! ## Cost per entry
 //! An entry of a bounded or idle-expiring cache carries an extension (`table::node::Ext`,
@@ -103,12 +104,13 @@ impl Limits {
         self.max != u64::MAX && self.weight() > self.max
     }
 
-    /// Whether the total is more than the documented slack (a tenth) over the bound: then
-    /// writers wait for their segment's maintenance lock instead of skipping their turn
-    /// when it is taken, so concurrent inserters cannot outrun eviction.
+    /// Whether the total is more than a sixteenth over the bound: then writers wait for
+    /// their segment's maintenance lock instead of skipping their turn when it is taken,
+    /// so concurrent inserters cannot outrun eviction (the documented slack: a sixteenth,
+    /// plus the inserts in flight).
     #[inline]
     pub(crate) fn far_over(&self) -> bool {
-        self.max != u64::MAX && self.weight() > self.max.saturating_add(self.max / 10)
+        self.max != u64::MAX && self.weight() > self.max.saturating_add(self.max / 16)
     }
 
     /// Counts an entry about to be linked.
@@ -117,6 +119,13 @@ impl Limits {
             // Relaxed: a gauge (see `weight`).
             self.weight.fetch_add(u64::from(w), Ordering::Relaxed);
         }
+    }
+
+    /// Counts an entry about to be linked, and refunds it if the insert unwinds (a
+    /// panicking `Eq`) before [`Charge::keep`].
+    pub(crate) fn charge_guard(&self, w: u32) -> Charge<'_> {
+        self.charge(w);
+        Charge { limits: self, w }
     }
 
     /// Uncounts an entry that left (or was never linked).
@@ -138,6 +147,26 @@ impl Limits {
             idle.saturating_add(self.idle_ticks)
                 .min(crate::clock::NEVER)
         }
+    }
+}
+
+/// An entry's weight, counted before it is linked; refunded when dropped unless kept.
+#[derive(Debug)]
+pub(crate) struct Charge<'a> {
+    limits: &'a Limits,
+    w: u32,
+}
+
+impl Charge<'_> {
+    /// The entry was linked: its weight stays counted until its remover refunds it.
+    pub(crate) fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        self.limits.refund(self.w);
     }
 }
 

@@ -2,7 +2,7 @@
 //! one group at a time. The protocol and its hard cases are in the `table` module's essay.
 
 use super::node::Node;
-use super::raw::{step, Raw, GROUP};
+use super::raw::{sealed, step, Raw, GROUP};
 use super::word::{tag_of, Ctrl, Word, MAX_OVERFLOW};
 use super::Table;
 use crate::sync::{self, Ordering};
@@ -27,8 +27,14 @@ impl<K, V> Table<K, V> {
     /// The table `raw` is being migrated to (readers that met a copied group follow it).
     #[inline]
     pub(crate) fn next_of<'g>(&self, raw: &'g Raw<K, V>, _guard: &'g Guard) -> &'g Raw<K, V> {
-        // Acquire pairs with the Release CAS in `start_migration`.
-        let next = raw.next.load(Ordering::Acquire);
+        // Acquire pairs with the Release store in `start_migration`.
+        let mut next = raw.next.load(Ordering::Acquire);
+        // A sealed table's target is being allocated: wait for it (writers only; a reader
+        // follows `next` only after meeting a copied group, so after the target is in).
+        while next == sealed() {
+            sync::yield_now();
+            next = raw.next.load(Ordering::Acquire);
+        }
         debug_assert!(!next.is_null(), "a copied group implies a next table");
         // SAFETY: a group is marked copied only after `next` was installed, and the next
         // table is retired only after it in turn stopped being current: it outlives `raw`'s
@@ -76,20 +82,31 @@ impl<K, V> Table<K, V> {
         if !ptr::eq(self.current(guard), raw) || !raw.next.load(Ordering::Acquire).is_null() {
             return;
         }
-        // Seal first, then count: an insert of a new key that sees the seal waits for the
-        // target (see `insert`), so besides `live` the old table can only gain the inserts
-        // already past that check, at most one per thread (`insert_lag`), plus those
-        // published but not yet counted (one per thread too, within the same lag). SeqCst
-        // (the store, and the RMW read of the count) pairs with the inserts' SeqCst load
-        // of `sealed`: one that misses the seal is ordered before it, so it is one of the
-        // lag. (Counting before sealing let a descheduled migrator's count go stale while
-        // others filled the old table: a 3-group target met 40 entries and the copier
-        // found no slot. A test with 8 bounded-cache inserters found it.)
-        raw.sealed.store(true, Ordering::SeqCst);
-        let live = usize::try_from(self.count.fetch_add(0, Ordering::SeqCst)).unwrap_or(0);
+        // Seal first, then count. Sealing claims the migration (one CAS on `next`, from
+        // null to the `sealed` marker); from then on `writable` sends every writer to wait
+        // for the target, so besides `live` the old table can only gain the inserts that
+        // got it from `writable` before the seal, at most one per thread, plus those
+        // published but not yet counted (one per thread too): `insert_lag` covers both.
+        // (Counting before sealing let a descheduled migrator's count go stale while others
+        // filled the old table: a 3-group shrink target met 40 entries and the copier
+        // found no slot. 8 threads inserting into a bounded cache found it.) AcqRel: the
+        // count read below comes after the seal; Acquire on failure reads who won.
+        if raw
+            .next
+            .compare_exchange(
+                ptr::null_mut(),
+                sealed(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return;
+        }
+        // An RMW reads the latest count (a plain load could return an older one).
+        let live = usize::try_from(self.count.fetch_add(0, Ordering::AcqRel)).unwrap_or(0);
         let lag = self.tuning.insert_lag;
-        let per_group = GROUP * usize::from(self.tuning.target_load_pct);
-        let mut groups = ((live + lag) * 100).div_ceil(per_group).max(self.min_groups);
+        let mut groups = self.target_groups(live);
         if grow {
             groups = groups.max(raw.len() + raw.len().div_ceil(2));
         }
@@ -97,22 +114,25 @@ impl<K, V> Table<K, V> {
         // Room for new keys while the copy runs: everything but what the live entries and
         // the lag need, so the copies always fit.
         let room = target.capacity().saturating_sub(live + lag);
-        // Relaxed: published with the table by the Release CAS below.
+        // Relaxed: published with the table by the Release store below.
         target.room.store(
             isize::try_from(room).unwrap_or(isize::MAX),
             Ordering::Relaxed,
         );
         let next = Box::into_raw(Box::new(target));
-        // AcqRel: Release publishes the new table's initialised groups to the helpers'
-        // Acquire loads of `next`.
-        if raw
-            .next
-            .compare_exchange(ptr::null_mut(), next, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            // SAFETY: never published; from `Box::into_raw` just above.
-            drop(unsafe { Box::from_raw(next) });
-        }
+        // Release publishes the new table's initialised groups to the helpers' Acquire
+        // loads of `next`. Only the sealer changes `next` from the marker.
+        raw.next.store(next, Ordering::Release);
+    }
+
+    /// Groups of a migration target for `live` entries: the tuning's target load, and room
+    /// for `insert_lag` more even if every one of them arrives (so the copies always fit).
+    fn target_groups(&self, live: usize) -> usize {
+        let per_group = GROUP * usize::from(self.tuning.target_load_pct);
+        (live * 100)
+            .div_ceil(per_group)
+            .max((live + self.tuning.insert_lag).div_ceil(GROUP))
+            .max(self.min_groups)
     }
 
     /// Copies up to `budget` groups of the migration `raw -> next` that nobody has
@@ -329,8 +349,11 @@ impl<K, V> Table<K, V> {
     pub(crate) fn maintain(&self, budget: usize, guard: &Guard) -> bool {
         let raw = self.current(guard);
         if raw.next.load(Ordering::Acquire).is_null() {
-            let sparse = self.len() * 100 < raw.capacity() * usize::from(self.tuning.min_load_pct);
-            if !sparse || raw.len() <= self.min_groups {
+            let live = self.len();
+            let sparse = live * 100 < raw.capacity() * usize::from(self.tuning.min_load_pct);
+            // Only when it would shrink: a table already at its smallest for `live` (room
+            // for the insert lag included) would only be copied to its own size, again.
+            if !sparse || self.target_groups(live) >= raw.len() {
                 return false;
             }
             self.start_migration(raw, false, guard);

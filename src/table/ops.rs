@@ -211,12 +211,6 @@ impl<K, V> Table<K, V> {
             // when none is left, finish the migration first (see `Raw::room`). Relaxed: a
             // count of slots; no data is published through it.
             let target = !std::ptr::eq(raw, self.current(guard));
-            // A sealed current table is about to be migrated: new keys wait for the
-            // target (its allocation; see `start_migration`). SeqCst pairs with the seal.
-            if !target && raw.sealed.load(Ordering::SeqCst) {
-                sync::yield_now();
-                continue;
-            }
             if target && raw.room.fetch_sub(1, Ordering::Relaxed) <= 0 {
                 raw.room.fetch_add(1, Ordering::Relaxed);
                 self.finish_migration(guard);

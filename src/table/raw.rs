@@ -3,7 +3,7 @@
 
 use super::node::Node;
 use super::word::{Ctrl, Word, MAX_NAMED};
-use crate::sync::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::ptr;
 
 /// Slots per group: a control word and seven slot words fill one 64-byte cache line (two
@@ -60,11 +60,13 @@ pub(crate) struct Raw<K, V> {
     /// starts), so copying always finds room; an insert that finds none left finishes the
     /// migration first.
     pub(crate) room: AtomicIsize,
-    /// Set (for good) by the thread about to start migrating this table, before it counts
-    /// the live entries: from then on inserts of new keys into it wait for the migration's
-    /// target instead (see `start_migration`), so the count stays true but for the inserts
-    /// already past that check, at most one per inserting thread.
-    pub(crate) sealed: AtomicBool,
+}
+
+/// What `Raw::next` holds while a migration is being prepared: the old table is *sealed*
+/// (writers wait for the target instead of writing to it; see `start_migration`). Never
+/// dereferenced.
+pub(crate) fn sealed<K, V>() -> *mut Raw<K, V> {
+    ptr::without_provenance_mut(1)
 }
 
 impl<K, V> Raw<K, V> {
@@ -76,7 +78,6 @@ impl<K, V> Raw<K, V> {
             cursor: AtomicUsize::new(0),
             copied: AtomicUsize::new(0),
             room: AtomicIsize::new(isize::MAX),
-            sealed: AtomicBool::new(false),
         }
     }
 
