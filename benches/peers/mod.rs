@@ -51,56 +51,31 @@ pub(crate) trait Subject: Send + Sync + 'static {
     fn len(&self) -> usize;
 }
 
-pub(crate) struct Wheel(wheelcache::Cache<u64, Value>);
+/// wheelcache as configured for the workload; with `BOUND`, also `max_capacity` set to
+/// the workload's capacity (subject `wheelcache+bound`): the cost of the bound's
+/// bookkeeping (extensions, access counts, eviction queues) on the same work.
+pub(crate) struct WheelOf<const BOUND: bool>(wheelcache::Cache<u64, Value>);
 
-impl Subject for Wheel {
-    const NAME: &'static str = "wheelcache";
+pub(crate) type Wheel = WheelOf<false>;
+pub(crate) type WheelBounded = WheelOf<true>;
+
+impl<const BOUND: bool> Subject for WheelOf<BOUND> {
+    const NAME: &'static str = if BOUND {
+        "wheelcache+bound"
+    } else {
+        "wheelcache"
+    };
     const BORROWS: bool = true;
     const SWEPT: bool = false;
     fn new(ttl: Duration, capacity: usize) -> Self {
-        Self(
-            wheelcache::Cache::builder()
-                .time_to_live(ttl)
-                .initial_capacity(capacity)
-                .build(),
-        )
-    }
-    fn insert(&self, key: u64, value: Value) {
-        self.0.insert(key, value);
-    }
-    fn get(&self, key: u64) -> Option<Value> {
-        self.0.get(&key)
-    }
-    fn read(&self, key: u64) -> Option<u64> {
-        self.0.pin().get(&key).map(|s| s.user)
-    }
-    fn remove(&self, key: u64) {
-        self.0.invalidate(&key);
-    }
-    fn maintain(&self) {
-        self.0.run_pending_tasks();
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-/// wheelcache with a capacity bound (`max_capacity` = the workload's capacity): the cost
-/// of the bound's bookkeeping (extensions, access counts, eviction queues) on the same work.
-pub(crate) struct WheelBounded(wheelcache::Cache<u64, Value>);
-
-impl Subject for WheelBounded {
-    const NAME: &'static str = "wheelcache+bound";
-    const BORROWS: bool = true;
-    const SWEPT: bool = false;
-    fn new(ttl: Duration, capacity: usize) -> Self {
-        Self(
-            wheelcache::Cache::builder()
-                .time_to_live(ttl)
-                .max_capacity(capacity as u64)
-                .initial_capacity(capacity)
-                .build(),
-        )
+        let builder = wheelcache::Cache::builder()
+            .time_to_live(ttl)
+            .initial_capacity(capacity);
+        Self(if BOUND {
+            builder.max_capacity(capacity as u64).build()
+        } else {
+            builder.build()
+        })
     }
     fn insert(&self, key: u64, value: Value) {
         self.0.insert(key, value);

@@ -32,26 +32,33 @@ fn bounded() -> (Model, Arc<[AtomicUsize; 3]>) {
     (cache, heard)
 }
 
-/// Key 1 is stored; one thread inserts key 2 (over the bound: one of them is evicted by
-/// that write's maintenance turn), the other reads key 1 through a pin and checks the
-/// borrowed value while it may be evicted.
+/// Key 1 is stored; another thread inserts key 2 (over the bound: that write's
+/// maintenance turn evicts one of them) while this one runs `here`; then both are joined
+/// and the cache maintained.
+fn race<R>(here: impl FnOnce(&Model) -> R) -> (Model, Arc<[AtomicUsize; 3]>, R) {
+    let (cache, heard) = bounded();
+    cache.insert(1, Probe::new(1));
+    let writer = {
+        let cache = cache.clone();
+        thread::spawn(move || cache.insert(2, Probe::new(2)))
+    };
+    let out = here(&cache);
+    writer.join().unwrap();
+    cache.run_pending_tasks();
+    (cache, heard, out)
+}
+
+/// The racing thread reads key 1 through a pin and checks the borrowed value while it
+/// may be evicted.
 #[test]
 fn eviction_racing_a_read() {
     model_with_branches(5_000, || {
-        let (cache, heard) = bounded();
-        cache.insert(1, Probe::new(1));
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.insert(2, Probe::new(2)))
-        };
-        {
+        let (cache, heard, ()) = race(|cache| {
             let pinned = cache.pin();
             if let Some(v) = pinned.get(&1) {
                 assert_eq!(v.check(), 1);
             }
-        }
-        writer.join().unwrap();
-        cache.run_pending_tasks();
+        });
         assert!(cache.len() <= 1, "len {}", cache.len());
         let evicted = heard[0].load(Ordering::SeqCst);
         assert_eq!(usize::from(cache.contains_key(&1)) + evicted, 1);
@@ -62,20 +69,12 @@ fn eviction_racing_a_read() {
     });
 }
 
-/// Key 1 is stored; one thread inserts key 2 (evicting one of them), the other removes
-/// key 1. Key 1 leaves exactly once, as `Evicted` or as `Explicit`, never both.
+/// The racing thread removes key 1. Key 1 leaves exactly once, as `Evicted` or as
+/// `Explicit`, never both.
 #[test]
 fn eviction_racing_a_remove() {
     model_with_branches(5_000, || {
-        let (cache, heard) = bounded();
-        cache.insert(1, Probe::new(1));
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.insert(2, Probe::new(2)))
-        };
-        let removed = cache.remove(&1).map(|v| v.check());
-        writer.join().unwrap();
-        cache.run_pending_tasks();
+        let (cache, heard, removed) = race(|cache| cache.remove(&1).map(|v| v.check()));
         let evicted = heard[0].load(Ordering::SeqCst);
         let explicit = heard[1].load(Ordering::SeqCst);
         assert_eq!(evicted + explicit, 1, "key 1 left once");

@@ -201,7 +201,7 @@ where
             let guard = epoch::pin();
             let value = self
                 .inner
-                .find(hash, index, key, &guard, true)
+                .find(hash, index, key, &guard, true, true)
                 .map(|n| n.value.clone());
             (
                 value,
@@ -232,7 +232,10 @@ where
         let mut fired = Vec::new();
         let (found, turned) = {
             let guard = epoch::pin();
-            let found = self.inner.find(hash, index, key, &guard, false).is_some();
+            let found = self
+                .inner
+                .find(hash, index, key, &guard, false, false)
+                .is_some();
             (
                 found,
                 self.inner.read_turn_pinned(index, &guard, &mut fired),
@@ -407,24 +410,10 @@ where
             })
     }
 
-    /// The live node for `key`; a counted read (`count`: a `get`) is a hit or a miss, and
-    /// touches the entry (see [`live_now`](Self::live_now)).
+    /// The live node for `key`. A counted read (`count`: a `get`) is a hit or a miss; a
+    /// touching one (`touch`: any read that counts as an access) restarts the entry's idle
+    /// time and raises its access count (see [`live_now`](Self::live_now)).
     fn find<'g, Q>(
-        &self,
-        hash: u64,
-        index: usize,
-        key: &Q,
-        guard: &'g Guard,
-        count: bool,
-    ) -> Option<NodePtr<'g, K, V>>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.find_touch(hash, index, key, guard, count, count)
-    }
-
-    fn find_touch<'g, Q>(
         &self,
         hash: u64,
         index: usize,
@@ -643,7 +632,7 @@ where
         let (hash, index) = self.locate(&key);
         {
             let guard = epoch::pin();
-            if let Some(node) = self.find_touch(hash, index, &key, &guard, false, true) {
+            if let Some(node) = self.find(hash, index, &key, &guard, false, true) {
                 return node.value.clone();
             }
         }

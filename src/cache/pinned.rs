@@ -76,7 +76,7 @@ where
         let inner = &self.cache.inner;
         let (hash, index) = inner.locate(key);
         let found = inner
-            .find(hash, index, key, &self.guard, count)
+            .find(hash, index, key, &self.guard, count, count)
             .map(|node| {
                 let node = node.get();
                 (&node.key, &node.value)
