@@ -1,13 +1,19 @@
 //! An entry of the cache, [`Node`], and the rules of its life.
 //!
-//! Nodes are heap-allocated (`Box`) and never move: the table's slots point at them, the
-//! timing wheel links them intrusively, and retired ones wait in their segment's
-//! reclamation queue through the same memory.
+//! Nodes are heap-allocated ([`NodeBox`]) and never move: the table's slots point at them,
+//! the timing wheel links them intrusively, and retired ones wait in their segment's
+//! reclamation queue through the same memory. A cache with a capacity bound or a
+//! time-to-idle allocates each node with an [`Ext`] in front of it (idle tick, weight,
+//! eviction-queue links); `EXT` in `meta` says so, and [`free`] picks the layout. It is
+//! reached only through pointers that carry the whole allocation's provenance
+//! ([`NodePtr::ext`]), never from a `&Node`.
 //!
 //! ## Ground rules for the fields of a `Node`
 //! - `hash`, `key`, `value`: written once before the node is published, read-only
 //!   afterwards; readable by any thread holding an epoch guard (or a [`Held`]).
-//! - `meta`: the deadline (immutable) and the lifecycle flags below, changed by atomic RMW.
+//! - `meta`: the deadline (immutable, low 55 bits), the lifecycle flags below (changed by
+//!   atomic RMW), `EXT` (immutable) and the policy's 2-bit access counter in the top bits
+//!   (raised by hits with one CAS while below 3, lowered by the eviction hand).
 //! - `wheel`: prev/next in a wheel slot while `SCHEDULED`, read and written only under the
 //!   segment's maintenance lock. When the node is in no wheel slot, `wheel.next` is the
 //!   node's link in at most one intrusive stack instead (see [`Node::link`]): the segment's
