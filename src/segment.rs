@@ -110,6 +110,11 @@ pub(crate) struct Turn {
     pub(crate) evicted: usize,
     /// Requests or entries due by the turn's tick are left for a later turn.
     pub(crate) due_left: bool,
+    /// The cache is still over its bound and this segment has entries left to evict. Kept
+    /// apart from `due_left`: a full turn's caller repeats while work due at its reading is
+    /// left, and eviction is never that (concurrent writers can keep the cache over the
+    /// bound for ever); `enforce_bound` does the rest, bounded.
+    pub(crate) evict_left: bool,
     /// A table migration is under way.
     pub(crate) migrating: bool,
     /// This turn took the hand-off stack.
@@ -365,10 +370,11 @@ impl<K, V> Segment<K, V> {
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
             turn.migrating = self.table.maintain(migrate_budget, guard);
-            turn.due_left = !maint.backlog.0.is_null() || !caught_up || over;
+            turn.due_left = !maint.backlog.0.is_null() || !caught_up;
+            turn.evict_left = over;
             // Relaxed: read by `due` as a hint; stored under the lock, so the maintainers'
             // values are ordered, and a later tick is never published before its work.
-            let due_at = if turn.due_left || turn.migrating {
+            let due_at = if turn.due_left || turn.evict_left || turn.migrating {
                 0
             } else {
                 now + 1
