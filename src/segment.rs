@@ -38,6 +38,10 @@
 //! caller repeats it while entries due by its clock reading are left, so it ends however
 //! busy the writers are.
 //!
+//! In a bounded cache every new entry goes through the hand-off too: the maintainer links
+//! it into the segment's eviction queues (`evict`) when it applies the request, and while
+//! the cache is over its bound a turn evicts within the same budget.
+//!
 //! Entries fired are returned to the caller, who counts them and, with no lock held and
 //! unpinned, runs the listener. Nothing here runs user code, and nothing flushes the epoch
 //! (which runs crossbeam's deferred closures, anyone's) while holding the lock.
@@ -205,8 +209,8 @@ impl<K, V> Segment<K, V> {
         }
     }
 
-    /// After linking `node` (made with `QUEUED` set when it has a deadline): queue its
-    /// scheduling. Nodes without a deadline never meet the wheel.
+    /// After linking `node` (made with `QUEUED` set when it has a deadline or an
+    /// extension): queue its request. A node with neither never meets the maintainer.
     pub(crate) fn linked(&self, node: NodePtr<'_, K, V>) {
         if self.maintained(&node) {
             self.push(node);
