@@ -24,7 +24,10 @@
 //! Einziger, Friedman and Manes, ACM TOS 2017) says it was inserted more often lately
 //! than main's oldest entry. That test is what keeps a loop slightly larger than the cache
 //! from flushing main over and over (82% hits instead of 72% on a loop of 1.2x the
-//! capacity). The sketch is fed by inserts only, so hits stay write-free; gating the
+//! capacity). The sketch is fed by inserts, and by the hand: when it passes a main entry
+//! that was hit since its last pass it records that entry once, so hits stay write-free
+//! and yet an entry that stays in main on hits alone does not fade against newcomers
+//! (on the loop at 10% capacity this raised the typical run from 77% to 80.6%). Gating the
 //! small queue's own evictions with it too cost 2-4 points on Zipf streams (a hot key is
 //! inserted once and then only hit, so an insert count undervalues it), so it is not.
 //!
@@ -281,6 +284,10 @@ impl<K, V> Queues<K, V> {
                 }
                 let node = self.main.pop_front()?;
                 if (*node).age() > 0 {
+                    // Hit since the hand last passed: the hits the sketch never saw (reads
+                    // write nothing) are counted now, once per pass, so an entry that
+                    // lives in main on hits alone keeps a frequency to defend its place.
+                    self.sketch.record((*node).hash);
                     self.main.push_back(node);
                     continue;
                 }

@@ -4,9 +4,10 @@
 //!
 //! Four rows of 4-bit saturating counters; a key's estimate is the least of its four
 //! counters. Counts are halved once the sketch has seen ten times as many keys as it has
-//! counters per row, so old popularity fades. It is fed by inserts only (the maintainer
-//! applies them; reads never touch it, so a hit still writes nothing shared), which for a
-//! cache filled on misses is the same as counting misses. 2 bytes per counter column,
+//! counters per row, so old popularity fades. It is fed by the maintainer only: each insert
+//! it applies (for a cache filled on misses, the same as counting misses), and each pass of
+//! main's CLOCK hand over an entry hit since the previous pass. Reads never touch it, so a
+//! hit still writes nothing shared. 2 bytes per counter column,
 //! sized to the segment's entries (resized, and so reset, as that changes by 4x).
 
 /// Rows of counters (each with its own hash of the key).
