@@ -273,6 +273,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             notifier: Notifier::new(self.listener),
             stats: Stats::new(threads),
             reaper: OnceLock::new(),
+            flights: super::load::Flights::new(segments),
             _owns: PhantomData,
         });
         if let Some(interval) = self.reaper {

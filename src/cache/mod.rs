@@ -28,6 +28,7 @@ mod builder;
 pub(crate) mod builder_limits {
     pub use super::builder::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS};
 }
+mod load;
 mod pinned;
 mod reaper;
 
@@ -44,6 +45,7 @@ use crate::sync::{self, Ordering, Patience};
 use crate::table::node::{ExtInit, Held, NodeBox, NodePtr, DETACHED, RELEASED, REMOVED, UNLINKED};
 use crate::table::Insert;
 use crossbeam_epoch::{self as epoch, Guard};
+use load::{Flights, Found, Outcome};
 use std::borrow::Borrow;
 use std::cell::Cell;
 use std::fmt;
@@ -113,6 +115,8 @@ pub(crate) struct Inner<K, V, S> {
     notifier: Notifier<K, V>,
     stats: Stats,
     reaper: OnceLock<std::thread::Thread>,
+    /// Coalesced loads in progress (`get_with` and friends).
+    flights: Flights<K, V>,
     /// The cache owns `K`s and `V`s: Send/Sync follow theirs (the segments alone, holding
     /// raw pointers behind atomics, would say nothing about them).
     _owns: PhantomData<(K, V)>,
@@ -196,20 +200,7 @@ where
         V: Clone,
     {
         let (hash, index) = self.inner.locate(key);
-        let mut fired = Vec::new();
-        let (value, turned) = {
-            let guard = epoch::pin();
-            let value = self
-                .inner
-                .find(hash, index, key, &guard, true, true)
-                .map(|n| n.value.clone());
-            (
-                value,
-                self.inner.read_turn_pinned(index, &guard, &mut fired),
-            )
-        };
-        self.inner.after_write(index, fired, turned);
-        value
+        self.inner.get_located(hash, index, key)
     }
 
     /// Pins the epoch so values can be borrowed instead of cloned.
@@ -265,22 +256,142 @@ where
         self.inner.remove(key, |_| ()).is_some()
     }
 
-    /// The live value for `key`, or `init()`'s, stored with the default TTL.
+    /// The live value for `key`, or `init()`'s, stored with the default TTL, **without
+    /// coalescing**: concurrent callers for one absent key may each run `init`; exactly one
+    /// value is stored, every caller gets a clone of that one, and the others are dropped
+    /// (once). Use [`get_with`](Self::get_with) to run `init` once per key.
     ///
-    /// `init` runs unpinned and with no lock held, so it may be slow (a database load) and
-    /// may call back into the cache.
-    ///
-    /// **Warning: this does not coalesce loads.** Concurrent callers for one absent key may
-    /// *each* run `init` (a thundering herd on whatever `init` calls); exactly one value is
-    /// stored and every caller gets a clone of that one, and the others are dropped (once).
-    /// A loader that runs once per key while other callers wait is planned (moka's
-    /// `get_with`). With a zero default TTL the value is returned but not stored (see
+    /// `init` runs unpinned and with no lock held, so it may be slow and may call back
+    /// into the cache. With a zero default TTL the value is returned but not stored (see
     /// [`insert_with_ttl`](Self::insert_with_ttl)).
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<&str, u32> = wheelcache::Cache::new();
+    /// assert_eq!(cache.get_or_insert_with("a", || 1), 1);
+    /// assert_eq!(cache.get_or_insert_with("a", || 2), 1); // already there
+    /// ```
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V
     where
         V: Clone,
     {
         self.inner.get_or_insert_with(key, init)
+    }
+
+    /// The live value for `key`, or the value `init()` loads for it, with **one `init` per
+    /// key at a time**: concurrent callers for an absent key wait (parked, not pinned,
+    /// holding no lock) for the one running `init`, and all receive its value. Moka's
+    /// `get_with`, Caffeine's `get(key, mappingFunction)`.
+    ///
+    /// The value is stored with the default TTL. If an entry for `key` was inserted while
+    /// `init` ran, that entry wins: it is kept and returned to every caller, and `init`'s
+    /// value is dropped.
+    ///
+    /// - `init` runs unpinned with no lock held: it may be slow, and may call back into
+    ///   the cache, for other keys too.
+    /// - If `init` panics, the panic propagates to this caller, nothing is stored, and one
+    ///   waiter runs its own `init` (the others wait for that one).
+    /// - **Panics** if `init` asks for `key` itself through a coalesced load (it would
+    ///   wait for itself); the message says so. A cycle through other threads (A's loader
+    ///   waits for B's key while B's loader waits for A's) deadlocks, as in every loading
+    ///   cache: keep loaders acyclic.
+    /// - Waiters receive the value `init` produced (or the entry that won) even when the
+    ///   cache does not keep it (zero TTL, zero capacity, heavier than the bound). A waiter
+    ///   whose key merely shares a hash with the one being loaded retries afterwards.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// let cache: wheelcache::Cache<u32, String> = wheelcache::Cache::new();
+    /// let loads = AtomicU32::new(0);
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..4 {
+    ///         s.spawn(|| {
+    ///             let v = cache.get_with(7, || {
+    ///                 loads.fetch_add(1, Ordering::Relaxed);
+    ///                 std::thread::sleep(std::time::Duration::from_millis(50));
+    ///                 "seven".to_string()
+    ///             });
+    ///             assert_eq!(v, "seven");
+    ///         });
+    ///     }
+    /// });
+    /// assert_eq!(loads.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn get_with(&self, key: K, init: impl FnOnce() -> V) -> V
+    where
+        V: Clone,
+    {
+        let outcome = self.inner.load(
+            key,
+            || Outcome::Value(Arc::new(init())),
+            |o| matches!(o, Outcome::Value(_)),
+        );
+        match outcome {
+            Outcome::Value(v) => Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone()),
+            _ => unreachable!("get_with only takes values"),
+        }
+    }
+
+    /// [`get_with`](Self::get_with) for a loader that can fail: an `Err` is stored
+    /// nowhere, and every caller waiting on that load receives the same error (one
+    /// `Arc<E>`). A later call loads again.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// let err = cache.try_get_with(1, || Err::<u32, _>("db down")).unwrap_err();
+    /// assert_eq!(*err, "db down");
+    /// assert!(!cache.contains_key(&1));
+    /// assert_eq!(cache.try_get_with(1, || Ok::<_, &str>(10)), Ok(10));
+    /// ```
+    pub fn try_get_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>) -> Result<V, Arc<E>>
+    where
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        let outcome = self.inner.load(
+            key,
+            || match init() {
+                Ok(v) => Outcome::Value(Arc::new(v)),
+                Err(e) => Outcome::Error(Arc::new(Arc::new(e))),
+            },
+            |o| match o {
+                Outcome::Value(_) => true,
+                Outcome::Error(e) => e.is::<Arc<E>>(),
+                Outcome::Nothing => false,
+            },
+        );
+        match outcome {
+            Outcome::Value(v) => Ok(Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone())),
+            Outcome::Error(e) => Err(e
+                .downcast_ref::<Arc<E>>()
+                .cloned()
+                .expect("only this error type is shared")),
+            Outcome::Nothing => unreachable!("try_get_with's loader always decides"),
+        }
+    }
+
+    /// [`get_with`](Self::get_with) for a loader that may find nothing: `None` is stored
+    /// nowhere and is what every caller waiting on that load receives. A later call loads
+    /// again.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// assert_eq!(cache.optionally_get_with(1, || None), None);
+    /// assert_eq!(cache.optionally_get_with(1, || Some(5)), Some(5));
+    /// assert_eq!(cache.get(&1), Some(5));
+    /// ```
+    pub fn optionally_get_with(&self, key: K, init: impl FnOnce() -> Option<V>) -> Option<V>
+    where
+        V: Clone,
+    {
+        let outcome = self.inner.load(
+            key,
+            || init().map_or(Outcome::Nothing, |v| Outcome::Value(Arc::new(v))),
+            |o| matches!(o, Outcome::Value(_) | Outcome::Nothing),
+        );
+        match outcome {
+            Outcome::Value(v) => Some(Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone())),
+            _ => None,
+        }
     }
 
     /// Entries in the cache. Expired entries count until maintenance removes them; after
@@ -362,6 +473,73 @@ where
     S: BuildHasher,
 {
     /// The key's hash and its segment.
+    /// `get` for a key already located.
+    fn get_located<Q>(&self, hash: u64, index: usize, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let mut fired = Vec::new();
+        let (value, turned) = {
+            let guard = epoch::pin();
+            let value = self
+                .find(hash, index, key, &guard, true, true)
+                .map(|n| n.value.clone());
+            (value, self.read_turn_pinned(index, &guard, &mut fired))
+        };
+        self.after_write(index, fired, turned);
+        value
+    }
+
+    /// The coalesced load behind `get_with` and friends (see `load`): the outcome this
+    /// caller gets. `shares` says which outcomes of another caller's load this caller
+    /// takes as its own; for any other it retries (and may lead).
+    fn load(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Outcome<V>,
+        shares: impl Fn(&Outcome<V>) -> bool,
+    ) -> Outcome<V>
+    where
+        V: Clone,
+    {
+        let (hash, index) = self.locate(&key);
+        let mut key = key;
+        loop {
+            if let Some(value) = self.get_located(hash, index, &key) {
+                return Outcome::Value(Arc::new(value));
+            }
+            match self.flights.join(index, hash, key) {
+                Found::Wait {
+                    flight,
+                    same_key,
+                    key: mine,
+                } => {
+                    key = mine;
+                    if let Some(outcome) = flight.wait() {
+                        if same_key && shares(&outcome) {
+                            return outcome;
+                        }
+                    }
+                }
+                Found::Lead(mut lead) => {
+                    // Unpinned, no lock held: the loader may be slow and may call back.
+                    let outcome = match init() {
+                        Outcome::Value(value) => {
+                            let value = Arc::try_unwrap(value).unwrap_or_else(|v| (*v).clone());
+                            let key = lead.take_key();
+                            Outcome::Value(Arc::new(self.get_or_insert_with(key, || value)))
+                        }
+                        other => other,
+                    };
+                    lead.finish(outcome.clone());
+                    return outcome;
+                }
+            }
+        }
+    }
+
     fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
         // Top bits pick the segment; the table uses the low 32 bits (home group) and bits

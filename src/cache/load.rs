@@ -1,0 +1,287 @@
+//! Coalesced loads: one caller per missing key runs the loader, the others wait for it.
+//!
+//! A *flight* is one load in progress. Flights live beside the table, not in it: one
+//! short `Mutex<Vec<Slot>>` per segment lists the keys being loaded there, so the table
+//! stays lock-free and a hit never looks at them. The protocol, for a caller of `key`:
+//! 1. look the key up in the cache; a live entry is the answer;
+//! 2. lock the segment's flight list; if a flight for an equal key is listed, take a
+//!    handle to it, unlock, and wait on it; otherwise list a new flight (the caller is now
+//!    its *leader*), unlock, and run the loader **unpinned and with no lock held**;
+//! 3. the leader stores the value (through `get_or_insert_with`'s insert, so an entry
+//!    that appeared meanwhile wins and is what everybody gets), publishes the outcome on
+//!    the flight, wakes the waiters and unlists the flight.
+//!
+//! Waiters park on the flight's condition variable: not pinned, holding no lock while
+//! parked. An outcome a waiter cannot use (the loader panicked, or it produced an error or
+//! "nothing" that this caller's kind of load does not share) sends it back to step 1, where
+//! the first to relist becomes the next leader: so after a panicking loader exactly one
+//! waiter retries while the others wait for it.
+//!
+//! ## Invariants
+//! - A flight is listed from before its loader runs until after its outcome is published,
+//!   so a caller that finds neither an entry nor a flight may lead (a value stored by an
+//!   earlier flight is found at step 1, since the leader stores before it unlists).
+//! - The only user code under a flight-list lock is the key's `Eq`, comparing the caller's
+//!   key with listed ones (as a lookup compares keys in the table). A key's `Eq` calling
+//!   back into a coalesced load would deadlock on that lock, so it panics instead (a
+//!   thread-local flag). Keys and values are dropped, and values cloned, after unlocking.
+//! - A leader whose loader calls back for the same key would wait for itself: that call
+//!   panics with a message saying so (the flight records its leader's thread).
+//!
+//! The same design as quick_cache's placeholder guard and Caffeine's `compute`-based
+//! loading, except that the placeholder is outside the table.
+
+use crate::sync::{self, Mutex};
+use std::any::Any;
+use std::cell::Cell;
+use std::sync::{Arc, Condvar};
+use std::thread::ThreadId;
+
+/// What a loader produced.
+pub(crate) enum Outcome<V> {
+    /// A value (stored in the cache unless the cache refuses it, see `get_with`).
+    Value(Arc<V>),
+    /// `optionally_get_with`'s loader returned `None`.
+    Nothing,
+    /// `try_get_with`'s loader failed: an `Arc<E>` behind `dyn Any`, shared as is.
+    Error(Arc<dyn Any + Send + Sync>),
+}
+
+impl<V> Clone for Outcome<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Value(v) => Self::Value(Arc::clone(v)),
+            Self::Nothing => Self::Nothing,
+            Self::Error(e) => Self::Error(Arc::clone(e)),
+        }
+    }
+}
+
+enum State<V> {
+    Loading,
+    Done(Outcome<V>),
+    /// The leader unwound before publishing (its loader, or storing, panicked).
+    Abandoned,
+}
+
+/// One load in progress.
+pub(crate) struct Flight<V> {
+    state: std::sync::Mutex<State<V>>,
+    done: Condvar,
+    leader: ThreadId,
+}
+
+impl<V> Flight<V> {
+    /// Parks until the flight ends; `None` if it was abandoned. No lock is held while
+    /// parked; the outcome is cloned as `Arc`s (no user code under the flight's lock).
+    pub(crate) fn wait(&self) -> Option<Outcome<V>> {
+        let mut state = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        loop {
+            match &*state {
+                State::Loading => {
+                    state = match self.done.wait(state) {
+                        Ok(s) => s,
+                        Err(p) => p.into_inner(),
+                    };
+                }
+                State::Done(outcome) => return Some(outcome.clone()),
+                State::Abandoned => return None,
+            }
+        }
+    }
+
+    fn end(&self, to: State<V>) {
+        let old = {
+            let mut state = match self.state.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            std::mem::replace(&mut *state, to)
+        };
+        self.done.notify_all();
+        drop(old);
+    }
+}
+
+/// A listed flight: the key being loaded (taken by the leader once it stores) and the
+/// flight itself.
+struct Slot<K, V> {
+    hash: u64,
+    key: Option<K>,
+    flight: Arc<Flight<V>>,
+}
+
+/// One segment's listed flights.
+type List<K, V> = Mutex<Vec<Slot<K, V>>>;
+
+/// The flight lists, one per segment.
+pub(crate) struct Flights<K, V> {
+    lists: Box<[List<K, V>]>,
+}
+
+sync::thread_cell! {
+    /// Set while this thread compares keys under a flight-list lock.
+    static COMPARING: Cell<bool> = Cell::new(false);
+}
+
+/// What step 2 found.
+pub(crate) enum Found<'a, K, V> {
+    /// Another caller is loading this key (or storing a key with the same hash, which the
+    /// caller cannot tell apart without its key: then the caller retries after it ends).
+    Wait {
+        flight: Arc<Flight<V>>,
+        /// False when the listed flight's key was already taken to be stored (same hash).
+        same_key: bool,
+        /// The caller's key, handed back for the retry.
+        key: K,
+    },
+    /// The caller leads: it runs the loader, then calls [`Lead::take_key`] and [`Lead::finish`].
+    Lead(Lead<'a, K, V>),
+}
+
+impl<K: Eq, V> Flights<K, V> {
+    pub(crate) fn new(segments: usize) -> Self {
+        Self {
+            lists: (0..segments).map(|_| Mutex::new(Vec::new())).collect(),
+        }
+    }
+
+    /// Step 2 of the protocol for `key` (hash `hash`, in segment `index`).
+    ///
+    /// # Panics
+    /// If called from a key's `Eq` run by another flight lookup, or from the loader of a
+    /// flight for this same key on this same thread (both would wait for themselves).
+    pub(crate) fn join(&self, index: usize, hash: u64, key: K) -> Found<'_, K, V> {
+        assert!(
+            !COMPARING.with(Cell::get),
+            "wheelcache: a key's `Eq` called a coalesced load (`get_with` and friends) \
+             while being compared by one, which would deadlock"
+        );
+        let me = std::thread::current().id();
+        let found = {
+            let mut list = sync::lock(&self.lists[index]);
+            let found = list.iter().find_map(|slot| {
+                if slot.hash != hash {
+                    return None;
+                }
+                let same = match &slot.key {
+                    Some(theirs) => {
+                        let _flag = Comparing::set();
+                        *theirs == key
+                    }
+                    None => return Some((Arc::clone(&slot.flight), false)),
+                };
+                same.then(|| (Arc::clone(&slot.flight), true))
+            });
+            match found {
+                Some((flight, same_key)) => Ok((flight, same_key, key)),
+                None => {
+                    let flight = Arc::new(Flight {
+                        state: std::sync::Mutex::new(State::Loading),
+                        done: Condvar::new(),
+                        leader: me,
+                    });
+                    list.push(Slot {
+                        hash,
+                        key: Some(key),
+                        flight: Arc::clone(&flight),
+                    });
+                    Err(flight)
+                }
+            }
+        };
+        match found {
+            Ok((flight, same_key, key)) => {
+                if same_key && flight.leader == me {
+                    panic!(
+                        "wheelcache: the loader of a coalesced load (`get_with` and friends) \
+                         asked for its own key, which would wait for itself for ever"
+                    );
+                }
+                Found::Wait {
+                    flight,
+                    same_key,
+                    key,
+                }
+            }
+            Err(flight) => Found::Lead(Lead {
+                flights: self,
+                index,
+                flight,
+                listed: true,
+            }),
+        }
+    }
+}
+
+/// Clears [`COMPARING`] when dropped (so a panicking `Eq` clears it too).
+struct Comparing;
+
+impl Comparing {
+    fn set() -> Self {
+        COMPARING.with(|c| c.set(true));
+        Self
+    }
+}
+
+impl Drop for Comparing {
+    fn drop(&mut self) {
+        COMPARING.with(|c| c.set(false));
+    }
+}
+
+/// A leader's duty: publish an outcome, or, if dropped without one (a panic), abandon the
+/// flight so one waiter retries.
+pub(crate) struct Lead<'a, K, V> {
+    flights: &'a Flights<K, V>,
+    index: usize,
+    flight: Arc<Flight<V>>,
+    listed: bool,
+}
+
+impl<K, V> Lead<'_, K, V> {
+    /// Takes the key back to store it. The flight stays listed (callers for the same hash
+    /// wait for it and then retry), so nobody starts a second load before the value is in.
+    pub(crate) fn take_key(&mut self) -> K {
+        let mut list = sync::lock(&self.flights.lists[self.index]);
+        let slot = list
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s.flight, &self.flight))
+            .expect("a leader's flight stays listed until it ends");
+        slot.key.take().expect("the key is taken once")
+    }
+
+    /// Publishes `outcome`, wakes the waiters and unlists the flight.
+    pub(crate) fn finish(mut self, outcome: Outcome<V>) {
+        self.flight.end(State::Done(outcome));
+        self.unlist();
+    }
+
+    fn unlist(&mut self) {
+        if !self.listed {
+            return;
+        }
+        self.listed = false;
+        let slot = {
+            let mut list = sync::lock(&self.flights.lists[self.index]);
+            list.iter()
+                .position(|s| Arc::ptr_eq(&s.flight, &self.flight))
+                .map(|at| list.swap_remove(at))
+        };
+        // The key (if still there) and the handle drop here, unlocked.
+        drop(slot);
+    }
+}
+
+impl<K, V> Drop for Lead<'_, K, V> {
+    fn drop(&mut self) {
+        if self.listed {
+            // Unlist first: a waiter woken by `Abandoned` must find the list free to lead.
+            self.unlist();
+            self.flight.end(State::Abandoned);
+        }
+    }
+}

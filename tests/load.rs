@@ -1,0 +1,260 @@
+//! Coalesced loads: `get_with`, `try_get_with`, `optionally_get_with`.
+
+use std::hash::{BuildHasher, Hasher};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+use wheelcache::Cache;
+
+const SLOW: Duration = Duration::from_millis(if cfg!(miri) { 20 } else { 300 });
+
+/// 8 threads ask for one missing key whose loader takes 300 ms: it runs once, all get its
+/// value, and the whole thing takes about one load, not eight.
+#[test]
+fn eight_callers_one_load() {
+    let cache: Cache<u32, String> = Cache::new();
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(8);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                barrier.wait();
+                let v = cache.get_with(1, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(SLOW);
+                    "one".to_string()
+                });
+                assert_eq!(v, "one");
+            });
+        }
+    });
+    let took = started.elapsed();
+    println!("8 callers, one {SLOW:?} load: {took:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(
+        took < SLOW * 4,
+        "took {took:?}: the callers did not share the load"
+    );
+    assert_eq!(cache.get(&1).as_deref(), Some("one"));
+}
+
+/// The leader's loader panics: the panic reaches the leader, nothing is stored, and exactly
+/// one waiter loads again (the others get that value).
+#[test]
+fn panicking_loader_hands_over_to_one_waiter() {
+    let cache: Cache<u32, u32> = Cache::new();
+    let runs = AtomicUsize::new(0);
+    let panicked = AtomicUsize::new(0);
+    let barrier = Barrier::new(6);
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| {
+                barrier.wait();
+                let got = catch_unwind(AssertUnwindSafe(|| {
+                    cache.get_with(9, || {
+                        let run = runs.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(SLOW / 3);
+                        assert!(run > 0, "the first load fails");
+                        90
+                    })
+                }));
+                match got {
+                    Ok(v) => assert_eq!(v, 90),
+                    Err(_) => {
+                        panicked.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(
+        panicked.load(Ordering::SeqCst),
+        1,
+        "only the leader sees its panic"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "one retry after the panic");
+    assert_eq!(cache.get(&9), Some(90));
+}
+
+/// An `Err` is shared with every waiter (one `Arc`), and nothing is stored.
+#[test]
+fn an_error_is_shared_and_not_stored() {
+    let cache: Cache<u32, u32> = Cache::new();
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(5);
+    let errors: Vec<Arc<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..5)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    cache
+                        .try_get_with(3, || {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(SLOW);
+                            Err::<u32, _>("source unavailable".to_string())
+                        })
+                        .unwrap_err()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(errors.iter().all(|e| Arc::ptr_eq(e, &errors[0])));
+    assert_eq!(*errors[0], "source unavailable");
+    assert!(!cache.contains_key(&3));
+    // Not cached: the next call loads.
+    assert_eq!(cache.try_get_with(3, || Ok::<_, String>(30)), Ok(30));
+}
+
+/// `None` is shared with `optionally_get_with` waiters and not stored.
+#[test]
+fn nothing_is_shared_and_not_stored() {
+    let cache: Cache<u32, u32> = Cache::new();
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(4);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                barrier.wait();
+                let got = cache.optionally_get_with(4, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(SLOW);
+                    None
+                });
+                assert_eq!(got, None);
+            });
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(cache.is_empty());
+}
+
+/// A loader may call back into the cache, including a coalesced load of another key.
+#[test]
+fn a_loader_may_load_another_key() {
+    let cache: Cache<u32, u32> = Cache::new();
+    let v = cache.get_with(1, || cache.get_with(2, || 20) + 1);
+    assert_eq!(v, 21);
+    assert_eq!(cache.get(&1), Some(21));
+    assert_eq!(cache.get(&2), Some(20));
+}
+
+/// A loader asking for its own key would wait for itself: it panics, with a message.
+#[test]
+fn a_loader_asking_for_its_own_key_panics() {
+    let cache: Cache<u32, u32> = Cache::new();
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        cache.get_with(5, || cache.get_with(5, || 1))
+    }))
+    .unwrap_err();
+    let msg = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert!(msg.contains("its own key"), "{msg}");
+    // The flight was abandoned: the key loads normally afterwards.
+    assert_eq!(cache.get_with(5, || 50), 50);
+}
+
+/// A cache that keeps nothing (capacity 0) still hands the loaded value to the waiters.
+#[test]
+fn waiters_get_the_value_even_when_the_cache_refuses_it() {
+    let cache: Cache<u32, u32> = Cache::builder().max_capacity(0).build();
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(4);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                barrier.wait();
+                let v = cache.get_with(6, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(SLOW);
+                    60
+                });
+                assert_eq!(v, 60);
+            });
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(cache.is_empty());
+}
+
+/// Every key hashes alike: concurrent loads of different keys each get their own value.
+#[test]
+fn colliding_keys_each_get_their_own_value() {
+    #[derive(Clone, Default)]
+    struct Same;
+    struct Flat;
+    impl Hasher for Flat {
+        fn finish(&self) -> u64 {
+            42
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+    impl BuildHasher for Same {
+        type Hasher = Flat;
+        fn build_hasher(&self) -> Flat {
+            Flat
+        }
+    }
+    let cache: Cache<u32, u32, Same> = Cache::builder().hasher(Same).build();
+    let barrier = Barrier::new(6);
+    std::thread::scope(|s| {
+        for k in 0..6u32 {
+            let (cache, barrier) = (&cache, &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                let v = cache.get_with(k, || {
+                    std::thread::sleep(SLOW / 3);
+                    k * 10
+                });
+                assert_eq!(v, k * 10);
+            });
+        }
+    });
+    for k in 0..6u32 {
+        assert_eq!(cache.get(&k), Some(k * 10));
+    }
+}
+
+/// A value inserted by another caller while the loader ran wins; every value is dropped
+/// exactly once.
+#[test]
+fn an_entry_inserted_meanwhile_wins_and_drops_balance() {
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+    #[derive(Debug, PartialEq)]
+    struct Counted(u32);
+    impl Counted {
+        fn new(v: u32) -> Self {
+            LIVE.fetch_add(1, Ordering::SeqCst);
+            Self(v)
+        }
+    }
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            Self::new(self.0)
+        }
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            LIVE.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    {
+        let cache: Cache<u32, Counted> = Cache::new();
+        let v = cache.get_with(1, || {
+            cache.insert(1, Counted::new(100));
+            Counted::new(1)
+        });
+        assert_eq!(v.0, 100);
+        drop(v);
+        let v = cache.get_with(2, || Counted::new(2));
+        assert_eq!(v.0, 2);
+    }
+    let live = LIVE.load(Ordering::SeqCst);
+    assert_eq!(live, 0, "every value dropped exactly once: {live} left");
+}
