@@ -43,7 +43,9 @@ fn per_entry_overhead_is_at_most_64_bytes() {
 }
 
 /// The same with a capacity bound and a time-to-idle: each entry also carries its
-/// extension (idle tick, weight, queue links) and its share of the ghost.
+/// extension (idle tick, weight, queue links: 32 bytes) and its share of the ghost and the
+/// sketch. Measured 81 bytes; the target of 64 is not met (see `evict`'s essay),
+/// so this asserts the measured figure does not grow.
 #[test]
 fn per_entry_overhead_with_a_bound_and_idle_expiry() {
     let _serial = SERIAL.lock().unwrap();
@@ -71,7 +73,7 @@ fn per_entry_overhead_with_a_bound_and_idle_expiry() {
         "per-entry overhead, bounded + idle: {overhead} bytes ({used} bytes for {} entries)",
         cache.len()
     );
-    assert!(overhead <= 96, "per-entry overhead {overhead} bytes");
+    assert!(overhead <= 84, "per-entry overhead {overhead} bytes");
     drop(cache);
 }
 

@@ -30,9 +30,10 @@ unsafe fn with_links<K, V, R>(
     node: *mut Node<K, V>,
     f: impl FnOnce(&mut QueueLinks<K, V>) -> R,
 ) -> R {
-    // SAFETY: the caller's contract: alive, extended, lock held (exclusive access).
+    // SAFETY: 1. alive and extended (our contract), so `ext` is valid; 2. the lock is held,
+    // so no other access to the links exists while `f` runs.
     unsafe { ext(node) }
-        .queue
+        .links
         .with_mut(|l| f(unsafe { &mut *l }))
 }
 
@@ -41,8 +42,19 @@ unsafe fn with_links<K, V, R>(
 /// # Safety
 /// As for [`with_links`].
 pub(crate) unsafe fn queue_of<K, V>(node: *mut Node<K, V>) -> u8 {
-    // SAFETY: the caller's contract.
-    unsafe { with_links(node, |l| l.queue) }
+    // SAFETY: 1. alive and extended (our contract); 2. the lock is held, so no write races
+    // this read.
+    unsafe { ext(node) }.queue.with(|q| unsafe { *q })
+}
+
+/// Stamps which queue holds `node`.
+///
+/// # Safety
+/// As for [`with_links`].
+unsafe fn set_queue<K, V>(node: *mut Node<K, V>, id: u8) {
+    // SAFETY: 1. alive and extended (our contract); 2. the lock is held, so this write is
+    // the only access.
+    unsafe { ext(node) }.queue.with_mut(|q| unsafe { *q = id });
 }
 
 /// A FIFO of nodes (oldest at the front) and their total weight.
@@ -76,11 +88,11 @@ impl<K, V> Deque<K, V> {
         let back = self.back;
         // SAFETY: our contract; `back`, if any, is a live node of this queue.
         unsafe {
+            debug_assert_eq!(queue_of(node), NONE);
+            set_queue(node, self.id);
             with_links(node, |l| {
-                debug_assert_eq!(l.queue, NONE);
                 l.prev = back;
                 l.next = ptr::null_mut();
-                l.queue = self.id;
             });
             if back.is_null() {
                 self.front = node;
@@ -120,13 +132,13 @@ impl<K, V> Deque<K, V> {
     pub(crate) unsafe fn unlink(&mut self, node: *mut Node<K, V>) {
         // SAFETY: our contract: `node` and its neighbours are live nodes of this queue.
         unsafe {
+            debug_assert_eq!(queue_of(node), self.id);
+            set_queue(node, NONE);
             let (prev, next) = with_links(node, |l| {
-                debug_assert_eq!(l.queue, self.id);
                 let pn = (l.prev, l.next);
                 *l = QueueLinks {
                     prev: ptr::null_mut(),
                     next: ptr::null_mut(),
-                    queue: NONE,
                 };
                 pn
             });

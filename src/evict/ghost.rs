@@ -1,24 +1,26 @@
 //! Ghost entries: hashes of keys the small queue recently evicted, so that a key coming
 //! back soon after is admitted straight to the main queue (S3-FIFO's `G`).
 //!
-//! Hash-only and direct-mapped: an array of 32-bit fingerprints indexed by the hash's low
-//! bits, where a newer ghost overwrites an older one in its slot. So it costs 4 bytes per
-//! slot, lookups and inserts are one load or store, and it forgets roughly in FIFO order
+//! Hash-only and direct-mapped: an array of 16-bit fingerprints indexed by the hash's low
+//! bits, where a newer ghost overwrites an older one in its slot. So it costs 2 bytes per
+//! slot (a key never evicted passes for a ghost once in 2^15 lookups: it then merely
+//! meets TinyLFU's test early), lookups and inserts are one load or store, and it forgets roughly in FIFO order
 //! (the older of two colliding ghosts goes). It is sized to about the segment's entries,
 //! as the paper's ghost queue is to the main queue, and resized (emptied) as that changes.
 
 /// A direct-mapped set of key fingerprints.
 #[derive(Debug, Default)]
 pub(crate) struct Ghost {
-    slots: Vec<u32>,
+    slots: Vec<u16>,
 }
 
 /// Fewest slots a ghost keeps once it has any.
 const MIN_SLOTS: usize = 64;
 
-fn fingerprint(hash: u64) -> u32 {
-    // Bits 32..63 (the low bits pick the slot); never 0, which marks an empty slot.
-    ((hash >> 32) as u32) | 1
+fn fingerprint(hash: u64) -> u16 {
+    // Bits 32..47 (the low bits pick the slot, the top ones the segment); never 0, which
+    // marks an empty slot.
+    ((hash >> 32) as u16) | 1
 }
 
 impl Ghost {

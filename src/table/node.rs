@@ -84,8 +84,11 @@ pub(crate) struct Ext<K, V> {
     pub(crate) idle: AtomicU64,
     /// The entry's weight (immutable; 1 without a weigher).
     pub(crate) weight: u32,
-    /// Which eviction queue holds the node, and its links there: maintenance lock only.
-    pub(crate) queue: UnsafeCell<QueueLinks<K, V>>,
+    /// Which eviction queue holds the node (`evict::deque::NONE`, `SMALL` or `MAIN`),
+    /// beside `weight` so the two share a word: maintenance lock only.
+    pub(crate) queue: UnsafeCell<u8>,
+    /// The node's links in that queue: maintenance lock only.
+    pub(crate) links: UnsafeCell<QueueLinks<K, V>>,
 }
 
 /// A node's place in an eviction queue (see `evict::deque`).
@@ -93,9 +96,10 @@ pub(crate) struct Ext<K, V> {
 pub(crate) struct QueueLinks<K, V> {
     pub(crate) prev: *mut Node<K, V>,
     pub(crate) next: *mut Node<K, V>,
-    /// `evict::deque::NONE`, `SMALL` or `MAIN`.
-    pub(crate) queue: u8,
 }
+
+#[cfg(not(all(wheelcache_loom, feature = "loom")))]
+const _: () = assert!(std::mem::size_of::<Ext<u64, u64>>() == 32);
 
 /// What an extended node starts with.
 #[derive(Clone, Copy, Debug)]
@@ -342,10 +346,10 @@ impl<K, V> NodeBox<K, V> {
                     ext: Ext {
                         idle: AtomicU64::new(init.idle),
                         weight: init.weight,
-                        queue: UnsafeCell::new(QueueLinks {
+                        queue: UnsafeCell::new(0),
+                        links: UnsafeCell::new(QueueLinks {
                             prev: ptr::null_mut(),
                             next: ptr::null_mut(),
-                            queue: 0,
                         }),
                     },
                     node: Node::with_flags(hash, key, value, deadline, true, EXT),
