@@ -25,12 +25,66 @@ use std::time::{Duration, Instant};
 ///
 /// Implementations must be cheap (every read of an entry that has a deadline asks for the
 /// time) and must never go backwards. Time is nanoseconds since an origin the clock picks.
+/// Give one to a cache with [`CacheBuilder::clock`](crate::CacheBuilder::clock); the
+/// default is [`MonotonicClock`], and [`ManualClock`] is for tests.
+///
+/// A panicking clock is safe: every write reads the clock before it changes anything.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use wheelcache::{Cache, Clock};
+///
+/// /// A clock driven by an external simulation's time, in milliseconds.
+/// #[derive(Clone)]
+/// struct SimClock(Arc<AtomicU64>);
+///
+/// impl Clock for SimClock {
+///     fn now_nanos(&self) -> u64 {
+///         self.0.load(Ordering::Relaxed).saturating_mul(1_000_000)
+///     }
+/// }
+///
+/// let millis = Arc::new(AtomicU64::new(0));
+/// let cache: Cache<u32, u32> = Cache::builder().clock(SimClock(Arc::clone(&millis))).build();
+/// cache.insert_with_ttl(1, 1, Duration::from_millis(250));
+/// millis.store(249, Ordering::Relaxed);
+/// assert_eq!(cache.get(&1), Some(1));
+/// millis.store(250, Ordering::Relaxed);
+/// assert_eq!(cache.get(&1), None);
+/// ```
 pub trait Clock: Send + Sync + 'static {
     /// Nanoseconds since this clock's origin. Never decreases between calls.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// assert_eq!(clock.now_nanos(), 0);
+    /// clock.advance(Duration::from_micros(3));
+    /// assert_eq!(clock.now_nanos(), 3_000);
+    /// ```
     fn now_nanos(&self) -> u64;
 }
 
 /// The default clock: `std::time::Instant`, measured from when the clock was created.
+///
+/// A cache built without [`CacheBuilder::clock`](crate::CacheBuilder::clock) makes one of
+/// its own. Copies share the origin, so they read the same time.
+///
+/// ```
+/// use wheelcache::{Cache, Clock, MonotonicClock};
+///
+/// let clock = MonotonicClock::new();
+/// let copy = clock;
+/// let (a, b) = (clock.now_nanos(), copy.now_nanos());
+/// assert!(b >= a); // one origin, never backwards
+/// let cache: Cache<u32, u32> = Cache::builder().clock(clock).build();
+/// cache.insert(1, 1);
+/// assert_eq!(cache.get(&1), Some(1));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MonotonicClock {
     origin: Instant,
@@ -38,6 +92,15 @@ pub struct MonotonicClock {
 
 impl MonotonicClock {
     /// A clock whose origin is now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Clock, MonotonicClock};
+    ///
+    /// let clock = MonotonicClock::new();
+    /// std::thread::sleep(Duration::from_millis(2));
+    /// assert!(clock.now_nanos() >= 2_000_000);
+    /// ```
     pub fn new() -> Self {
         Self {
             origin: Instant::now(),
@@ -64,7 +127,11 @@ impl Clock for MonotonicClock {
     }
 }
 
-/// A clock that moves only when told to. Clones share one time.
+/// A clock that moves only when told to. Clones share one time: keep one and give a clone
+/// to the cache, and tests decide exactly when entries lapse, with no sleeping.
+///
+/// It starts at zero and only moves forward ([`advance`](Self::advance)), so it keeps the
+/// [`Clock`] contract by construction.
 ///
 /// ```
 /// use std::time::Duration;
@@ -83,11 +150,45 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock at time zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// std::thread::sleep(Duration::from_millis(1));
+    /// assert_eq!(clock.elapsed(), Duration::ZERO); // real time does not move it
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Moves time forward by `by` (saturating at `u64::MAX` nanoseconds).
+    /// Moves time forward by `by` (saturating at `u64::MAX` nanoseconds, about 584 years),
+    /// for every clone of this clock. Entries that become due are gone for reads at once;
+    /// maintenance (a write's turn, [`Cache::run_pending_tasks`](crate::Cache::run_pending_tasks),
+    /// the reaper) removes them and tells the listener.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert("a", 1);
+    /// clock.advance(Duration::from_secs(59));
+    /// assert_eq!(cache.get("a"), Some(1));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.get("a"), None);
+    /// assert_eq!(cache.len(), 1); // still counted until maintenance removes it
+    /// cache.run_pending_tasks();
+    /// assert_eq!(cache.len(), 0);
+    ///
+    /// clock.advance(Duration::MAX); // saturates
+    /// assert_eq!(clock.elapsed(), Duration::from_nanos(u64::MAX));
+    /// ```
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         // Relaxed is enough: the clock is a single value read on its own; the cache never
@@ -99,7 +200,20 @@ impl ManualClock {
             });
     }
 
-    /// The time since this clock was created, as the cache sees it.
+    /// The time since this clock was created, as the cache sees it: the sum of every
+    /// [`advance`](Self::advance) on it or its clones.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let clone = clock.clone();
+    /// clock.advance(Duration::from_millis(1500));
+    /// clone.advance(Duration::from_millis(500));
+    /// assert_eq!(clock.elapsed(), Duration::from_secs(2));
+    /// assert_eq!(clone.elapsed(), Duration::from_secs(2));
+    /// ```
     pub fn elapsed(&self) -> Duration {
         Duration::from_nanos(self.now_nanos())
     }
@@ -122,6 +236,26 @@ impl Clock for ManualClock {
 
 /// The shortest tick a cache accepts; shorter ones (zero included) are raised to it. At this
 /// resolution deadlines reach 2^55 us (about 1,142 years) past the clock's origin.
+///
+/// A TTL is rounded up to whole ticks, so with the tick at its minimum an entry lives at
+/// least its TTL and less than one microsecond more:
+///
+/// ```
+/// use std::time::Duration;
+/// use wheelcache::{Cache, ManualClock, MIN_TICK};
+///
+/// assert_eq!(MIN_TICK, Duration::from_micros(1));
+/// let clock = ManualClock::new();
+/// let cache: Cache<u32, u32> = Cache::builder()
+///     .tick(Duration::from_nanos(1)) // raised to MIN_TICK
+///     .clock(clock.clone())
+///     .build();
+/// cache.insert_with_ttl(1, 1, Duration::from_nanos(500));
+/// clock.advance(Duration::from_nanos(500));
+/// assert_eq!(cache.get(&1), Some(1)); // with 1 ns ticks it would be gone
+/// clock.advance(Duration::from_nanos(500));
+/// assert_eq!(cache.get(&1), None); // due at the end of the first 1 us tick
+/// ```
 pub const MIN_TICK: Duration = Duration::from_micros(1);
 
 /// Deadlines take the low 55 bits of an entry's `meta` word; the top 9 hold flags

@@ -1,10 +1,10 @@
-#![doc = include_str!("../README.md")]
+#![doc = include_str!("guide.md")]
 //!
 //! # Architecture
 //!
 //! | layer | module | what it holds |
 //! |-------|--------|---------------|
-//! | public API | `cache` | [`Cache`], [`CacheBuilder`], [`Pinned`], the reaper |
+//! | public API | `cache` | [`Cache`], [`CacheBuilder`], [`Pinned`], coalesced loads, iteration, `compute`, `Policy`, the reaper |
 //! | policy | `evict`, `policy`, `stats` | the capacity bound (S3-FIFO) and idle limits; [`RemovalCause`], the listener, [`CacheStats`] |
 //! | segment | `segment` | one table + one wheel + the lock-free hand-off between them |
 //! | table | `table` | lock-free open addressing per segment: cache-line groups, overflow counts, incremental migration |
@@ -24,7 +24,9 @@ mod sync;
 mod table;
 mod wheel;
 
-pub use cache::{Cache, CacheBuilder, Pinned, MAX_RECLAIM_WAIT};
+pub use cache::{
+    Cache, CacheBuilder, Computed, IntoClones, Iter, Op, Pinned, Policy, MAX_RECLAIM_WAIT,
+};
 pub use clock::{Clock, ManualClock, MonotonicClock, MIN_TICK};
 pub use policy::RemovalCause;
 pub use stats::CacheStats;

@@ -15,26 +15,73 @@ use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
+///
+/// The counters start at zero when the cache is built and only grow. Counting costs no
+/// shared write: each thread counts in its own stripe, and a snapshot sums them, so it is
+/// exact once the counted operations have returned (one taken while other threads work
+/// may miss operations in flight). `contains_key` and `get_or_insert_with`'s lookup count
+/// neither as a hit nor as a miss.
+///
+/// ```
+/// use std::time::Duration;
+/// use wheelcache::{Cache, CacheStats, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let cache: Cache<&str, u32> = Cache::builder().clock(clock.clone()).build();
+/// cache.insert("a", 1);                                  // insert
+/// cache.insert("a", 2);                                  // update
+/// cache.insert("b", 3);                                  // insert
+/// cache.insert_with_ttl("c", 4, Duration::from_secs(1)); // insert
+/// assert_eq!(cache.get("a"), Some(2));                   // hit
+/// assert_eq!(cache.get("z"), None);                      // miss
+/// cache.remove("b");                                     // removal
+/// clock.advance(Duration::from_secs(1));
+/// cache.run_pending_tasks();                             // "c" expires
+///
+/// let stats = cache.stats();
+/// assert_eq!(stats, CacheStats {
+///     hits: 1,
+///     misses: 1,
+///     inserts: 3,
+///     updates: 1,
+///     removals: 1,
+///     expirations: 1,
+///     evictions: 0,
+///     len: 1,
+/// });
+/// let lookups = stats.hits + stats.misses;
+/// assert_eq!(stats.hits as f64 / lookups as f64, 0.5); // the hit ratio
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// `get` and `pin().get` calls that found a live entry.
+    /// Lookups that found a live entry: `get`, `pin().get` and `pin().get_key_value`
+    /// calls, and the lookup each `get_with`, `try_get_with` and `optionally_get_with`
+    /// call starts with.
     pub hits: u64,
-    /// `get` and `pin().get` calls that found nothing (or only an expired entry).
+    /// Lookups (as for [`hits`](Self::hits)) that found nothing, or only an expired
+    /// entry. A coalesced load's caller that retries (after another caller's loader
+    /// panicked or shared an outcome it does not take) counts its new lookup too.
     pub misses: u64,
-    /// Entries stored under a key that had no live entry.
+    /// Entries stored under a key that had no live entry. An insert that stores nothing
+    /// (a zero TTL or time-to-idle, a weight over the bound) counts here or in
+    /// [`updates`](Self::updates) as a stored one would, and also as an
+    /// [`expiration`](Self::expirations) or an [`eviction`](Self::evictions).
     pub inserts: u64,
     /// Entries stored in place of a live entry with the same key.
     pub updates: u64,
-    /// Entries removed by `remove` or `clear`.
+    /// Live entries removed at a caller's request (`remove`, `invalidate`, `clear` and the
+    /// other explicit removals).
     pub removals: u64,
     /// Entries that left because their TTL passed (found by the wheel, or found expired by
     /// `remove`, `clear` or a replacing insert), or their time-to-idle, plus zero-TTL (or
     /// zero-TTI) inserts.
     pub expirations: u64,
-    /// Entries evicted to respect the capacity bound (see [`CacheBuilder::max_capacity`](crate::CacheBuilder::max_capacity)),
-    /// plus entries refused because they weigh more than the whole bound.
+    /// Entries evicted to respect the capacity bound (see
+    /// [`CacheBuilder::max_capacity`](crate::CacheBuilder::max_capacity)), plus entries
+    /// refused because they weigh more than the whole bound.
     pub evictions: u64,
-    /// Entries in the cache, expired ones included until maintenance removes them.
+    /// Entries in the cache when the snapshot was taken, as [`Cache::len`](crate::Cache::len)
+    /// counts them: expired ones included until maintenance removes them.
     pub len: usize,
 }
 

@@ -28,11 +28,17 @@ mod builder;
 pub(crate) mod builder_limits {
     pub use super::builder::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS};
 }
+mod compute;
+mod config;
+mod iter;
 mod load;
 mod pinned;
 mod reaper;
 
 pub use builder::CacheBuilder;
+pub use compute::{Computed, Op};
+pub use config::Policy;
+pub use iter::{IntoClones, Iter};
 pub use pinned::Pinned;
 
 use crate::clock::{Reading, Ticker, NEVER};
@@ -412,6 +418,121 @@ where
         self.inner.clear();
     }
 
+    /// An atomic read-modify-write of `key`'s entry: `f` sees the live value (or `None`)
+    /// and returns an [`Op`]: keep it as it is, put a new value (stored with the default
+    /// TTL), or remove the entry. The op is applied only if the entry is still the one `f`
+    /// saw; otherwise `f` runs again on what is there now, so **under contention `f` may
+    /// run more than once** (it is `FnMut`). Moka's `entry(k).and_compute_with`,
+    /// papaya's `compute`.
+    ///
+    /// `f` runs under an epoch pin (it borrows the value): keep it short and do not block
+    /// in it; it may read the cache but must not write `key` (its own write would make it
+    /// run again, for ever). A panic in `f` propagates and changes nothing. A value the
+    /// cache refuses (zero TTL or TTI, heavier than the bound) is not stored: the entry
+    /// is removed and the value handed to the listener ([`Computed::Refused`]).
+    ///
+    /// ```
+    /// use wheelcache::{Cache, Computed, Op};
+    /// let hits: Cache<&str, u64> = Cache::new();
+    /// let bump = |n: Option<&u64>| Op::Put(n.map_or(1, |n| n + 1));
+    /// assert_eq!(hits.compute("/", bump), Computed::Inserted);
+    /// assert_eq!(hits.compute("/", bump), Computed::Updated);
+    /// assert_eq!(hits.get("/"), Some(2));
+    /// // Remove once it reaches 2, else leave it.
+    /// let done = hits.compute("/", |n| if n == Some(&2) { Op::Remove } else { Op::Nop });
+    /// assert_eq!(done, Computed::Removed);
+    /// assert_eq!(hits.compute("/", |_| Op::Nop), Computed::StillNone);
+    /// ```
+    pub fn compute(&self, key: K, f: impl FnMut(Option<&V>) -> Op<V>) -> Computed {
+        self.inner.compute(key, f)
+    }
+
+    /// Removes every entry present at the call, as moka's `invalidate_all` does: the same
+    /// as [`clear`](Self::clear) (the listener hears `Explicit`, or `Expired` for lapsed
+    /// entries; entries inserted concurrently may survive).
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// cache.insert(1, 1);
+    /// cache.insert(2, 2);
+    /// cache.invalidate_all();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn invalidate_all(&self) {
+        self.inner.clear();
+    }
+
+    /// Keeps only the live entries for which `keep` returns true; the others leave with
+    /// `RemovalCause::Explicit` (heard by the listener, after `keep` has seen the whole
+    /// segment, unpinned). Returns how many left.
+    ///
+    /// Weakly consistent, like [`iter`](Self::iter): every entry present for the whole
+    /// call is asked exactly once; one inserted or removed meanwhile may or may not be.
+    /// `keep` runs under an epoch pin (it borrows the entries), one segment at a time:
+    /// keep it short, and do not block in it. It may read the cache; if it panics, the
+    /// panic propagates, and the entries already refused have left (and are heard).
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// for i in 0..10 {
+    ///     cache.insert(i, i);
+    /// }
+    /// assert_eq!(cache.retain(|_, v| v % 2 == 0), 5);
+    /// assert_eq!(cache.len(), 5);
+    /// assert!(cache.contains_key(&4) && !cache.contains_key(&5));
+    /// ```
+    pub fn retain(&self, keep: impl FnMut(&K, &V) -> bool) -> usize {
+        self.inner.retain(keep)
+    }
+
+    /// Removes the live entries for which `predicate` returns true: moka's name for
+    /// [`retain`](Self::retain) with the test inverted (and run at once, not later by a
+    /// housekeeper). Returns how many left.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<String, u32> = wheelcache::Cache::new();
+    /// cache.insert("user:1".into(), 1);
+    /// cache.insert("admin:1".into(), 2);
+    /// assert_eq!(cache.invalidate_entries_if(|k, _| k.starts_with("user:")), 1);
+    /// assert!(cache.contains_key("admin:1"));
+    /// ```
+    pub fn invalidate_entries_if(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> usize {
+        self.inner.retain(|k, v| !predicate(k, v))
+    }
+
+    /// Clones of every live entry, one segment at a time (each segment is listed and
+    /// cloned under a short pin of its own; nothing is pinned between segments). Weakly
+    /// consistent: an entry present for the whole iteration is yielded exactly once, an
+    /// expired one never, and one inserted or removed meanwhile may or may not be. Not an
+    /// access: no hit, no idle time restarted. [`Pinned::iter`] borrows instead of cloning.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, String> = wheelcache::Cache::new();
+    /// cache.insert(1, "one".into());
+    /// cache.insert(2, "two".into());
+    /// let mut all: Vec<(u32, String)> = cache.iter().collect();
+    /// all.sort();
+    /// assert_eq!(all, [(1, "one".into()), (2, "two".into())]);
+    /// ```
+    pub fn iter(&self) -> IntoClones<'_, K, V, S>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        IntoClones::new(self)
+    }
+
+    /// The configuration the cache was built with (see [`Policy`]).
+    pub fn policy(&self) -> Policy {
+        let max = self.inner.limits.max;
+        Policy {
+            max_capacity: (max != u64::MAX).then_some(max),
+            time_to_live: self.inner.ttl,
+            time_to_idle: self.inner.tti,
+            num_segments: self.inner.segments.len(),
+        }
+    }
+
     /// Does the maintenance that is pending when it is called, and returns in bounded time
     /// however busy other threads keep the cache.
     ///
@@ -676,7 +797,9 @@ where
                     None
                 }
                 Insert::Replaced { old, new } => self.linked_over(index, old, new, now.tick()),
-                Insert::Kept { .. } => unreachable!("`keep` refused every existing entry"),
+                Insert::Kept { .. } | Insert::Vacant { .. } => {
+                    unreachable!("`keep` refused every existing entry, and vacant keys are taken")
+                }
             };
             (
                 departed,
@@ -861,6 +984,7 @@ where
                     (new.value.clone(), held, None)
                 }
                 Insert::Kept { existing, unused } => (existing.value.clone(), None, Some(unused)),
+                Insert::Vacant { .. } => unreachable!("vacant keys are taken"),
             };
             let turned = self.turn_pinned(index, now, &guard, &mut fired);
             (out, departed, unused, turned)

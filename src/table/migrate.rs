@@ -68,7 +68,11 @@ impl<K, V> Table<K, V> {
     /// After an insert of a new key: start growing when the table is fuller than the
     /// tuning allows.
     pub(crate) fn maybe_grow(&self, raw: &Raw<K, V>, guard: &Guard) {
-        if self.len() * 100 > raw.capacity() * usize::from(self.tuning.max_load_pct) {
+        // Relaxed: a hint that only bounds a scan's rounds (see `listing`); the table is
+        // correct whether or not this grow starts now.
+        if self.len() * 100 > raw.capacity() * usize::from(self.tuning.max_load_pct)
+            && self.scanners.load(Ordering::Relaxed) == 0
+        {
             self.start_migration(raw, true, guard);
         }
     }
@@ -353,7 +357,11 @@ impl<K, V> Table<K, V> {
             let sparse = live * 100 < raw.capacity() * usize::from(self.tuning.min_load_pct);
             // Only when it would shrink: a table already at its smallest for `live` (room
             // for the insert lag included) would only be copied to its own size, again.
-            if !sparse || self.target_groups(live) >= raw.len() {
+            // Relaxed: as in `maybe_grow`.
+            if !sparse
+                || self.target_groups(live) >= raw.len()
+                || self.scanners.load(Ordering::Relaxed) != 0
+            {
                 return false;
             }
             self.start_migration(raw, false, guard);

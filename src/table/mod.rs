@@ -104,6 +104,7 @@
 //!    includes a frozen group (its commit or publish fails on the freeze).
 //! 5. Readers write nothing.
 
+mod listing;
 mod migrate;
 pub(crate) mod node;
 mod ops;
@@ -170,6 +171,9 @@ pub(crate) struct Table<K, V> {
     /// may run after the table is gone).
     garbage: Arc<AtomicUsize>,
     tuning: Tuning,
+    /// Scans in progress (`listing`): while any runs, no optional migration starts (a grow
+    /// at the maximum load, a shrink), so a scan's rounds are bounded (see `listing`).
+    pub(crate) scanners: AtomicUsize,
     /// The fewest groups the table shrinks to: the tuning's minimum, or the pre-sized
     /// table's size (a table pre-sized for its working set is not shrunk while it fills).
     min_groups: usize,
@@ -198,6 +202,7 @@ impl<K, V> Table<K, V> {
             reclaim: Reclaim::new(),
             garbage: Arc::new(AtomicUsize::new(0)),
             tuning,
+            scanners: AtomicUsize::new(0),
             min_groups: groups,
         }
     }

@@ -370,6 +370,31 @@ impl<K, V> NodeBox<K, V> {
         raw
     }
 
+    /// The key and value back, the allocation freed (for a write that lost its race and
+    /// tries again with the same key).
+    pub(crate) fn into_parts(self) -> (K, V) {
+        let raw = self.into_raw();
+        // SAFETY: 1. we owned the node (from `NodeBox::new`, with its allocation's
+        // provenance), so `key` and `value` are initialised and read out once here; 2. the
+        // memory is then freed as the `MaybeUninit` of the type it was allocated as, which
+        // drops nothing (the other fields have no `Drop`).
+        unsafe {
+            let key = ptr::read(ptr::addr_of!((*raw).key));
+            let value = ptr::read(ptr::addr_of!((*raw).value));
+            if (*raw).meta.load(Ordering::Relaxed) & EXT == 0 {
+                drop(Box::from_raw(
+                    raw.cast::<std::mem::MaybeUninit<Node<K, V>>>(),
+                ));
+            } else {
+                drop(Box::from_raw(
+                    raw.byte_sub(node_offset::<K, V>())
+                        .cast::<std::mem::MaybeUninit<Extended<K, V>>>(),
+                ));
+            }
+            (key, value)
+        }
+    }
+
     /// Takes ownership back.
     ///
     /// # Safety

@@ -22,6 +22,9 @@ pub(crate) enum Insert<'g, K, V> {
         existing: NodePtr<'g, K, V>,
         unused: NodeBox<K, V>,
     },
+    /// No entry had the key and the caller asked for a replacement only
+    /// ([`Table::insert_when`] with `vacant` false); the unused node is handed back.
+    Vacant { unused: NodeBox<K, V> },
 }
 
 /// Owns a not-yet-published node through its raw pointer, freeing it if dropped (when a
@@ -145,8 +148,22 @@ impl<K, V> Table<K, V> {
     pub(crate) fn insert<'g>(
         &self,
         node: NodeBox<K, V>,
+        eq: impl FnMut(&K, &K) -> bool,
+        keep: impl FnMut(NodePtr<'g, K, V>) -> bool,
+        guard: &'g Guard,
+    ) -> Insert<'g, K, V> {
+        self.insert_when(node, eq, keep, true, guard)
+    }
+
+    /// [`insert`](Self::insert), which publishes under a key with no entry only if
+    /// `vacant` (else it hands the node back as [`Insert::Vacant`]): a compare-and-swap of
+    /// a whole entry, with `keep` refusing every entry but the expected one.
+    pub(crate) fn insert_when<'g>(
+        &self,
+        node: NodeBox<K, V>,
         mut eq: impl FnMut(&K, &K) -> bool,
         mut keep: impl FnMut(NodePtr<'g, K, V>) -> bool,
+        vacant: bool,
         guard: &'g Guard,
     ) -> Insert<'g, K, V> {
         let hash = node.hash;
@@ -194,6 +211,11 @@ impl<K, V> Table<K, V> {
                         };
                     }
                     continue;
+                }
+                Scan::Absent(_) if !vacant => {
+                    return Insert::Vacant {
+                        unused: node.take_back(),
+                    }
                 }
                 Scan::Absent(free) => free,
             };

@@ -1,0 +1,156 @@
+//! `compute`: an atomic read-modify-write of one key, by compare-and-swap of the entry.
+//!
+//! Pinned, the caller finds the key's live entry (or none), shows it to the closure, and
+//! applies the closure's [`Op`] only if the entry is still the one it saw: a `Put` goes in
+//! through `Table::insert_when` with `keep` refusing every entry but the one seen (and
+//! refusing to fill a vacant key unless none was seen), a `Remove` takes out that very
+//! node (`Table::remove_node`). If another write got there first, the closure runs again on
+//! what is there now. The pin lasts from the read to the swap, so the entry seen cannot be
+//! freed and its address reused in between: comparing nodes by address is exact.
+//!
+//! Lock-free like every other write (papaya's `compute` works the same way; moka's
+//! `and_compute_with` takes a per-key lock instead), so under contention the closure may
+//! run more than once, and it runs pinned: it must be short and must not block.
+
+use super::Inner;
+use crate::policy::RemovalCause;
+use crate::table::node::NodePtr;
+use crate::table::Insert;
+use crossbeam_epoch as epoch;
+use std::hash::{BuildHasher, Hash};
+
+/// What a [`Cache::compute`](super::Cache::compute) closure asks for (moka's `compute::Op`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op<V> {
+    /// Leave the entry (or its absence) as it is.
+    Nop,
+    /// Store this value under the key, with the cache's default TTL.
+    Put(V),
+    /// Remove the entry (heard by the listener as `Explicit`).
+    Remove,
+}
+
+/// What a [`Cache::compute`](super::Cache::compute) call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Computed {
+    /// There was no live entry; the closure's value was stored.
+    Inserted,
+    /// The live entry was replaced by the closure's value.
+    Updated,
+    /// The live entry was removed.
+    Removed,
+    /// There was a live entry and the closure left it (`Op::Nop`).
+    Unchanged,
+    /// There was no live entry and none was stored (`Op::Nop` or `Op::Remove`).
+    StillNone,
+    /// The closure's value was not stored because the cache refuses it (a zero TTL or
+    /// time-to-idle, or heavier than the whole bound): any entry for the key was removed,
+    /// and the value went to the listener as `Expired` or `Evicted`.
+    Refused,
+}
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    pub(super) fn compute(&self, key: K, mut f: impl FnMut(Option<&V>) -> Op<V>) -> Computed {
+        let (hash, index) = self.locate(&key);
+        let segment = &self.segments[index];
+        let mut key = key;
+        loop {
+            let reading = self.ticker.read();
+            let now = reading.tick();
+            let mut fired = Vec::new();
+            let guard = epoch::pin();
+            let seen = self.find(hash, index, &key, &guard, false, false);
+            let value = match f(seen.map(|n| &n.get().value)) {
+                Op::Nop => {
+                    return if seen.is_some() {
+                        Computed::Unchanged
+                    } else {
+                        Computed::StillNone
+                    }
+                }
+                Op::Remove => {
+                    let Some(node) = seen else {
+                        return Computed::StillNone;
+                    };
+                    if !segment.table.remove_node(&node, &guard) {
+                        continue; // removed or replaced meanwhile: look again
+                    }
+                    let (_, held) =
+                        self.departed_by_caller(index, node, RemovalCause::Explicit, now);
+                    let turned = self.turn_pinned(index, now, &guard, &mut fired);
+                    drop(guard);
+                    self.after_write(index, held.into_iter().chain(fired), turned);
+                    return Computed::Removed;
+                }
+                Op::Put(value) => value,
+            };
+            let weight = self.weigh(&key, &value);
+            let zero =
+                self.ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero());
+            if zero || self.refused(weight) {
+                drop(guard);
+                let cause = if zero {
+                    RemovalCause::Expired
+                } else {
+                    RemovalCause::Evicted
+                };
+                self.put_expired(key, value, now, cause);
+                return Computed::Refused;
+            }
+            let node = self.node(
+                hash,
+                key,
+                value,
+                Self::deadline(self.ttl, reading),
+                now,
+                weight,
+            );
+            let charge = self.limits.charge_guard(weight);
+            let expected = seen.map(NodePtr::as_ptr);
+            let keep = |existing: NodePtr<'_, K, V>| match expected {
+                Some(x) => existing.as_ptr() != x,
+                // None was seen: an entry that lapsed may be replaced, a live one may not.
+                None => !self.expired_at(&existing, now),
+            };
+            let inserted =
+                segment
+                    .table
+                    .insert_when(node, |a, b| a == b, keep, expected.is_none(), &guard);
+            let (done, held) = match inserted {
+                Insert::New(new) => {
+                    charge.keep();
+                    self.linked_new(segment, new);
+                    (Computed::Inserted, None)
+                }
+                Insert::Replaced { old, new } => {
+                    charge.keep();
+                    let done = if expected.is_some() {
+                        Computed::Updated
+                    } else {
+                        Computed::Inserted
+                    };
+                    (done, self.linked_over(index, old, new, now))
+                }
+                Insert::Kept { unused, .. } | Insert::Vacant { unused } => {
+                    drop(charge);
+                    drop(guard);
+                    // Another write won: take the key back and ask again (the closure's
+                    // value is dropped here, unpinned).
+                    let (k, v) = unused.into_parts();
+                    key = k;
+                    drop(v);
+                    continue;
+                }
+            };
+            let turned = self.turn_pinned(index, now, &guard, &mut fired);
+            drop(guard);
+            self.after_write(index, held.into_iter().chain(fired), turned);
+            return done;
+        }
+    }
+}
