@@ -14,13 +14,26 @@
 #[cfg(all(wheelcache_loom, feature = "loom"))]
 pub(crate) use loom::sync::{
     atomic::{fence, AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
-    Mutex, MutexGuard,
+    Condvar, Mutex, MutexGuard,
 };
+#[cfg(all(wheelcache_loom, feature = "loom"))]
+pub(crate) use loom::thread::ThreadId;
 #[cfg(not(all(wheelcache_loom, feature = "loom")))]
 pub(crate) use std::sync::{
     atomic::{fence, AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
-    Mutex, MutexGuard,
+    Condvar, Mutex, MutexGuard,
 };
+#[cfg(not(all(wheelcache_loom, feature = "loom")))]
+pub(crate) use std::thread::ThreadId;
+
+/// The calling thread's id (loom's model threads share one OS thread, so under the model
+/// this is loom's id).
+pub(crate) fn thread_id() -> ThreadId {
+    #[cfg(all(wheelcache_loom, feature = "loom"))]
+    return loom::thread::current().id();
+    #[cfg(not(all(wheelcache_loom, feature = "loom")))]
+    std::thread::current().id()
+}
 
 /// Thread-locals: loom's under the model (its threads share one OS thread), std's
 /// otherwise, with a `const` initialiser (loom's macro does not take one).
@@ -69,6 +82,14 @@ impl<T> UnsafeCell<T> {
 /// holding thread cannot leave the data half-updated.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Waits on `condvar`, ignoring poisoning (as [`lock`]).
+pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    match condvar.wait(guard) {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
     }

@@ -55,8 +55,21 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
 }
 
 impl<K, V> CacheBuilder<K, V, ahash::RandomState> {
-    /// The defaults: no TTL, no listener, no reaper, monotonic clock, 1 ms ticks, segments
-    /// from the machine's parallelism, a random ahash hasher.
+    /// The defaults: no TTL, no time-to-idle, no capacity bound, no weigher, no listener,
+    /// no reaper, the [`MonotonicClock`], 1 ms ticks, four segments per available core, no
+    /// pre-sizing, and a randomly seeded ahash hasher. The same as
+    /// [`Cache::builder`] and `CacheBuilder::default()`.
+    ///
+    /// ```
+    /// use wheelcache::{Cache, CacheBuilder};
+    ///
+    /// let cache: Cache<u32, u32> = CacheBuilder::new().build();
+    /// let policy = cache.policy();
+    /// assert_eq!(policy.max_capacity(), None);
+    /// assert_eq!(policy.time_to_live(), None);
+    /// assert_eq!(policy.time_to_idle(), None);
+    /// assert!(policy.num_segments().is_power_of_two());
+    /// ```
     pub fn new() -> Self {
         Self {
             ttl: None,
@@ -77,30 +90,103 @@ impl<K, V> CacheBuilder<K, V, ahash::RandomState> {
 }
 
 impl<K, V> Default for CacheBuilder<K, V, ahash::RandomState> {
+    /// The same as [`CacheBuilder::new`]: every setting at its default.
+    ///
+    /// ```
+    /// use wheelcache::{Cache, CacheBuilder};
+    ///
+    /// let cache: Cache<&str, u32> = CacheBuilder::default().build();
+    /// cache.insert("a", 1);
+    /// assert_eq!(cache.get("a"), Some(1));
+    /// assert_eq!(cache.time_to_live(), None);
+    /// ```
     fn default() -> Self {
         Self::new()
     }
 }
 
 impl<K, V, S> CacheBuilder<K, V, S> {
-    /// The TTL [`Cache::insert`] gives entries. Zero means entries inserted that way are
-    /// never stored (see [`Cache::insert_with_ttl`]); `Duration::MAX` means no expiry.
+    /// The TTL [`Cache::insert`] gives entries (and the value stores of
+    /// [`get_or_insert_with`](Cache::get_or_insert_with), the loads and
+    /// [`compute`](Cache::compute)): each expires that long after it was written, however
+    /// often it is read. Default: none (entries stay until removed, evicted or idle).
+    /// [`Cache::insert_with_ttl`] sets an entry's own TTL instead. Zero means the values
+    /// those calls store are not stored at all (see [`Cache::insert_with_ttl`]);
+    /// `Duration::MAX` means no expiry.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .time_to_live(Duration::from_secs(30))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert("a", 1);
+    /// cache.insert_with_ttl("b", 2, Duration::from_secs(60)); // its own TTL
+    /// clock.advance(Duration::from_secs(29));
+    /// assert_eq!(cache.get("a"), Some(1)); // reads do not extend a TTL...
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.get("a"), None); // ...so it is gone 30 s after the insert
+    /// assert_eq!(cache.get("b"), Some(2));
+    /// ```
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }
 
     /// Expires an entry once it has been neither read nor written for `tti` (at least that
-    /// long, and at most two ticks longer). Reads that count as hits (`get`, `pin().get`,
-    /// `get_or_insert_with` finding the entry) and writes of the entry restart its idle
-    /// time; `contains_key` does not. With a TTL too, whichever comes first applies, and
-    /// [`Cache::insert_with_ttl`] still caps that one entry.
+    /// long, and at most two ticks longer). With a TTL too, whichever comes first applies,
+    /// and [`Cache::insert_with_ttl`] still caps that one entry.
+    ///
+    /// What restarts an entry's idle time:
+    /// - reads that find it live: [`Cache::get`], [`Pinned::get`](crate::Pinned::get),
+    ///   [`Pinned::get_key_value`](crate::Pinned::get_key_value), the lookup of
+    ///   [`get_or_insert_with`](Cache::get_or_insert_with), and the lookup of
+    ///   [`get_with`](Cache::get_with), [`try_get_with`](Cache::try_get_with) and
+    ///   [`optionally_get_with`](Cache::optionally_get_with);
+    /// - every write of it (an insert, a load or a [`compute`](Cache::compute) that stores
+    ///   a value: the new entry starts idle at the write).
+    ///
+    /// What does not: [`contains_key`](Cache::contains_key) (on the cache or a
+    /// [`Pinned`](crate::Pinned)), iteration ([`Cache::iter`],
+    /// [`Pinned::iter`](crate::Pinned::iter)), [`retain`](Cache::retain) and
+    /// [`invalidate_entries_if`](Cache::invalidate_entries_if), and `compute`'s look at the
+    /// entry when it leaves it as it is.
+    ///
+    /// This is not the same list as the reads that count as hits or misses in
+    /// [`Cache::stats`]: `get_or_insert_with`'s lookup restarts the idle time but counts as
+    /// neither (see [`CacheStats`](crate::CacheStats)).
     ///
     /// A zero `tti` stores nothing (every value goes straight to the listener as
     /// `Expired`); one too large for the clock's range means no idle expiry. A read that
     /// races the moment an entry lapses may or may not extend it.
     ///
     /// Each entry then carries a 32-byte extension (see [`max_capacity`](Self::max_capacity)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .time_to_idle(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert("read", 1);
+    /// cache.insert("loaded", 2);
+    /// cache.insert("checked", 3);
+    /// clock.advance(Duration::from_secs(6));
+    /// assert_eq!(cache.get("read"), Some(1)); // restarts its idle time
+    /// assert_eq!(cache.get_or_insert_with("loaded", || 0), 2); // so does this lookup
+    /// assert!(cache.contains_key("checked")); // this does not
+    /// clock.advance(Duration::from_secs(6)); // 12 s after the inserts, 6 s after the reads
+    /// assert!(!cache.contains_key("checked"));
+    /// assert_eq!(cache.get("read"), Some(1));
+    /// assert_eq!(cache.get("loaded"), Some(2));
+    /// assert_eq!(cache.time_to_idle(), Some(Duration::from_secs(10)));
+    /// ```
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
         self.tti = Some(tti);
         self
@@ -122,8 +208,29 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// but zero-weight entries).
     ///
     /// Each entry of a bounded cache carries a 32-byte extension (its idle tick, weight and
-    /// queue links) and about 4 bytes of ghost (hashes of recently evicted keys); a read of
-    /// a hot entry writes nothing.
+    /// queue links) and its share of the policy's memory: the ghost (16-bit fingerprints
+    /// of recently evicted keys, 2 bytes a slot, sized to about the segment's entries) and
+    /// a frequency sketch. With a bound and a time-to-idle, an entry costs 81 bytes beyond
+    /// its `K` and `V` in all (measured by `cargo test --release --test memory --
+    /// --nocapture`). A read of a hot entry writes nothing.
+    ///
+    /// ```
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().max_capacity(100).build();
+    /// for i in 0..200 {
+    ///     cache.insert(i, i);
+    /// }
+    /// cache.run_pending_tasks();
+    /// assert!(cache.weighted_size() <= 100);
+    /// assert_eq!(cache.len() as u64 + cache.stats().evictions, 200);
+    /// assert_eq!(cache.policy().max_capacity(), Some(100));
+    ///
+    /// let none: Cache<u32, u32> = Cache::builder().max_capacity(0).build();
+    /// none.insert(1, 1); // heavier than the bound: never stored
+    /// assert_eq!(none.get(&1), None);
+    /// assert_eq!(none.stats().evictions, 1);
+    /// ```
     pub fn max_capacity(mut self, max: u64) -> Self {
         self.max_capacity = Some(max);
         self
@@ -135,6 +242,21 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// happen and the panic propagates. A weight of 0 is allowed: such an entry never
     /// counts against the bound and is never evicted, but still leaves by TTL, TTI or
     /// removal.
+    ///
+    /// ```
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<u32, String> = Cache::builder()
+    ///     .max_capacity(10) // bytes of value in all
+    ///     .weigher(|_k, v: &String| v.len() as u32)
+    ///     .build();
+    /// cache.insert(1, "four".to_string());
+    /// cache.insert(2, "three".to_string());
+    /// assert_eq!(cache.weighted_size(), 9);
+    /// cache.insert(3, "eleven long".to_string()); // weighs more than the whole bound
+    /// assert_eq!(cache.get(&3), None);
+    /// assert_eq!(cache.weighted_size(), 9);
+    /// ```
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Box::new(weigher));
         self
@@ -153,6 +275,31 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// alive for ever (the cache owns the listener, which owns the cache). Capture a handle
     /// you can take out instead, such as an `Arc<OnceLock<Cache<K, V>>>` or a `Weak` of your
     /// own state, or send departures over a channel to a task that holds the cache.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock, RemovalCause};
+    ///
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&heard);
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .clock(clock.clone())
+    ///     .eviction_listener(move |k, v, cause| log.lock().unwrap().push((*k, *v, cause)))
+    ///     .build();
+    /// cache.insert("a", 1);
+    /// cache.insert("a", 2); // replaces 1
+    /// cache.remove("a");
+    /// cache.insert_with_ttl("b", 3, Duration::from_secs(1));
+    /// clock.advance(Duration::from_secs(1));
+    /// cache.run_pending_tasks(); // "b" expires
+    /// assert_eq!(*heard.lock().unwrap(), [
+    ///     ("a", 1, RemovalCause::Replaced),
+    ///     ("a", 2, RemovalCause::Explicit),
+    ///     ("b", 3, RemovalCause::Expired),
+    /// ]);
+    /// ```
     pub fn eviction_listener(
         mut self,
         listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
@@ -164,13 +311,49 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// Runs a background thread doing one maintenance round per `interval` (at least
     /// 1 ms), so a cache that goes quiet still expires entries and returns memory. The
     /// thread holds no strong reference and exits when the cache drops.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock, RemovalCause};
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .clock(clock.clone())
+    ///     .eviction_listener(move |k, _v, cause| {
+    ///         let _ = tx.send((*k, cause));
+    ///     })
+    ///     .background_reaper(Duration::from_millis(1))
+    ///     .build();
+    /// cache.insert_with_ttl(1, 10, Duration::from_secs(1));
+    /// clock.advance(Duration::from_secs(1));
+    /// // No further call on the cache: the reaper finds the entry due and removes it.
+    /// let heard = rx.recv_timeout(Duration::from_secs(30));
+    /// assert_eq!(heard, Ok((1, RemovalCause::Expired)));
+    /// assert_eq!(cache.len(), 0);
+    /// ```
     pub fn background_reaper(mut self, interval: Duration) -> Self {
         self.reaper = Some(interval);
         self
     }
 
     /// The time source (default [`MonotonicClock`]); [`ManualClock`](crate::ManualClock)
-    /// for tests.
+    /// for tests, or any [`Clock`] of your own. Every TTL, time-to-idle and tick is
+    /// measured on it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder().clock(clock.clone()).build();
+    /// cache.insert_with_ttl(1, 10, Duration::from_secs(3600));
+    /// std::thread::sleep(Duration::from_millis(2)); // real time does not matter...
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// clock.advance(Duration::from_secs(3600)); // ...only the clock's
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Box::new(clock));
         self
@@ -180,6 +363,25 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// shorter than [`MIN_TICK`](crate::MIN_TICK) (1 us; zero included) are raised to it;
     /// deadlines then reach 2^55 ticks past the clock's origin (1,142 years at 1 us, 1.14
     /// million at 1 ms), and TTLs reaching past that never expire.
+    ///
+    /// A TTL is rounded up to whole ticks past the clock's reading, so no entry expires
+    /// early:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .tick(Duration::from_secs(1))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert_with_ttl(1, 10, Duration::from_millis(1500)); // due at tick 2
+    /// clock.advance(Duration::from_millis(1900));
+    /// assert_eq!(cache.get(&1), Some(10)); // past its TTL, within the tick
+    /// clock.advance(Duration::from_millis(100));
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
     pub fn tick(mut self, tick: Duration) -> Self {
         self.tick = tick;
         self
@@ -187,6 +389,15 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// The number of segments, rounded up to a power of two and clamped to
     /// `1..=`[`MAX_SEGMENTS`] (zero means one). Default: four per available core.
+    ///
+    /// ```
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().segments(5).build();
+    /// assert_eq!(cache.policy().num_segments(), 8);
+    /// let one: Cache<u32, u32> = Cache::builder().segments(0).build();
+    /// assert_eq!(one.policy().num_segments(), 1);
+    /// ```
     pub fn segments(mut self, segments: usize) -> Self {
         self.segments = Some(segments);
         self
@@ -197,6 +408,17 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// built (about 15 bytes per entry of capacity), not lazily, and never shrink below
     /// that size (as a `HashMap` built `with_capacity` does not); without pre-sizing they
     /// shrink as entries leave.
+    ///
+    /// ```
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().initial_capacity(10_000).build();
+    /// assert!(cache.is_empty()); // room, not entries
+    /// for i in 0..10_000 {
+    ///     cache.insert(i, i);
+    /// }
+    /// assert_eq!(cache.len(), 10_000);
+    /// ```
     pub fn initial_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.min(MAX_INITIAL_CAPACITY);
         self
@@ -212,7 +434,19 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The hasher (default: `ahash::RandomState`, seeded randomly per cache).
+    /// The hasher (default: `ahash::RandomState`, seeded randomly per cache). It picks
+    /// both the segment and the table slot of a key, so it should resist collisions for
+    /// keys an adversary can choose.
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use wheelcache::{Cache, CacheBuilder};
+    ///
+    /// let cache: Cache<String, u32, RandomState> =
+    ///     CacheBuilder::new().hasher(RandomState::new()).build();
+    /// cache.insert("a".to_string(), 1);
+    /// assert_eq!(cache.get("a"), Some(1));
+    /// ```
     pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
             ttl: self.ttl,
@@ -235,6 +469,20 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// # Panics
     /// If the reaper was requested and the OS refuses to start a thread.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .max_capacity(1_000)
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .build();
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// assert_eq!(cache.policy().max_capacity(), Some(1_000));
+    /// assert_eq!(cache.time_to_live(), Some(Duration::from_secs(60)));
+    /// ```
     pub fn build(self) -> Cache<K, V, S>
     where
         K: Hash + Eq + Send + Sync + 'static,

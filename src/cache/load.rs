@@ -19,10 +19,13 @@
 //!
 //! ## Invariants
 //! - A flight is listed from before its loader runs until after its outcome is published,
-//!   so a caller that finds neither an entry nor a flight may lead (a value stored by an
-//!   earlier flight is found at step 1, since the leader stores before it unlists).
+//!   and a caller becomes leader only if, under the list's lock, it finds neither a
+//!   flight nor a live entry: a flight that stored the key and unlisted (under that lock)
+//!   after the caller's first look is seen by that second look, so it is not run twice.
+//!   (The loom model `two_callers_share_one_load` found the run-twice interleaving when
+//!   the second look was missing.)
 //! - The only user code under a flight-list lock is the key's `Eq`, comparing the caller's
-//!   key with listed ones (as a lookup compares keys in the table). A key's `Eq` calling
+//!   key with listed ones and in the second look's table lookup. A key's `Eq` calling
 //!   back into a coalesced load would deadlock on that lock, so it panics instead (a
 //!   thread-local flag). Keys and values are dropped, and values cloned, after unlocking.
 //! - A leader whose loader calls back for the same key would wait for itself: that call
@@ -31,11 +34,10 @@
 //! The same design as quick_cache's placeholder guard and Caffeine's `compute`-based
 //! loading, except that the placeholder is outside the table.
 
-use crate::sync::{self, Mutex};
+use crate::sync::{self, Condvar, Mutex, ThreadId};
 use std::any::Any;
 use std::cell::Cell;
-use std::sync::{Arc, Condvar};
-use std::thread::ThreadId;
+use std::sync::Arc;
 
 /// What a loader produced.
 pub(crate) enum Outcome<V> {
@@ -66,42 +68,67 @@ enum State<V> {
 
 /// One load in progress.
 pub(crate) struct Flight<V> {
-    state: std::sync::Mutex<State<V>>,
+    state: Mutex<State<V>>,
+    /// Wakes parked (synchronous) waiters.
     done: Condvar,
-    leader: ThreadId,
+    /// Wakes awaiting (asynchronous) waiters.
+    #[cfg(feature = "async")]
+    event: event_listener::Event,
+    /// The leading thread, for a synchronous load (an asynchronous one may move between
+    /// threads, and several tasks share one, so it records none).
+    leader: Option<ThreadId>,
 }
 
 impl<V> Flight<V> {
     /// Parks until the flight ends; `None` if it was abandoned. No lock is held while
     /// parked; the outcome is cloned as `Arc`s (no user code under the flight's lock).
     pub(crate) fn wait(&self) -> Option<Outcome<V>> {
-        let mut state = match self.state.lock() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
+        let mut state = sync::lock(&self.state);
         loop {
             match &*state {
-                State::Loading => {
-                    state = match self.done.wait(state) {
-                        Ok(s) => s,
-                        Err(p) => p.into_inner(),
-                    };
-                }
+                State::Loading => state = sync::wait(&self.done, state),
                 State::Done(outcome) => return Some(outcome.clone()),
                 State::Abandoned => return None,
             }
         }
     }
 
+    /// The outcome if the flight has ended (`Some(None)`: abandoned), `None` while loading.
+    #[cfg(feature = "async")]
+    fn peek(&self) -> Option<Option<Outcome<V>>> {
+        let state = sync::lock(&self.state);
+        match &*state {
+            State::Loading => None,
+            State::Done(outcome) => Some(Some(outcome.clone())),
+            State::Abandoned => Some(None),
+        }
+    }
+
+    /// [`wait`](Self::wait) for a task: awaits the flight's end without blocking its
+    /// thread. A listener is registered before the second look, so an end between the two
+    /// looks still wakes it (`event_listener`'s protocol).
+    #[cfg(feature = "async")]
+    pub(crate) async fn wait_async(&self) -> Option<Outcome<V>> {
+        loop {
+            if let Some(ended) = self.peek() {
+                return ended;
+            }
+            let listener = self.event.listen();
+            if let Some(ended) = self.peek() {
+                return ended;
+            }
+            listener.await;
+        }
+    }
+
     fn end(&self, to: State<V>) {
         let old = {
-            let mut state = match self.state.lock() {
-                Ok(s) => s,
-                Err(p) => p.into_inner(),
-            };
+            let mut state = sync::lock(&self.state);
             std::mem::replace(&mut *state, to)
         };
         self.done.notify_all();
+        #[cfg(feature = "async")]
+        self.event.notify(usize::MAX);
         drop(old);
     }
 }
@@ -140,6 +167,9 @@ pub(crate) enum Found<'a, K, V> {
     },
     /// The caller leads: it runs the loader, then calls [`Lead::take_key`] and [`Lead::finish`].
     Lead(Lead<'a, K, V>),
+    /// No flight, but the key has a live entry now (stored by a flight that ended after
+    /// the caller's first look): look again.
+    Present(K),
 }
 
 impl<K: Eq, V> Flights<K, V> {
@@ -154,13 +184,45 @@ impl<K: Eq, V> Flights<K, V> {
     /// # Panics
     /// If called from a key's `Eq` run by another flight lookup, or from the loader of a
     /// flight for this same key on this same thread (both would wait for themselves).
-    pub(crate) fn join(&self, index: usize, hash: u64, key: K) -> Found<'_, K, V> {
+    ///
+    /// `present` says whether the cache holds a live entry for the key; it is asked under
+    /// the list's lock before the caller is made leader, so a flight that stored the key
+    /// and unlisted after the caller's first look is not run again.
+    pub(crate) fn join(
+        &self,
+        index: usize,
+        hash: u64,
+        key: K,
+        present: impl FnOnce(&K) -> bool,
+    ) -> Found<'_, K, V> {
+        self.join_as(index, hash, key, present, Some(sync::thread_id()))
+    }
+
+    /// [`join`](Self::join) for a task (`leader` None: see [`Flight::leader`]).
+    #[cfg(feature = "async")]
+    pub(crate) fn join_async(
+        &self,
+        index: usize,
+        hash: u64,
+        key: K,
+        present: impl FnOnce(&K) -> bool,
+    ) -> Found<'_, K, V> {
+        self.join_as(index, hash, key, present, None)
+    }
+
+    fn join_as(
+        &self,
+        index: usize,
+        hash: u64,
+        key: K,
+        present: impl FnOnce(&K) -> bool,
+        me: Option<ThreadId>,
+    ) -> Found<'_, K, V> {
         assert!(
             !COMPARING.with(Cell::get),
             "wheelcache: a key's `Eq` called a coalesced load (`get_with` and friends) \
              while being compared by one, which would deadlock"
         );
-        let me = std::thread::current().id();
         let found = {
             let mut list = sync::lock(&self.lists[index]);
             let found = list.iter().find_map(|slot| {
@@ -178,10 +240,16 @@ impl<K: Eq, V> Flights<K, V> {
             });
             match found {
                 Some((flight, same_key)) => Ok((flight, same_key, key)),
+                None if present(&key) => {
+                    drop(list);
+                    return Found::Present(key);
+                }
                 None => {
                     let flight = Arc::new(Flight {
-                        state: std::sync::Mutex::new(State::Loading),
+                        state: Mutex::new(State::Loading),
                         done: Condvar::new(),
+                        #[cfg(feature = "async")]
+                        event: event_listener::Event::new(),
                         leader: me,
                     });
                     list.push(Slot {
@@ -195,7 +263,7 @@ impl<K: Eq, V> Flights<K, V> {
         };
         match found {
             Ok((flight, same_key, key)) => {
-                if same_key && flight.leader == me {
+                if same_key && me.is_some() && flight.leader == me {
                     panic!(
                         "wheelcache: the loader of a coalesced load (`get_with` and friends) \
                          asked for its own key, which would wait for itself for ever"

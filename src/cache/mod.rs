@@ -32,6 +32,8 @@ mod compute;
 mod config;
 mod iter;
 mod load;
+#[cfg(feature = "async")]
+mod load_async;
 mod pinned;
 mod reaper;
 
@@ -98,11 +100,33 @@ fn read_turn_owed() -> bool {
     })
 }
 
-/// A concurrent cache in which every entry has a way out: explicit removal, per-entry
-/// time-to-live driven by a timing wheel, and memory that follows the live entries.
+/// A concurrent cache in which every entry has a way out: explicit removal, a per-entry
+/// time-to-live driven by a timing wheel, an optional time-to-idle (entries that go unread
+/// expire), an optional capacity bound (on entries, or on total weight with a weigher)
+/// kept by a scan-resistant S3-FIFO policy, and memory that follows the live entries.
+/// Configure them with [`Cache::builder`].
 ///
 /// `Cache` is a handle: clones share one cache, which is freed when the last handle drops.
-/// See the [crate documentation](crate) for the design and an example.
+/// The [crate-level guide](crate) covers the design, [choosing how entries
+/// leave](crate#choosing-how-entries-leave), the [semantics worth
+/// knowing](crate#semantics-worth-knowing) and coalesced loads, with examples.
+///
+/// ```
+/// use std::time::Duration;
+/// use wheelcache::{Cache, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let cache: Cache<&str, u32> = Cache::builder()
+///     .max_capacity(10_000)
+///     .time_to_idle(Duration::from_secs(300))
+///     .time_to_live(Duration::from_secs(3600))
+///     .clock(clock.clone())
+///     .build();
+/// cache.insert("a", 1);
+/// assert_eq!(cache.get("a"), Some(1));
+/// clock.advance(Duration::from_secs(301));
+/// assert_eq!(cache.get("a"), None); // unread for over 5 minutes
+/// ```
 pub struct Cache<K, V, S = ahash::RandomState> {
     inner: Arc<Inner<K, V, S>>,
 }
@@ -129,6 +153,15 @@ pub(crate) struct Inner<K, V, S> {
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
+    /// Another handle to the same cache (an `Arc` clone): what one handle stores, the
+    /// others see. The cache is freed when the last handle drops.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// let handle = cache.clone();
+    /// std::thread::spawn(move || handle.insert(1, 10)).join().unwrap();
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// ```
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
@@ -153,12 +186,34 @@ where
     V: Send + Sync + 'static,
 {
     /// An unbounded cache with no default TTL (entries stay until removed, unless inserted
-    /// with [`insert_with_ttl`](Self::insert_with_ttl)).
+    /// with [`insert_with_ttl`](Self::insert_with_ttl)), with every other setting at the
+    /// [`CacheBuilder::new`] default.
+    ///
+    /// ```
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<String, u32> = Cache::new();
+    /// assert!(cache.is_empty());
+    /// assert_eq!(cache.time_to_live(), None);
+    /// assert_eq!(cache.policy().max_capacity(), None);
+    /// ```
     pub fn new() -> Self {
         Self::builder().build()
     }
 
-    /// A builder for a configured cache.
+    /// A builder for a configured cache (the same as [`CacheBuilder::new`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<u64, String> = Cache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .max_capacity(1_000)
+    ///     .build();
+    /// assert_eq!(cache.time_to_live(), Some(Duration::from_secs(60)));
+    /// assert_eq!(cache.policy().max_capacity(), Some(1_000));
+    /// ```
     pub fn builder() -> CacheBuilder<K, V, ahash::RandomState> {
         CacheBuilder::new()
     }
@@ -169,6 +224,13 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
+    /// The same as [`Cache::new`]: unbounded, no default TTL.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = Default::default();
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
     fn default() -> Self {
         Self::new()
     }
@@ -182,7 +244,26 @@ where
 {
     /// Stores `value` under `key` with the cache's default TTL (no expiry if none is set),
     /// replacing any entry for `key` (the listener hears `Replaced`, or `Expired` if the
-    /// old entry had already lapsed).
+    /// old entry had already lapsed). The entry starts with a fresh idle time and access
+    /// count. With a bound, an insert that takes the total over it evicts (see
+    /// [`CacheBuilder::max_capacity`]); with a zero default TTL or time-to-idle, or a weight
+    /// over the bound, nothing is stored (see [`insert_with_ttl`](Self::insert_with_ttl)).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use wheelcache::{Cache, RemovalCause};
+    ///
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&heard);
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .eviction_listener(move |k, v, cause| log.lock().unwrap().push((*k, *v, cause)))
+    ///     .build();
+    /// cache.insert("a", 1);
+    /// cache.insert("a", 2);
+    /// assert_eq!(cache.get("a"), Some(2));
+    /// assert_eq!(*heard.lock().unwrap(), [("a", 1, RemovalCause::Replaced)]);
+    /// assert_eq!((cache.stats().inserts, cache.stats().updates), (1, 1));
+    /// ```
     pub fn insert(&self, key: K, value: V) {
         self.inner.put(key, value, self.inner.ttl);
     }
@@ -194,11 +275,61 @@ where
     /// `value` goes straight to the listener as `Expired` and is dropped. TTLs too large
     /// for the clock's range (about 1.14 million years at 1 ms ticks), `Duration::MAX`
     /// included, mean "never expires".
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock, RemovalCause};
+    ///
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&heard);
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .time_to_live(Duration::from_secs(60)) // for `insert`; not used here
+    ///     .eviction_listener(move |k, v, cause| log.lock().unwrap().push((*k, *v, cause)))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert_with_ttl("short", 1, Duration::from_secs(5));
+    /// cache.insert_with_ttl("forever", 2, Duration::MAX);
+    /// cache.insert_with_ttl("none", 3, Duration::ZERO); // never stored
+    /// assert_eq!(*heard.lock().unwrap(), [("none", 3, RemovalCause::Expired)]);
+    /// assert_eq!(cache.get("none"), None);
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(cache.get("short"), None);
+    /// clock.advance(Duration::from_secs(100 * 365 * 24 * 3600)); // a century
+    /// assert_eq!(cache.get("forever"), Some(2));
+    /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
         self.inner.put(key, value, Some(ttl));
     }
 
     /// A clone of the live value for `key`. Never returns an expired entry.
+    ///
+    /// It counts as a hit or a miss in [`stats`](Self::stats); when it finds the entry, it
+    /// restarts the entry's idle time (with a [time-to-idle](CacheBuilder::time_to_idle))
+    /// and raises its access count (what the [bound](CacheBuilder::max_capacity)'s policy
+    /// keeps entries by). [`pin`](Self::pin) borrows instead of cloning.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<String, u32> = Cache::builder()
+    ///     .time_to_idle(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert("a".to_string(), 1);
+    /// assert_eq!(cache.get("a"), Some(1)); // a `&str` finds a `String` key
+    /// assert_eq!(cache.get("b"), None);
+    /// assert_eq!((cache.stats().hits, cache.stats().misses), (1, 1));
+    /// for _ in 0..5 {
+    ///     clock.advance(Duration::from_secs(6));
+    ///     assert_eq!(cache.get("a"), Some(1)); // each read restarts its idle time
+    /// }
+    /// clock.advance(Duration::from_secs(11));
+    /// assert_eq!(cache.get("a"), None); // unread for 11 s
+    /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -215,11 +346,29 @@ where
     /// memory retired since it began can be freed, in this cache, in any other cache, or by
     /// any other crossbeam user in the process. Hold it for a lookup or a request, not for
     /// the life of a connection, and do not block while holding it.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, String> = wheelcache::Cache::new();
+    /// cache.insert(1, "a long value".to_string());
+    /// let pinned = cache.pin();
+    /// let len = pinned.get(&1).map(String::len); // borrowed, not cloned
+    /// assert_eq!(len, Some(12));
+    /// drop(pinned); // end the pin promptly
+    /// ```
     pub fn pin(&self) -> Pinned<'_, K, V, S> {
         Pinned::new(self, epoch::pin())
     }
 
-    /// Whether a live entry exists for `key` (not counted as a hit or miss).
+    /// Whether a live entry exists for `key`. Not counted as a hit or miss, and not an
+    /// access: it does not restart the entry's idle time or raise its access count.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// cache.insert(1, 10);
+    /// assert!(cache.contains_key(&1));
+    /// assert!(!cache.contains_key(&2));
+    /// assert_eq!((cache.stats().hits, cache.stats().misses), (0, 0));
+    /// ```
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -244,6 +393,23 @@ where
 
     /// Removes the entry for `key`, returning a clone of its value if it was live. The
     /// entry's timer is cancelled and its memory freed once no pinned reader can see it.
+    /// The listener hears `Explicit` (or `Expired`, and this returns `None`, if the entry
+    /// had already lapsed).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, String> = Cache::builder().clock(clock.clone()).build();
+    /// cache.insert(1, "one".to_string());
+    /// assert_eq!(cache.remove(&1), Some("one".to_string()));
+    /// assert_eq!(cache.remove(&1), None); // already gone
+    /// cache.insert_with_ttl(2, "two".to_string(), Duration::from_secs(1));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.remove(&2), None); // lapsed: it leaves, but as `Expired`
+    /// assert!(cache.is_empty());
+    /// ```
     pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -254,6 +420,15 @@ where
     }
 
     /// Removes the entry for `key` without cloning its value; true if a live entry left.
+    /// Otherwise the same as [`remove`](Self::remove), and it needs no `V: Clone`.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, Vec<u8>> = wheelcache::Cache::new();
+    /// cache.insert(1, vec![0; 1024]);
+    /// assert!(cache.invalidate(&1));
+    /// assert!(!cache.invalidate(&1));
+    /// assert_eq!(cache.stats().removals, 1);
+    /// ```
     pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -403,17 +578,50 @@ where
     /// Entries in the cache. Expired entries count until maintenance removes them; after
     /// [`run_pending_tasks`](Self::run_pending_tasks), with no concurrent writers, this is
     /// exactly the number of live entries.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder().clock(clock.clone()).build();
+    /// cache.insert(1, 1);
+    /// cache.insert_with_ttl(2, 2, Duration::from_secs(1));
+    /// assert_eq!(cache.len(), 2);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.len(), 2); // 2 has lapsed but is still counted...
+    /// cache.run_pending_tasks();
+    /// assert_eq!(cache.len(), 1); // ...until maintenance removes it
+    /// ```
     pub fn len(&self) -> usize {
         self.inner.len()
     }
 
-    /// Whether [`len`](Self::len) is zero.
+    /// Whether [`len`](Self::len) is zero (so, like `len`, it counts lapsed entries until
+    /// maintenance removes them).
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// assert!(cache.is_empty());
+    /// cache.insert(1, 1);
+    /// assert!(!cache.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Removes every entry (the listener hears `Explicit`, or `Expired` for lapsed ones).
     /// Entries inserted concurrently may survive.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// cache.insert(1, 1);
+    /// cache.insert(2, 2);
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// assert_eq!(cache.get(&1), None);
+    /// assert_eq!(cache.stats().removals, 2);
+    /// ```
     pub fn clear(&self) {
         self.inner.clear();
     }
@@ -553,21 +761,77 @@ where
     /// Work that other threads add during the call (new entries, new removals) is left to
     /// them and to later calls, so a housekeeping thread calling this periodically under
     /// load gets its turn back.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let expired = Arc::new(AtomicUsize::new(0));
+    /// let counter = Arc::clone(&expired);
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .clock(clock.clone())
+    ///     .eviction_listener(move |_, _, _| {
+    ///         counter.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build();
+    /// for i in 0..100 {
+    ///     cache.insert_with_ttl(i, i, Duration::from_secs(1));
+    /// }
+    /// clock.advance(Duration::from_secs(1));
+    /// cache.run_pending_tasks();
+    /// assert_eq!(cache.len(), 0); // every due entry has left...
+    /// assert_eq!(expired.load(Ordering::Relaxed), 100); // ...and been heard
+    /// assert_eq!(cache.stats().expirations, 100);
+    /// ```
     pub fn run_pending_tasks(&self) {
         self.inner.run_pending_tasks();
     }
 
-    /// A snapshot of the counters (see [`CacheStats`]).
+    /// A snapshot of the counters (see [`CacheStats`] for what each counts). Exact once
+    /// the counted operations have returned; one taken while other threads work may miss
+    /// operations in flight.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// cache.insert(1, 1);
+    /// cache.get(&1); // hit
+    /// cache.get(&1); // hit
+    /// cache.get(&2); // miss
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.inserts, stats.len), (2, 1, 1, 1));
+    /// ```
     pub fn stats(&self) -> CacheStats {
         self.inner.stats.snapshot(self.inner.len())
     }
 
-    /// The default TTL used by [`insert`](Self::insert).
+    /// The default TTL used by [`insert`](Self::insert) (see
+    /// [`CacheBuilder::time_to_live`]); `None` if entries stored that way never expire.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().time_to_live(Duration::from_secs(5)).build();
+    /// assert_eq!(cache.time_to_live(), Some(Duration::from_secs(5)));
+    /// assert_eq!(Cache::<u32, u32>::new().time_to_live(), None);
+    /// ```
     pub fn time_to_live(&self) -> Option<Duration> {
         self.inner.ttl
     }
 
     /// The time-to-idle, if one is set (see [`CacheBuilder::time_to_idle`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().time_to_idle(Duration::from_secs(9)).build();
+    /// assert_eq!(cache.time_to_idle(), Some(Duration::from_secs(9)));
+    /// assert_eq!(Cache::<u32, u32>::new().time_to_idle(), None);
+    /// ```
     pub fn time_to_idle(&self) -> Option<Duration> {
         self.inner.tti
     }
@@ -578,6 +842,23 @@ where
     /// expired entries until maintenance removes them; after
     /// [`run_pending_tasks`](Self::run_pending_tasks) with no concurrent writers it is at
     /// most the bound.
+    ///
+    /// ```
+    /// use wheelcache::Cache;
+    ///
+    /// let weighed: Cache<u32, String> = Cache::builder()
+    ///     .max_capacity(1_000)
+    ///     .weigher(|_k, v: &String| v.len() as u32)
+    ///     .build();
+    /// weighed.insert(1, "abc".to_string());
+    /// weighed.insert(2, "de".to_string());
+    /// assert_eq!(weighed.weighted_size(), 5); // the sum of the weights
+    ///
+    /// let counted: Cache<u32, String> = Cache::new();
+    /// counted.insert(1, "abc".to_string());
+    /// counted.insert(2, "de".to_string());
+    /// assert_eq!(counted.weighted_size(), 2); // the number of entries
+    /// ```
     pub fn weighted_size(&self) -> u64 {
         if self.inner.limits.weighed {
             self.inner.limits.weight()
@@ -593,7 +874,6 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher,
 {
-    /// The key's hash and its segment.
     /// `get` for a key already located.
     fn get_located<Q>(&self, hash: u64, index: usize, key: &Q) -> Option<V>
     where
@@ -631,7 +911,12 @@ where
             if let Some(value) = self.get_located(hash, index, &key) {
                 return Outcome::Value(Arc::new(value));
             }
-            match self.flights.join(index, hash, key) {
+            let present = |k: &K| {
+                let guard = epoch::pin();
+                self.find(hash, index, k, &guard, false, false).is_some()
+            };
+            match self.flights.join(index, hash, key, present) {
+                Found::Present(mine) => key = mine,
                 Found::Wait {
                     flight,
                     same_key,
@@ -661,6 +946,7 @@ where
         }
     }
 
+    /// The key's hash and its segment.
     fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
         // Top bits pick the segment; the table uses the low 32 bits (home group) and bits
