@@ -33,10 +33,13 @@ fn eight_callers_one_load() {
     let took = started.elapsed();
     println!("8 callers, one {SLOW:?} load: {took:?}");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    assert!(
-        took < SLOW * 4,
-        "took {took:?}: the callers did not share the load"
-    );
+    // (Not under Miri, whose interpretation of eight threads takes longer than the load.)
+    if !cfg!(miri) {
+        assert!(
+            took < SLOW * 4,
+            "took {took:?}: the callers did not share the load"
+        );
+    }
     assert_eq!(cache.get(&1).as_deref(), Some("one"));
 }
 

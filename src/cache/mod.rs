@@ -731,6 +731,19 @@ where
     }
 
     /// The configuration the cache was built with (see [`Policy`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .time_to_idle(Duration::from_secs(30))
+    ///     .segments(2)
+    ///     .build();
+    /// let policy = cache.policy();
+    /// assert_eq!(policy.time_to_idle(), Some(Duration::from_secs(30)));
+    /// assert_eq!((policy.max_capacity(), policy.num_segments()), (None, 2));
+    /// ```
     pub fn policy(&self) -> Policy {
         let max = self.inner.limits.max;
         Policy {
