@@ -339,6 +339,25 @@ impl Reading {
                 .is_some_and(|due| self.nanos >= due)
     }
 
+    /// Nanoseconds since the clock's origin.
+    #[inline]
+    pub(crate) fn nanos(self) -> u64 {
+        self.nanos
+    }
+
+    /// The time left at this reading before `deadline` (zero once reached), or `None` for
+    /// [`NEVER`].
+    pub(crate) fn until(self, deadline: u64) -> Option<Duration> {
+        if deadline == NEVER {
+            return None;
+        }
+        let due = u128::from(deadline) * u128::from(self.tick_nanos);
+        let left = due.saturating_sub(u128::from(self.nanos));
+        Some(Duration::from_nanos(
+            u64::try_from(left).unwrap_or(u64::MAX),
+        ))
+    }
+
     /// The tick at which an entry stored at this reading with `ttl` expires, rounded up so
     /// no entry expires early; [`NEVER`] when that lies past the range.
     pub(crate) fn deadline_after(self, ttl: Duration) -> u64 {

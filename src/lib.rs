@@ -25,7 +25,7 @@ mod table;
 mod wheel;
 
 pub use cache::{
-    Cache, CacheBuilder, Computed, IntoClones, Iter, Op, Pinned, Policy, MAX_RECLAIM_WAIT,
+    Cache, CacheBuilder, Computed, Expiry, IntoClones, Iter, Op, Pinned, Policy, MAX_RECLAIM_WAIT,
 };
 pub use clock::{Clock, ManualClock, MonotonicClock, MIN_TICK};
 pub use policy::RemovalCause;

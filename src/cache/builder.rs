@@ -1,6 +1,6 @@
 //! Configuring a cache.
 
-use super::{reaper, Cache, Inner, Weigher};
+use super::{reaper, Cache, Expiry, Inner, Weigher};
 use crate::clock::{Clock, MonotonicClock, Ticker};
 use crate::evict::Limits;
 use crate::policy::{Listener, Notifier, RemovalCause};
@@ -27,6 +27,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     tti: Option<Duration>,
     max_capacity: Option<u64>,
     weigher: Option<Weigher<K, V>>,
+    expiry: Option<Box<dyn Expiry<K, V>>>,
     listener: Option<Listener<K, V>>,
     reaper: Option<Duration>,
     clock: Option<Box<dyn Clock>>,
@@ -45,6 +46,7 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("time_to_idle", &self.tti)
             .field("max_capacity", &self.max_capacity)
             .field("weigher", &self.weigher.is_some())
+            .field("expire_after", &self.expiry.is_some())
             .field("eviction_listener", &self.listener.is_some())
             .field("background_reaper", &self.reaper)
             .field("tick", &self.tick)
@@ -76,6 +78,7 @@ impl<K, V> CacheBuilder<K, V, ahash::RandomState> {
             tti: None,
             max_capacity: None,
             weigher: None,
+            expiry: None,
             listener: None,
             reaper: None,
             clock: None,
@@ -259,6 +262,44 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// ```
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Box::new(weigher));
+        self
+    }
+
+    /// Decides each entry's lifetime when it is written (see [`Expiry`]): the entry
+    /// expires at the earlier of the TTL and the policy's answer, and the time-to-idle
+    /// still applies. [`Cache::insert_with_ttl`] does not ask the policy. With a policy,
+    /// `insert` is a compare-and-swap of the entry (as [`Cache::compute`] is), so the
+    /// policy may be asked more than once under contention and must be quick; it runs
+    /// pinned there (see [`Expiry`] for where it runs).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use wheelcache::{Cache, Expiry, ManualClock};
+    ///
+    /// /// Values say how many seconds they may live.
+    /// struct SecondsInValue;
+    /// impl Expiry<&'static str, u64> for SecondsInValue {
+    ///     fn expire_after_create(&self, _: &&str, secs: &u64, _: Instant) -> Option<Duration> {
+    ///         Some(Duration::from_secs(*secs))
+    ///     }
+    /// }
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<&str, u64> = Cache::builder()
+    ///     .time_to_live(Duration::from_secs(60)) // caps every entry
+    ///     .expire_after(SecondsInValue)
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert("short", 5);
+    /// cache.insert("long", 3_600);
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(cache.get("short"), None);
+    /// assert_eq!(cache.get("long"), Some(3_600));
+    /// clock.advance(Duration::from_secs(55)); // the TTL is earlier than an hour
+    /// assert_eq!(cache.get("long"), None);
+    /// ```
+    pub fn expire_after(mut self, expiry: impl Expiry<K, V>) -> Self {
+        self.expiry = Some(Box::new(expiry));
         self
     }
 
@@ -453,6 +494,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             tti: self.tti,
             max_capacity: self.max_capacity,
             weigher: self.weigher,
+            expiry: self.expiry,
             listener: self.listener,
             reaper: self.reaper,
             clock: self.clock,
@@ -500,7 +542,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                 .unwrap_or_else(|| Box::new(MonotonicClock::new())),
             self.tick,
         );
-        let now = ticker.now();
+        let reading = ticker.read();
+        let now = reading.tick();
         let per_segment = self.capacity.div_ceil(segments);
         let limits = Arc::new(Limits::new(
             self.max_capacity,
@@ -522,6 +565,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             stats: Stats::new(threads),
             reaper: OnceLock::new(),
             flights: super::load::Flights::new(segments),
+            expiry: self.expiry,
+            origin: super::expiry::origin_of(reading),
             _owns: PhantomData,
         });
         if let Some(interval) = self.reaper {

@@ -56,6 +56,18 @@ where
     S: BuildHasher,
 {
     pub(super) fn compute(&self, key: K, mut f: impl FnMut(Option<&V>) -> Op<V>) -> Computed {
+        self.compute_with(key, None, |seen, _| f(seen))
+    }
+
+    /// `compute`, with a value kept across attempts: `spare` starts as given, the closure
+    /// may take it, and a value a lost race hands back goes there again (so `insert` with a
+    /// policy can retry with its one value). What is left in it is dropped unpinned.
+    pub(super) fn compute_with(
+        &self,
+        key: K,
+        mut spare: Option<V>,
+        mut f: impl FnMut(Option<&V>, &mut Option<V>) -> Op<V>,
+    ) -> Computed {
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
         let mut key = key;
@@ -65,7 +77,7 @@ where
             let mut fired = Vec::new();
             let guard = epoch::pin();
             let seen = self.find(hash, index, &key, &guard, false, false);
-            let value = match f(seen.map(|n| &n.get().value)) {
+            let value = match f(seen.map(|n| &n.get().value), &mut spare) {
                 Op::Nop => {
                     return if seen.is_some() {
                         Computed::Unchanged
@@ -90,8 +102,10 @@ where
                 Op::Put(value) => value,
             };
             let weight = self.weigh(&key, &value);
-            let zero =
-                self.ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero());
+            let deadline = self.write_deadline(&key, &value, seen, reading);
+            let zero = deadline.is_none()
+                || self.ttl.is_some_and(|t| t.is_zero())
+                || self.tti.is_some_and(|t| t.is_zero());
             if zero || self.refused(weight) {
                 drop(guard);
                 let cause = if zero {
@@ -102,14 +116,8 @@ where
                 self.put_expired(key, value, now, cause);
                 return Computed::Refused;
             }
-            let node = self.node(
-                hash,
-                key,
-                value,
-                Self::deadline(self.ttl, reading),
-                now,
-                weight,
-            );
+            // Some here: a zero answer was refused above.
+            let node = self.node(hash, key, value, deadline.unwrap_or(now), now, weight);
             let charge = self.limits.charge_guard(weight);
             let expected = seen.map(NodePtr::as_ptr);
             let keep = |existing: NodePtr<'_, K, V>| match expected {
@@ -139,11 +147,11 @@ where
                 Insert::Kept { unused, .. } | Insert::Vacant { unused } => {
                     drop(charge);
                     drop(guard);
-                    // Another write won: take the key back and ask again (the closure's
-                    // value is dropped here, unpinned).
+                    // Another write won: take the key back and ask again (the value
+                    // waits in `spare`, and is dropped unpinned if nobody takes it).
                     let (k, v) = unused.into_parts();
                     key = k;
-                    drop(v);
+                    spare = Some(v);
                     continue;
                 }
             };

@@ -30,6 +30,7 @@ pub(crate) mod builder_limits {
 }
 mod compute;
 mod config;
+mod expiry;
 mod iter;
 mod load;
 #[cfg(feature = "async")]
@@ -40,6 +41,7 @@ mod reaper;
 pub use builder::CacheBuilder;
 pub use compute::{Computed, Op};
 pub use config::Policy;
+pub use expiry::Expiry;
 pub use iter::{IntoClones, Iter};
 pub use pinned::Pinned;
 
@@ -147,6 +149,10 @@ pub(crate) struct Inner<K, V, S> {
     reaper: OnceLock<std::thread::Thread>,
     /// Coalesced loads in progress (`get_with` and friends).
     flights: Flights<K, V>,
+    /// The per-entry expiry policy, if any (see `expiry`).
+    expiry: Option<Box<dyn Expiry<K, V>>>,
+    /// The `Instant` the clock's zero stands for, for the policy (see `expiry`).
+    origin: std::time::Instant,
     /// The cache owns `K`s and `V`s: Send/Sync follow theirs (the segments alone, holding
     /// raw pointers behind atomics, would say nothing about them).
     _owns: PhantomData<(K, V)>,
@@ -248,6 +254,9 @@ where
     /// count. With a bound, an insert that takes the total over it evicts (see
     /// [`CacheBuilder::max_capacity`]); with a zero default TTL or time-to-idle, or a weight
     /// over the bound, nothing is stored (see [`insert_with_ttl`](Self::insert_with_ttl)).
+    /// With an [`Expiry`] policy ([`CacheBuilder::expire_after`]) the entry's deadline is
+    /// the earlier of the TTL and the policy's answer, and the insert is a compare-and-swap
+    /// of the entry, like [`compute`](Self::compute).
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
@@ -265,7 +274,16 @@ where
     /// assert_eq!((cache.stats().inserts, cache.stats().updates), (1, 1));
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        self.inner.put(key, value, self.inner.ttl);
+        if self.inner.expiry.is_some() {
+            // A compare-and-swap of the entry, so the policy answers for the one replaced.
+            self.inner
+                .compute_with(key, Some(value), |_, spare| match spare.take() {
+                    Some(value) => Op::Put(value),
+                    None => unreachable!("a refused put hands its value back before a retry"),
+                });
+        } else {
+            self.inner.put(key, value, self.inner.ttl);
+        }
     }
 
     /// Stores `value` under `key`, expiring `ttl` from now (rounded up to the next tick),
@@ -1240,12 +1258,17 @@ where
         let value = init();
         let reading = self.ticker.read();
         let weight = self.weigh(&key, &value);
-        let unstored =
-            if self.ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero()) {
-                Some(RemovalCause::Expired)
-            } else {
-                self.refused(weight).then_some(RemovalCause::Evicted)
-            };
+        // Unpinned too: the policy's answer for a new entry (what it replaces, if anything,
+        // has lapsed, so this is a creation).
+        let deadline = self.write_deadline(&key, &value, None, reading);
+        let unstored = if deadline.is_none()
+            || self.ttl.is_some_and(|t| t.is_zero())
+            || self.tti.is_some_and(|t| t.is_zero())
+        {
+            Some(RemovalCause::Expired)
+        } else {
+            self.refused(weight).then_some(RemovalCause::Evicted)
+        };
         if let Some(cause) = unstored {
             let out = value.clone();
             self.put_expired(key, value, reading.tick(), cause);
@@ -1253,14 +1276,8 @@ where
         }
         let now = reading.tick();
         let segment = &self.segments[index];
-        let node = self.node(
-            hash,
-            key,
-            value,
-            Self::deadline(self.ttl, reading),
-            now,
-            weight,
-        );
+        // Some here: a zero answer was not stored above.
+        let node = self.node(hash, key, value, deadline.unwrap_or(now), now, weight);
         let charge = self.limits.charge_guard(weight);
         let keep = |existing: NodePtr<'_, K, V>| !self.expired_at(&existing, now);
         let mut fired = Vec::new();
