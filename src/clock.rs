@@ -353,9 +353,10 @@ impl Reading {
         }
         let due = u128::from(deadline) * u128::from(self.tick_nanos);
         let left = due.saturating_sub(u128::from(self.nanos));
-        Some(Duration::from_nanos(
-            u64::try_from(left).unwrap_or(u64::MAX),
-        ))
+        // Deadlines reach past `u64` nanoseconds (584 years): split into whole seconds.
+        let secs = u64::try_from(left / 1_000_000_000).unwrap_or(u64::MAX);
+        let nanos = u32::try_from(left % 1_000_000_000).unwrap_or(0);
+        Some(Duration::new(secs, nanos))
     }
 
     /// The tick at which an entry stored at this reading with `ttl` expires, rounded up so
@@ -388,6 +389,24 @@ impl fmt::Debug for Ticker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_left_reaches_past_u64_nanoseconds() {
+        let clock = ManualClock::new();
+        let ticker = Ticker::new(Box::new(clock.clone()), Duration::from_millis(1));
+        let reading = ticker.read();
+        let thousand_years = Duration::from_secs(1_000 * 365 * 24 * 3600);
+        let deadline = reading.deadline_after(thousand_years);
+        assert_eq!(reading.until(deadline), Some(thousand_years));
+        assert_eq!(reading.until(NEVER), None);
+        clock.advance(Duration::from_micros(1500));
+        assert_eq!(ticker.read().until(2), Some(Duration::from_micros(500)));
+        assert_eq!(
+            ticker.read().until(1),
+            Some(Duration::ZERO),
+            "reached: none left"
+        );
+    }
 
     #[test]
     fn deadlines_round_up_and_saturate() {

@@ -155,6 +155,18 @@ fn the_ttl_caps_the_policy_and_the_time_left_reports_it() {
 }
 
 #[test]
+fn an_update_restarts_the_ttl_under_a_longer_answer() {
+    let (cache, clock, _asked) = cache_with(Some(Duration::from_secs(3600)), Some(20 * SEC));
+    cache.insert(1, 3_600); // the TTL's 20 s
+    clock.advance(5 * SEC);
+    cache.insert(1, 3_600); // the policy says an hour; the TTL restarts: due at 25 s
+    clock.advance(20 * SEC - Duration::from_nanos(1));
+    assert_eq!(cache.get(&1), Some(3_600), "not at the first write's 20 s");
+    clock.advance(Duration::from_nanos(1));
+    assert_eq!(cache.get(&1), None);
+}
+
+#[test]
 fn a_zero_answer_stores_nothing() {
     let heard = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&heard);
@@ -231,10 +243,16 @@ fn loads_and_compute_ask_the_policy() {
     );
 }
 
-/// Counts the values alive, to check each is dropped once.
+/// Values dropped while this thread held an epoch pin (the cache must never do that).
+static PINNED_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts the values alive, to check each is dropped once, and never pinned.
 struct Counted(Arc<AtomicUsize>);
 impl Drop for Counted {
     fn drop(&mut self) {
+        if crossbeam_epoch::is_pinned() {
+            PINNED_DROPS.fetch_add(1, Ordering::Relaxed);
+        }
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -287,6 +305,11 @@ fn a_panicking_policy_changes_nothing_and_drops_the_value_once() {
             1,
             "only the stored value is alive"
         );
+        assert_eq!(
+            PINNED_DROPS.load(Ordering::Relaxed),
+            0,
+            "a value was dropped pinned"
+        );
         assert_eq!(cache.len(), 1);
     }
     assert_eq!(live.load(Ordering::Relaxed), 0, "every value dropped once");
@@ -336,6 +359,108 @@ fn concurrent_inserts_with_a_policy_lose_nothing_and_drop_once() {
             cache.len(),
             "replaced values are dropped"
         );
+        assert_eq!(
+            PINNED_DROPS.load(Ordering::Relaxed),
+            0,
+            "a value was dropped pinned"
+        );
     }
     assert_eq!(live.load(Ordering::Relaxed), 0);
+}
+
+/// Answers zero for the value 0, else an hour; `update` answers zero and, the first time,
+/// writes the key itself (with `insert_with_ttl`, which does not ask the policy), so the
+/// write it answers for must go round again.
+struct ZeroForZero {
+    cache: Arc<std::sync::OnceLock<Cache<u32, u64>>>,
+    asked: Asked,
+}
+
+impl Expiry<u32, u64> for ZeroForZero {
+    fn expire_after_create(&self, _: &u32, value: &u64, _: Instant) -> Option<Duration> {
+        Some(if *value == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(3600)
+        })
+    }
+    fn expire_after_update(
+        &self,
+        key: &u32,
+        _: &u64,
+        at: Instant,
+        left: Option<Duration>,
+    ) -> Option<Duration> {
+        let first = {
+            let mut asked = self.asked.lock().unwrap();
+            asked.push((*key, "update", at, left));
+            asked.len() == 1
+        };
+        if first {
+            let cache = self.cache.get().unwrap();
+            cache.insert_with_ttl(*key, 99, Duration::from_secs(7));
+        }
+        Some(Duration::ZERO)
+    }
+}
+
+#[test]
+fn a_refused_write_replaces_only_the_entry_it_was_answered_for() {
+    let handle = Arc::new(std::sync::OnceLock::new());
+    let asked: Asked = Arc::default();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    let cache: Cache<u32, u64> = Cache::builder()
+        .expire_after(ZeroForZero {
+            cache: Arc::clone(&handle),
+            asked: Arc::clone(&asked),
+        })
+        .eviction_listener(move |k, v, cause| log.lock().unwrap().push((*k, *v, cause)))
+        .clock(ManualClock::new())
+        .build();
+    assert!(handle.set(cache.clone()).is_ok());
+    cache.insert(1, 5);
+    cache.insert(1, 6); // update -> zero; meanwhile the policy itself stores 99
+    let asked = asked.lock().unwrap();
+    let lefts: Vec<_> = asked.iter().map(|a| a.3).collect();
+    // Asked again for the entry that replaced the one it first saw (99, 7 s left).
+    assert_eq!(
+        lefts,
+        [
+            Some(Duration::from_secs(3600)),
+            Some(Duration::from_secs(7))
+        ]
+    );
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [
+            (1, 5, RemovalCause::Replaced),
+            (1, 99, RemovalCause::Replaced),
+            (1, 6, RemovalCause::Expired)
+        ]
+    );
+}
+
+#[test]
+fn a_zero_answer_for_a_load_leaves_an_entry_stored_meanwhile() {
+    let handle = Arc::new(std::sync::OnceLock::new());
+    let cache: Cache<u32, u64> = Cache::builder()
+        .expire_after(ZeroForZero {
+            cache: Arc::clone(&handle),
+            asked: Arc::default(),
+        })
+        .clock(ManualClock::new())
+        .build();
+    // The loader stores the key itself, then yields a value the policy refuses: the entry
+    // stored meanwhile wins, as it does for any load.
+    let got = cache.get_with(1, || {
+        cache.insert(1, 7);
+        0
+    });
+    assert_eq!(got, 7);
+    assert_eq!(cache.get(&1), Some(7));
+    // With nothing stored meanwhile, the refused value is returned and not kept.
+    assert_eq!(cache.get_or_insert_with(2, || 0), 0);
+    assert_eq!(cache.get(&2), None);
 }

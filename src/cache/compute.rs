@@ -18,13 +18,15 @@ use crate::table::node::NodePtr;
 use crate::table::Insert;
 use crossbeam_epoch as epoch;
 use std::hash::{BuildHasher, Hash};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 /// What a [`Cache::compute`](super::Cache::compute) closure asks for (moka's `compute::Op`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op<V> {
     /// Leave the entry (or its absence) as it is.
     Nop,
-    /// Store this value under the key, with the cache's default TTL.
+    /// Store this value under the key, with the cache's default TTL (or the earlier
+    /// deadline an [`Expiry`](crate::Expiry) policy gives it).
     Put(V),
     /// Remove the entry (heard by the listener as `Explicit`).
     Remove,
@@ -43,9 +45,10 @@ pub enum Computed {
     Unchanged,
     /// There was no live entry and none was stored (`Op::Nop` or `Op::Remove`).
     StillNone,
-    /// The closure's value was not stored because the cache refuses it (a zero TTL or
-    /// time-to-idle, or heavier than the whole bound): any entry for the key was removed,
-    /// and the value went to the listener as `Expired` or `Evicted`.
+    /// The closure's value was not stored because the cache refuses it (a zero TTL,
+    /// time-to-idle or policy answer, or heavier than the whole bound): the entry the
+    /// closure saw, if any, was removed (`Replaced`), and the value went to the listener
+    /// as `Expired` or `Evicted`.
     Refused,
 }
 
@@ -101,19 +104,50 @@ where
                 }
                 Op::Put(value) => value,
             };
-            let weight = self.weigh(&key, &value);
-            let deadline = self.write_deadline(&key, &value, seen, reading);
-            let zero = deadline.is_none()
-                || self.ttl.is_some_and(|t| t.is_zero())
-                || self.tti.is_some_and(|t| t.is_zero());
-            if zero || self.refused(weight) {
-                drop(guard);
-                let cause = if zero {
-                    RemovalCause::Expired
+            let zero_limit =
+                self.ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero());
+            // The weigher and the policy (user code) run here, pinned; if one panics, the
+            // value is dropped after the pin, as every value is.
+            let asked = catch_unwind(AssertUnwindSafe(|| {
+                let weight = self.weigh(&key, &value);
+                let deadline = if zero_limit {
+                    None
                 } else {
-                    RemovalCause::Evicted
+                    self.write_deadline(&key, &value, seen, reading)
                 };
-                self.put_expired(key, value, now, cause);
+                (weight, deadline)
+            }));
+            let (weight, deadline) = match asked {
+                Ok(asked) => asked,
+                Err(panic) => {
+                    drop(guard);
+                    drop(value);
+                    resume_unwind(panic);
+                }
+            };
+            let refused = match deadline {
+                None => Some(RemovalCause::Expired),
+                Some(_) if self.refused(weight) => Some(RemovalCause::Evicted),
+                Some(_) => None,
+            };
+            if let Some(cause) = refused {
+                // Still a write of the entry seen: that one leaves (`Replaced`) and the value
+                // goes to the listener unstored. If it changed meanwhile, ask again; if none
+                // was seen, nothing is removed (an entry there now is lapsed or newer).
+                let old = match seen {
+                    Some(node) => {
+                        if !segment.table.remove_node(&node, &guard) {
+                            drop(guard);
+                            spare = Some(value);
+                            continue;
+                        }
+                        Some(self.departed_by_caller(index, node, RemovalCause::Replaced, now))
+                    }
+                    None => None,
+                };
+                let turned = self.turn_pinned(index, now, &guard, &mut fired);
+                drop(guard);
+                self.unstored(hash, index, key, value, cause, old, fired, turned);
                 return Computed::Refused;
             }
             // Some here: a zero answer was refused above.

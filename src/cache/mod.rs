@@ -646,7 +646,7 @@ where
 
     /// An atomic read-modify-write of `key`'s entry: `f` sees the live value (or `None`)
     /// and returns an [`Op`]: keep it as it is, put a new value (stored with the default
-    /// TTL), or remove the entry. The op is applied only if the entry is still the one `f`
+    /// TTL, or an [`Expiry`] policy's earlier deadline), or remove the entry. The op is applied only if the entry is still the one `f`
     /// saw; otherwise `f` runs again on what is there now, so **under contention `f` may
     /// run more than once** (it is `FnMut`). Moka's `entry(k).and_compute_with`,
     /// papaya's `compute`.
@@ -654,8 +654,9 @@ where
     /// `f` runs under an epoch pin (it borrows the value): keep it short and do not block
     /// in it; it may read the cache but must not write `key` (its own write would make it
     /// run again, for ever). A panic in `f` propagates and changes nothing. A value the
-    /// cache refuses (zero TTL or TTI, heavier than the bound) is not stored: the entry
-    /// is removed and the value handed to the listener ([`Computed::Refused`]).
+    /// cache refuses (zero TTL, TTI or policy answer, heavier than the bound) is not
+    /// stored: the entry `f` saw is removed and the value handed to the listener
+    /// ([`Computed::Refused`]). The weigher and the policy run pinned here too.
     ///
     /// ```
     /// use wheelcache::{Cache, Computed, Op};
@@ -1140,6 +1141,24 @@ where
                 .map(|old| self.departed_by_caller(index, old, RemovalCause::Replaced, now));
             (old, self.turn_pinned(index, now, &guard, &mut fired))
         };
+        self.unstored(hash, index, key, value, cause, old, fired, turned);
+    }
+
+    /// The unpinned end of a write whose value is not stored: counts it (an update if it
+    /// replaced a live entry, `old`), hands the value to the listener as `cause` with the
+    /// other departures, and finishes the write.
+    #[allow(clippy::too_many_arguments)]
+    fn unstored(
+        &self,
+        hash: u64,
+        index: usize,
+        key: K,
+        value: V,
+        cause: RemovalCause,
+        old: Option<(RemovalCause, Option<Held<K, V>>)>,
+        fired: Vec<Held<K, V>>,
+        turned: bool,
+    ) {
         self.stats.record(
             if old
                 .as_ref()
@@ -1270,8 +1289,19 @@ where
             self.refused(weight).then_some(RemovalCause::Evicted)
         };
         if let Some(cause) = unstored {
+            // An entry stored while `init` ran wins, as below; otherwise the value goes to
+            // the listener unstored, and nothing is removed (an entry there has lapsed).
+            let live = {
+                let guard = epoch::pin();
+                self.find(hash, index, &key, &guard, false, false)
+                    .map(|n| n.value.clone())
+            };
+            if let Some(live) = live {
+                drop(value);
+                return live;
+            }
             let out = value.clone();
-            self.put_expired(key, value, reading.tick(), cause);
+            self.unstored(hash, index, key, value, cause, None, Vec::new(), false);
             return out;
         }
         let now = reading.tick();
