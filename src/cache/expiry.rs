@@ -32,9 +32,10 @@ use std::time::{Duration, Instant};
 /// written for moka that defines it fails to compile here rather than being ignored).
 ///
 /// `None` means the policy sets no deadline (the cache's TTL, if any, still does). A zero
-/// duration stores nothing: any entry for the key is removed (`Replaced`) and the value
-/// goes to the listener as `Expired`, as with a zero TTL. Durations too large for the
-/// clock's range mean "never".
+/// duration stores nothing: the entry the policy was asked about, if any, is removed
+/// (`Replaced`) and the value goes to the listener as `Expired`, as with a zero TTL (a
+/// load's zero answer leaves an entry stored while the loader ran). Durations too large
+/// for the clock's range mean "never".
 ///
 /// ```
 /// use std::time::{Duration, Instant};
