@@ -646,10 +646,10 @@ where
 
     /// An atomic read-modify-write of `key`'s entry: `f` sees the live value (or `None`)
     /// and returns an [`Op`]: keep it as it is, put a new value (stored with the default
-    /// TTL, or an [`Expiry`] policy's earlier deadline), or remove the entry. The op is applied only if the entry is still the one `f`
-    /// saw; otherwise `f` runs again on what is there now, so **under contention `f` may
-    /// run more than once** (it is `FnMut`). Moka's `entry(k).and_compute_with`,
-    /// papaya's `compute`.
+    /// TTL, or an [`Expiry`] policy's earlier deadline), or remove the entry. The op is
+    /// applied only if the entry is still the one `f` saw; otherwise `f` runs again on
+    /// what is there now, so **under contention `f` may run more than once** (it is
+    /// `FnMut`). Moka's `entry(k).and_compute_with`, papaya's `compute`.
     ///
     /// `f` runs under an epoch pin (it borrows the value): keep it short and do not block
     /// in it; it may read the cache but must not write `key` (its own write would make it
@@ -1279,11 +1279,14 @@ where
         let weight = self.weigh(&key, &value);
         // Unpinned too: the policy's answer for a new entry (what it replaces, if anything,
         // has lapsed, so this is a creation).
-        let deadline = self.write_deadline(&key, &value, None, reading);
-        let unstored = if deadline.is_none()
-            || self.ttl.is_some_and(|t| t.is_zero())
-            || self.tti.is_some_and(|t| t.is_zero())
-        {
+        let zero_limit =
+            self.ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero());
+        let deadline = if zero_limit {
+            None // nothing is stored whatever the policy says: not asked
+        } else {
+            self.write_deadline(&key, &value, None, reading)
+        };
+        let unstored = if deadline.is_none() {
             Some(RemovalCause::Expired)
         } else {
             self.refused(weight).then_some(RemovalCause::Evicted)
