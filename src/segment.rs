@@ -6,12 +6,13 @@
 //! stack threaded through the node's stack link, `Node::link`, drained whole by `swap`, so
 //! no ABA); one that removes a scheduled entry records it in the segment's **cancel ring**
 //! (a few slots of node pointers: the node's wheel links are in use then, so it cannot go
-//! on the stack). Whoever holds the lock applies the queued requests before advancing the
-//! wheel. The node's `QUEUED` flag keeps it queued at most once, and the drainer acts on
+//! on the stack); a read whose expiry policy moved an entry's deadline earlier records a
+//! re-file request there too (see `cache::expiry`). Whoever holds the lock applies the
+//! queued requests before advancing the wheel. The node's `QUEUED` flag keeps it queued at most once, and the drainer acts on
 //! the node's *current* flags, so a schedule request overtaken by a removal becomes a
-//! cancellation. When the ring is full (the maintainers are 32 cancellations behind), the
-//! remover waits for the lock and cancels itself: the one place a writer waits for
-//! maintenance, for one turn's bounded work.
+//! cancellation. When the ring is full (the maintainers are 32 requests behind), the
+//! remover (or re-filing reader) waits for the lock and serves its request itself: the
+//! one place a writer waits for maintenance, for one turn's bounded work.
 //!
 //! Maintenance is amortised: a write takes its turn only when the segment is *due* —
 //! [`HANDOFF_BATCH`] requests have queued since the last drain, the clock has reached a
@@ -51,7 +52,7 @@ use crate::evict::{Limits, Queues};
 use crate::policy::RemovalCause;
 use crate::sync::{self, fence, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::table::node::{
-    Held, Node, NodePtr, DETACHED, QUEUED, RELEASED, REMOVED, SCHEDULED, UNLINKED,
+    Held, Node, NodePtr, DETACHED, EXT, QUEUED, RELEASED, REMOVED, SCHEDULED, UNLINKED,
 };
 use crate::table::{Table, Tuning};
 use crate::wheel::Wheel;
@@ -182,16 +183,20 @@ impl<K, V> Segment<K, V> {
     }
 
     /// Whether `node` goes through the hand-off: it has a deadline, or an extension (the
-    /// eviction queues and the idle deadline are the maintainer's).
+    /// eviction queues, the idle deadline and an expiry policy's timer are the
+    /// maintainer's).
     #[inline]
     fn maintained(&self, node: &Node<K, V>) -> bool {
-        self.limits.extended() || node.deadline() != NEVER
+        // Relaxed: EXT is immutable.
+        node.meta.load(Ordering::Relaxed) & EXT != 0 || node.deadline() != NEVER
     }
 
-    /// The tick the wheel should fire `node` at: its TTL deadline, or the earliest idle
-    /// deadline if that comes first (a read may move it later; the wheel re-files then).
+    /// The tick the wheel should fire `node` at: its TTL or policy deadline, or the
+    /// earliest idle deadline if that comes first (a read may move the idle one later, and
+    /// a policy's either way: the wheel re-files at the old one, and a read that moves one
+    /// earlier asks for a re-file, see [`refile`](Self::refile)).
     fn wheel_deadline(&self, node: NodePtr<'_, K, V>) -> u64 {
-        let d = node.deadline();
+        let d = node.expiry_deadline();
         match node.ext() {
             // Relaxed: the stamp is a hint that only ever moves the deadline later; the
             // wheel re-reads it when the deadline comes.
@@ -243,6 +248,23 @@ impl<K, V> Segment<K, V> {
         }
     }
 
+    /// After a read moved `node`'s policy deadline earlier (a swap on its timer): asks the
+    /// maintainer to file it again, on the cancel ring (its wheel links may be in use).
+    /// The `QUEUED` flag keeps one request per node: if one is pending already (the
+    /// node's scheduling request, a removal's, another read's), that one is served after
+    /// this and reads the new deadline. A removed node needs none.
+    pub(crate) fn refile(&self, node: NodePtr<'_, K, V>) {
+        // AcqRel: Release publishes the timer's new deadline to whichever `fetch_and` of
+        // QUEUED serves the node's request (in `serve` or `apply`), which comes after this
+        // in the flag's order; Acquire pairs with a remover's `fetch_or`.
+        let old = node.meta.fetch_or(QUEUED, Ordering::AcqRel);
+        if old & (QUEUED | REMOVED) == 0 {
+            self.push_cancel(node);
+        }
+        // With REMOVED set, QUEUED may now be set on a node that no request names: nothing
+        // reads it there (the node is detached by its remover's request or already was).
+    }
+
     /// Queues a scheduling request for a new node (QUEUED, in no wheel slot).
     fn push(&self, node: NodePtr<'_, K, V>) {
         let node = node.as_ptr();
@@ -266,8 +288,9 @@ impl<K, V> Segment<K, V> {
         self.handoff.queued.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Queues a cancellation for a removed node (QUEUED again, maybe in a wheel slot) in a
-    /// free ring slot; when none is free, waits for the lock and cancels it directly.
+    /// Queues a request for a drained node (QUEUED again, maybe in a wheel slot): a
+    /// removal's cancellation or a read's re-file, in a free ring slot; when none is free,
+    /// waits for the lock and serves it directly.
     fn push_cancel(&self, node: NodePtr<'_, K, V>) {
         // Relaxed: only spreads the pushes over the ring.
         let start = self.handoff.cancel_at.fetch_add(1, Ordering::Relaxed);
@@ -292,15 +315,40 @@ impl<K, V> Segment<K, V> {
         // The ring is full: the maintainers are behind. Cancel it ourselves, waiting for
         // the lock (its holder's turn is bounded and runs no user code).
         let mut locked = sync::lock(&self.maint);
-        self.cancel(&mut locked, node);
+        self.serve(&mut locked, node, false);
     }
 
-    /// Applies one queued request for a removed node: out of the wheel if it is in it,
-    /// then the wheel side's hold goes. Maintenance lock held (`maint` is its state).
-    fn cancel(&self, maint: &mut Maint<K, V>, node: NodePtr<'_, K, V>) {
-        // AcqRel: pairs with the remover's `fetch_or` in `removed`.
+    /// Applies one ring request. For a removed node: out of the wheel if it is in it, then
+    /// the wheel side's hold goes. For a live one (a read moved its deadline earlier): out
+    /// of the wheel and in again at its deadline now. If that has passed, returns true
+    /// with the node in no slot, for the caller to expire, when `due` says it can;
+    /// otherwise the node is filed at the wheel's next tick. Maintenance lock held
+    /// (`maint` is its state).
+    fn serve(&self, maint: &mut Maint<K, V>, node: NodePtr<'_, K, V>, due: bool) -> bool {
+        // AcqRel: pairs with the remover's `fetch_or` in `removed`, and with the reader's in
+        // `refile` (its new deadline is read below).
         let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
-        debug_assert_ne!(old & REMOVED, 0);
+        if old & REMOVED == 0 {
+            if old & SCHEDULED != 0 {
+                // SAFETY: SCHEDULED means it is linked into our wheel; lock held.
+                unsafe { maint.wheel.cancel(node.as_ptr()) };
+                node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+            }
+            let d = self.wheel_deadline(node);
+            if d != NEVER {
+                if due && d <= maint.wheel.now() {
+                    return true;
+                }
+                let d = d.max(maint.wheel.now() + 1).min(NEVER - 1);
+                // SAFETY: 1. alive until DETACHED, which only this lock's holder sets; 2. on
+                // no wheel list (not SCHEDULED); 3. lock held.
+                let filed = unsafe { maint.wheel.schedule(node.as_ptr(), d) };
+                debug_assert!(filed, "filed after the wheel's now");
+                // Relaxed: SCHEDULED is read only under the lock, which orders it.
+                node.meta.fetch_or(SCHEDULED, Ordering::Relaxed);
+            }
+            return false;
+        }
         if old & SCHEDULED != 0 {
             // SAFETY: SCHEDULED means it is linked into our wheel; lock held.
             unsafe { maint.wheel.cancel(node.as_ptr()) };
@@ -311,6 +359,7 @@ impl<K, V> Segment<K, V> {
             unsafe { maint.queues.unlink(node.as_ptr()) };
         }
         self.table.settle(node, DETACHED);
+        false
     }
 
     /// Whether a write at tick `now` should take its turn at maintenance (see the module
@@ -367,7 +416,15 @@ impl<K, V> Segment<K, V> {
                     &mut budget,
                     // SAFETY: scheduled nodes are alive (as above).
                     |node| self.wheel_deadline(NodePtr::from_raw(node)),
-                    |node| self.expire(node, queues, guard, fired, &mut turn),
+                    |node, d| {
+                        if d == NEVER {
+                            // A read took its deadline away: it leaves the wheel, live.
+                            // Relaxed: SCHEDULED is set and cleared only under the lock.
+                            (*node).meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+                        } else {
+                            self.expire(node, queues, guard, fired, &mut turn);
+                        }
+                    },
                 )
             };
             let over = self.evict(maint, now, &mut budget, guard, fired, &mut turn);
@@ -441,7 +498,9 @@ impl<K, V> Segment<K, V> {
             *budget -= 1;
             // SAFETY: a QUEUED node is not DETACHED, so not retired: alive.
             let node = unsafe { NodePtr::from_raw(raw) };
-            self.cancel(maint, node);
+            if self.serve(maint, node, true) {
+                self.expire(raw, &mut maint.queues, guard, fired, turn);
+            }
         }
         while *budget > 0 && !maint.backlog.0.is_null() {
             *budget -= 1;
@@ -517,9 +576,15 @@ impl<K, V> Segment<K, V> {
                 .push(unsafe { Held::new(node, cause, fired.index) });
         }
         let released = if fired.hold { 0 } else { RELEASED };
+        // A read's re-file request may be pending on the ring (a timed node, QUEUED: see
+        // `refile`); serving it detaches the node then. Setting REMOVED first (AcqRel, as
+        // in `removed`) stops further requests, so without one the wheel side is done.
+        let queued =
+            node.timer().is_some() && node.meta.fetch_or(REMOVED, Ordering::AcqRel) & QUEUED != 0;
+        let detached = if queued { 0 } else { DETACHED };
         // Last use of `node` here: without a hold this may retire it.
         self.table
-            .settle(node, REMOVED | UNLINKED | DETACHED | released);
+            .settle(node, REMOVED | UNLINKED | detached | released);
     }
 
     /// Evicts while the cache's total weight is over its bound and the budget lasts (see
@@ -601,10 +666,13 @@ impl<K, V> Drop for Segment<K, V> {
             let raw = slot.swap(ptr::null_mut(), Ordering::Relaxed);
             if !raw.is_null() {
                 // SAFETY: a queued node is alive; exclusive access. Its wheel is dropped
-                // with us, so only the hold matters.
+                // with us, so only the hold matters: a removed node's (a live one, asking
+                // for a re-file, stays in the table, which frees it).
                 let node = unsafe { NodePtr::from_raw(raw) };
-                node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
-                self.table.settle(node, DETACHED);
+                let old = node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
+                if old & REMOVED != 0 {
+                    self.table.settle(node, DETACHED);
+                }
             }
         }
     }

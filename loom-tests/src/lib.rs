@@ -76,7 +76,7 @@ pub fn model_body(body: impl Fn() + Sync + Send + 'static) {
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
-use wheelcache::{Cache, ManualClock, RemovalCause};
+use wheelcache::{Cache, CacheBuilder, ManualClock, RemovalCause};
 
 /// A deterministic hasher: loom replays executions and needs identical hashes each time.
 pub type Fixed = BuildHasherDefault<DefaultHasher>;
@@ -150,10 +150,20 @@ impl Departures {
 /// A one-segment cache with a fixed hasher, a manual clock, a counting listener, and
 /// (when `tiny`) one-group tables (two-slot groups under loom) that migrate at once.
 pub fn model(tiny: bool) -> (Model, ManualClock, Arc<Departures>) {
+    let (mut builder, clock, departures) = model_builder();
+    if tiny {
+        builder = builder.tiny_tables_for_tests();
+    }
+    (builder.build(), clock, departures)
+}
+
+/// The builder behind [`model`] (one segment, fixed hasher, manual clock, counting
+/// listener), for models that add a setting.
+pub fn model_builder() -> (CacheBuilder<u8, Probe, Fixed>, ManualClock, Arc<Departures>) {
     let clock = ManualClock::new();
     let departures = Arc::new(Departures::default());
     let d = departures.clone();
-    let mut builder = Cache::builder()
+    let builder = Cache::builder()
         .segments(1)
         .clock(clock.clone())
         .hasher(Fixed::default())
@@ -167,8 +177,5 @@ pub fn model(tiny: bool) -> (Model, ManualClock, Arc<Departures>) {
             };
             counter.fetch_add(1, Ordering::SeqCst);
         });
-    if tiny {
-        builder = builder.tiny_tables_for_tests();
-    }
-    (builder.build(), clock, departures)
+    (builder, clock, departures)
 }

@@ -567,6 +567,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             flights: super::load::Flights::new(segments),
             expiry: self.expiry,
             origin: super::expiry::origin_of(reading),
+            reads: super::expiry::Reads::new(),
             _owns: PhantomData,
         });
         if let Some(interval) = self.reaper {

@@ -12,7 +12,7 @@
 //! `and_compute_with` takes a per-key lock instead), so under contention the closure may
 //! run more than once, and it runs pinned: it must be short and must not block.
 
-use super::Inner;
+use super::{Deadline, Inner};
 use crate::policy::RemovalCause;
 use crate::table::node::NodePtr;
 use crate::table::Insert;
@@ -151,7 +151,8 @@ where
                 return Computed::Refused;
             }
             // Some here: a zero answer was refused above.
-            let node = self.node(hash, key, value, deadline.unwrap_or(now), now, weight);
+            let deadline = deadline.unwrap_or(Deadline::ttl(now));
+            let node = self.node(hash, key, value, deadline, reading, weight);
             let charge = self.limits.charge_guard(weight);
             let expected = seen.map(NodePtr::as_ptr);
             let keep = |existing: NodePtr<'_, K, V>| match expected {

@@ -1,12 +1,36 @@
 //! A per-entry expiry policy: [`Expiry`], set with
 //! [`CacheBuilder::expire_after`](super::CacheBuilder::expire_after).
 //!
-//! An entry's deadline is fixed when it is written: the earlier of the cache's TTL from
+//! An entry's deadline is set when it is written: the earlier of the cache's TTL from
 //! the write and the policy's answer for that write (`expire_after_create` for a key with
-//! no live entry, `expire_after_update` for one that had). The time-to-idle, if any, still
-//! applies on top, and a capacity bound may evict the entry earlier. An explicit
-//! [`Cache::insert_with_ttl`](super::Cache::insert_with_ttl) sets that entry's TTL itself
-//! and does not ask the policy.
+//! no live entry, `expire_after_update` for one that had). Reads that count as an access
+//! may move it (`expire_after_read`), either way, never past that TTL. The time-to-idle,
+//! if any, still applies on top, and a capacity bound may evict the entry earlier. An
+//! explicit [`Cache::insert_with_ttl`](super::Cache::insert_with_ttl) sets that entry's
+//! TTL itself and does not ask the policy, on writes or reads.
+//!
+//! ## Deadlines that reads move
+//! Each entry of a cache with a policy carries a *timer* (`table::node::Timer`): the
+//! policy's deadline, always at or before the TTL deadline the node holds immutably, and
+//! the write's time (the `last_modified_at` reads are told). Readers swap a new deadline
+//! into it. Expiry checks read the timer, so a read's answer takes effect at once; the
+//! timing wheel learns of it in one of two ways:
+//! - **Later**: nothing to do now. The wheel fires the node at the old deadline, reads the
+//!   timer again and files it anew (as it does for a time-to-idle), or lets it go from
+//!   the wheel if a read left it no deadline.
+//! - **Earlier**: the reader asks for a re-file (`Segment::refile`) on the segment's
+//!   cancel ring, under the node's `QUEUED` flag, the same protocol removals use: at most
+//!   one request per node is pending, whoever serves it reads the latest deadline, and a
+//!   request that finds the node removed only detaches it. The maintainer that expires or
+//!   evicts a node with a request pending leaves the detaching to that request.
+//!
+//! The swap tells each reader whether its store moved the deadline earlier than the one
+//! before it, whoever wrote that, so at every moment the wheel holds a node no later than
+//! its deadline or a re-file is pending. Concurrent reads' answers race, and the last
+//! swap wins, as in moka.
+//!
+//! Whether reads ask at all is found once: the default `expire_after_read` sets a
+//! thread-local flag, and if the first read asked sees it set the cache stops asking.
 //!
 //! The policy runs inline in the write, like `Hash` and `Eq`: in `insert` and `compute`
 //! it runs pinned, between reading the entry it answers for and swapping in the new one
@@ -14,7 +38,11 @@
 //! answer always matches the entry it replaced; under contention it may be asked more than
 //! once). In the loads (`get_with`, `get_or_insert_with`) it runs unpinned, after the
 //! loader. It must be quick; it may read the cache, and a panic in it leaves the cache as
-//! it was (the value is dropped, unpinned).
+//! it was (the value is dropped, unpinned). The read answer runs pinned in the read that
+//! asks it, with the entry borrowed. A read whose answer moves the deadline earlier swaps
+//! the timer and queues one request; if the segment's ring of 32 requests is full (its
+//! maintainers are that far behind) the read serves its request itself, waiting for the
+//! maintenance lock, whose holder's turn is bounded, as a remover does.
 //!
 //! Instants: the cache notes, when it is built, the `Instant` its clock's zero stands for
 //! (`Instant::now()` less the clock's reading then), and passes that plus the clock's
@@ -22,14 +50,15 @@
 //! origin plus the manual time, so a policy sees exactly the time the test set.
 
 use super::Inner;
-use crate::clock::Reading;
+use crate::clock::{Reading, NEVER};
+use crate::sync::{self, AtomicUsize, Ordering};
 use crate::table::node::NodePtr;
+use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};
 
-/// How long each entry lives, decided per entry when it is written (moka 0.12's `Expiry`,
-/// without `expire_after_read`, which wheelcache does not have yet: an implementation
-/// written for moka that defines it fails to compile here rather than being ignored).
+/// How long each entry lives, decided per entry when it is written and moved by reads if
+/// the policy wants (moka 0.12's `Expiry`, with its signatures and defaults).
 ///
 /// `None` means the policy sets no deadline (the cache's TTL, if any, still does). A zero
 /// duration stores nothing: the entry the policy was asked about, if any, is removed
@@ -142,6 +171,69 @@ pub trait Expiry<K, V>: Send + Sync + 'static {
         let _ = (key, value, updated_at);
         duration_until_expiry
     }
+
+    /// The lifetime of an entry from a read at `read_at` that counts as an access (a
+    /// `get`, a `Pinned::get`, a load that finds the entry; not `contains_key`, `peek` or
+    /// iteration). `duration_until_expiry` is the time the entry has left (`None` for no
+    /// deadline), `last_modified_at` when it was written. The default keeps the time left.
+    ///
+    /// Reads cost nothing extra unless this method is overridden: the first read asked
+    /// finds out, through the default body, and if it ran the cache never asks again. (So
+    /// an implementation that forwards to another `Expiry`'s default for some entries
+    /// only should return `duration_until_expiry` itself instead.) The read that asks
+    /// still returns the value; a zero answer makes the entry lapse at once after it.
+    /// An answer may move the deadline earlier or later, never past the cache's TTL from
+    /// the write. A read the policy itself makes is not asked about, and entries written
+    /// by `insert_with_ttl` keep their own deadline. It runs pinned, like `Hash` and `Eq`,
+    /// and a panic in it propagates to the read, leaving the entry as it was.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use wheelcache::{Cache, Expiry, ManualClock};
+    ///
+    /// /// Sessions: 30 minutes from the last read, but at most 8 hours from the login.
+    /// struct Session;
+    /// impl Expiry<u64, String> for Session {
+    ///     fn expire_after_create(&self, _: &u64, _: &String, _: Instant) -> Option<Duration> {
+    ///         Some(Duration::from_secs(30 * 60))
+    ///     }
+    ///     fn expire_after_read(
+    ///         &self,
+    ///         _: &u64,
+    ///         _: &String,
+    ///         read_at: Instant,
+    ///         _left: Option<Duration>,
+    ///         login: Instant,
+    ///     ) -> Option<Duration> {
+    ///         let end = login + Duration::from_secs(8 * 3600);
+    ///         Some(end.saturating_duration_since(read_at).min(Duration::from_secs(30 * 60)))
+    ///     }
+    /// }
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u64, String> =
+    ///     Cache::builder().expire_after(Session).clock(clock.clone()).build();
+    /// cache.insert(7, "alice".to_string());
+    /// for _ in 0..19 {
+    ///     clock.advance(Duration::from_secs(25 * 60));
+    ///     assert!(cache.get(&7).is_some()); // read within 30 minutes each time
+    /// }
+    /// // The last read, at 7 h 55 min, left 5 minutes: the 8 hours are up.
+    /// clock.advance(Duration::from_secs(10 * 60));
+    /// assert!(cache.get(&7).is_none());
+    /// ```
+    fn expire_after_read(
+        &self,
+        key: &K,
+        value: &V,
+        read_at: Instant,
+        duration_until_expiry: Option<Duration>,
+        last_modified_at: Instant,
+    ) -> Option<Duration> {
+        let _ = (key, value, read_at, last_modified_at);
+        default_read_ran();
+        duration_until_expiry
+    }
 }
 
 /// The time origin a cache passes its policy: the `Instant` its clock's zero stands for.
@@ -149,6 +241,58 @@ pub(super) fn origin_of(reading: Reading) -> Instant {
     let now = Instant::now();
     now.checked_sub(Duration::from_nanos(reading.nanos()))
         .unwrap_or(now)
+}
+
+/// A write's deadlines in ticks: the TTL's (the node's `meta`) and, when the write asked
+/// the policy, the policy's (the node's timer; [`NEVER`] for none).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Deadline {
+    pub(super) ttl: u64,
+    pub(super) policy: Option<u64>,
+}
+
+impl Deadline {
+    /// A write that did not ask a policy.
+    pub(super) fn ttl(ttl: u64) -> Self {
+        Self { ttl, policy: None }
+    }
+}
+
+sync::thread_cell! {
+    /// This thread's place in `expire_after_read`: bit 0 while the cache is asking it (a
+    /// read it makes is not asked about), bit 1 once the trait's default body ran.
+    static READING: Cell<u8> = Cell::new(0);
+}
+
+const ASKING: u8 = 1;
+const DEFAULT_RAN: u8 = 2;
+
+/// Called by the default `expire_after_read`: the policy does not override it.
+fn default_read_ran() {
+    READING.with(|r| r.set(r.get() | DEFAULT_RAN));
+}
+
+/// Clears this thread's asking bit however the policy returns (a panic included).
+struct Asking;
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        READING.with(|r| r.set(r.get() & !ASKING));
+    }
+}
+
+/// Whether a cache asks its policy about reads: found out by the first read asked.
+#[derive(Debug)]
+pub(super) struct Reads(AtomicUsize);
+
+const UNKNOWN: usize = 0;
+const NOT_OVERRIDDEN: usize = 1;
+const OVERRIDDEN: usize = 2;
+
+impl Reads {
+    pub(super) fn new() -> Self {
+        Self(AtomicUsize::new(UNKNOWN))
+    }
 }
 
 impl<K, V, S> Inner<K, V, S>
@@ -159,8 +303,8 @@ where
 {
     /// The instant a clock reading stands for (see the module docs); a reading too far past
     /// the origin for `Instant` to hold (centuries) gives the latest one it can.
-    fn instant(&self, reading: Reading) -> Instant {
-        let mut by = Duration::from_nanos(reading.nanos());
+    fn instant(&self, nanos: u64) -> Instant {
+        let mut by = Duration::from_nanos(nanos);
         loop {
             if let Some(at) = self.origin.checked_add(by) {
                 return at;
@@ -169,7 +313,7 @@ where
         }
     }
 
-    /// The deadline of an entry written now: the TTL's, or the policy's if earlier;
+    /// The deadlines of an entry written now: the TTL's, and the policy's if there is one;
     /// `None` if the policy gave zero (the entry is not stored). `seen` is the live entry
     /// it replaces, if any. Runs the policy (user code): see the module docs for where.
     pub(super) fn write_deadline(
@@ -178,23 +322,101 @@ where
         value: &V,
         seen: Option<NodePtr<'_, K, V>>,
         reading: Reading,
-    ) -> Option<u64> {
+    ) -> Option<Deadline> {
         let ttl = Self::deadline(self.ttl, reading);
         let Some(policy) = self.expiry.as_deref() else {
-            return Some(ttl);
+            return Some(Deadline::ttl(ttl));
         };
-        let at = self.instant(reading);
+        let at = self.instant(reading.nanos());
         let answer = match seen {
             None => policy.expire_after_create(key, value, at),
             Some(old) => {
-                let left = reading.until(old.deadline());
+                let left = reading.until(old.expiry_deadline());
                 policy.expire_after_update(key, value, at, left)
             }
         };
-        match answer {
-            None => Some(ttl),
-            Some(d) if d.is_zero() => None,
-            Some(d) => Some(ttl.min(reading.deadline_after(d))),
+        let policy = match answer {
+            None => NEVER,
+            Some(d) if d.is_zero() => return None,
+            Some(d) => reading.deadline_after(d),
+        };
+        Some(Deadline {
+            ttl,
+            policy: Some(policy.min(ttl)),
+        })
+    }
+
+    /// A read of `node` that counts as an access, in a cache with a policy: asks
+    /// `expire_after_read` and moves the entry's deadline to its answer (see the module
+    /// docs). Costs one load once the first read has found the method not overridden.
+    #[inline]
+    pub(super) fn read_asked(&self, node: NodePtr<'_, K, V>, index: usize) {
+        let Some(policy) = self.expiry.as_deref() else {
+            return;
+        };
+        // Relaxed: a hint settled once; a reader that misses it asks once more.
+        if self.reads.0.load(Ordering::Relaxed) != NOT_OVERRIDDEN {
+            self.ask_read(policy, node, index);
+        }
+    }
+
+    fn ask_read(&self, policy: &dyn Expiry<K, V>, node: NodePtr<'_, K, V>, index: usize) {
+        // Entries `insert_with_ttl` wrote keep their own deadline; a read the policy makes
+        // is not asked about.
+        let Some(timer) = node.timer() else {
+            return;
+        };
+        if READING.with(|r| r.get() & ASKING != 0) {
+            return;
+        }
+        let reading = self.ticker.read();
+        // Relaxed: see `Timer::deadline`.
+        let seen = timer.deadline.load(Ordering::Relaxed);
+        let answer = {
+            READING.with(|r| r.set(ASKING));
+            let _asking = Asking;
+            let answer = policy.expire_after_read(
+                &node.key,
+                &node.value,
+                self.instant(reading.nanos()),
+                reading.until(seen),
+                self.instant(timer.written),
+            );
+            let default_ran = READING.with(|r| r.get() & DEFAULT_RAN != 0);
+            if self.reads.0.load(Ordering::Relaxed) == UNKNOWN {
+                let found = if default_ran {
+                    NOT_OVERRIDDEN
+                } else {
+                    OVERRIDDEN
+                };
+                // Relaxed: as above; the first answer settles it.
+                let _ = self.reads.0.compare_exchange(
+                    UNKNOWN,
+                    found,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            if default_ran {
+                return; // the time left, unchanged
+            }
+            answer
+        };
+        let cap = node.deadline();
+        let deadline = match answer {
+            None => cap,
+            // Lapses at this reading: the read that asked still returns the value.
+            Some(d) if d.is_zero() => reading.tick().min(cap),
+            Some(d) => reading.deadline_after(d).min(cap),
+        };
+        if deadline == seen {
+            return;
+        }
+        // Relaxed: see `Timer::deadline`; the swap tells whether this store moved the
+        // deadline earlier than it was, whoever wrote that.
+        let before = timer.deadline.swap(deadline, Ordering::Relaxed);
+        if deadline < before {
+            self.segments[index].refile(node);
         }
     }
 }

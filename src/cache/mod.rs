@@ -41,6 +41,7 @@ mod reaper;
 pub use builder::CacheBuilder;
 pub use compute::{Computed, Op};
 pub use config::Policy;
+use expiry::Deadline;
 pub use expiry::Expiry;
 pub use iter::{IntoClones, Iter};
 pub use pinned::Pinned;
@@ -153,6 +154,8 @@ pub(crate) struct Inner<K, V, S> {
     expiry: Option<Box<dyn Expiry<K, V>>>,
     /// The `Instant` the clock's zero stands for, for the policy (see `expiry`).
     origin: std::time::Instant,
+    /// Whether reads ask the policy (see `expiry`).
+    reads: expiry::Reads,
     /// The cache owns `K`s and `V`s: Send/Sync follow theirs (the segments alone, holding
     /// raw pointers behind atomics, would say nothing about them).
     _owns: PhantomData<(K, V)>,
@@ -998,15 +1001,16 @@ where
         let Some(ext) = node.ext() else {
             return node.deadline() == NEVER || !self.ticker.read().reached(node.deadline());
         };
+        let deadline = node.expiry_deadline();
         if self.limits.idle_ticks == 0 {
-            if node.deadline() != NEVER && self.ticker.read().reached(node.deadline()) {
+            if deadline != NEVER && self.ticker.read().reached(deadline) {
                 return false;
             }
         } else {
             let now = self.ticker.read();
             // Relaxed: see `Ext::idle`; a stamp is a hint that only moves later.
             let idle = ext.idle.load(Ordering::Relaxed);
-            if now.reached(node.deadline()) || now.tick() >= self.limits.idle_deadline(idle) {
+            if now.reached(deadline) || now.tick() >= self.limits.idle_deadline(idle) {
                 return false;
             }
             if touch && idle < now.tick() {
@@ -1021,7 +1025,8 @@ where
 
     /// Whether a node is expired at tick `now` (TTL or idle), for its remover's cause.
     fn expired_at(&self, node: &NodePtr<'_, K, V>, now: u64) -> bool {
-        node.is_expired(now)
+        let deadline = node.expiry_deadline();
+        (deadline != NEVER && deadline <= now)
             || node.ext().is_some_and(|ext| {
                 now >= self.limits.idle_deadline(ext.idle.load(Ordering::Relaxed))
             })
@@ -1047,6 +1052,11 @@ where
             .table
             .lookup(hash, |n| n.key.borrow() == key, guard)
             .filter(|n| self.live_now(*n, touch));
+        if touch {
+            if let Some(node) = found {
+                self.read_asked(node, index);
+            }
+        }
         if count {
             self.stats.record(if found.is_some() {
                 Event::Hit
@@ -1062,21 +1072,24 @@ where
         self.weigher.as_ref().map_or(1, |w| w(key, value))
     }
 
-    /// A node for an entry, with an extension when the cache needs one.
+    /// A node for an entry written at `reading`, with an extension when the cache needs
+    /// one, and a timer when the write asked the expiry policy.
     fn node(
         &self,
         hash: u64,
         key: K,
         value: V,
-        deadline: u64,
-        now: u64,
+        deadline: Deadline,
+        reading: Reading,
         weight: u32,
     ) -> NodeBox<K, V> {
-        let ext = self
-            .limits
-            .extended()
-            .then_some(ExtInit { idle: now, weight });
-        NodeBox::new(hash, key, value, deadline, ext)
+        let timer = deadline.policy.map(|p| (p, reading.nanos()));
+        let ext = (self.limits.extended() || timer.is_some()).then_some(ExtInit {
+            idle: reading.tick(),
+            weight,
+            timer,
+        });
+        NodeBox::new(hash, key, value, deadline.ttl, ext)
     }
 
     /// Whether an entry of `weight` is refused outright (heavier than the whole bound).
@@ -1100,8 +1113,8 @@ where
             hash,
             key,
             value,
-            Self::deadline(ttl, now),
-            now.tick(),
+            Deadline::ttl(Self::deadline(ttl, now)),
+            now,
             weight,
         );
         let charge = self.limits.charge_guard(weight);
@@ -1310,7 +1323,14 @@ where
         let now = reading.tick();
         let segment = &self.segments[index];
         // Some here: a zero answer was not stored above.
-        let node = self.node(hash, key, value, deadline.unwrap_or(now), now, weight);
+        let node = self.node(
+            hash,
+            key,
+            value,
+            deadline.unwrap_or(Deadline::ttl(now)),
+            reading,
+            weight,
+        );
         let charge = self.limits.charge_guard(weight);
         let keep = |existing: NodePtr<'_, K, V>| !self.expired_at(&existing, now);
         let mut fired = Vec::new();

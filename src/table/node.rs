@@ -6,14 +6,19 @@
 //! time-to-idle allocates each node with an [`Ext`] in front of it (idle tick, weight,
 //! eviction-queue links); `EXT` in `meta` says so, and [`free`] picks the layout. It is
 //! reached only through pointers that carry the whole allocation's provenance
-//! ([`NodePtr::ext`]), never from a `&Node`.
+//! ([`NodePtr::ext`]), never from a `&Node`. A cache with an `Expiry` policy puts a
+//! [`Timer`] in front of that (the policy's deadline, which reads may move, and the write's
+//! time); the extension's `timed` says so. The extension sits right before the node in
+//! both layouts, so it is found the same way in either.
 //!
 //! ## Ground rules for the fields of a `Node`
 //! - `hash`, `key`, `value`: written once before the node is published, read-only
 //!   afterwards; readable by any thread holding an epoch guard (or a [`Held`]).
-//! - `meta`: the deadline (immutable, low 55 bits), the lifecycle flags below (changed by
-//!   atomic RMW), `EXT` (immutable) and the policy's 2-bit access counter in the top bits
-//!   (raised by hits with one CAS while below 3, lowered by the eviction hand).
+//! - `meta`: the TTL deadline (immutable, low 55 bits; a [`Timer`]'s deadline, which reads
+//!   may move, is never later), the lifecycle flags below (changed by atomic RMW), `EXT`
+//!   (immutable) and the policy's 2-bit access counter in the top bits (raised by hits
+//!   with one CAS while below 3, lowered by the eviction hand).
+//! - `Timer::deadline`: swapped by reads an expiry policy answers (see `cache::expiry`).
 //! - `wheel`: prev/next in a wheel slot while `SCHEDULED`, read and written only under the
 //!   segment's maintenance lock. When the node is in no wheel slot, `wheel.next` is the
 //!   node's link in at most one intrusive stack instead (see [`Node::link`]): the segment's
@@ -73,9 +78,9 @@ pub(crate) const FREQ_ONE: u64 = 1 << FREQ_SHIFT;
 pub(crate) const FREQ_MAX: u64 = 3;
 const _: () = assert!(FREQ_SHIFT + 2 == 64);
 
-/// Policy state of a node in a cache with a capacity bound or a time-to-idle, allocated in
-/// front of the node (an unbounded cache without idle expiry allocates none and pays
-/// nothing for it).
+/// Policy state of a node in a cache with a capacity bound, a time-to-idle or an expiry
+/// policy, allocated in front of the node (an unbounded cache with none of these allocates
+/// none and pays nothing for it).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Ext<K, V> {
@@ -87,6 +92,8 @@ pub(crate) struct Ext<K, V> {
     /// Which eviction queue holds the node (`evict::deque::NONE`, `SMALL` or `MAIN`),
     /// beside `weight` so the two share a word: maintenance lock only.
     pub(crate) queue: UnsafeCell<u8>,
+    /// A [`Timer`] precedes the extension (immutable; in the word's padding).
+    timed: bool,
     /// The node's links in that queue: maintenance lock only.
     pub(crate) links: UnsafeCell<QueueLinks<K, V>>,
 }
@@ -101,11 +108,27 @@ pub(crate) struct QueueLinks<K, V> {
 #[cfg(not(all(wheelcache_loom, feature = "loom")))]
 const _: () = assert!(std::mem::size_of::<Ext<u64, u64>>() == 32);
 
-/// What an extended node starts with.
+/// The expiry policy's state of a node (caches with an `Expiry` only; see `cache::expiry`).
+#[derive(Debug)]
+pub(crate) struct Timer {
+    /// The policy's deadline in ticks, never later than the TTL deadline in `meta`;
+    /// [`NEVER`] for none. Moved by reads the policy answers (a swap, so each mover knows
+    /// whether it moved it earlier: then it asks the maintainer to re-file the node).
+    /// Relaxed: the re-file request's RMW on `meta` publishes a move to the maintainer,
+    /// and readers treat it as the entry's deadline at the moment they load it.
+    pub(crate) deadline: AtomicU64,
+    /// When the entry was written, in the clock's nanoseconds (immutable): the
+    /// `last_modified_at` the policy is told.
+    pub(crate) written: u64,
+}
+
+/// What an extended node starts with: `timer` is the policy's deadline and the write's
+/// time, in a cache with an expiry policy.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExtInit {
     pub(crate) idle: u64,
     pub(crate) weight: u32,
+    pub(crate) timer: Option<(u64, u64)>,
 }
 
 /// The allocation of an extended node: the extension, then the node.
@@ -115,9 +138,47 @@ struct Extended<K, V> {
     node: Node<K, V>,
 }
 
-/// Where the node starts in an [`Extended`] allocation.
-fn node_offset<K, V>() -> usize {
+/// The allocation of a node with a timer: the timer, the extension, then the node.
+#[repr(C)]
+struct Timed<K, V> {
+    timer: Timer,
+    ext: Ext<K, V>,
+    node: Node<K, V>,
+}
+
+/// How far before the node its extension starts: the same in both layouts.
+const fn ext_offset<K, V>() -> usize {
     std::mem::offset_of!(Extended<K, V>, node)
+}
+
+/// How far before the node a [`Timed`] allocation starts.
+const fn timed_offset<K, V>() -> usize {
+    std::mem::offset_of!(Timed<K, V>, node)
+}
+
+// The extension is right before the node in both layouts, so `ext_of` needs no layout.
+const _: () = assert!(
+    std::mem::offset_of!(Timed<u64, u64>, node) - std::mem::offset_of!(Timed<u64, u64>, ext)
+        == ext_offset::<u64, u64>()
+);
+
+/// Which allocation a node lives in (from `EXT` and the extension's `timed`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Plain,
+    Extended,
+    Timed,
+}
+
+/// # Safety
+/// `node` points to a live node with its allocation's provenance.
+unsafe fn layout_of<K, V>(node: *mut Node<K, V>) -> Layout {
+    // SAFETY: the caller's contract.
+    match unsafe { ext_of(node) } {
+        None => Layout::Plain,
+        Some(ext) if ext.timed => Layout::Timed,
+        Some(_) => Layout::Extended,
+    }
 }
 
 /// The wheel's intrusive doubly linked list pointers.
@@ -222,13 +283,6 @@ impl<K, V> Node<K, V> {
             .fetch_and(!(FREQ_MAX << FREQ_SHIFT), Ordering::Relaxed);
     }
 
-    /// Whether the entry is past its deadline at tick `now`.
-    #[inline]
-    pub(crate) fn is_expired(&self, now: u64) -> bool {
-        let deadline = self.deadline();
-        deadline != NEVER && deadline <= now
-    }
-
     /// The node's stack link (`wheel.next`, see the ground rules).
     ///
     /// # Safety
@@ -304,6 +358,32 @@ impl<'g, K, V> NodePtr<'g, K, V> {
         // SAFETY: the node is alive for `'g` (constructor's contract).
         unsafe { ext_of(self.raw.as_ptr()) }
     }
+
+    /// The node's timer, if it was allocated with one (see [`Timer`]).
+    #[inline]
+    pub(crate) fn timer(self) -> Option<&'g Timer> {
+        if !self.ext()?.timed {
+            return None;
+        }
+        // SAFETY: 1. `timed` is set only on extensions `NodeBox::new` placed in a `Timed`,
+        // whose node is `timed_offset` in; 2. the pointer carries the whole allocation's
+        // provenance (constructor's contract), so stepping back stays in bounds of it.
+        let whole =
+            unsafe { self.raw.as_ptr().byte_sub(timed_offset::<K, V>()) }.cast::<Timed<K, V>>();
+        // SAFETY: as above; the timer lives as long as its node, alive for `'g`.
+        Some(unsafe { &(*whole).timer })
+    }
+
+    /// The tick the entry expires at by its TTL or expiry policy ([`NEVER`] for neither):
+    /// the timer's deadline if it has one (never later than the TTL's), else the TTL's.
+    #[inline]
+    pub(crate) fn expiry_deadline(self) -> u64 {
+        match self.timer() {
+            // Relaxed: see `Timer::deadline`.
+            Some(t) => t.deadline.load(Ordering::Relaxed),
+            None => self.deadline(),
+        }
+    }
 }
 
 /// The extension of the node at `node`, if it has one.
@@ -318,12 +398,13 @@ pub(crate) unsafe fn ext_of<'a, K, V>(node: *mut Node<K, V>) -> Option<&'a Ext<K
     if meta & EXT == 0 {
         return None;
     }
-    // SAFETY: 1. EXT is set only on nodes that `NodeBox::new` placed in an `Extended`, at
-    // `node_offset`; 2. the pointer carries the whole allocation's provenance (caller's
-    // contract), so stepping back to its start stays in bounds of it.
-    let whole = unsafe { node.byte_sub(node_offset::<K, V>()) }.cast::<Extended<K, V>>();
+    // SAFETY: 1. EXT is set only on nodes that `NodeBox::new` placed in an `Extended` or
+    // a `Timed`, both with the extension `ext_offset` before the node; 2. the pointer
+    // carries the whole allocation's provenance (caller's contract), so stepping back to
+    // the extension stays in bounds of it.
+    let ext = unsafe { node.byte_sub(ext_offset::<K, V>()) }.cast::<Ext<K, V>>();
     // SAFETY: as above; the extension lives as long as its node.
-    Some(unsafe { &(*whole).ext })
+    Some(unsafe { &*ext })
 }
 
 /// An owned node that is not (or no longer) in any table: allocated with or without an
@@ -342,21 +423,34 @@ impl<K, V> NodeBox<K, V> {
         let raw = match ext {
             None => Box::into_raw(Box::new(Node::new(hash, key, value, deadline))),
             Some(init) => {
-                let whole = Box::into_raw(Box::new(Extended {
-                    ext: Ext {
-                        idle: AtomicU64::new(init.idle),
-                        weight: init.weight,
-                        queue: UnsafeCell::new(0),
-                        links: UnsafeCell::new(QueueLinks {
-                            prev: ptr::null_mut(),
-                            next: ptr::null_mut(),
-                        }),
-                    },
-                    node: Node::with_flags(hash, key, value, deadline, true, EXT),
-                }));
-                // SAFETY: `whole` is a valid, freshly allocated pointer; the field pointer
-                // keeps the allocation's provenance (no reference is made).
-                unsafe { ptr::addr_of_mut!((*whole).node) }
+                let ext = Ext {
+                    idle: AtomicU64::new(init.idle),
+                    weight: init.weight,
+                    queue: UnsafeCell::new(0),
+                    timed: init.timer.is_some(),
+                    links: UnsafeCell::new(QueueLinks {
+                        prev: ptr::null_mut(),
+                        next: ptr::null_mut(),
+                    }),
+                };
+                let node = Node::with_flags(hash, key, value, deadline, true, EXT);
+                match init.timer {
+                    None => {
+                        let whole = Box::into_raw(Box::new(Extended { ext, node }));
+                        // SAFETY: `whole` is a valid, freshly allocated pointer; the field
+                        // pointer keeps the allocation's provenance (no reference is made).
+                        unsafe { ptr::addr_of_mut!((*whole).node) }
+                    }
+                    Some((policy, written)) => {
+                        let timer = Timer {
+                            deadline: AtomicU64::new(policy.min(deadline)),
+                            written,
+                        };
+                        let whole = Box::into_raw(Box::new(Timed { timer, ext, node }));
+                        // SAFETY: as above.
+                        unsafe { ptr::addr_of_mut!((*whole).node) }
+                    }
+                }
             }
         };
         // SAFETY: from `Box::into_raw`, not null.
@@ -374,22 +468,25 @@ impl<K, V> NodeBox<K, V> {
     /// tries again with the same key).
     pub(crate) fn into_parts(self) -> (K, V) {
         let raw = self.into_raw();
+        use std::mem::MaybeUninit;
         // SAFETY: 1. we owned the node (from `NodeBox::new`, with its allocation's
         // provenance), so `key` and `value` are initialised and read out once here; 2. the
-        // memory is then freed as the `MaybeUninit` of the type it was allocated as, which
-        // drops nothing (the other fields have no `Drop`).
+        // memory is then freed as the `MaybeUninit` of the type it was allocated as (its
+        // layout read first), which drops nothing (the other fields have no `Drop`).
         unsafe {
+            let layout = layout_of(raw);
             let key = ptr::read(ptr::addr_of!((*raw).key));
             let value = ptr::read(ptr::addr_of!((*raw).value));
-            if (*raw).meta.load(Ordering::Relaxed) & EXT == 0 {
-                drop(Box::from_raw(
-                    raw.cast::<std::mem::MaybeUninit<Node<K, V>>>(),
-                ));
-            } else {
-                drop(Box::from_raw(
-                    raw.byte_sub(node_offset::<K, V>())
-                        .cast::<std::mem::MaybeUninit<Extended<K, V>>>(),
-                ));
+            match layout {
+                Layout::Plain => drop(Box::from_raw(raw.cast::<MaybeUninit<Node<K, V>>>())),
+                Layout::Extended => drop(Box::from_raw(
+                    raw.byte_sub(ext_offset::<K, V>())
+                        .cast::<MaybeUninit<Extended<K, V>>>(),
+                )),
+                Layout::Timed => drop(Box::from_raw(
+                    raw.byte_sub(timed_offset::<K, V>())
+                        .cast::<MaybeUninit<Timed<K, V>>>(),
+                )),
             }
             (key, value)
         }
@@ -428,20 +525,20 @@ impl<K, V> Drop for NodeBox<K, V> {
 /// 1. `node` came from [`NodeBox::new`] (with its allocation's provenance).
 /// 2. Nobody else owns or reaches it, and it is freed once.
 pub(crate) unsafe fn free<K, V>(node: *mut Node<K, V>) {
-    // SAFETY: obligation 1: the node is alive until now.
-    let meta = unsafe { (*node).meta.load(Ordering::Relaxed) };
-    if meta & EXT == 0 {
+    // SAFETY: obligation 1: the node is alive until now, with its allocation's provenance.
+    match unsafe { layout_of(node) } {
         // SAFETY: obligations 1 and 2: a plain node is a `Box<Node>`.
-        drop(unsafe { Box::from_raw(node) });
-    } else {
-        // SAFETY: 1. EXT nodes live in an `Extended` at `node_offset` (obligation 1);
-        // 2. obligation 2: we may free it.
-        drop(unsafe {
-            Box::from_raw(
-                node.byte_sub(node_offset::<K, V>())
-                    .cast::<Extended<K, V>>(),
-            )
-        });
+        Layout::Plain => drop(unsafe { Box::from_raw(node) }),
+        // SAFETY: 1. an extended node lives in an `Extended`, `ext_offset` in (obligation
+        // 1 and its layout); 2. obligation 2: we may free it.
+        Layout::Extended => drop(unsafe {
+            Box::from_raw(node.byte_sub(ext_offset::<K, V>()).cast::<Extended<K, V>>())
+        }),
+        // SAFETY: 1. a timed node lives in a `Timed`, `timed_offset` in (obligation 1 and
+        // its layout); 2. obligation 2: we may free it.
+        Layout::Timed => drop(unsafe {
+            Box::from_raw(node.byte_sub(timed_offset::<K, V>()).cast::<Timed<K, V>>())
+        }),
     }
 }
 

@@ -145,9 +145,16 @@ impl<K, V> Wheel<K, V> {
         best
     }
 
+    /// The tick the wheel has advanced to.
+    pub(crate) fn now(&self) -> u64 {
+        self.now
+    }
+
     /// Moves `now` towards `target`, handing every due node to `fire` (already unlinked)
-    /// and re-filing the rest, touching at most `*budget` nodes. Returns true when `now`
-    /// reached `target` with nothing due left behind.
+    /// with the deadline it read, and re-filing the rest, touching at most `*budget`
+    /// nodes. A node whose deadline is now [`NEVER`](crate::clock::NEVER) (an expiry
+    /// policy's read took it away) goes to `fire` too, not due: the caller lets it go from
+    /// the wheel. Returns true when `now` reached `target` with nothing due left behind.
     ///
     /// # Safety
     /// Every scheduled node is alive (as [`schedule`](Self::schedule) requires); the caller
@@ -157,7 +164,7 @@ impl<K, V> Wheel<K, V> {
         target: u64,
         budget: &mut usize,
         deadline: impl Fn(*mut Node<K, V>) -> u64,
-        mut fire: impl FnMut(*mut Node<K, V>),
+        mut fire: impl FnMut(*mut Node<K, V>, u64),
     ) -> bool {
         loop {
             let Some((when, level, slot)) = self.next_work().filter(|&(w, _, _)| w <= target)
@@ -194,13 +201,14 @@ impl<K, V> Wheel<K, V> {
         node: *mut Node<K, V>,
         target: u64,
         deadline: &impl Fn(*mut Node<K, V>) -> u64,
-        fire: &mut impl FnMut(*mut Node<K, V>),
+        fire: &mut impl FnMut(*mut Node<K, V>, u64),
     ) {
-        // The node's deadline now (an idle entry's moves later when it is read).
+        // The node's deadline now (an idle entry's moves later when it is read, and an
+        // expiry policy's read may move one either way).
         let d = deadline(node);
         // SAFETY: our contract: 1. alive until handed out; 2. on no list; 3. lock held.
-        if d <= target || !unsafe { self.schedule(node, d) } {
-            fire(node);
+        if d == crate::clock::NEVER || d <= target || !unsafe { self.schedule(node, d) } {
+            fire(node, d);
         }
     }
 }

@@ -1,0 +1,82 @@
+//! An expiry policy's reads under loom: a read that moves a deadline earlier asks for a
+//! re-file (a request on the cancel ring, under the node's QUEUED flag) while the entry is
+//! removed, or while the wheel fires it at its old deadline. Either way the entry leaves
+//! once, its value is dropped once, and nothing is left filed or stored.
+
+use std::time::{Duration, Instant};
+use wheelcache::{Expiry, ManualClock};
+use wheelcache_loom_tests::{
+    model_body, model_builder, thread, Arc, Departures, Model, Ordering, Probe,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// Two milliseconds from creation; a read makes it one from the read.
+struct Shorten;
+
+impl Expiry<u8, Probe> for Shorten {
+    fn expire_after_create(&self, _: &u8, _: &Probe, _: Instant) -> Option<Duration> {
+        Some(2 * MS)
+    }
+
+    fn expire_after_read(
+        &self,
+        _: &u8,
+        value: &Probe,
+        _: Instant,
+        _: Option<Duration>,
+        _: Instant,
+    ) -> Option<Duration> {
+        value.check();
+        Some(MS)
+    }
+}
+
+fn model_shortening() -> (Model, ManualClock, Arc<Departures>) {
+    let (builder, clock, departures) = model_builder();
+    (builder.expire_after(Shorten).build(), clock, departures)
+}
+
+/// A read's re-file request races the entry's removal: one departure (explicit), and the
+/// request, served after the removal, detaches rather than files the node.
+#[test]
+fn read_refile_vs_remove() {
+    model_body(|| {
+        let (cache, clock, departures) = model_shortening();
+        cache.insert(1, Probe::new(1));
+        cache.run_pending_tasks(); // filed at 2 ms
+        let c2 = cache.clone();
+        let t = thread::spawn(move || c2.get(&1).map(|p| p.check()));
+        let removed = cache.invalidate(&1);
+        t.join().unwrap();
+        assert!(removed);
+        clock.advance(2 * MS);
+        cache.run_pending_tasks();
+        assert_eq!(cache.len(), 0);
+        assert_eq!(departures.total(), 1);
+        assert_eq!(departures.explicit.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A read's re-file request races the wheel firing the entry at its old deadline: it
+/// expires once, and the request that outlives it only detaches it.
+#[test]
+fn read_refile_vs_expiry() {
+    model_body(|| {
+        let (cache, clock, departures) = model_shortening();
+        cache.insert(1, Probe::new(1));
+        cache.run_pending_tasks(); // filed at 2 ms
+        let c2 = cache.clone();
+        let clock2 = clock.clone();
+        let t = thread::spawn(move || {
+            clock2.advance(2 * MS);
+            c2.run_pending_tasks();
+        });
+        let _ = cache.get(&1).map(|p| p.check());
+        t.join().unwrap();
+        cache.run_pending_tasks();
+        assert_eq!(cache.len(), 0);
+        assert_eq!(departures.total(), 1);
+        assert_eq!(departures.expired.load(Ordering::SeqCst), 1);
+    });
+}
