@@ -5,8 +5,10 @@
 //! cloned and borrowed, and the session workload, at 1, 2 and 8 threads; wheelcache
 //! also as `wheelcache+bound`, with `max_capacity` set to the workload's capacity), `grow` (10^6
 //! inserts into an empty, unsized map) and `expiry` (cost per lapsed entry, 10^3..10^6
-//! lapsing together). Sizes are kept small so the suite finishes in a few minutes on a
-//! 2-core machine. `cargo bench --bench cache -- <filter>` runs a part.
+//! lapsing together), and `policy_reads` (wheelcache alone: what an expiry policy costs a
+//! hit, with and without `expire_after_read`). Sizes are kept small so the suite finishes
+//! in a few minutes on a 2-core machine. `cargo bench --bench cache -- <filter>` runs a
+//! part.
 //!
 //! ## Every peer at its best
 //! - **Sweeping.** A swept map (a hand-written map with a deadline per entry) is swept
@@ -391,6 +393,63 @@ fn expiry_swept<S: Subject>(
     });
 }
 
+/// An expiry policy's cost to a read (wheelcache alone, one thread): hits on a cache
+/// with a TTL and no policy, with a policy that sets a lifetime only at creation (its
+/// `expire_after_read` is the default, so reads should cost the same), and with one that
+/// overrides `expire_after_read` (asked on every hit; it keeps the time left).
+fn policy_reads(c: &mut Criterion) {
+    use wheelcache::{Cache, Expiry};
+    struct CreateOnly;
+    impl Expiry<u64, peers::Value> for CreateOnly {
+        fn expire_after_create(&self, _: &u64, _: &peers::Value, _: Instant) -> Option<Duration> {
+            Some(TTL)
+        }
+    }
+    struct ReadToo;
+    impl Expiry<u64, peers::Value> for ReadToo {
+        fn expire_after_create(&self, _: &u64, _: &peers::Value, _: Instant) -> Option<Duration> {
+            Some(TTL)
+        }
+        fn expire_after_read(
+            &self,
+            _: &u64,
+            _: &peers::Value,
+            _: Instant,
+            left: Option<Duration>,
+            _: Instant,
+        ) -> Option<Duration> {
+            left
+        }
+    }
+    if !selected(Wheel::NAME) {
+        return;
+    }
+    let mut g = short(c, "policy_reads");
+    g.throughput(Throughput::Elements(BATCH));
+    let caches: [(&str, Cache<u64, peers::Value>); 3] = [
+        ("no_policy", Cache::builder().time_to_live(TTL).build()),
+        (
+            "create_only",
+            Cache::builder().expire_after(CreateOnly).build(),
+        ),
+        (
+            "read_override",
+            Cache::builder().expire_after(ReadToo).build(),
+        ),
+    ];
+    let mut rng = SmallRng::seed_from_u64(1);
+    let keys: Vec<u64> = (0..BATCH).map(|_| rng.gen_range(0..KEYS)).collect();
+    for (name, cache) in &caches {
+        for k in 0..KEYS {
+            cache.insert(k, value(k));
+        }
+        g.bench_function(BenchmarkId::new("get_hit", name), |b| {
+            b.iter(|| keys.iter().filter(|&&k| cache.get(&k).is_some()).count())
+        });
+    }
+    g.finish();
+}
+
 fn all_single(c: &mut Criterion) {
     single_plain_hashmap(c);
     single::<Wheel>(c);
@@ -470,6 +529,7 @@ fn main() {
         all_contended(&mut c);
         all_grow(&mut c);
         expiry(&mut c);
+        policy_reads(&mut c);
         c.final_summary();
         return;
     }

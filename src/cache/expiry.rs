@@ -346,21 +346,21 @@ where
         })
     }
 
-    /// A read of `node` that counts as an access, in a cache with a policy: asks
-    /// `expire_after_read` and moves the entry's deadline to its answer (see the module
-    /// docs). Costs one load once the first read has found the method not overridden.
+    /// Whether reads that count as an access ask the policy: there is one, and the first
+    /// read asked has not found `expire_after_read` left at its default. One load.
     #[inline]
-    pub(super) fn read_asked(&self, node: NodePtr<'_, K, V>, index: usize) {
+    pub(super) fn asks_reads(&self) -> bool {
+        // Relaxed: a hint settled once; a reader that misses it asks once more.
+        self.expiry.is_some() && self.reads.0.load(Ordering::Relaxed) != NOT_OVERRIDDEN
+    }
+
+    /// A read of `node` that counts as an access, found live at `reading`, in a cache
+    /// whose reads ask ([`asks_reads`](Self::asks_reads)): asks `expire_after_read` and
+    /// moves the entry's deadline to its answer (see the module docs).
+    pub(super) fn ask_read(&self, node: NodePtr<'_, K, V>, index: usize, reading: Reading) {
         let Some(policy) = self.expiry.as_deref() else {
             return;
         };
-        // Relaxed: a hint settled once; a reader that misses it asks once more.
-        if self.reads.0.load(Ordering::Relaxed) != NOT_OVERRIDDEN {
-            self.ask_read(policy, node, index);
-        }
-    }
-
-    fn ask_read(&self, policy: &dyn Expiry<K, V>, node: NodePtr<'_, K, V>, index: usize) {
         // Entries `insert_with_ttl` wrote keep their own deadline; a read the policy makes
         // is not asked about.
         let Some(timer) = node.timer() else {
@@ -369,7 +369,6 @@ where
         if READING.with(|r| r.get() & ASKING != 0) {
             return;
         }
-        let reading = self.ticker.read();
         // Relaxed: see `Timer::deadline`.
         let seen = timer.deadline.load(Ordering::Relaxed);
         let answer = {

@@ -998,16 +998,23 @@ where
     /// it has one); with a time-to-idle, also its idle stamp, which a counted read (`touch`)
     /// moves to now. In a bounded cache a counted read also raises the node's access count.
     fn live_now(&self, node: NodePtr<'_, K, V>, touch: bool) -> bool {
+        self.live_at(node, touch, None)
+    }
+
+    /// [`live_now`](Self::live_now) with the clock reading given, if the caller has one.
+    #[inline]
+    fn live_at(&self, node: NodePtr<'_, K, V>, touch: bool, reading: Option<Reading>) -> bool {
+        let read = || reading.unwrap_or_else(|| self.ticker.read());
         let Some(ext) = node.ext() else {
-            return node.deadline() == NEVER || !self.ticker.read().reached(node.deadline());
+            return node.deadline() == NEVER || !read().reached(node.deadline());
         };
         let deadline = node.expiry_deadline();
         if self.limits.idle_ticks == 0 {
-            if deadline != NEVER && self.ticker.read().reached(deadline) {
+            if deadline != NEVER && read().reached(deadline) {
                 return false;
             }
         } else {
-            let now = self.ticker.read();
+            let now = read();
             // Relaxed: see `Ext::idle`; a stamp is a hint that only moves later.
             let idle = ext.idle.load(Ordering::Relaxed);
             if now.reached(deadline) || now.tick() >= self.limits.idle_deadline(idle) {
@@ -1050,12 +1057,12 @@ where
     {
         let found = self.segments[index]
             .table
-            .lookup(hash, |n| n.key.borrow() == key, guard)
-            .filter(|n| self.live_now(*n, touch));
-        if touch {
-            if let Some(node) = found {
-                self.read_asked(node, index);
-            }
+            .lookup(hash, |n| n.key.borrow() == key, guard);
+        // A read the policy is asked about reads the clock once, for both.
+        let asking = (touch && found.is_some() && self.asks_reads()).then(|| self.ticker.read());
+        let found = found.filter(|n| self.live_at(*n, touch, asking));
+        if let (Some(node), Some(reading)) = (found, asking) {
+            self.ask_read(node, index, reading);
         }
         if count {
             self.stats.record(if found.is_some() {
