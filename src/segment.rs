@@ -8,11 +8,12 @@
 //! (a few slots of node pointers: the node's wheel links are in use then, so it cannot go
 //! on the stack); a read whose expiry policy moved an entry's deadline earlier records a
 //! re-file request there too (see `cache::expiry`). Whoever holds the lock applies the
-//! queued requests before advancing the wheel. The node's `QUEUED` flag keeps it queued at most once, and the drainer acts on
-//! the node's *current* flags, so a schedule request overtaken by a removal becomes a
-//! cancellation. When the ring is full (the maintainers are 32 requests behind), the
-//! remover (or re-filing reader) waits for the lock and serves its request itself: the
-//! one place a writer waits for maintenance, for one turn's bounded work.
+//! queued requests before advancing the wheel. The node's `QUEUED` flag keeps it queued
+//! at most once, and the drainer acts on the node's *current* flags, so a schedule
+//! request overtaken by a removal becomes a cancellation. When the ring is full (the
+//! maintainers are 32 requests behind), the remover (or re-filing reader) waits for the
+//! lock and serves its request itself: the one place a writer waits for maintenance, for
+//! one turn's bounded work.
 //!
 //! Maintenance is amortised: a write takes its turn only when the segment is *due* —
 //! [`HANDOFF_BATCH`] requests have queued since the last drain, the clock has reached a
@@ -87,7 +88,8 @@ struct HandOff<K, V> {
     due_at: AtomicU64,
     /// Where the next cancel request tries first (a hint that spreads the pushes).
     cancel_at: AtomicUsize,
-    /// Removed nodes whose wheel entry must be cancelled; null when free.
+    /// Drained nodes with a request: removed ones whose wheel entry must be cancelled, live
+    /// ones a read asked to re-file; null when free.
     cancels: CachePadded<[AtomicPtr<Node<K, V>>; CANCELS]>,
 }
 
@@ -312,8 +314,8 @@ impl<K, V> Segment<K, V> {
                 return;
             }
         }
-        // The ring is full: the maintainers are behind. Cancel it ourselves, waiting for
-        // the lock (its holder's turn is bounded and runs no user code).
+        // The ring is full: the maintainers are behind. Serve it ourselves, waiting for the
+        // lock (its holder's turn is bounded and runs no user code).
         let mut locked = sync::lock(&self.maint);
         self.serve(&mut locked, node, false);
     }
@@ -419,8 +421,11 @@ impl<K, V> Segment<K, V> {
                     |node, d| {
                         if d == NEVER {
                             // A read took its deadline away: it leaves the wheel, live.
+                            // SAFETY: just popped from the wheel, so alive (scheduled nodes
+                            // are not retired); we hold the lock.
+                            let node = NodePtr::from_raw(node);
                             // Relaxed: SCHEDULED is set and cleared only under the lock.
-                            (*node).meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+                            node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
                         } else {
                             self.expire(node, queues, guard, fired, &mut turn);
                         }

@@ -478,3 +478,59 @@ fn readers_moving_deadlines_race_writers_and_removers() {
     drop(cache);
     assert_eq!(drops.load(Ordering::SeqCst), made.load(Ordering::SeqCst));
 }
+
+/// An over-aligned value (the node's alignment, hence its layout, changes with it).
+#[derive(Clone, Debug, PartialEq)]
+#[repr(align(128))]
+struct Wide(u64);
+
+/// Halves the time left on every read.
+struct Halves;
+
+impl Expiry<u32, Wide> for Halves {
+    fn expire_after_create(&self, _: &u32, v: &Wide, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(v.0))
+    }
+
+    fn expire_after_read(
+        &self,
+        _: &u32,
+        _: &Wide,
+        _: Instant,
+        left: Option<Duration>,
+        _: Instant,
+    ) -> Option<Duration> {
+        left.map(|l| l / 2)
+    }
+}
+
+/// Over-aligned values in caches with a policy, with and without a bound and a
+/// time-to-idle: the timer, the extension and the node are found and freed right (Miri
+/// checks the layouts), and the policy's answers land.
+#[test]
+fn over_aligned_values_keep_their_timers() {
+    for bounded in [false, true] {
+        let clock = ManualClock::new();
+        let mut builder = Cache::builder()
+            .expire_after(Halves)
+            .clock(clock.clone());
+        if bounded {
+            builder = builder
+                .max_capacity(100)
+                .time_to_idle(Duration::from_secs(3600));
+        }
+        let cache: Cache<u32, Wide> = builder.build();
+        for k in 0..8 {
+            cache.insert(k, Wide(64));
+        }
+        cache.run_pending_tasks();
+        assert_eq!(cache.get(&1), Some(Wide(64))); // now 32 s left
+        assert_eq!(cache.pin().get(&2), Some(&Wide(64)));
+        assert!(cache.invalidate(&3));
+        clock.advance(32 * SEC);
+        cache.run_pending_tasks();
+        assert_eq!((cache.get(&1), cache.get(&2)), (None, None), "{bounded}");
+        assert_eq!(cache.get(&4), Some(Wide(64)));
+        assert_eq!(cache.len(), 5, "1, 2 re-filed and removed; 3 invalidated");
+    }
+}

@@ -173,9 +173,10 @@ pub trait Expiry<K, V>: Send + Sync + 'static {
     }
 
     /// The lifetime of an entry from a read at `read_at` that counts as an access (a
-    /// `get`, a `Pinned::get`, a load that finds the entry; not `contains_key`, `peek` or
-    /// iteration). `duration_until_expiry` is the time the entry has left (`None` for no
-    /// deadline), `last_modified_at` when it was written. The default keeps the time left.
+    /// `get`, a `Pinned::get` or `get_key_value`, a load that finds the entry; not
+    /// `contains_key` or iteration). `duration_until_expiry` is the time the entry has
+    /// left (`None` for no deadline), `last_modified_at` when it was written. The default
+    /// keeps the time left.
     ///
     /// Reads cost nothing extra unless this method is overridden: the first read asked
     /// finds out, through the default body, and if it ran the cache never asks again. (So
@@ -183,9 +184,11 @@ pub trait Expiry<K, V>: Send + Sync + 'static {
     /// only should return `duration_until_expiry` itself instead.) The read that asks
     /// still returns the value; a zero answer makes the entry lapse at once after it.
     /// An answer may move the deadline earlier or later, never past the cache's TTL from
-    /// the write. A read the policy itself makes is not asked about, and entries written
-    /// by `insert_with_ttl` keep their own deadline. It runs pinned, like `Hash` and `Eq`,
-    /// and a panic in it propagates to the read, leaving the entry as it was.
+    /// the write. A read made while a policy runs on the same thread (of this cache or
+    /// another) is not asked about, and entries written by `insert_with_ttl` keep their
+    /// own deadline. It runs pinned, like `Hash` and `Eq`, and a panic in it propagates to
+    /// the read, leaving the entry's deadline as it was (the read still counted as an
+    /// access for the time-to-idle and the eviction policy).
     ///
     /// ```
     /// use std::time::{Duration, Instant};

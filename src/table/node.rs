@@ -8,8 +8,8 @@
 //! reached only through pointers that carry the whole allocation's provenance
 //! ([`NodePtr::ext`]), never from a `&Node`. A cache with an `Expiry` policy puts a
 //! [`Timer`] in front of that (the policy's deadline, which reads may move, and the write's
-//! time); the extension's `timed` says so. The extension sits right before the node in
-//! both layouts, so it is found the same way in either.
+//! time); the extension's `timed` says so. That allocation nests the plain extended one,
+//! so the extension is found the same way in either.
 //!
 //! ## Ground rules for the fields of a `Node`
 //! - `hash`, `key`, `value`: written once before the node is published, read-only
@@ -38,15 +38,20 @@
 //!   old slot before anyone may remove the node from the new one (see `table`).
 //! - `DETACHED`: set by the maintenance-lock holder once the node is out of the wheel and
 //!   off the hand-off stack for good; by the remover directly for a node with no deadline
-//!   (it never meets the wheel); by the expirer for a node the wheel itself fired.
+//!   (it never meets the wheel); by the expirer or evicter for a node the maintainer
+//!   itself removed, unless a read's re-file request for it is pending (then serving that
+//!   request sets it).
 //! - `RELEASED`: set by the remover once it is done with the node: after the eviction
 //!   listener has returned, or at once when there is no listener. Until then the remover
 //!   holds the node as a [`Held`], which keeps it alive without any epoch pin, so the
 //!   listener can borrow its key and value while nothing else in the process is held back.
 //!
-//! The other flags: `QUEUED` (on the hand-off stack), `REMOVED` (taken out of the table,
-//! set by the remover with `UNLINKED` in the RMW that may also set `QUEUED`), `SCHEDULED`
-//! (linked in a wheel slot, set and cleared under the maintenance lock).
+//! The other flags: `QUEUED` (a request for the node is pending: its scheduling request
+//! on the hand-off stack, or a removal's or a read's on the cancel ring, see `segment`; a
+//! read may leave it set on a removed node, where nothing reads it), `REMOVED` (taken out
+//! of the table, set by the remover with `UNLINKED` in the RMW that may also set
+//! `QUEUED`), `SCHEDULED` (linked in a wheel slot, set and cleared under the maintenance
+//! lock).
 
 use crate::clock::{DEADLINE_BITS, NEVER};
 use crate::policy::RemovalCause;
@@ -138,29 +143,24 @@ struct Extended<K, V> {
     node: Node<K, V>,
 }
 
-/// The allocation of a node with a timer: the timer, the extension, then the node.
+/// The allocation of a node with a timer: the timer, then an [`Extended`] (nested, so the
+/// extension is as far before the node as in a plain `Extended`, whatever the key's and
+/// value's alignment).
 #[repr(C)]
 struct Timed<K, V> {
     timer: Timer,
-    ext: Ext<K, V>,
-    node: Node<K, V>,
+    extended: Extended<K, V>,
 }
 
-/// How far before the node its extension starts: the same in both layouts.
+/// How far before the node its extension starts: the same in both layouts (see [`Timed`]).
 const fn ext_offset<K, V>() -> usize {
     std::mem::offset_of!(Extended<K, V>, node)
 }
 
 /// How far before the node a [`Timed`] allocation starts.
 const fn timed_offset<K, V>() -> usize {
-    std::mem::offset_of!(Timed<K, V>, node)
+    std::mem::offset_of!(Timed<K, V>, extended) + ext_offset::<K, V>()
 }
-
-// The extension is right before the node in both layouts, so `ext_of` needs no layout.
-const _: () = assert!(
-    std::mem::offset_of!(Timed<u64, u64>, node) - std::mem::offset_of!(Timed<u64, u64>, ext)
-        == ext_offset::<u64, u64>()
-);
 
 /// Which allocation a node lives in (from `EXT` and the extension's `timed`).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -446,9 +446,10 @@ impl<K, V> NodeBox<K, V> {
                             deadline: AtomicU64::new(policy.min(deadline)),
                             written,
                         };
-                        let whole = Box::into_raw(Box::new(Timed { timer, ext, node }));
+                        let extended = Extended { ext, node };
+                        let whole = Box::into_raw(Box::new(Timed { timer, extended }));
                         // SAFETY: as above.
-                        unsafe { ptr::addr_of_mut!((*whole).node) }
+                        unsafe { ptr::addr_of_mut!((*whole).extended.node) }
                     }
                 }
             }
