@@ -511,9 +511,7 @@ impl Expiry<u32, Wide> for Halves {
 fn over_aligned_values_keep_their_timers() {
     for bounded in [false, true] {
         let clock = ManualClock::new();
-        let mut builder = Cache::builder()
-            .expire_after(Halves)
-            .clock(clock.clone());
+        let mut builder = Cache::builder().expire_after(Halves).clock(clock.clone());
         if bounded {
             builder = builder
                 .max_capacity(100)

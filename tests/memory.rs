@@ -25,21 +25,40 @@ const N: u64 = if cfg!(miri) { 2_000 } else { 1_000_000 };
 /// subtracted).
 #[test]
 fn per_entry_overhead_is_at_most_64_bytes() {
+    let overhead = overhead_of(
+        "",
+        |builder| builder,
+        |cache, k, v| {
+            cache.insert_with_ttl(k, v, Duration::from_secs(3600));
+        },
+    );
+    assert!(overhead <= 64, "per-entry overhead {overhead} bytes");
+}
+
+type Shared = Arc<[u8; 48]>;
+
+/// Bytes per entry beyond the key and value, for `N` entries written by `write` into the
+/// cache `build` makes.
+fn overhead_of(
+    what: &str,
+    build: impl FnOnce(wheelcache::CacheBuilder<u64, Shared>) -> wheelcache::CacheBuilder<u64, Shared>,
+    write: impl Fn(&Cache<u64, Shared>, u64, Shared),
+) -> isize {
     let _serial = SERIAL.lock().unwrap();
     let clock = ManualClock::new();
-    let values: Vec<Arc<[u8; 48]>> = (0..N).map(|_| Arc::new([0u8; 48])).collect();
+    let values: Vec<Shared> = (0..N).map(|_| Arc::new([0u8; 48])).collect();
     let before = live();
-    let cache: Cache<u64, Arc<[u8; 48]>> = Cache::builder().clock(clock.clone()).build();
+    let cache = build(Cache::builder().clock(clock.clone())).build();
     for (i, v) in values.iter().enumerate() {
-        cache.insert_with_ttl(i as u64, Arc::clone(v), Duration::from_secs(3600));
+        write(&cache, i as u64, Arc::clone(v));
     }
     cache.run_pending_tasks();
     let used = live() - before;
-    let kv = (std::mem::size_of::<u64>() + std::mem::size_of::<Arc<[u8; 48]>>()) as isize;
+    let kv = (std::mem::size_of::<u64>() + std::mem::size_of::<Shared>()) as isize;
     let overhead = used / N as isize - kv;
-    println!("per-entry overhead: {overhead} bytes ({used} bytes for {N} entries)");
-    assert!(overhead <= 64, "per-entry overhead {overhead} bytes");
+    println!("per-entry overhead{what}: {overhead} bytes ({used} bytes for {N} entries)");
     drop(cache);
+    overhead
 }
 
 /// The same with a capacity bound and a time-to-idle: each entry also carries its
@@ -96,24 +115,12 @@ impl wheelcache::Expiry<u64, Arc<[u8; 48]>> for HourPolicy {
 /// this asserts it does not grow.
 #[test]
 fn per_entry_overhead_with_an_expiry_policy() {
-    let _serial = SERIAL.lock().unwrap();
-    let clock = ManualClock::new();
-    let values: Vec<Arc<[u8; 48]>> = (0..N).map(|_| Arc::new([0u8; 48])).collect();
-    let before = live();
-    let cache: Cache<u64, Arc<[u8; 48]>> = Cache::builder()
-        .clock(clock.clone())
-        .expire_after(HourPolicy)
-        .build();
-    for (i, v) in values.iter().enumerate() {
-        cache.insert(i as u64, Arc::clone(v));
-    }
-    cache.run_pending_tasks();
-    let used = live() - before;
-    let kv = (std::mem::size_of::<u64>() + std::mem::size_of::<Arc<[u8; 48]>>()) as isize;
-    let overhead = used / N as isize - kv;
-    println!("per-entry overhead, expiry policy: {overhead} bytes ({used} bytes for {N} entries)");
+    let overhead = overhead_of(
+        ", expiry policy",
+        |builder| builder.expire_after(HourPolicy),
+        |cache, k, v| cache.insert(k, v),
+    );
     assert!(overhead <= 96, "per-entry overhead {overhead} bytes");
-    drop(cache);
 }
 
 /// Fill with 10^6 entries, let them all lapse, maintain: the cache gives back all but a
