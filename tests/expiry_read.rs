@@ -285,13 +285,21 @@ fn a_policy_without_a_read_method_keeps_deadlines_where_writes_put_them() {
     assert_eq!(created.load(Ordering::SeqCst), 1);
 }
 
-/// A read policy that reads the cache itself, for its own key and another.
+/// A policy that reads the cache itself: its read question for its own key and another,
+/// its creation question for another.
 struct Rereads {
     cache: Arc<std::sync::OnceLock<Cache<u32, u64>>>,
     asked: Arc<AtomicUsize>,
 }
 
 impl Expiry<u32, u64> for Rereads {
+    fn expire_after_create(&self, key: &u32, _: &u64, _: Instant) -> Option<Duration> {
+        if let Some(cache) = self.cache.get() {
+            let _ = cache.get(&(key + 1)); // a read inside a write's question
+        }
+        None
+    }
+
     fn expire_after_read(
         &self,
         key: &u32,
@@ -309,7 +317,7 @@ impl Expiry<u32, u64> for Rereads {
 }
 
 #[test]
-fn a_read_the_policy_makes_is_not_asked_about() {
+fn reads_the_policy_makes_are_not_asked_about() {
     let handle = Arc::new(std::sync::OnceLock::new());
     let asked = Arc::new(AtomicUsize::new(0));
     let cache: Cache<u32, u64> = Cache::builder()
@@ -320,8 +328,13 @@ fn a_read_the_policy_makes_is_not_asked_about() {
         .clock(ManualClock::new())
         .build();
     assert!(handle.set(cache.clone()).is_ok());
-    cache.insert(1, 1);
     cache.insert(2, 2);
+    cache.insert(1, 1); // its creation question reads 2
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        0,
+        "reads inside a policy are not asked"
+    );
     assert_eq!(cache.get(&1), Some(1));
     assert_eq!(cache.get(&2), Some(2));
     assert_eq!(

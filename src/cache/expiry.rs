@@ -184,8 +184,8 @@ pub trait Expiry<K, V>: Send + Sync + 'static {
     /// only should return `duration_until_expiry` itself instead.) The read that asks
     /// still returns the value; a zero answer makes the entry lapse at once after it.
     /// An answer may move the deadline earlier or later, never past the cache's TTL from
-    /// the write. A read made while a policy runs on the same thread (of this cache or
-    /// another) is not asked about, and entries written by `insert_with_ttl` keep their
+    /// the write. A read made while a policy (this one or another cache's, any of its
+    /// methods) runs on the same thread is not asked about, and entries written by `insert_with_ttl` keep their
     /// own deadline. It runs pinned, like `Hash` and `Eq`, and a panic in it propagates to
     /// the read, leaving the entry's deadline as it was (the read still counted as an
     /// access for the time-to-idle and the eviction policy).
@@ -262,8 +262,8 @@ impl Deadline {
 }
 
 sync::thread_cell! {
-    /// This thread's place in `expire_after_read`: bit 0 while the cache is asking it (a
-    /// read it makes is not asked about), bit 1 once the trait's default body ran.
+    /// This thread's place in a policy: bit 0 while a cache is asking one (a read made then
+    /// is not asked about), bit 1 once the default `expire_after_read` body ran.
     static READING: Cell<u8> = Cell::new(0);
 }
 
@@ -275,12 +275,33 @@ fn default_read_ran() {
     READING.with(|r| r.set(r.get() | DEFAULT_RAN));
 }
 
-/// Clears this thread's asking bit however the policy returns (a panic included).
-struct Asking;
+/// This thread is asking a policy while it lives: sets the asking bit (and clears the
+/// default-ran one), and puts the asking bit back as it was however the policy returns (a
+/// panic included), so a policy asked inside another leaves the outer one's mark.
+struct Asking {
+    was: bool,
+}
+
+impl Asking {
+    fn enter() -> Self {
+        let was = READING.with(|r| {
+            let v = r.get();
+            r.set((v | ASKING) & !DEFAULT_RAN);
+            v & ASKING != 0
+        });
+        Self { was }
+    }
+
+    /// Whether an asking read is already under way on this thread.
+    fn under_way() -> bool {
+        READING.with(|r| r.get() & ASKING != 0)
+    }
+}
 
 impl Drop for Asking {
     fn drop(&mut self) {
-        READING.with(|r| r.set(r.get() & !ASKING));
+        let was = if self.was { ASKING } else { 0 };
+        READING.with(|r| r.set((r.get() & !ASKING) | was));
     }
 }
 
@@ -331,6 +352,7 @@ where
             return Some(Deadline::ttl(ttl));
         };
         let at = self.instant(reading.nanos());
+        let _asking = Asking::enter();
         let answer = match seen {
             None => policy.expire_after_create(key, value, at),
             Some(old) => {
@@ -364,19 +386,18 @@ where
         let Some(policy) = self.expiry.as_deref() else {
             return;
         };
-        // Entries `insert_with_ttl` wrote keep their own deadline; a read the policy makes
-        // is not asked about.
+        // Entries `insert_with_ttl` wrote keep their own deadline; a read made while a
+        // policy runs on this thread is not asked about.
         let Some(timer) = node.timer() else {
             return;
         };
-        if READING.with(|r| r.get() & ASKING != 0) {
+        if Asking::under_way() {
             return;
         }
         // Relaxed: see `Timer::deadline`.
         let seen = timer.deadline.load(Ordering::Relaxed);
         let answer = {
-            READING.with(|r| r.set(ASKING));
-            let _asking = Asking;
+            let _asking = Asking::enter();
             let answer = policy.expire_after_read(
                 &node.key,
                 &node.value,
