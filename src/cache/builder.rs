@@ -27,7 +27,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     tti: Option<Duration>,
     max_capacity: Option<u64>,
     weigher: Option<Weigher<K, V>>,
-    expiry: Option<Box<dyn Expiry<K, V>>>,
+    expiry: Option<super::expiry::Policy<K, V>>,
     listener: Option<Listener<K, V>>,
     reaper: Option<Duration>,
     clock: Option<Box<dyn Clock>>,
@@ -299,7 +299,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// assert_eq!(cache.get("long"), None);
     /// ```
     pub fn expire_after(mut self, expiry: impl Expiry<K, V>) -> Self {
-        self.expiry = Some(Box::new(expiry));
+        self.expiry = Some(super::expiry::policy(expiry));
         self
     }
 
@@ -567,7 +567,6 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             flights: super::load::Flights::new(segments),
             expiry: self.expiry,
             origin: super::expiry::origin_of(reading),
-            reads: super::expiry::Reads::new(),
             _owns: PhantomData,
         });
         if let Some(interval) = self.reaper {

@@ -305,18 +305,25 @@ impl Drop for Asking {
     }
 }
 
-/// Whether a cache asks its policy about reads: found out by the first read asked.
-#[derive(Debug)]
-pub(super) struct Reads(AtomicUsize);
+/// A cache's policy, with whether its reads ask it (found out by the first read asked).
+pub(crate) struct Asked<E: ?Sized> {
+    reads: AtomicUsize,
+    policy: E,
+}
+
+/// A cache's policy, boxed as the cache holds it.
+pub(crate) type Policy<K, V> = Box<Asked<dyn Expiry<K, V>>>;
 
 const UNKNOWN: usize = 0;
 const NOT_OVERRIDDEN: usize = 1;
 const OVERRIDDEN: usize = 2;
 
-impl Reads {
-    pub(super) fn new() -> Self {
-        Self(AtomicUsize::new(UNKNOWN))
-    }
+/// Boxes a policy for a cache.
+pub(super) fn policy<K, V>(policy: impl Expiry<K, V>) -> Policy<K, V> {
+    Box::new(Asked {
+        reads: AtomicUsize::new(UNKNOWN),
+        policy,
+    })
 }
 
 impl<K, V, S> Inner<K, V, S>
@@ -348,7 +355,7 @@ where
         reading: Reading,
     ) -> Option<Deadline> {
         let ttl = Self::deadline(self.ttl, reading);
-        let Some(policy) = self.expiry.as_deref() else {
+        let Some(Asked { policy, .. }) = self.expiry.as_deref() else {
             return Some(Deadline::ttl(ttl));
         };
         let at = self.instant(reading.nanos());
@@ -376,14 +383,16 @@ where
     #[inline]
     pub(super) fn asks_reads(&self) -> bool {
         // Relaxed: a hint settled once; a reader that misses it asks once more.
-        self.expiry.is_some() && self.reads.0.load(Ordering::Relaxed) != NOT_OVERRIDDEN
+        self.expiry
+            .as_ref()
+            .is_some_and(|e| e.reads.load(Ordering::Relaxed) != NOT_OVERRIDDEN)
     }
 
     /// A read of `node` that counts as an access, found live at `reading`, in a cache
     /// whose reads ask ([`asks_reads`](Self::asks_reads)): asks `expire_after_read` and
     /// moves the entry's deadline to its answer (see the module docs).
     pub(super) fn ask_read(&self, node: NodePtr<'_, K, V>, index: usize, reading: Reading) {
-        let Some(policy) = self.expiry.as_deref() else {
+        let Some(Asked { policy, reads }) = self.expiry.as_deref() else {
             return;
         };
         // Entries `insert_with_ttl` wrote keep their own deadline; a read made while a
@@ -406,19 +415,15 @@ where
                 self.instant(timer.written),
             );
             let default_ran = READING.with(|r| r.get() & DEFAULT_RAN != 0);
-            if self.reads.0.load(Ordering::Relaxed) == UNKNOWN {
+            if reads.load(Ordering::Relaxed) == UNKNOWN {
                 let found = if default_ran {
                     NOT_OVERRIDDEN
                 } else {
                     OVERRIDDEN
                 };
                 // Relaxed: as above; the first answer settles it.
-                let _ = self.reads.0.compare_exchange(
-                    UNKNOWN,
-                    found,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                let _ =
+                    reads.compare_exchange(UNKNOWN, found, Ordering::Relaxed, Ordering::Relaxed);
             }
             if default_ran {
                 return; // the time left, unchanged

@@ -151,11 +151,9 @@ pub(crate) struct Inner<K, V, S> {
     /// Coalesced loads in progress (`get_with` and friends).
     flights: Flights<K, V>,
     /// The per-entry expiry policy, if any (see `expiry`).
-    expiry: Option<Box<dyn Expiry<K, V>>>,
+    expiry: Option<expiry::Policy<K, V>>,
     /// The `Instant` the clock's zero stands for, for the policy (see `expiry`).
     origin: std::time::Instant,
-    /// Whether reads ask the policy (see `expiry`).
-    reads: expiry::Reads,
     /// The cache owns `K`s and `V`s: Send/Sync follow theirs (the segments alone, holding
     /// raw pointers behind atomics, would say nothing about them).
     _owns: PhantomData<(K, V)>,
@@ -998,13 +996,13 @@ where
     /// it has one); with a time-to-idle, also its idle stamp, which a counted read (`touch`)
     /// moves to now. In a bounded cache a counted read also raises the node's access count.
     fn live_now(&self, node: NodePtr<'_, K, V>, touch: bool) -> bool {
-        self.live_at(node, touch, None)
+        self.live_with(node, touch, || self.ticker.read())
     }
 
-    /// [`live_now`](Self::live_now) with the clock reading given, if the caller has one.
+    /// [`live_now`](Self::live_now) with the clock read by `read` (called only when the
+    /// node has a deadline to check).
     #[inline]
-    fn live_at(&self, node: NodePtr<'_, K, V>, touch: bool, reading: Option<Reading>) -> bool {
-        let read = || reading.unwrap_or_else(|| self.ticker.read());
+    fn live_with(&self, node: NodePtr<'_, K, V>, touch: bool, read: impl Fn() -> Reading) -> bool {
         let Some(ext) = node.ext() else {
             return node.deadline() == NEVER || !read().reached(node.deadline());
         };
@@ -1028,6 +1026,21 @@ where
             node.touch();
         }
         true
+    }
+
+    /// A touching read's liveness check, then the policy's read question, with one clock
+    /// reading for both (see `expiry`).
+    fn live_and_asked<'g>(
+        &self,
+        node: NodePtr<'g, K, V>,
+        index: usize,
+    ) -> Option<NodePtr<'g, K, V>> {
+        let reading = self.ticker.read();
+        if !self.live_with(node, true, || reading) {
+            return None;
+        }
+        self.ask_read(node, index, reading);
+        Some(node)
     }
 
     /// Whether a node is expired at tick `now` (TTL or idle), for its remover's cause.
@@ -1058,12 +1071,11 @@ where
         let found = self.segments[index]
             .table
             .lookup(hash, |n| n.key.borrow() == key, guard);
-        // A read the policy is asked about reads the clock once, for both.
-        let asking = (touch && found.is_some() && self.asks_reads()).then(|| self.ticker.read());
-        let found = found.filter(|n| self.live_at(*n, touch, asking));
-        if let (Some(node), Some(reading)) = (found, asking) {
-            self.ask_read(node, index, reading);
-        }
+        let found = if touch && self.asks_reads() {
+            found.and_then(|n| self.live_and_asked(n, index))
+        } else {
+            found.filter(|n| self.live_now(*n, touch))
+        };
         if count {
             self.stats.record(if found.is_some() {
                 Event::Hit
