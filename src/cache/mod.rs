@@ -999,8 +999,8 @@ where
         self.live_with(node, touch, || self.ticker.read())
     }
 
-    /// [`live_now`](Self::live_now) with the clock read by `read` (called only when the
-    /// node has a deadline to check).
+    /// [`live_now`](Self::live_now) with the clock read by `read` (called only when there
+    /// is a deadline or an idle limit to check).
     #[inline]
     fn live_with(&self, node: NodePtr<'_, K, V>, touch: bool, read: impl Fn() -> Reading) -> bool {
         let Some(ext) = node.ext() else {
