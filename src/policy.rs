@@ -91,7 +91,8 @@ pub enum RemovalCause {
     Expired,
     /// Evicted to respect the capacity bound
     /// ([`max_capacity`](crate::CacheBuilder::max_capacity)), or refused because it
-    /// weighs more than the whole bound. Moka calls this `Size`.
+    /// weighs more than the whole bound (or because over 65,000 keys in its segment share
+    /// its whole hash: see [`hasher`](crate::CacheBuilder::hasher)). Moka calls this `Size`.
     Evicted,
 }
 

@@ -479,6 +479,15 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// both the segment and the table slot of a key, so it should resist collisions for
     /// keys an adversary can choose.
     ///
+    /// The cache mixes the hash before using it (one multiply), so hashers that leave
+    /// most bits alike work as well as good ones: an identity hasher on integer keys
+    /// (`nohash_hasher`), or one whose hashes differ only in their high bits. Keys that
+    /// share one *whole* hash cannot be told apart by any table: each operation on them
+    /// walks all of them (time linear in their number, never a hang, memory still
+    /// proportional to the entries), and past about 65,000 such keys in one segment an
+    /// insert is refused: nothing is stored and the listener hears the value as
+    /// [`Evicted`](crate::RemovalCause::Evicted), as for a value heavier than the bound.
+    ///
     /// ```
     /// use std::collections::hash_map::RandomState;
     /// use wheelcache::{Cache, CacheBuilder};

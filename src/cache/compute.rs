@@ -179,6 +179,17 @@ where
                     };
                     (done, self.linked_over(index, old, new, now))
                 }
+                Insert::Full { unused } => {
+                    // No room for the key's hash (see `Insert::Full`): refused like a
+                    // value heavier than the bound. The key was absent: nothing replaced.
+                    drop(charge);
+                    let turned = self.turn_pinned(index, now, &guard, &mut fired);
+                    drop(guard);
+                    let (key, value) = unused.into_parts();
+                    let cause = RemovalCause::Evicted;
+                    self.unstored(hash, index, key, value, cause, None, fired, turned);
+                    return Computed::Refused;
+                }
                 Insert::Kept { unused, .. } | Insert::Vacant { unused } => {
                     drop(charge);
                     drop(guard);

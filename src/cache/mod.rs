@@ -979,9 +979,9 @@ where
         }
     }
 
-    /// The key's hash and its segment.
+    /// The key's hash (the user's, mixed: see `table::mix`) and its segment.
     fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
-        let hash = self.hasher.hash_one(key);
+        let hash = crate::table::mix(self.hasher.hash_one(key));
         // Top bits pick the segment; the table uses the low 32 bits (home group) and bits
         // 32..47 (slot tags), so the three are independent.
         let index = hash.checked_shr(64 - self.segment_bits).unwrap_or(0) as usize;
@@ -1137,25 +1137,40 @@ where
             weight,
         );
         let charge = self.limits.charge_guard(weight);
-        let (departed, turned) = {
+        let (departed, full, turned) = {
             let guard = epoch::pin();
             let inserted = segment.table.insert(node, |a, b| a == b, |_| false, &guard);
-            charge.keep();
-            let departed = match inserted {
+            let (departed, full) = match inserted {
                 Insert::New(new) => {
+                    charge.keep();
                     self.linked_new(segment, new);
-                    None
+                    (None, None)
                 }
-                Insert::Replaced { old, new } => self.linked_over(index, old, new, now.tick()),
+                Insert::Replaced { old, new } => {
+                    charge.keep();
+                    (self.linked_over(index, old, new, now.tick()), None)
+                }
+                Insert::Full { unused } => {
+                    drop(charge);
+                    (None, Some(unused))
+                }
                 Insert::Kept { .. } | Insert::Vacant { .. } => {
                     unreachable!("`keep` refused every existing entry, and vacant keys are taken")
                 }
             };
             (
                 departed,
+                full,
                 self.turn_pinned(index, now.tick(), &guard, &mut fired),
             )
         };
+        if let Some(unused) = full {
+            // No room for the key's hash (see `Insert::Full`): refused like a value
+            // heavier than the bound. The key was absent, so nothing was replaced.
+            let (key, value) = unused.into_parts();
+            let cause = RemovalCause::Evicted;
+            return self.unstored(hash, index, key, value, cause, None, fired, turned);
+        }
         self.after_write(index, departed.into_iter().chain(fired), turned);
     }
 
@@ -1357,7 +1372,7 @@ where
             let guard = epoch::pin();
             let inserted = segment.table.insert(node, |a, b| a == b, keep, &guard);
             // Settle the weight before any clone (user code) can unwind.
-            if matches!(inserted, Insert::Kept { .. }) {
+            if matches!(inserted, Insert::Kept { .. } | Insert::Full { .. }) {
                 drop(charge);
             } else {
                 charge.keep();
@@ -1365,17 +1380,30 @@ where
             let (out, departed, unused) = match inserted {
                 Insert::New(new) => {
                     self.linked_new(segment, new);
-                    (new.value.clone(), None, None)
+                    (Some(new.value.clone()), None, None)
                 }
                 Insert::Replaced { old, new } => {
                     let held = self.linked_over(index, old, new, now);
-                    (new.value.clone(), held, None)
+                    (Some(new.value.clone()), held, None)
                 }
-                Insert::Kept { existing, unused } => (existing.value.clone(), None, Some(unused)),
+                Insert::Kept { existing, unused } => {
+                    (Some(existing.value.clone()), None, Some(unused))
+                }
+                // No room for the key's hash: refused below, unpinned.
+                Insert::Full { unused } => (None, None, Some(unused)),
                 Insert::Vacant { .. } => unreachable!("vacant keys are taken"),
             };
             let turned = self.turn_pinned(index, now, &guard, &mut fired);
             (out, departed, unused, turned)
+        };
+        let Some(out) = out else {
+            // Refused (see `Insert::Full`): the caller gets its value, the listener hears
+            // of it as evicted, as for a value heavier than the bound.
+            let (key, value) = unused.expect("a refused insert hands its node back").into_parts();
+            let out = value.clone();
+            let cause = RemovalCause::Evicted;
+            self.unstored(hash, index, key, value, cause, None, fired, turned);
+            return out;
         };
         // The losing value is the caller's, dropped here, unpinned.
         drop(unused);

@@ -77,6 +77,18 @@ impl<K, V> Table<K, V> {
         }
     }
 
+    /// Whether growing `raw` can make room near a crowded home: only when the table is at
+    /// least as full as a migration would make it (the tuning's target load). A probe
+    /// that finds no free slot within [`MAX_PROBE`](super::raw::MAX_PROBE) groups of a
+    /// table emptier than that has met keys that share their hash's home bits, which no
+    /// table size parts: growing again would only repeat (a hasher that gives every key
+    /// one hash grew the table for ever until this rule). Each grow it allows takes the
+    /// table to at least 1.5x, so grows stay geometric and memory proportional to the
+    /// entries.
+    pub(crate) fn growth_helps(&self, raw: &Raw<K, V>) -> bool {
+        self.len() * 100 >= raw.capacity() * usize::from(self.tuning.target_load_pct)
+    }
+
     /// Starts migrating `raw` (if it is current and not already migrating) to a table
     /// sized for the live entries at the tuning's target load; `grow` also asks for at
     /// least half again as many groups (a probe found no room, or the load passed the

@@ -10,6 +10,21 @@
 //! groups: a key's *home group* is its hash's low 32 bits scaled to the table (Lemire's
 //! multiply-shift), and its *probe sequence* is the groups from home on, wrapping.
 //!
+//! ## Hashes the table can trust
+//! The hash the table sees is the user's hash passed through [`mix`], a folded multiply
+//! (the 128-bit product with a constant, its halves xored), so that every bit of the
+//! user's hash reaches the home group's bits, the tag's and the segment's. Without it an
+//! identity hasher (`nohash_hasher`, common for integer keys) put every small key in
+//! group 0, and hashes that differed only in their high half shared a home. A hasher
+//! that gives many keys *one* hash cannot be helped by mixing; the table then degrades
+//! rather than fails: an insert that finds no free slot near home grows the table only
+//! while growing can help (`Table::growth_helps`), and otherwise probes on, up to
+//! [`word::MAX_NAMED`] slots, the most a commit can name. Past that (over 65,000 keys
+//! of one hash in one segment) the insert is refused (`Insert::Full`) and the cache
+//! reports the value as evicted. Every operation on such keys costs time linear in
+//! their number, as in any open-addressing table; none hangs, and memory stays
+//! proportional to the entries.
+//!
 //! ## Overflow counts, not tombstones
 //! A removal empties its slot at once. What tells a lookup where to stop is each group's
 //! *overflow count*: how many keys passed the group (homed at or before it, living after
@@ -48,8 +63,8 @@
 //! validation moved into one word per home group.
 //!
 //! ## Migration: incremental, one group at a time
-//! A table that is too full (or whose probe found no room within [`raw::MAX_PROBE`] groups)
-//! grows; one that is mostly empty shrinks (in maintenance). A migration first *seals* the
+//! A table that is too full (or whose probe found no room within [`raw::MAX_PROBE`] groups
+//! while loaded enough for growth to help) grows; one that is mostly empty shrinks (in maintenance). A migration first *seals* the
 //! old table (new keys then wait for the target instead of claiming slots there), counts
 //! the live entries, allocates the next table (sized for them plus `Tuning::insert_lag`
 //! inserts already under way, at the target load) and installs it as `raw.next`. Sealing
@@ -121,6 +136,20 @@ use raw::{Raw, GROUP};
 use std::sync::Arc;
 use word::Word;
 
+/// The multiplier of [`mix`]: 2^64 divided by the golden ratio (odd), as in Fibonacci
+/// hashing (Knuth, TAOCP vol. 3, 6.4).
+const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The hash the table works with, from the user's: a folded multiply (the two halves of
+/// the 128-bit product with [`MIX`], xored), so that the low 32 bits (the home group),
+/// bits 32..47 (the tag) and the top bits (the segment) each depend on every bit of the
+/// user's hash. One multiply; see the module docs for why.
+#[inline]
+pub(crate) fn mix(hash: u64) -> u64 {
+    let full = u128::from(hash) * u128::from(MIX);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
 /// Sizing rules of a table; [`Tuning::DEFAULT`] except in model checks and small tests,
 /// which force tiny tables so that a few operations cross a migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +165,9 @@ pub(crate) struct Tuning {
     /// Threads that may be inserting into one table at once: every migration's target
     /// has this many slots set aside for inserts already under way when it starts.
     pub(crate) insert_lag: usize,
+    /// The farthest from its home, in slots, a new insert may claim one (at most
+    /// [`word::MAX_NAMED`], what a commit can name); smaller only in tests of a full probe.
+    pub(crate) reach: usize,
 }
 
 impl Tuning {
@@ -145,6 +177,7 @@ impl Tuning {
         target_load_pct: 60,
         min_load_pct: 20,
         insert_lag: 64,
+        reach: word::MAX_NAMED,
     };
     /// One group to start; grows past half of it (under loom, with two-slot groups, at the
     /// second entry), sizes new tables at a third, shrinks below a tenth.
@@ -155,6 +188,7 @@ impl Tuning {
         target_load_pct: 34,
         min_load_pct: 10,
         insert_lag: if crate::sync::MODEL { 3 } else { 8 },
+        reach: word::MAX_NAMED,
     };
 }
 
@@ -191,6 +225,7 @@ impl<K, V> std::fmt::Debug for Table<K, V> {
 impl<K, V> Table<K, V> {
     /// A table sized for about `capacity` entries (at the target load).
     pub(crate) fn new(capacity: usize, tuning: Tuning) -> Self {
+        debug_assert!(tuning.reach <= word::MAX_NAMED, "{tuning:?}");
         let per_group = GROUP * usize::from(tuning.target_load_pct);
         let groups = capacity
             .saturating_mul(100)
@@ -466,6 +501,78 @@ mod tests {
         assert!(!table.maintain(usize::MAX, &guard));
         drop(guard);
         assert_eq!(shape(&table).1, groups);
+    }
+
+    /// Keys that all have one hash (a hasher that ignores the key): growing cannot part
+    /// them, so the table does not grow for them (regression: every insert past the probe
+    /// limit grew it by half, for ever); they go further out, up to the reach, and past
+    /// it the insert is refused, with the table's size unchanged.
+    #[test]
+    fn one_hash_for_every_key_fills_its_reach_then_refuses() {
+        let reach = 20;
+        let tuning = Tuning {
+            reach,
+            ..Tuning::DEFAULT
+        };
+        let table: Table<u64, u64> = Table::new(0, tuning);
+        let same = 0x1234_5678_9abc_def0;
+        let put = |k: u64| {
+            let guard = crossbeam_epoch::pin();
+            let node = node::NodeBox::new(same, k, k, crate::clock::NEVER, None);
+            match table.insert(node, |a, b| a == b, |_| false, &guard) {
+                Insert::New(_) => true,
+                Insert::Full { unused } => {
+                    assert_eq!(unused.key, k, "the refused node is handed back");
+                    false
+                }
+                _ => panic!("key {k} was absent"),
+            }
+        };
+        let stored = (0..1000u64).take_while(|&k| put(k)).count();
+        assert_eq!(stored, reach + 1, "every slot within reach, then refused");
+        let groups = shape(&table).1;
+        assert!(groups < 32, "grew to {groups} groups for {stored} keys");
+        for k in 1000..1100 {
+            assert!(!put(k), "key {k}");
+        }
+        assert_eq!(
+            shape(&table),
+            (stored, groups, shape(&table).2),
+            "nothing grew"
+        );
+        for k in 0..stored as u64 {
+            let guard = crossbeam_epoch::pin();
+            let found = table.lookup(same, |n| n.key == k, &guard);
+            assert_eq!(found.map(|n| n.value), Some(k));
+        }
+        // A removal makes room again.
+        let guard = crossbeam_epoch::pin();
+        let raw = table
+            .remove(same, |n| n.key == 3, &guard)
+            .expect("present")
+            .as_ptr();
+        drop(guard);
+        // SAFETY: removed above; single-threaded test.
+        unsafe { crate::reclaim::free_node(raw) };
+        assert!(put(2000));
+        assert!(!put(2001));
+    }
+
+    /// Hashes that share their low 32 bits spread once mixed (`mix`): the homes cover
+    /// the table, and so do the tags.
+    #[test]
+    fn mixing_spreads_hashes_that_share_their_low_bits() {
+        let raw: raw::Raw<u64, u64> = raw::Raw::new(64);
+        let mut homes = std::collections::HashSet::new();
+        let mut tags = std::collections::HashSet::new();
+        for k in 0..4096u64 {
+            for h in [k << 32, k, k << 48 | 7] {
+                homes.insert(raw.home(mix(h)));
+                tags.insert(word::tag_of(mix(h)));
+            }
+        }
+        assert_eq!(homes.len(), 64, "every group is a home");
+        assert!(tags.len() > 4000, "{} distinct tags", tags.len());
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub(crate) enum Insert<'g, K, V> {
     /// No entry had the key and the caller asked for a replacement only
     /// ([`Table::insert_when`] with `vacant` false); the unused node is handed back.
     Vacant { unused: NodeBox<K, V> },
+    /// No slot within reach of the key's home, and a bigger table would not help: more
+    /// keys share the hash's home bits than an insert can probe past (a degenerate
+    /// hasher, see [`Table::growth_helps`]). The unused node is handed back.
+    Full { unused: NodeBox<K, V> },
 }
 
 /// Owns a not-yet-published node through its raw pointer, freeing it if dropped (when a
@@ -81,7 +85,8 @@ impl At {
 enum Scan<K, V> {
     /// The key's published node.
     Found(At, Word<K, V>),
-    /// The key is absent; the first free slot, if one was within reach of a new insert.
+    /// The key is absent; the first free slot, if one was within reach of a new insert
+    /// (`Tuning::reach` slots from home).
     Absent(Option<At>),
     /// A migration has reached the probe sequence: start again through `writable`.
     Migrating,
@@ -219,20 +224,32 @@ impl<K, V> Table<K, V> {
                 }
                 Scan::Absent(free) => free,
             };
-            let Some(at) = free else {
-                // No free slot within reach: grow (or rehash), then try again. If `raw` is
-                // itself the target of a migration, finish that one first.
-                if std::ptr::eq(raw, self.current(guard)) {
-                    self.start_migration(raw, true, guard);
-                } else {
-                    self.finish_migration(guard);
-                }
+            let current = std::ptr::eq(raw, self.current(guard));
+            // No free slot near home: grow if that can help, which it does when the
+            // table is loaded; if it is not, the keys crowding this home share their
+            // hash bits, a bigger table would not part them, and the insert goes further
+            // out instead (within `named`'s reach). A target of a migration in progress
+            // with no room in reach finishes the migration first.
+            let near = free.filter(|at| at.steps < MAX_PROBE);
+            if near.is_none() && current && self.growth_helps(raw) {
+                self.start_migration(raw, true, guard);
                 continue;
+            }
+            let Some(at) = free else {
+                if !current {
+                    self.finish_migration(guard);
+                    continue;
+                }
+                // Nothing in reach and growth cannot help: over 65,000 keys share this
+                // home's hash bits (a hasher that ignores the key). Refused, not a hang.
+                return Insert::Full {
+                    unused: node.take_back(),
+                };
             };
             // In a migration's target, a new key takes one of the slots set aside for them;
             // when none is left, finish the migration first (see `Raw::room`). Relaxed: a
             // count of slots; no data is published through it.
-            let target = !std::ptr::eq(raw, self.current(guard));
+            let target = !current;
             if target && raw.room.fetch_sub(1, Ordering::Relaxed) <= 0 {
                 raw.room.fetch_add(1, Ordering::Relaxed);
                 self.finish_migration(guard);
@@ -258,7 +275,8 @@ impl<K, V> Table<K, V> {
     }
 
     /// Scans `hash`'s probe sequence for a published node that `matches`, and for the
-    /// first free slot a new insert may claim.
+    /// first free slot a new insert may claim (within `Tuning::reach` slots of home, at
+    /// most what a commit can name).
     fn scan(
         &self,
         raw: &Raw<K, V>,
@@ -270,7 +288,7 @@ impl<K, V> Table<K, V> {
         let mut free = None;
         let mut searching = true;
         for steps in 0..raw.len() {
-            if !searching && (free.is_some() || steps >= MAX_PROBE) {
+            if !searching && (free.is_some() || steps * GROUP > self.tuning.reach) {
                 break;
             }
             let g = step(home, steps, raw.len());
@@ -297,7 +315,7 @@ impl<K, V> Table<K, V> {
                             w,
                         );
                     }
-                } else if w.is_empty() && free.is_none() && steps < MAX_PROBE {
+                } else if w.is_empty() && free.is_none() && steps * GROUP + i <= self.tuning.reach {
                     free = Some(At {
                         steps,
                         group: g,
@@ -343,42 +361,32 @@ impl<K, V> Table<K, V> {
         }
         // Overflow marks on the groups the key passes, before it can be seen (a reader
         // that finds it must find every group on the way marked). The home group's mark is
-        // part of the commit below.
-        let mut marked = 1;
-        let mut ok = true;
-        while marked < at.steps {
-            if !add_overflow(raw, step(home, marked, raw.len()), 1) {
-                ok = false;
+        // part of the commit below. Counts saturate (see `word`), so marking never fails.
+        for m in 1..at.steps {
+            add_overflow(raw, step(home, m, raw.len()), 1);
+        }
+        let passes = u64::from(at.steps > 0);
+        let hg = &raw.groups[home];
+        loop {
+            let c = hg.ctrl();
+            // Another commit (or a migration) since our scan: the scan is stale.
+            if c.version() != c0.version() || c.named().is_some() || c.is_frozen() {
                 break;
             }
-            marked += 1;
-        }
-        if ok {
-            let passes = u64::from(at.steps > 0);
-            let hg = &raw.groups[home];
-            loop {
-                let c = hg.ctrl();
-                // Another commit (or a migration) since our scan: the scan is stale. (Or
-                // the home's overflow count is saturated: the caller will migrate.)
-                let stale = c.version() != c0.version() || c.named().is_some() || c.is_frozen();
-                if stale || (passes == 1 && c.overflow() >= MAX_OVERFLOW) {
-                    break;
-                }
-                // AcqRel: Release orders the claim and the marks before the commit for the
-                // helpers that read `named`; Acquire keeps our later steps after it.
-                let committed = c.committed(at.offset(), passes);
-                if hg
-                    .ctrl
-                    .compare_exchange(c.0, committed.0, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Some(committed.version());
-                }
+            // AcqRel: Release orders the claim and the marks before the commit for the
+            // helpers that read `named`; Acquire keeps our later steps after it.
+            let committed = c.committed(at.offset(), passes);
+            if hg
+                .ctrl
+                .compare_exchange(c.0, committed.0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(committed.version());
             }
         }
         // Undo: the marks, then the claim (still ours: nobody else changes a claimed slot
         // but a migration freezing it, which leaves the word frozen for the copier to skip).
-        for m in 1..marked {
+        for m in 1..at.steps {
             sub_overflow(raw, step(home, m, raw.len()));
         }
         let _ = slot.compare_exchange(
@@ -586,15 +594,11 @@ impl<K, V> Table<K, V> {
     }
 }
 
-/// Raises group `g`'s overflow count by `n`; false (and nothing changed) when it would
-/// pass its maximum.
-fn add_overflow<K, V>(raw: &Raw<K, V>, g: usize, n: u64) -> bool {
+/// Raises group `g`'s overflow count by `n` (saturating: see `word`).
+fn add_overflow<K, V>(raw: &Raw<K, V>, g: usize, n: u64) {
     let group = &raw.groups[g];
     let mut c = group.ctrl();
-    loop {
-        if c.overflow() + n > MAX_OVERFLOW {
-            return false;
-        }
+    while c.overflow() < MAX_OVERFLOW {
         // AcqRel: Release orders the mark before the insert's later publication (readers
         // must see the mark before the entry); Acquire reads the current word on retry.
         match group.ctrl.compare_exchange(
@@ -603,7 +607,7 @@ fn add_overflow<K, V>(raw: &Raw<K, V>, g: usize, n: u64) -> bool {
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            Ok(_) => return true,
+            Ok(_) => return,
             Err(now) => c = Ctrl(now),
         }
     }

@@ -10,10 +10,11 @@ use std::ptr;
 /// under loom, so that a model fills a group, and passes it, in a couple of inserts).
 pub(crate) const GROUP: usize = if crate::sync::MODEL { 2 } else { 7 };
 
-/// The longest probe of a new insert, in groups (bounded by what a control word's `named`
-/// can encode); an insert that finds no free slot within it grows the table. Lookups and a
-/// migration's copies are not bounded by it (copies may land further on; overflow counts
-/// tell lookups how far to go).
+/// The probe, in groups, within which a new insert expects a free slot: one that finds
+/// none grows the table if growing can help (`Table::growth_helps`), and otherwise
+/// claims the first free slot further on, up to what a control word's `named` can
+/// encode ([`MAX_NAMED`] slots). Lookups and a migration's copies are not bounded by it
+/// (copies may land further on; overflow counts tell lookups how far to go).
 pub(crate) const MAX_PROBE: usize = 16;
 const _: () = assert!(MAX_PROBE * GROUP <= MAX_NAMED + 1);
 

@@ -30,11 +30,18 @@
 //!
 //! | bits | field |
 //! |---|---|
-//! | 0..16 | `overflow`: keys whose probe passed this group (they live further on); a lookup that finds `overflow == 0` stops here |
-//! | 16..23 | `named`: 1 + the probe offset of this group's *committed but unpublished* insert, or 0 |
-//! | 23 | `FROZEN`: a migration has claimed this group |
-//! | 24 | `MOVED`: the group has been copied to the next table |
-//! | 25..64 | `version`: bumped by every commit of a key whose home is this group, and by clearing `named` |
+//! | 0..16 | `overflow`: keys whose probe passed this group (they live further on); a lookup that finds `overflow == 0` stops here; saturates at its maximum, and a saturated count is never lowered (it only costs lookups a longer walk) |
+//! | 16..32 | `named`: 1 + the probe offset (in slots) of this group's *committed but unpublished* insert, or 0 |
+//! | 32 | `FROZEN`: a migration has claimed this group |
+//! | 33 | `MOVED`: the group has been copied to the next table |
+//! | 34..64 | `version`: bumped by every commit of a key whose home is this group, and by clearing `named` |
+//!
+//! `named` is 16 bits wide so that an insert can reach 65,535 slots from its home: far
+//! more than a good hash ever needs (the table grows long before), but what lets a
+//! hasher that gives many keys one hash still place them (see `ops`). The version keeps
+//! 30 bits: a committer compares it with the value it read before its scan, so a stale
+//! scan would go unnoticed only if exactly 2^30 version bumps (2^29 inserts of keys homed
+//! in this one group) happened between its read and its commit CAS.
 
 use super::node::Node;
 use std::ptr;
@@ -181,15 +188,16 @@ pub(crate) struct Ctrl(pub(crate) u64);
 
 const OVERFLOW_MASK: u64 = 0xffff;
 const NAMED_SHIFT: u32 = 16;
-const NAMED_MASK: u64 = 0x7f << NAMED_SHIFT;
-const GROUP_FROZEN: u64 = 1 << 23;
-const GROUP_MOVED: u64 = 1 << 24;
-const VERSION_SHIFT: u32 = 25;
-/// The largest overflow count; a probe that would pass a group at it migrates instead.
+const NAMED_MASK: u64 = 0xffff << NAMED_SHIFT;
+const GROUP_FROZEN: u64 = 1 << 32;
+const GROUP_MOVED: u64 = 1 << 33;
+const VERSION_SHIFT: u32 = 34;
+/// The largest overflow count: a count that reaches it is *saturated* and stays there
+/// (it no longer counts exactly, so it must never be lowered to zero).
 pub(crate) const MAX_OVERFLOW: u64 = OVERFLOW_MASK;
-/// The largest probe offset `named` can hold (so, with [`super::raw::GROUP`] slots a
-/// group, the probe limit in groups is below `(MAX_NAMED + 1) / GROUP`).
-pub(crate) const MAX_NAMED: usize = 0x7e;
+/// The largest probe offset (in slots) `named` can hold: the farthest a new insert may
+/// claim a slot from its home.
+pub(crate) const MAX_NAMED: usize = 0xfffe;
 
 impl Ctrl {
     pub(crate) const NEW: Self = Self(0);
@@ -223,7 +231,7 @@ impl Ctrl {
         self.0 >> VERSION_SHIFT
     }
 
-    /// This word with the version bumped (wrapping within its 39 bits).
+    /// This word with the version bumped (wrapping within its 30 bits).
     #[inline]
     fn bumped(self) -> Self {
         Self(self.0.wrapping_add(1 << VERSION_SHIFT))
@@ -243,15 +251,20 @@ impl Ctrl {
         Self(self.bumped().0 & !NAMED_MASK)
     }
 
+    /// The overflow count raised by `n`, saturating at [`MAX_OVERFLOW`].
     #[inline]
     pub(crate) fn plus_overflow(self, n: u64) -> Self {
-        debug_assert!(self.overflow() + n <= MAX_OVERFLOW);
-        Self(self.0 + n)
+        let raised = (self.overflow() + n).min(MAX_OVERFLOW);
+        Self((self.0 & !OVERFLOW_MASK) | raised)
     }
 
+    /// The overflow count lowered by one; a saturated count stays saturated.
     #[inline]
     pub(crate) fn minus_overflow(self) -> Self {
-        debug_assert!(self.overflow() > 0, "overflow count underflow");
+        debug_assert!(self.overflow() > 0, "overflow count underflow: {self:?}");
+        if self.overflow() == MAX_OVERFLOW {
+            return self;
+        }
         Self(self.0 - 1)
     }
 
@@ -303,6 +316,10 @@ mod tests {
         );
         let c = c.unnamed().minus_overflow();
         assert_eq!((c.overflow(), c.named(), c.version()), (4, None, 2));
+        let full = Ctrl::NEW.plus_overflow(MAX_OVERFLOW - 1).plus_overflow(5);
+        assert_eq!(full.overflow(), MAX_OVERFLOW, "saturates");
+        assert_eq!(full.minus_overflow(), full, "a saturated count stays");
+        assert_eq!((full.named(), full.version()), (None, 0));
         let c = c.frozen();
         assert!(c.is_frozen() && !c.is_moved());
         let c = c.moved();
