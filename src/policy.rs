@@ -13,14 +13,19 @@
 //! its remover's hold (`table::node`, `RELEASED`), so `&K` and `&V` stay valid unpinned,
 //! and it is retired only once the listener has returned.
 //!
-//! **Listeners never nest.** While a thread runs a listener (any cache's), departures its
-//! calls cause (a write-back that replaces an entry, a `remove`, a `run_pending_tasks`
-//! that expires entries) are not delivered inside it: they are queued on their cache, and
-//! the outer delivery loop delivers them once the listener returns (a bounded number of
-//! rounds, [`QUEUED_ROUNDS`]; what is left waits for the cache's next maintenance turn).
-//! Writes made inside a listener take no maintenance turns either. So a listener's nesting
-//! depth on one thread is 1 whatever it does, and a listener that re-inserts on every
-//! departure cannot grow the stack.
+//! **A cache's listener never nests within itself.** While a thread runs cache A's
+//! listener, departures from A that its calls cause (a write-back that replaces an entry,
+//! a `remove`, a maintenance turn its write takes, a `run_pending_tasks`) are not
+//! delivered inside it: they are queued on A, and the outer delivery loop delivers them
+//! once the listener returns (a bounded number of rounds, [`QUEUED_ROUNDS`]; what is left
+//! is delivered by A's next delivery on any thread). So A's listener's nesting depth on a
+//! thread is 1 whatever it does, and a listener that re-inserts on every departure cannot
+//! grow the stack. The mark is per cache, not per thread: a second cache written from
+//! A's listener (a second tier fed by A's evictions) maintains itself as usual and
+//! delivers its own departures to its own listener at once, inside A's. Listeners of
+//! different caches can so nest, at most once per cache on a thread's stack. (A
+//! per-thread mark let a second tier fed only from a listener never maintain itself: it
+//! grew a hundred times past its bound and never expired an entry.)
 //!
 //! A listener that panics is caught: the panic is discarded (the panic hook has already
 //! reported it) and the cache carries on, as Caffeine does with a throwing listener.
@@ -32,7 +37,7 @@
 
 use crate::sync::{self, AtomicBool, Mutex, Ordering};
 use crate::table::node::Held;
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -120,28 +125,26 @@ pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync 
 pub(crate) const QUEUED_ROUNDS: usize = 4;
 
 sync::thread_cell! {
-    /// Set while this thread runs a listener (of any cache).
-    static DELIVERING: Cell<bool> = Cell::new(false);
+    /// The caches whose listeners this thread is running (their notifiers' addresses),
+    /// innermost last: at most one entry per cache (see the module docs).
+    static DELIVERING: RefCell<Vec<usize>> = RefCell::new(Vec::new());
 }
 
-/// Whether this thread is inside a listener right now.
-pub(crate) fn in_listener() -> bool {
-    DELIVERING.with(Cell::get)
-}
-
-/// Marks the thread as delivering until dropped (also when unwinding).
+/// Marks this thread as delivering for one cache until dropped (also when unwinding).
 struct Delivering;
 
 impl Delivering {
-    fn enter() -> Self {
-        DELIVERING.with(|d| d.set(true));
+    fn enter(id: usize) -> Self {
+        DELIVERING.with(|d| d.borrow_mut().push(id));
         Self
     }
 }
 
 impl Drop for Delivering {
     fn drop(&mut self) {
-        DELIVERING.with(|d| d.set(false));
+        // Marks are dropped in the reverse order of `enter` (they are stack values), so
+        // the innermost is ours.
+        DELIVERING.with(|d| d.borrow_mut().pop());
     }
 }
 
@@ -171,6 +174,19 @@ impl<K, V> Notifier<K, V> {
         }
     }
 
+    /// Whether this thread is running this cache's listener right now (then departures
+    /// are queued, not delivered: see the module docs).
+    pub(crate) fn delivering_here(&self) -> bool {
+        let id = self.id();
+        DELIVERING.with(|d| d.borrow().contains(&id))
+    }
+
+    /// This notifier's (so its cache's) identity for the thread's marks: its address,
+    /// stable while the cache lives.
+    fn id(&self) -> usize {
+        (self as *const Self).addr()
+    }
+
     /// Whether departures must be held for a listener (otherwise removers let go at once).
     #[inline]
     pub(crate) fn wants(&self) -> bool {
@@ -186,8 +202,8 @@ impl<K, V> Notifier<K, V> {
 
     /// Tells the listener of each departure, releasing each hold (`release`) once the
     /// listener has returned, then delivers what listeners queued meanwhile (bounded). On a
-    /// thread that is already inside a listener, queues them instead. Call unpinned and
-    /// with no lock held.
+    /// thread that is already inside this cache's listener, queues them instead. Call
+    /// unpinned and with no lock held.
     #[inline]
     pub(crate) fn deliver(
         &self,
@@ -208,7 +224,7 @@ impl<K, V> Notifier<K, V> {
         departed: impl Iterator<Item = Held<K, V>>,
         release: impl Fn(Held<K, V>),
     ) {
-        if in_listener() {
+        if self.delivering_here() {
             let mut queued = sync::lock(&self.queued);
             queued.extend(departed);
             if !queued.is_empty() {
@@ -216,7 +232,7 @@ impl<K, V> Notifier<K, V> {
             }
             return;
         }
-        let _delivering = Delivering::enter();
+        let _delivering = Delivering::enter(self.id());
         for held in departed {
             self.tell(held, &release);
         }

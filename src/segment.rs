@@ -144,6 +144,8 @@ struct Maint<K, V> {
     backlog: Backlog<K, V>,
     /// The eviction queues (empty unless the cache is bounded).
     queues: Queues<K, V>,
+    /// Which of [`Segment::owed`]'s counters the departures turns take out now count in.
+    generation: u8,
 }
 
 #[derive(Debug)]
@@ -153,15 +155,38 @@ pub(crate) struct Segment<K, V> {
     maint: Mutex<Maint<K, V>>,
     /// The cache's capacity and idle limits.
     limits: Arc<Limits>,
+    /// Departures this segment's maintenance turns took out (held for the listener) whose
+    /// listener call has not returned yet, in two generations: `run_pending_tasks` flips
+    /// the generation after its own turns and waits for the old one to drain (see
+    /// [`owed_before`](Self::owed_before)).
+    owed: [AtomicUsize; 2],
 }
 
 /// Where a turn's departures go: counted, and held for the listener when `hold`.
 pub(crate) struct Fired<'a, K, V> {
     /// The segment's index (for the `Held`s).
-    pub(crate) index: usize,
+    index: usize,
     /// Keep fired nodes held (`RELEASED` unset) in `out`, for the listener.
-    pub(crate) hold: bool,
-    pub(crate) out: &'a mut Vec<Held<K, V>>,
+    hold: bool,
+    /// The generation of [`Segment::owed`] the holds count in (set under the lock).
+    generation: u8,
+    out: &'a mut Vec<Held<K, V>>,
+}
+
+impl<'a, K, V> Fired<'a, K, V> {
+    pub(crate) fn new(index: usize, hold: bool, out: &'a mut Vec<Held<K, V>>) -> Self {
+        Self {
+            index,
+            hold,
+            generation: 0,
+            out,
+        }
+    }
+
+    /// The sink's vector, for another segment's sink.
+    pub(crate) fn into_out(self) -> &'a mut Vec<Held<K, V>> {
+        self.out
+    }
 }
 
 impl<K, V> Segment<K, V> {
@@ -179,9 +204,34 @@ impl<K, V> Segment<K, V> {
                 wheel: Wheel::new(now),
                 backlog: Backlog(ptr::null_mut()),
                 queues: Queues::new(),
+                generation: 0,
             }),
             limits,
+            owed: [AtomicUsize::new(0), AtomicUsize::new(0)],
         }
+    }
+
+    /// Starts a new generation of [`owed`](Self::owed) departures and returns the old
+    /// one: every departure a turn took out before this call (turns hold the lock this
+    /// takes) counts in it, and leaves it once its listener has returned.
+    pub(crate) fn owed_before(&self) -> u8 {
+        let mut maint = sync::lock(&self.maint);
+        let old = maint.generation;
+        maint.generation ^= 1;
+        old
+    }
+
+    /// Departures of `generation` whose listener has not returned yet.
+    pub(crate) fn owed(&self, generation: u8) -> usize {
+        // Acquire pairs with the Release decrement in `delivered`: the listener calls
+        // counted out happen-before the caller's return.
+        self.owed[usize::from(generation)].load(Ordering::Acquire)
+    }
+
+    /// A held departure's listener has returned (called for every `Held` a turn made).
+    pub(crate) fn delivered(&self, generation: u8) {
+        // Release pairs with the Acquire load in `owed`.
+        self.owed[usize::from(generation)].fetch_sub(1, Ordering::Release);
     }
 
     /// Whether `node` goes through the hand-off: it has a deadline, or an extension (the
@@ -404,6 +454,7 @@ impl<K, V> Segment<K, V> {
                 return turn;
             };
             let maint = &mut *locked;
+            fired.generation = maint.generation;
             if drain && maint.backlog.0.is_null() {
                 maint.backlog.0 = self.take_stack();
                 turn.drained = true;
@@ -575,10 +626,12 @@ impl<K, V> Segment<K, V> {
     fn departed(&self, node: NodePtr<'_, K, V>, cause: RemovalCause, fired: &mut Fired<'_, K, V>) {
         self.refund(node);
         if fired.hold {
+            // Relaxed: counted under the maintenance lock, which `owed_before` takes too,
+            // so a generation's counts are complete when it is flipped.
+            self.owed[usize::from(fired.generation)].fetch_add(1, Ordering::Relaxed);
             // SAFETY: the slot's CAS made us the remover, and RELEASED is not set yet.
-            fired
-                .out
-                .push(unsafe { Held::new(node, cause, fired.index) });
+            let held = unsafe { Held::new(node, cause, fired.index) };
+            fired.out.push(held.owed_in(fired.generation));
         }
         let released = if fired.hold { 0 } else { RELEASED };
         // A read's re-file request may be pending on the ring (a timed node, QUEUED: see

@@ -26,6 +26,26 @@ pub(crate) use std::sync::{
 #[cfg(not(all(wheelcache_loom, feature = "loom")))]
 pub(crate) use std::thread::ThreadId;
 
+/// Threads: loom's under the model (the reaper runs as a model thread there), std's
+/// otherwise.
+#[cfg(all(wheelcache_loom, feature = "loom"))]
+pub(crate) use loom::thread::{Builder as ThreadBuilder, JoinHandle};
+#[cfg(not(all(wheelcache_loom, feature = "loom")))]
+pub(crate) use std::thread::{Builder as ThreadBuilder, JoinHandle};
+
+/// Parks the calling thread until unparked or `timeout` has passed (spuriously early
+/// wake-ups allowed, as `std`'s); under loom, which has no timed park, a yield: a model
+/// then explores the woken thread running at any point.
+pub(crate) fn park_timeout(timeout: std::time::Duration) {
+    #[cfg(all(wheelcache_loom, feature = "loom"))]
+    {
+        let _ = timeout;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(all(wheelcache_loom, feature = "loom")))]
+    std::thread::park_timeout(timeout);
+}
+
 /// The calling thread's id (loom's model threads share one OS thread, so under the model
 /// this is loom's id).
 pub(crate) fn thread_id() -> ThreadId {

@@ -153,3 +153,22 @@ fn emptied_cache_gives_memory_back() {
     );
     drop(cache);
 }
+
+/// What an empty segment costs (its table's smallest allocation, its timing wheel's slot
+/// heads, its hand-off and counters), measured from two empty caches: the figure the
+/// `segments` docs give. It asserts the figure does not grow.
+#[test]
+fn an_empty_segment_costs_a_few_kib() {
+    let _serial = SERIAL.lock().unwrap();
+    let empty = |segments: usize| {
+        let before = live();
+        let cache: Cache<u64, u64> = Cache::builder().segments(segments).build();
+        let used = live() - before;
+        drop(cache);
+        used
+    };
+    let (one, many) = (empty(1), empty(1024));
+    let per_segment = (many - one) / 1023;
+    println!("an empty segment: {per_segment} bytes (1 segment: {one} B, 1024: {many} B)");
+    assert!(per_segment <= 8 << 10, "{per_segment} bytes a segment");
+}

@@ -48,11 +48,11 @@ pub use pinned::Pinned;
 
 use crate::clock::{Reading, Ticker, NEVER};
 use crate::evict::Limits;
-use crate::policy::{in_listener, Notifier, RemovalCause};
+use crate::policy::{Notifier, RemovalCause};
 use crate::reclaim::{self, Progress};
 use crate::segment::{Fired, Mode, Segment, Turn, FREE_BUDGET};
 use crate::stats::{CacheStats, Event, Stats};
-use crate::sync::{self, Ordering, Patience};
+use crate::sync::{self, AtomicUsize, Ordering, Patience};
 use crate::table::node::{ExtInit, Held, NodeBox, NodePtr, DETACHED, RELEASED, REMOVED, UNLINKED};
 use crate::table::Insert;
 use crossbeam_epoch::{self as epoch, Guard};
@@ -147,7 +147,10 @@ pub(crate) struct Inner<K, V, S> {
     weigher: Option<Weigher<K, V>>,
     notifier: Notifier<K, V>,
     stats: Stats,
-    reaper: OnceLock<std::thread::Thread>,
+    reaper: OnceLock<reaper::Reaper>,
+    /// Live [`Cache`] handles (the `Arc`'s count also includes a reaper's round): the drop
+    /// of the last one stops the reaper, so the cache is freed by that drop (see `reaper`).
+    handles: AtomicUsize,
     /// Coalesced loads in progress (`get_with` and friends).
     flights: Flights<K, V>,
     /// The per-entry expiry policy, if any (see `expiry`).
@@ -170,8 +173,26 @@ impl<K, V, S> Clone for Cache<K, V, S> {
     /// assert_eq!(cache.get(&1), Some(10));
     /// ```
     fn clone(&self) -> Self {
+        // Relaxed: as `Arc::clone`; the new handle comes from a live one, so the count
+        // cannot reach zero meanwhile.
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
         Self {
             inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V, S> Drop for Cache<K, V, S> {
+    /// Drops this handle; the last one frees the cache, every entry and retired value,
+    /// before it returns: it first stops the reaper, if any, waiting at most for the round
+    /// in progress (see [`CacheBuilder::background_reaper`]).
+    fn drop(&mut self) {
+        // AcqRel: as `Arc`'s drop: Release orders this handle's uses before the count's
+        // fall; the last one's Acquire sees every other handle's.
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(reaper) = self.inner.reaper.get() {
+                reaper::stop(reaper);
+            }
         }
     }
 }
@@ -781,8 +802,16 @@ where
     /// 1. every timer change (insert with a TTL, removal) queued before the call has been
     ///    applied;
     /// 2. every entry due at the call's clock reading has left the cache, and the listener
-    ///    has returned for each (unless the call was made from inside a listener: those
-    ///    departures are delivered once that listener returns, see [`CacheBuilder::eviction_listener`]);
+    ///    has returned for each: for those this call's turns took out, and for those
+    ///    another thread's maintenance turn (a write's, a read's, the reaper's) took out
+    ///    before this call's turns ended, which it waits for. The wait is bounded like the
+    ///    one in 4 ([`MAX_RECLAIM_WAIT`], so a listener slower than that on another thread
+    ///    may still be running), and is skipped when the calling thread is pinned, inside
+    ///    a key's or value's `Drop`, or inside this cache's listener (then the departures
+    ///    its own thread holds are delivered once that listener returns, see
+    ///    [`CacheBuilder::eviction_listener`]). An entry another thread's own operation
+    ///    found lapsed and took out (an insert or a remove of its key) is heard when that
+    ///    operation returns;
     /// 3. the tables have shrunk to fit what is left (unless some thread stayed pinned
     ///    throughout the wait below);
     /// 4. every value removed or expired before the call has been dropped — unless some
@@ -1399,7 +1428,9 @@ where
         let Some(out) = out else {
             // Refused (see `Insert::Full`): the caller gets its value, the listener hears
             // of it as evicted, as for a value heavier than the bound.
-            let (key, value) = unused.expect("a refused insert hands its node back").into_parts();
+            let (key, value) = unused
+                .expect("a refused insert hands its node back")
+                .into_parts();
             let out = value.clone();
             let cause = RemovalCause::Evicted;
             self.unstored(hash, index, key, value, cause, None, fired, turned);
@@ -1488,6 +1519,11 @@ where
         // Free everything sealed so far, waiting for grace periods while other threads'
         // pins allow (bounded), never for pins of this thread's own.
         let may_wait = !epoch::is_pinned() && !reclaim::is_freeing();
+        // Departures other threads' turns took out before ours ended: wait for their
+        // listeners too (not from inside this cache's listener, whose own outer delivery
+        // may hold some of them).
+        let owed: Option<Vec<u8>> = (self.notifier.wants() && !self.notifier.delivering_here())
+            .then(|| self.segments.iter().map(Segment::owed_before).collect());
         let mut targets = vec![None; self.segments.len()];
         let mut freed = vec![false; self.segments.len()];
         let mut patience = Patience::new(MAX_RECLAIM_WAIT);
@@ -1506,10 +1542,13 @@ where
                         segment.table.reclaim.free_pending(&mut targets[index]) == Progress::Done;
                 }
                 done &= freed[index] && !migrating[index] && !segment.table.garbage_pending();
+                done &= owed.as_ref().is_none_or(|g| segment.owed(g[index]) == 0);
             }
             if done || !may_wait || patience.exhausted() {
                 return;
             }
+            // Departures listeners queued meanwhile are delivered here too.
+            self.notifier.deliver(None, |h| self.release(h));
             patience.pause(|| epoch::pin().flush());
         }
     }
@@ -1528,16 +1567,21 @@ where
 
 /// Lets go of a departed node's remover hold (see `table::node`).
 fn release<K, V>(segments: &[Segment<K, V>], held: Held<K, V>) {
-    let index = held.segment;
+    let (index, owed) = (held.segment, held.owed);
     // SAFETY: the hold kept the node alive until now; it is settled at once below.
     let node = unsafe { NodePtr::from_raw(held.into_raw()) };
     segments[index].table.settle(node, RELEASED);
+    if let Some(generation) = owed {
+        segments[index].delivered(generation);
+    }
 }
 
 /// The parts of the protocol that need no hashing (so `Pinned`'s `Drop` can use them).
 impl<K, V, S> Inner<K, V, S> {
     /// A write's (or an owed read's) maintenance turn, in the operation's own pinned phase
-    /// (one pin per operation): if the segment is due, and not from inside a listener.
+    /// (one pin per operation): if the segment is due. (Also inside a listener, this
+    /// cache's or another's: what the turn takes out is queued until that listener returns
+    /// if it is this cache's, see `policy`.)
     /// Entries it expired go to `fired` for the unpinned phase. True if it took the turn.
     fn turn_pinned(
         &self,
@@ -1546,14 +1590,10 @@ impl<K, V, S> Inner<K, V, S> {
         guard: &Guard,
         fired: &mut Vec<Held<K, V>>,
     ) -> bool {
-        if in_listener() || !self.segments[index].due(now) {
+        if !self.segments[index].due(now) {
             return false;
         }
-        let mut sink = Fired {
-            index,
-            hold: self.notifier.wants(),
-            out: fired,
-        };
+        let mut sink = Fired::new(index, self.notifier.wants(), fired);
         let mode = if self.limits.far_over() {
             Mode::Press
         } else {
@@ -1566,11 +1606,7 @@ impl<K, V, S> Inner<K, V, S> {
             // segment (chosen per thread, round robin), so the bound holds globally.
             let other =
                 (index + 1 + next_helped() % (self.segments.len() - 1)) % self.segments.len();
-            let mut sink = Fired {
-                index: other,
-                hold: self.notifier.wants(),
-                out: sink.out,
-            };
+            let mut sink = Fired::new(other, self.notifier.wants(), sink.into_out());
             let turn = self.segments[other].maintain(now, mode, guard, &mut sink);
             self.count(&turn);
         }
@@ -1626,11 +1662,7 @@ impl<K, V, S> Inner<K, V, S> {
     fn turn(&self, index: usize, now: u64, mode: Mode, fired: &mut Vec<Held<K, V>>) -> Turn {
         let turn = {
             let guard = epoch::pin();
-            let mut sink = Fired {
-                index,
-                hold: self.notifier.wants(),
-                out: fired,
-            };
+            let mut sink = Fired::new(index, self.notifier.wants(), fired);
             self.segments[index].maintain(now, mode, &guard, &mut sink)
         };
         self.count(&turn);
@@ -1649,9 +1681,6 @@ impl<K, V, S> Inner<K, V, S> {
 
 impl<K, V, S> Drop for Inner<K, V, S> {
     fn drop(&mut self) {
-        if let Some(reaper) = self.reaper.get() {
-            reaper.unpark();
-        }
         // Departures queued by listeners are still owed their notification.
         let segments = &self.segments;
         self.notifier.deliver_all_queued(|h| release(segments, h));

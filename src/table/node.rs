@@ -561,6 +561,9 @@ impl<K, V> Deref for NodePtr<'_, K, V> {
 pub(crate) struct Held<K, V> {
     raw: NonNull<Node<K, V>>,
     pub(crate) cause: RemovalCause,
+    /// The generation of its segment's owed departures it counts in, if a maintenance turn
+    /// took it out (see `Segment::owed`).
+    pub(crate) owed: Option<u8>,
     pub(crate) segment: usize,
 }
 
@@ -578,7 +581,16 @@ impl<K, V> Held<K, V> {
         Self {
             raw: node.raw,
             cause,
+            owed: None,
             segment,
+        }
+    }
+
+    /// This hold, counted in its segment's owed departures of `generation`.
+    pub(crate) fn owed_in(self, generation: u8) -> Self {
+        Self {
+            owed: Some(generation),
+            ..self
         }
     }
 

@@ -1,0 +1,90 @@
+//! The background reaper and the drop of the cache: the last handle's drop frees every
+//! entry before it returns, whatever point of a reaper round it lands on. Regression: the
+//! round's upgrade could leave the reaper holding the last reference, and the entries were
+//! freed later, on the reaper thread (30 drops in 400).
+#![cfg(not(miri))] // real threads and real time
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wheelcache::{Cache, ManualClock};
+
+/// A value that counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Many drops, each at a random point of the reaper's rounds (which have expiry work and
+/// a listener to run): every value is dropped when `drop` returns.
+#[test]
+fn a_drop_racing_the_reaper_frees_everything_before_it_returns() {
+    const ROUNDS: usize = 400;
+    const ENTRIES: usize = 300;
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut slowest = Duration::ZERO;
+    for round in 0..ROUNDS {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let clock = ManualClock::new();
+        let cache: Cache<usize, Counted> = Cache::builder()
+            .clock(clock.clone())
+            .segments(4)
+            .eviction_listener(|_, _, _| std::hint::black_box(()))
+            .background_reaper(Duration::from_millis(1))
+            .build();
+        for i in 0..ENTRIES {
+            let value = Counted(Arc::clone(&dropped));
+            if i % 2 == 0 {
+                cache.insert_with_ttl(i, value, Duration::from_millis(1));
+            } else {
+                cache.insert(i, value);
+            }
+        }
+        clock.advance(Duration::from_millis(2)); // half of them due: the rounds have work
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(Duration::from_micros(x % 1_500));
+        let started = Instant::now();
+        drop(cache);
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            ENTRIES,
+            "round {round}: values not yet dropped when the last handle's drop returned"
+        );
+    }
+    println!("slowest drop: {slowest:?}");
+}
+
+/// The last handle dropped by the listener, on the reaper thread, inside its round: no
+/// deadlock (the drop cannot wait for its own thread), and the cache is freed when the
+/// round ends.
+#[test]
+fn the_last_handle_dropped_on_the_reaper_thread() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let clock = ManualClock::new();
+    let slot: Arc<Mutex<Option<Cache<u32, Counted>>>> = Arc::default();
+    let s = Arc::clone(&slot);
+    let cache: Cache<u32, Counted> = Cache::builder()
+        .clock(clock.clone())
+        .eviction_listener(move |_, _, _| drop(s.lock().unwrap().take()))
+        .background_reaper(Duration::from_millis(1))
+        .build();
+    for i in 0..10 {
+        cache.insert(i, Counted(Arc::clone(&dropped)));
+    }
+    cache.insert_with_ttl(99, Counted(Arc::clone(&dropped)), Duration::from_millis(1));
+    *slot.lock().unwrap() = Some(cache.clone());
+    drop(cache); // not the last: the listener's is
+    clock.advance(Duration::from_millis(2));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dropped.load(Ordering::SeqCst) < 11 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(dropped.load(Ordering::SeqCst), 11, "the cache was freed");
+    assert!(slot.lock().unwrap().is_none());
+}
