@@ -33,17 +33,24 @@ pub(crate) use loom::thread::{Builder as ThreadBuilder, JoinHandle};
 #[cfg(not(all(wheelcache_loom, feature = "loom")))]
 pub(crate) use std::thread::{Builder as ThreadBuilder, JoinHandle};
 
-/// Parks the calling thread until unparked or `timeout` has passed (spuriously early
-/// wake-ups allowed, as `std`'s); under loom, which has no timed park, a yield: a model
-/// then explores the woken thread running at any point.
-pub(crate) fn park_timeout(timeout: std::time::Duration) {
+/// Parks the calling thread until unparked or `timeout` has passed (early wake-ups
+/// allowed, as `std`'s), before its `round`th round of periodic work. Loom has no timed
+/// park, and a model must end: there the first call returns at once (an early wake-up,
+/// so loom explores that round running at any point of the other threads' work) and
+/// later ones park until an unpark.
+pub(crate) fn park_timeout(timeout: std::time::Duration, round: u64) {
     #[cfg(all(wheelcache_loom, feature = "loom"))]
     {
         let _ = timeout;
-        loom::thread::yield_now();
+        if round > 0 {
+            loom::thread::park();
+        }
     }
     #[cfg(not(all(wheelcache_loom, feature = "loom")))]
-    std::thread::park_timeout(timeout);
+    {
+        let _ = round;
+        std::thread::park_timeout(timeout);
+    }
 }
 
 /// The calling thread's id (loom's model threads share one OS thread, so under the model

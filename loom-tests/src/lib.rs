@@ -69,6 +69,28 @@ pub fn model_with_branches(max_branches: usize, body: impl Fn() + Sync + Send + 
     }
 }
 
+/// [`model_with_branches`] with at most `preemptions` preemptions per execution whatever
+/// `LOOM_MAX_PREEMPTIONS` says: for models whose state space at the suite's bound (2)
+/// would take CI too long. Each such model says why.
+pub fn model_with_bound(
+    preemptions: usize,
+    max_branches: usize,
+    body: impl Fn() + Sync + Send + 'static,
+) {
+    #[cfg(wheelcache_loom)]
+    {
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = max_branches;
+        builder.preemption_bound = Some(preemptions);
+        builder.check(body);
+    }
+    #[cfg(not(wheelcache_loom))]
+    {
+        let _ = (preemptions, max_branches);
+        body();
+    }
+}
+
 /// [`model_with_branches`] with loom's default limit (1000).
 pub fn model_body(body: impl Fn() + Sync + Send + 'static) {
     model_with_branches(1000, body);

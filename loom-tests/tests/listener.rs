@@ -5,8 +5,8 @@ use std::cell::Cell;
 use std::time::Duration;
 use wheelcache::{Cache, ManualClock, RemovalCause};
 use wheelcache_loom_tests::{
-    model_with_branches, thread, thread_local, Arc, AtomicUsize, Fixed, Model, Mutex, Ordering,
-    Probe,
+    model_with_bound, model_with_branches, thread, thread_local, Arc, AtomicUsize, Fixed, Model,
+    Mutex, Ordering, Probe,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -94,5 +94,59 @@ fn listener_writes_back_during_expiry() {
         assert_eq!(cache.len(), 2);
         // Break the cycle (the listener holds the slot) so the cache drops.
         drop(slot.lock().unwrap().take());
+    });
+}
+
+/// Two caches: a removal from the first is written into the second (bounded at one
+/// entry) from the first's listener, while another thread writes the second directly.
+/// The listener mark is per cache, so the second maintains itself inside the first's
+/// listener: once both threads are done, before any `run_pending_tasks`, the second holds
+/// at most its bound and its own listener has heard the entry it let go. (With a
+/// per-thread mark the write inside the listener took no turn, and when the other
+/// thread's turn had already run, the second was left over its bound.) Two caches' worth
+/// of turns: at the suite's preemption bound (2) loom ran over 15 minutes without
+/// finishing, so this model runs at 1 (about 11 s).
+#[test]
+fn a_second_tier_fed_by_a_listener_maintains_itself() {
+    model_with_bound(1, 20_000, || {
+        let heard = Arc::new(AtomicUsize::new(0));
+        let h = heard.clone();
+        let second: Model = Cache::builder()
+            .segments(1)
+            .clock(ManualClock::new())
+            .hasher(Fixed::default())
+            .max_capacity(1)
+            .eviction_listener(move |_k: &u8, v: &Probe, cause| {
+                v.check();
+                assert_eq!(cause, RemovalCause::Evicted);
+                h.fetch_add(1, Ordering::SeqCst);
+            })
+            .build();
+        let sink = second.clone();
+        let first: Model = Cache::builder()
+            .segments(1)
+            .clock(ManualClock::new())
+            .hasher(Fixed::default())
+            .eviction_listener(move |k: &u8, v: &Probe, _| {
+                sink.insert(*k, Probe::new(v.check()));
+            })
+            .build();
+        first.insert(1, Probe::new(1));
+        let other = {
+            let second = second.clone();
+            thread::spawn(move || second.insert(10, Probe::new(10)))
+        };
+        assert!(first.remove(&1).is_some()); // its listener writes 1 into the second
+        other.join().unwrap();
+        assert!(
+            second.weighted_size() <= 1,
+            "the second tier holds {} against a bound of 1",
+            second.weighted_size()
+        );
+        assert_eq!(
+            second.len() + heard.load(Ordering::SeqCst),
+            2,
+            "every entry the second tier let go was heard"
+        );
     });
 }

@@ -52,17 +52,20 @@ where
     let stopped = Arc::clone(&stop);
     let handle = sync::ThreadBuilder::new()
         .name("wheelcache-reaper".into())
-        .spawn(move || loop {
-            sync::park_timeout(interval);
-            // Acquire pairs with the Release store in `stop`; checked before the upgrade,
-            // so a reaper that saw it holds no reference any more (see the module docs).
-            if stopped.load(Ordering::Acquire) {
-                return;
+        .spawn(move || {
+            for round in 0.. {
+                sync::park_timeout(interval, round);
+                // Acquire pairs with the Release store in `stop`; checked before the
+                // upgrade, so a reaper that saw it holds no reference any more (see the
+                // module docs).
+                if stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                // One bounded round, as `run_pending_tasks` does it but without waiting for
+                // the epoch: what is not yet free is freed on a later round.
+                inner.reap();
             }
-            let Some(inner) = weak.upgrade() else { return };
-            // One bounded round, as `run_pending_tasks` does it but without waiting for the
-            // epoch: what is not yet free is freed on a later round.
-            inner.reap();
         })?;
     let _ = inner.reaper.set(Reaper {
         stop,
