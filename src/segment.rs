@@ -158,7 +158,9 @@ pub(crate) struct Segment<K, V> {
     /// Departures this segment's maintenance turns took out (held for the listener) whose
     /// listener call has not returned yet, in two generations: `run_pending_tasks` flips
     /// the generation after its own turns and waits for the old one to drain (see
-    /// [`owed_before`](Self::owed_before)).
+    /// [`owed_before`](Self::owed_before)). Two generations make the wait conservative,
+    /// not exact: when two calls overlap, the second flips back, and the first then also
+    /// waits for departures taken after it began (still within its bounded wait).
     owed: [AtomicUsize; 2],
 }
 

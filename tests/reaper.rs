@@ -88,3 +88,48 @@ fn the_last_handle_dropped_on_the_reaper_thread() {
     assert_eq!(dropped.load(Ordering::SeqCst), 11, "the cache was freed");
     assert!(slot.lock().unwrap().is_none());
 }
+
+/// A listener that blocks on a lock the dropping thread holds: the drop cannot wait for
+/// the round to end (it never would), so it returns after `STOP_WAIT` (1 s), and the
+/// round's end frees the cache once the lock is let go.
+#[test]
+fn a_listener_blocked_by_the_dropping_thread_does_not_hang_the_drop() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let clock = ManualClock::new();
+    let lock = Arc::new(Mutex::new(()));
+    let (entered, on_entered) = std::sync::mpsc::channel::<()>();
+    let entered = Mutex::new(Some(entered));
+    let l = Arc::clone(&lock);
+    let cache: Cache<u32, Counted> = Cache::builder()
+        .clock(clock.clone())
+        .eviction_listener(move |_, _, _| {
+            if let Some(tx) = entered.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            drop(l.lock().unwrap());
+        })
+        .background_reaper(Duration::from_millis(1))
+        .build();
+    cache.insert_with_ttl(1, Counted(Arc::clone(&dropped)), Duration::from_millis(1));
+    cache.insert(2, Counted(Arc::clone(&dropped)));
+    let held = lock.lock().unwrap();
+    clock.advance(Duration::from_millis(2));
+    on_entered.recv().unwrap(); // the reaper's listener now waits for `held`
+    let started = Instant::now();
+    drop(cache);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "the drop took {took:?}"
+    );
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dropped.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        2,
+        "the round's end freed the cache"
+    );
+}

@@ -359,8 +359,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// thread holds no strong reference between rounds, and the drop of the cache's last
     /// handle stops it: that drop waits for a round in progress to end (a bounded round,
     /// but one that runs the listener for what it expires), then frees the cache itself,
-    /// so every entry is freed before `drop` returns. (A last handle dropped by the
-    /// listener, on the reaper thread, frees the cache when that round ends.)
+    /// so every entry is freed before `drop` returns. It waits at most 1 s: a listener
+    /// still running then (blocked, say, on a lock the dropping thread holds) lets the
+    /// drop return, and the round's end frees the cache on the reaper thread. So does a
+    /// last handle dropped by the listener itself, on the reaper thread.
     ///
     /// ```
     /// use std::sync::mpsc;

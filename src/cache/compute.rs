@@ -46,7 +46,8 @@ pub enum Computed {
     /// There was no live entry and none was stored (`Op::Nop` or `Op::Remove`).
     StillNone,
     /// The closure's value was not stored because the cache refuses it (a zero TTL,
-    /// time-to-idle or policy answer, or heavier than the whole bound): the entry the
+    /// time-to-idle or policy answer, heavier than the whole bound, or a key whose hash
+    /// over 65,000 others in its segment share, see [`CacheBuilder::hasher`](crate::CacheBuilder::hasher)): the entry the
     /// closure saw, if any, was removed (`Replaced`), and the value went to the listener
     /// as `Expired` or `Evicted`.
     Refused,

@@ -275,7 +275,9 @@ where
     /// old entry had already lapsed). The entry starts with a fresh idle time and access
     /// count. With a bound, an insert that takes the total over it evicts (see
     /// [`CacheBuilder::max_capacity`]); with a zero default TTL or time-to-idle, or a weight
-    /// over the bound, nothing is stored (see [`insert_with_ttl`](Self::insert_with_ttl)).
+    /// over the bound, nothing is stored (see [`insert_with_ttl`](Self::insert_with_ttl)),
+    /// nor when over 65,000 keys in its segment share the key's whole hash (see
+    /// [`CacheBuilder::hasher`]).
     /// With an [`Expiry`] policy ([`CacheBuilder::expire_after`]) the entry's deadline is
     /// the earlier of the TTL and the policy's answer, and the insert is a compare-and-swap
     /// of the entry, like [`compute`](Self::compute).
@@ -676,7 +678,8 @@ where
     /// `f` runs under an epoch pin (it borrows the value): keep it short and do not block
     /// in it; it may read the cache but must not write `key` (its own write would make it
     /// run again, for ever). A panic in `f` propagates and changes nothing. A value the
-    /// cache refuses (zero TTL, TTI or policy answer, heavier than the bound) is not
+    /// cache refuses (zero TTL, TTI or policy answer, heavier than the bound, a crowded
+    /// hash: see [`CacheBuilder::hasher`]) is not
     /// stored: the entry `f` saw is removed and the value handed to the listener
     /// ([`Computed::Refused`]). The weigher and the policy run pinned here too.
     ///
@@ -1397,7 +1400,7 @@ where
         let charge = self.limits.charge_guard(weight);
         let keep = |existing: NodePtr<'_, K, V>| !self.expired_at(&existing, now);
         let mut fired = Vec::new();
-        let (out, departed, unused, turned) = {
+        let (out, departed, unused, refused, turned) = {
             let guard = epoch::pin();
             let inserted = segment.table.insert(node, |a, b| a == b, keep, &guard);
             // Settle the weight before any clone (user code) can unwind.
@@ -1406,39 +1409,39 @@ where
             } else {
                 charge.keep();
             }
-            let (out, departed, unused) = match inserted {
+            // Every clone runs before the turn: a panicking one must not drop the
+            // departures the turn takes out.
+            let (out, departed, unused, refused) = match inserted {
                 Insert::New(new) => {
                     self.linked_new(segment, new);
-                    (Some(new.value.clone()), None, None)
+                    (new.value.clone(), None, None, false)
                 }
                 Insert::Replaced { old, new } => {
                     let held = self.linked_over(index, old, new, now);
-                    (Some(new.value.clone()), held, None)
+                    (new.value.clone(), held, None, false)
                 }
                 Insert::Kept { existing, unused } => {
-                    (Some(existing.value.clone()), None, Some(unused))
+                    (existing.value.clone(), None, Some(unused), false)
                 }
-                // No room for the key's hash: refused below, unpinned.
-                Insert::Full { unused } => (None, None, Some(unused)),
+                // No room for the key's hash (see `Insert::Full`): the caller gets its
+                // value, which is refused below, unpinned, as one heavier than the bound.
+                Insert::Full { unused } => (unused.value.clone(), None, Some(unused), true),
                 Insert::Vacant { .. } => unreachable!("vacant keys are taken"),
             };
             let turned = self.turn_pinned(index, now, &guard, &mut fired);
-            (out, departed, unused, turned)
+            (out, departed, unused, refused, turned)
         };
-        let Some(out) = out else {
-            // Refused (see `Insert::Full`): the caller gets its value, the listener hears
-            // of it as evicted, as for a value heavier than the bound.
-            let (key, value) = unused
-                .expect("a refused insert hands its node back")
-                .into_parts();
-            let out = value.clone();
+        let unused = unused.map(NodeBox::into_parts);
+        if refused {
+            let (key, value) = unused.expect("a refused insert hands its node back");
             let cause = RemovalCause::Evicted;
             self.unstored(hash, index, key, value, cause, None, fired, turned);
             return out;
-        };
-        // The losing value is the caller's, dropped here, unpinned.
-        drop(unused);
+        }
         self.after_write(index, departed.into_iter().chain(fired), turned);
+        // The losing value is the caller's, dropped here, unpinned, after the departures
+        // (its `Drop` may call back into the cache).
+        drop(unused);
         out
     }
 

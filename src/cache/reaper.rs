@@ -13,16 +13,19 @@
 //! strong reference (so the entries were freed later, on the reaper thread: 30 drops in
 //! 400 here). So the handles are counted apart from the `Arc` (`Inner::handles`), and the
 //! drop of the last one [`stop`]s the reaper: it sets the stop flag, wakes the thread and
-//! joins it, waiting at most for the round in progress (bounded, as every full turn is,
-//! listener calls included). The thread checks the flag before each upgrade, so once it
-//! is joined nobody but the dropping handle holds the cache, which then drops there.
+//! waits for it to exit, which takes at most the round in progress. The thread checks the
+//! flag before each upgrade, so once it has exited nobody but the dropping handle holds
+//! the cache, which then drops there.
 //!
-//! The one exception is a last handle dropped *on the reaper thread*, inside its round (a
-//! listener that owned it): joining would wait for itself, so the round finishes and the
-//! cache drops at its end, on that thread, before the reaper exits.
+//! The wait is bounded by [`STOP_WAIT`]: a round is bounded work, but it runs the
+//! listener, and a listener may block on something the dropping thread holds (a lock it
+//! took before dropping the cache), which no wait would see the end of. Past the bound
+//! the drop returns, and the round's end frees the cache on the reaper thread. So is a
+//! last handle dropped *on the reaper thread*, inside its round (a listener that owned
+//! it): waiting would wait for itself.
 
 use super::Inner;
-use crate::sync::{self, AtomicBool, JoinHandle, Mutex, Ordering};
+use crate::sync::{self, AtomicBool, Condvar, JoinHandle, Mutex, Ordering};
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -30,13 +33,36 @@ use std::time::Duration;
 /// The shortest interval accepted; shorter ones (zero included) are raised to it.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
+/// The longest the last handle's drop waits for the reaper's round in progress to end
+/// (see the module docs).
+pub(crate) const STOP_WAIT: Duration = Duration::from_secs(1);
+
 /// A running reaper, as its cache sees it.
 #[derive(Debug)]
 pub(crate) struct Reaper {
-    /// Set by the last handle's drop; the thread exits when it sees it.
-    stop: Arc<AtomicBool>,
-    /// Taken (once) by the last handle's drop, to wake and join the thread.
+    shared: Arc<Shared>,
+    /// Taken (once) by the last handle's drop, to wake the thread and wait for it.
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the cache and its reaper thread share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Set by the last handle's drop; the thread exits when it sees it.
+    stop: AtomicBool,
+    /// Set by the thread as it exits (holding no reference to the cache any more).
+    exited: Mutex<bool>,
+    exit: Condvar,
+}
+
+/// Marks the thread exited when dropped: on its way out, also when unwinding.
+struct Exiting(Arc<Shared>);
+
+impl Drop for Exiting {
+    fn drop(&mut self) {
+        *sync::lock(&self.0.exited) = true;
+        self.0.exit.notify_all();
+    }
 }
 
 /// Starts the reaper for `inner`; returns once it is registered for wake-ups.
@@ -48,17 +74,19 @@ where
 {
     let interval = interval.max(MIN_INTERVAL);
     let weak: Weak<Inner<K, V, S>> = Arc::downgrade(inner);
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::clone(&stop);
+    let shared = Arc::new(Shared::default());
+    let exiting = Exiting(Arc::clone(&shared));
     let handle = sync::ThreadBuilder::new()
         .name("wheelcache-reaper".into())
         .spawn(move || {
+            // Dropped last, after every upgraded reference (they live in the loop).
+            let exiting = exiting;
             for round in 0.. {
                 sync::park_timeout(interval, round);
                 // Acquire pairs with the Release store in `stop`; checked before the
                 // upgrade, so a reaper that saw it holds no reference any more (see the
                 // module docs).
-                if stopped.load(Ordering::Acquire) {
+                if exiting.0.stop.load(Ordering::Acquire) {
                     return;
                 }
                 let Some(inner) = weak.upgrade() else { return };
@@ -68,20 +96,20 @@ where
             }
         })?;
     let _ = inner.reaper.set(Reaper {
-        stop,
+        shared,
         thread: Mutex::new(Some(handle)),
     });
     Ok(())
 }
 
 /// Stops `reaper` for the drop of its cache's last handle: sets the flag, wakes the thread
-/// and waits for it to exit (at most one round), unless called on the reaper thread
-/// itself (see the module docs).
+/// and waits for it to exit (at most the round in progress, at most [`STOP_WAIT`]), unless
+/// called on the reaper thread itself (see the module docs).
 pub(crate) fn stop(reaper: &Reaper) {
-    // Release pairs with the thread's Acquire load. The flag publishes nothing (the join
-    // below is what orders the thread's last round before the cache's drop), so Relaxed
-    // would do; a stop flag's usual pair costs nothing once per cache.
-    reaper.stop.store(true, Ordering::Release);
+    // Release pairs with the thread's Acquire load. The flag publishes nothing (the exit
+    // handshake below is what orders the thread's last round before the cache's drop), so
+    // Relaxed would do; a stop flag's usual pair costs nothing once per cache.
+    reaper.shared.stop.store(true, Ordering::Release);
     let Some(handle) = sync::lock(&reaper.thread).take() else {
         return;
     };
@@ -89,6 +117,18 @@ pub(crate) fn stop(reaper: &Reaper) {
         return; // dropped inside our own round: it ends, then the cache drops here
     }
     handle.thread().unpark();
-    // The thread runs no code of ours that panics; a listener's panic is caught.
+    let deadline = std::time::Instant::now() + STOP_WAIT;
+    let mut exited = sync::lock(&reaper.shared.exited);
+    while !*exited {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // (Not under loom, whose waits never time out and whose runs take real time.)
+        if left.is_zero() && !sync::MODEL {
+            return; // a listener blocked: the round's end frees the cache (module docs)
+        }
+        exited = sync::wait_timeout(&reaper.shared.exit, exited, left);
+    }
+    drop(exited);
+    // It has exited (it only drops its last locals now): joining is immediate. The
+    // thread runs no code of ours that panics; a listener's panic is caught.
     let _ = handle.join();
 }

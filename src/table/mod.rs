@@ -225,7 +225,7 @@ impl<K, V> std::fmt::Debug for Table<K, V> {
 impl<K, V> Table<K, V> {
     /// A table sized for about `capacity` entries (at the target load).
     pub(crate) fn new(capacity: usize, tuning: Tuning) -> Self {
-        debug_assert!(tuning.reach <= word::MAX_NAMED, "{tuning:?}");
+        assert!(tuning.reach <= word::MAX_NAMED, "{tuning:?}");
         let per_group = GROUP * usize::from(tuning.target_load_pct);
         let groups = capacity
             .saturating_mul(100)
@@ -556,6 +556,43 @@ mod tests {
         unsafe { crate::reclaim::free_node(raw) };
         assert!(put(2000));
         assert!(!put(2001));
+    }
+
+    /// A small table whose free slots are all claimed by inserts not yet published (so not
+    /// yet counted): the table is full, however low its count, and an insert grows it
+    /// (regression: the count said growth could not help, and the insert was refused).
+    #[test]
+    fn a_full_small_table_grows_whatever_its_count() {
+        let table: Table<u64, u64> = Table::new(0, Tuning::DEFAULT);
+        let guard = crossbeam_epoch::pin();
+        let raw = table.current(&guard);
+        assert_eq!(raw.len(), 1);
+        for k in 0..3 {
+            assert!(insert(&table, k));
+        }
+        // Claims by inserters that have not published yet: pending words in every free slot.
+        let mut claims = Vec::new();
+        for slot in &raw.groups[0].slots {
+            if Word::<u64, u64>(slot.load(Ordering::Relaxed)).is_empty() {
+                let node = node::NodeBox::new(hash(100), 100, 100, crate::clock::NEVER, None);
+                let p = node.into_raw();
+                slot.store(Word::published(p, 0).pending().0, Ordering::Relaxed);
+                claims.push(p);
+            }
+        }
+        assert_eq!((table.len(), claims.len()), (3, GROUP - 3));
+        drop(guard);
+        assert!(
+            insert(&table, 3),
+            "refused in a table with {} entries",
+            table.len()
+        );
+        assert_eq!(table.len(), 4);
+        for p in claims {
+            // SAFETY: never published (the migration skipped the pending claims), so this
+            // test owns them; single-threaded.
+            drop(unsafe { node::NodeBox::from_raw(p) });
+        }
     }
 
     /// Hashes that share their low 32 bits spread once mixed (`mix`): the homes cover

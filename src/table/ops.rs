@@ -226,12 +226,15 @@ impl<K, V> Table<K, V> {
             };
             let current = std::ptr::eq(raw, self.current(guard));
             // No free slot near home: grow if that can help, which it does when the
-            // table is loaded; if it is not, the keys crowding this home share their
-            // hash bits, a bigger table would not part them, and the insert goes further
-            // out instead (within `named`'s reach). A target of a migration in progress
-            // with no room in reach finishes the migration first.
+            // table is loaded, or full: a table no larger than the reach was scanned
+            // whole, so no free slot means none anywhere (`count` misses claims not yet
+            // published, so it can understate the load). Otherwise the keys crowding
+            // this home share their hash bits, a bigger table would not part them, and
+            // the insert goes further out instead (within `named`'s reach). A target of
+            // a migration in progress with no room in reach finishes the migration first.
             let near = free.filter(|at| at.steps < MAX_PROBE);
-            if near.is_none() && current && self.growth_helps(raw) {
+            let full = free.is_none() && raw.capacity() <= self.tuning.reach + 1;
+            if near.is_none() && current && (full || self.growth_helps(raw)) {
                 self.start_migration(raw, true, guard);
                 continue;
             }
@@ -240,8 +243,9 @@ impl<K, V> Table<K, V> {
                     self.finish_migration(guard);
                     continue;
                 }
-                // Nothing in reach and growth cannot help: over 65,000 keys share this
-                // home's hash bits (a hasher that ignores the key). Refused, not a hang.
+                // Nothing in reach of a table larger than the reach, and growth cannot
+                // help: over 65,000 keys share this home's hash bits (a hasher that
+                // ignores the key). Refused, not a hang.
                 return Insert::Full {
                     unused: node.take_back(),
                 };

@@ -240,7 +240,13 @@ impl Ctrl {
     /// A commit: version bumped, `named` set to `offset`, overflow raised by `passes`.
     #[inline]
     pub(crate) fn committed(self, offset: usize, passes: u64) -> Self {
-        debug_assert!(offset <= MAX_NAMED && self.named().is_none());
+        // A real check: an offset past MAX_NAMED would be masked to "nothing named" and
+        // its insert would never be published (`Tuning::reach` keeps offsets in range).
+        assert!(
+            offset <= MAX_NAMED,
+            "probe offset {offset} past what a commit can name"
+        );
+        debug_assert!(self.named().is_none(), "{self:?}");
         let named = ((offset as u64 + 1) << NAMED_SHIFT) & NAMED_MASK;
         Self((self.bumped().0 & !NAMED_MASK) | named).plus_overflow(passes)
     }
