@@ -602,14 +602,19 @@ mod tests {
         let raw: raw::Raw<u64, u64> = raw::Raw::new(64);
         let mut homes = std::collections::HashSet::new();
         let mut tags = std::collections::HashSet::new();
-        for k in 0..4096u64 {
+        let n: u64 = if cfg!(miri) { 512 } else { 4096 };
+        for k in 0..n {
             for h in [k << 32, k, k << 48 | 7] {
                 homes.insert(raw.home(mix(h)));
                 tags.insert(word::tag_of(mix(h)));
             }
         }
         assert_eq!(homes.len(), 64, "every group is a home");
-        assert!(tags.len() > 4000, "{} distinct tags", tags.len());
+        assert!(
+            tags.len() as u64 > n * 9 / 10,
+            "{} distinct tags",
+            tags.len()
+        );
     }
 
     #[test]
