@@ -632,8 +632,9 @@ impl<K, V> Segment<K, V> {
             // so a generation's counts are complete when it is flipped.
             self.owed[usize::from(fired.generation)].fetch_add(1, Ordering::Relaxed);
             // SAFETY: the slot's CAS made us the remover, and RELEASED is not set yet.
-            let held = unsafe { Held::new(node, cause, fired.index) };
-            fired.out.push(held.owed_in(fired.generation));
+            let mut held = unsafe { Held::new(node, cause, fired.index) };
+            held.owed = Some(fired.generation);
+            fired.out.push(held);
         }
         let released = if fired.hold { 0 } else { RELEASED };
         // A read's re-file request may be pending on the ring (a timed node, QUEUED: see

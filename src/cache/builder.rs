@@ -359,10 +359,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// thread holds no strong reference between rounds, and the drop of the cache's last
     /// handle stops it: that drop waits for a round in progress to end (a bounded round,
     /// but one that runs the listener for what it expires), then frees the cache itself,
-    /// so every entry is freed before `drop` returns. It waits at most 1 s: a listener
-    /// still running then (blocked, say, on a lock the dropping thread holds) lets the
-    /// drop return, and the round's end frees the cache on the reaper thread. So does a
-    /// last handle dropped by the listener itself, on the reaper thread.
+    /// so every entry is freed before `drop` returns. It waits at most 1 s: past that (a
+    /// listener blocked on a lock the dropping thread holds), or for a last handle dropped
+    /// by the listener itself, the round's end frees the cache on the reaper thread.
     ///
     /// ```
     /// use std::sync::mpsc;
@@ -442,11 +441,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// The number of segments, rounded up to a power of two and clamped to
     /// `1..=`[`MAX_SEGMENTS`] (zero means one). Default: four per available core.
     ///
-    /// Each segment costs about 6.3 KiB of memory even when empty, allocated when the
-    /// cache is built: its timing wheel's slot heads (10 levels of 64, 5 KiB), its
-    /// smallest table (640 bytes) and its hand-off and counters (`cargo test --release
-    /// --test memory -- --nocapture` prints the figure). The default costs about 25 KiB a
-    /// core; [`MAX_SEGMENTS`] about 400 MiB. More segments than writing threads buy little.
+    /// Each segment costs about 6.3 KiB even when empty, allocated at `build`: its wheel's
+    /// slot heads (5 KiB), its smallest table and its hand-off (`tests/memory.rs` prints
+    /// it). The default costs ~25 KiB a core; [`MAX_SEGMENTS`] ~400 MiB.
     ///
     /// ```
     /// use wheelcache::Cache;
@@ -492,9 +489,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The hasher (default: `ahash::RandomState`, seeded randomly per cache). It picks
-    /// both the segment and the table slot of a key, so it should resist collisions for
-    /// keys an adversary can choose.
+    /// The hasher (default: `ahash::RandomState`, seeded randomly per cache). It picks a
+    /// key's segment and slot, so it should resist keys an adversary can choose.
     ///
     /// The cache mixes the hash before using it (one multiply), so hashers that leave
     /// most bits alike work as well as good ones: an identity hasher on integer keys

@@ -553,17 +553,13 @@ impl<K, V> Deref for NodePtr<'_, K, V> {
     }
 }
 
-/// A departed node whose remover still holds it (`RELEASED` not yet set), with why it left
-/// and the segment it belongs to. It keeps the node alive without an epoch pin: the node
-/// cannot be retired, hence not freed, until [`Held::into_raw`] is handed to `settle` with
-/// `RELEASED`. Used to call the listener unpinned.
+/// A departed node its remover still holds (`RELEASED` unset): alive without a pin until
+/// [`Held::into_raw`] goes to `settle` with `RELEASED`. Used to call the listener unpinned.
 #[derive(Debug)]
 pub(crate) struct Held<K, V> {
     raw: NonNull<Node<K, V>>,
     pub(crate) cause: RemovalCause,
-    /// The generation of its segment's owed departures it counts in, if a maintenance turn
-    /// took it out (see `Segment::owed`).
-    pub(crate) owed: Option<u8>,
+    pub(crate) owed: Option<u8>, // its generation in `Segment::owed`, if a turn took it out
     pub(crate) segment: usize,
 }
 
@@ -583,14 +579,6 @@ impl<K, V> Held<K, V> {
             cause,
             owed: None,
             segment,
-        }
-    }
-
-    /// This hold, counted in its segment's owed departures of `generation`.
-    pub(crate) fn owed_in(self, generation: u8) -> Self {
-        Self {
-            owed: Some(generation),
-            ..self
         }
     }
 
