@@ -259,7 +259,7 @@ impl Clock for ManualClock {
 pub const MIN_TICK: Duration = Duration::from_micros(1);
 
 /// Deadlines take the low 55 bits of an entry's `meta` word; the top 9 hold flags
-/// (see `table::node`).
+/// (see `entry::node`).
 pub(crate) const DEADLINE_BITS: u32 = 55;
 
 /// The deadline of an entry that never expires; every deadline saturates to it.

@@ -4,20 +4,18 @@
 //!
 //! | layer | module | what it holds |
 //! |-------|--------|---------------|
-//! | public API | `cache` | [`Cache`], [`CacheBuilder`], [`Pinned`], coalesced loads, iteration, `compute`, `Policy`, the reaper |
-//! | policy | `evict`, `policy`, `stats` | the capacity bound (S3-FIFO) and idle limits; [`RemovalCause`], the listener, [`CacheStats`] |
-//! | segment | `segment` | one table + one wheel + the lock-free hand-off between them |
-//! | table | `table` | lock-free open addressing per segment: cache-line groups, overflow counts, incremental migration |
-//! | wheel | `wheel` | a hierarchical timing wheel per segment (Varghese & Lauck) |
-//! | clock | `clock` | [`Clock`], [`MonotonicClock`], [`ManualClock`], ticks |
-//! | memory | `reclaim` | retired batches, their grace periods, bounded frees |
-//! | shim | `sync` | atomics, cells, locks, thread-locals: `std`, or loom under `--cfg wheelcache_loom` |
+//! | public API and engine | `cache` | [`Cache`] and its docs (`api_keyed`, `api_whole`), [`CacheBuilder`], [`Pinned`], iteration, `compute`, [`Policy`]; the engine by what it does (`read`, `write`, `load`, `maintain`), the listener (`listener`), the reaper |
+//! | segment | `segment` | one table + one wheel + the eviction queues: the writers' side of the hand-off (`handoff`) and the lock holder's (`maintain`) |
+//! | structures | `table`, `wheel`, `evict` | lock-free open addressing (`lookup`, `insert`, `remove`, `migrate`); a hierarchical timing wheel (Varghese & Lauck); the capacity bound (S3-FIFO) and idle limits |
+//! | entry | `entry` | the node every layer stores (`node`), why it left and the remover's hold (`departure`, [`RemovalCause`]), its reclamation (`reclaim`) |
+//! | base | `clock`, `stats`, `sync` | [`Clock`], [`MonotonicClock`], [`ManualClock`], ticks; [`CacheStats`]; the shim: atomics, cells, locks, thread-locals (`std`, or loom under `--cfg wheelcache_loom`) |
+//!
+//! Imports run down the table: a module imports only from the rows below its own.
 
 mod cache;
 mod clock;
+mod entry;
 mod evict;
-mod policy;
-mod reclaim;
 mod segment;
 mod stats;
 mod sync;
@@ -28,7 +26,7 @@ pub use cache::{
     Cache, CacheBuilder, Computed, Expiry, IntoClones, Iter, Op, Pinned, Policy, MAX_RECLAIM_WAIT,
 };
 pub use clock::{Clock, ManualClock, MonotonicClock, MIN_TICK};
-pub use policy::RemovalCause;
+pub use entry::RemovalCause;
 pub use stats::CacheStats;
 
 /// The most segments a cache may have (see [`CacheBuilder::segments`]), and the largest

@@ -1,9 +1,10 @@
 //! Configuring a cache.
 
+use super::listener::{Listener, Notifier};
 use super::{reaper, Cache, Expiry, Inner, Weigher};
 use crate::clock::{Clock, MonotonicClock, Ticker};
+use crate::entry::RemovalCause;
 use crate::evict::Limits;
-use crate::policy::{Listener, Notifier, RemovalCause};
 use crate::segment::Segment;
 use crate::stats::Stats;
 use crate::sync::AtomicUsize;
@@ -68,8 +69,7 @@ impl<K, V> CacheBuilder<K, V, ahash::RandomState> {
     /// ```
     /// use wheelcache::{Cache, CacheBuilder};
     ///
-    /// let cache: Cache<u32, u32> = CacheBuilder::new().build();
-    /// let policy = cache.policy();
+    /// let policy = CacheBuilder::<u32, u32>::new().build().policy();
     /// assert_eq!(policy.max_capacity(), None);
     /// assert_eq!(policy.time_to_live(), None);
     /// assert_eq!(policy.time_to_idle(), None);

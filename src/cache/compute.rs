@@ -13,8 +13,8 @@
 //! run more than once, and it runs pinned: it must be short and must not block.
 
 use super::{Deadline, Inner};
-use crate::policy::RemovalCause;
-use crate::table::node::NodePtr;
+use crate::entry::node::NodePtr;
+use crate::entry::RemovalCause;
 use crate::table::Insert;
 use crossbeam_epoch as epoch;
 use std::hash::{BuildHasher, Hash};

@@ -10,7 +10,7 @@
 //! TTL itself and does not ask the policy, on writes or reads.
 //!
 //! ## Deadlines that reads move
-//! Each entry of a cache with a policy carries a *timer* (`table::node::Timer`): the
+//! Each entry of a cache with a policy carries a *timer* (`entry::node::Timer`): the
 //! policy's deadline, always at or before the TTL deadline the node holds immutably, and
 //! the write's time (the `last_modified_at` reads are told). Readers swap a new deadline
 //! into it. Expiry checks read the timer, so a read's answer takes effect at once; the
@@ -51,8 +51,8 @@
 
 use super::Inner;
 use crate::clock::{Reading, NEVER};
+use crate::entry::node::NodePtr;
 use crate::sync::{self, AtomicUsize, Ordering};
-use crate::table::node::NodePtr;
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};

@@ -14,8 +14,9 @@
 //!   and removes the refused ones by pointer (`Table::remove_node`), as their remover.
 
 use super::{Cache, Inner};
-use crate::policy::RemovalCause;
-use crate::table::node::{Held, NodePtr};
+use crate::entry::departure::Held;
+use crate::entry::node::NodePtr;
+use crate::entry::RemovalCause;
 use crossbeam_epoch::{self as epoch, Guard};
 use std::fmt;
 use std::hash::{BuildHasher, Hash};

@@ -1,6 +1,7 @@
 //! Borrowed reads under one epoch pin.
 
-use super::{read_turn_owed, Cache, Iter};
+use super::maintain::read_turn_owed;
+use super::{Cache, Iter};
 use crossbeam_epoch::Guard;
 use std::borrow::Borrow;
 use std::cell::Cell;

@@ -2,7 +2,7 @@
 //! ([`QueueLinks`]): push at the back, pop at the front, unlink anywhere in O(1). Only the
 //! segment's maintenance-lock holder touches a queue or any node's queue links.
 
-use crate::table::node::{ext_of, Ext, Node, QueueLinks};
+use crate::entry::node::{ext_of, Ext, Node, QueueLinks};
 use std::ptr;
 
 /// In no queue.

@@ -9,7 +9,7 @@
 //!   hash is a *ghost* (evicted from small recently, see `ghost`) and TinyLFU admits it
 //!   (below), in which case it joins the *main* queue;
 //! - every entry has a 2-bit saturating access counter in its `meta` word
-//!   (`table::node::Node::touch`): a hit loads it and, only while it is below 3, raises it
+//!   (`entry::node::Node::touch`): a hit loads it and, only while it is below 3, raises it
 //!   with one CAS. So **a hit on a hot entry writes nothing**, unlike an LRU list or
 //!   moka's read buffers (its reads push to a shared channel);
 //! - to evict, the hand takes the small queue's oldest entry while small holds more than
@@ -48,7 +48,7 @@
 //! flight, about one maintenance batch per concurrent writer.
 //!
 //! ## Cost per entry
-//! An entry of a bounded or idle-expiring cache carries an extension (`table::node::Ext`,
+//! An entry of a bounded or idle-expiring cache carries an extension (`entry::node::Ext`,
 //! 32 bytes: the idle tick, its weight, its queue and its links there), 2 to 4 bytes of
 //! ghost and 2 to 4 bytes of sketch: with the node (32) and its share of the table
 //! (about 14), 81 bytes per entry beyond `K` and `V` in `tests/memory.rs`.
@@ -61,8 +61,8 @@ pub(crate) mod deque;
 mod ghost;
 mod sketch;
 
+use crate::entry::node::Node;
 use crate::sync::{AtomicU64, Ordering};
-use crate::table::node::Node;
 use crossbeam_utils::CachePadded;
 use deque::{Deque, MAIN, SMALL};
 use ghost::Ghost;

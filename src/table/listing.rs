@@ -18,9 +18,9 @@
 //! writers do; without that rule, writers growing and shrinking a small table faster than
 //! the scan reads it kept it going round for ever.
 
-use super::node::{Node, NodePtr};
 use super::raw::GROUP;
 use super::Table;
+use crate::entry::node::{Node, NodePtr};
 use crate::sync::Ordering;
 use crossbeam_epoch::Guard;
 use std::collections::HashSet;

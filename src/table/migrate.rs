@@ -1,10 +1,10 @@
 //! Growing, shrinking and rehashing a table: an incremental copy into a new allocation,
 //! one group at a time. The protocol and its hard cases are in the `table` module's essay.
 
-use super::node::Node;
 use super::raw::{sealed, step, Raw, GROUP};
 use super::word::{tag_of, Ctrl, Word, MAX_OVERFLOW};
 use super::Table;
+use crate::entry::node::Node;
 use crate::sync::{self, Ordering};
 use crossbeam_epoch::Guard;
 use std::ptr;
@@ -223,7 +223,7 @@ impl<K, V> Table<K, V> {
         }
         // Empty the copied slots before marking the group moved: once a writer sees MOVED
         // it may remove a node from the next table, and no old slot may then still point at
-        // it (see `table::node`, UNLINKED).
+        // it (see `entry::node`, UNLINKED).
         for (slot, skipped) in group.slots.iter().zip(skipped) {
             if !skipped {
                 // Release: the copies into `next` happen-before a reader that sees the
@@ -394,7 +394,7 @@ fn mark<K, V>(raw: &Raw<K, V>, g: usize) {
     let group = &raw.groups[g];
     let mut c = group.ctrl();
     while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: as in `ops::add_overflow`.
+        // AcqRel: as in `raw::add_overflow`.
         match group.ctrl.compare_exchange(
             c.0,
             c.plus_overflow(1).0,
@@ -412,7 +412,7 @@ fn unmark<K, V>(raw: &Raw<K, V>, g: usize) {
     let group = &raw.groups[g];
     let mut c = group.ctrl();
     while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: as in `ops::add_overflow`.
+        // AcqRel: as in `raw::add_overflow`.
         match group.ctrl.compare_exchange(
             c.0,
             c.minus_overflow().0,

@@ -121,17 +121,19 @@
 
 mod listing;
 mod migrate;
-pub(crate) mod node;
-mod ops;
+
+mod insert;
+mod lookup;
 mod raw;
+mod remove;
 mod word;
 
-pub(crate) use ops::Insert;
+pub(crate) use insert::Insert;
 
-use crate::reclaim::Reclaim;
+use crate::entry::node::{NodePtr, HOLDS};
+use crate::entry::reclaim::Reclaim;
 use crate::sync::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
-use node::{NodePtr, HOLDS};
 use raw::{Raw, GROUP};
 use std::sync::Arc;
 use word::Word;
@@ -305,7 +307,7 @@ impl<K, V> Drop for Table<K, V> {
                     if let Some(node) = w.node() {
                         // SAFETY: a published node is owned by the table (it is retired
                         // only after leaving its slot), from `Box::into_raw`, freed once.
-                        unsafe { crate::reclaim::free_node(node) };
+                        unsafe { crate::entry::reclaim::free_node(node) };
                     }
                 }
             }

@@ -1,8 +1,8 @@
 //! One allocation of a segment's table: an array of cache-line groups, and the state of the
 //! migration (if any) that is copying it into its successor.
 
-use super::node::Node;
-use super::word::{Ctrl, Word, MAX_NAMED};
+use super::word::{Ctrl, Word, MAX_NAMED, MAX_OVERFLOW};
+use crate::entry::node::Node;
 use crate::sync::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::ptr;
 
@@ -104,6 +104,63 @@ impl<K, V> Raw<K, V> {
 #[inline]
 pub(crate) fn step(home: usize, steps: usize, len: usize) -> usize {
     (home + steps) % len
+}
+
+/// Raises group `g`'s overflow count by `n` (saturating: see `word`).
+pub(super) fn add_overflow<K, V>(raw: &Raw<K, V>, g: usize, n: u64) {
+    let group = &raw.groups[g];
+    let mut c = group.ctrl();
+    while c.overflow() < MAX_OVERFLOW {
+        // AcqRel: Release orders the mark before the insert's later publication (readers
+        // must see the mark before the entry); Acquire reads the current word on retry.
+        match group.ctrl.compare_exchange(
+            c.0,
+            c.plus_overflow(n).0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return,
+            Err(now) => c = Ctrl(now),
+        }
+    }
+}
+
+/// Lowers group `g`'s overflow count by one (a saturated count stays saturated: it no
+/// longer counts exactly, so it must never reach zero).
+pub(super) fn sub_overflow<K, V>(raw: &Raw<K, V>, g: usize) {
+    let group = &raw.groups[g];
+    let mut c = group.ctrl();
+    while c.overflow() < MAX_OVERFLOW {
+        // AcqRel: as in `add_overflow`.
+        match group.ctrl.compare_exchange(
+            c.0,
+            c.minus_overflow().0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return,
+            Err(now) => c = Ctrl(now),
+        }
+    }
+}
+
+/// Clears the home group's `named` if it still names `offset` at `version` (the clear
+/// bumps the version, so a later commit naming the same offset is never cleared by a slow
+/// helper of this one).
+pub(super) fn clear_named<K, V>(raw: &Raw<K, V>, home: usize, offset: usize, version: u64) {
+    let hg = &raw.groups[home];
+    let mut c = hg.ctrl();
+    while c.named() == Some(offset) && c.version() == version {
+        // AcqRel: Release orders the publication before the clear, for committers that
+        // then scan; Acquire reads the current word on retry.
+        match hg
+            .ctrl
+            .compare_exchange(c.0, c.unnamed().0, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return,
+            Err(now) => c = Ctrl(now),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The table's unit tests: growth and shrinking, migrations under way, churn, and
 //! hashes that crowd one home (see the module essay).
 
-use super::node;
 use super::*;
+use crate::entry::node;
 
 fn hash(k: u64) -> u64 {
     k.wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -70,7 +70,7 @@ fn grows_and_shrinks_through_migrations() {
         let raw = node.as_ptr();
         drop(guard);
         // SAFETY: removed above, never published elsewhere, and no other thread exists.
-        unsafe { crate::reclaim::free_node(raw) };
+        unsafe { crate::entry::reclaim::free_node(raw) };
     }
     assert_eq!(table.len(), 0);
     for _ in 0..1000 {
@@ -148,7 +148,7 @@ fn inserts_during_a_shrink_never_overfill_its_target() {
             .as_ptr();
         drop(guard);
         // SAFETY: removed above; single-threaded test.
-        unsafe { crate::reclaim::free_node(raw) };
+        unsafe { crate::entry::reclaim::free_node(raw) };
     };
     for k in 0..n {
         insert(&table, k);
@@ -239,7 +239,7 @@ fn one_hash_for_every_key_fills_its_reach_then_refuses() {
         .as_ptr();
     drop(guard);
     // SAFETY: removed above; single-threaded test.
-    unsafe { crate::reclaim::free_node(raw) };
+    unsafe { crate::entry::reclaim::free_node(raw) };
     assert!(put(2000));
     assert!(!put(2001));
 }
@@ -317,7 +317,7 @@ fn churn_at_a_constant_size_needs_no_migration() {
         let raw = old.expect("present").as_ptr();
         drop(guard);
         // SAFETY: removed above; single-threaded test.
-        unsafe { crate::reclaim::free_node(raw) };
+        unsafe { crate::entry::reclaim::free_node(raw) };
     }
     assert!(!table.migrating());
     assert_eq!(shape(&table).1, groups, "no migration under churn");

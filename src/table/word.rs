@@ -1,5 +1,5 @@
 //! The two words a table is made of: a *slot* (a tagged node pointer) and a group's
-//! *control word*. Encoding only; the protocol that uses them is in `ops` and `migrate`.
+//! *control word*. Encoding only; the protocol that uses them is in `lookup`, `insert`, `remove` and `migrate`.
 //!
 //! ## Slot
 //! A slot is an `AtomicPtr<Node>` whose value is one of:
@@ -38,12 +38,12 @@
 //!
 //! `named` is 16 bits wide so that an insert can reach 65,535 slots from its home: far
 //! more than a good hash ever needs (the table grows long before), but what lets a
-//! hasher that gives many keys one hash still place them (see `ops`). The version keeps
+//! hasher that gives many keys one hash still place them (see `insert`). The version keeps
 //! 30 bits: a committer compares it with the value it read before its scan, so a stale
 //! scan would go unnoticed only if exactly 2^30 version bumps (2^29 inserts of keys homed
 //! in this one group) happened between its read and its commit CAS.
 
-use super::node::Node;
+use crate::entry::node::Node;
 use std::ptr;
 
 const PENDING: usize = 0b001;

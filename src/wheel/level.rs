@@ -1,7 +1,7 @@
 //! One level of the wheel: 64 slot lists and a bitmap of the non-empty ones.
 
+use crate::entry::node::{Node, WheelLinks};
 use crate::sync::UnsafeCell;
-use crate::table::node::{Node, WheelLinks};
 use std::ptr;
 
 /// Slots per level (one `u64` occupancy word).

@@ -48,7 +48,7 @@
 
 mod level;
 
-use crate::table::node::Node;
+use crate::entry::node::Node;
 use level::{splice_out, Level, List, SLOTS};
 
 /// Levels of 64 slots: enough that `64^LEVELS` exceeds every deadline (see the module docs).

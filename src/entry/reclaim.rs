@@ -1,7 +1,7 @@
 //! Freeing departed entries: per-segment batches, one epoch grace period, bounded frees.
 //!
 //! ## The problem
-//! A retired node (unreachable, its three holds released: see `table::node`) may still be
+//! A retired node (unreachable, its three holds released: see `entry::node`) may still be
 //! read by a thread that found it before it became unreachable and is still pinned.
 //! Epoch-based reclamation frees it once every thread pinned at that time has unpinned
 //! (Fraser, "Practical lock-freedom", PhD thesis, University of Cambridge, 2004; compared
@@ -51,8 +51,8 @@
 //! Dropping the cache needs no epoch at all: the last handle is gone, so no thread can
 //! reach any node, and [`Drop`] frees everything at once, never waiting for another thread.
 
+use crate::entry::node::Node;
 use crate::sync::{self, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
-use crate::table::node::Node;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -147,7 +147,7 @@ impl<K, V> Reclaim<K, V> {
     /// 1. `node` was allocated by `Box::new` (through `Box::into_raw`, whose pointer this is).
     /// 2. It is unreachable from the list, the wheel, the hand-off stack and every `Held`,
     ///    except by threads pinned since before it became unreachable.
-    /// 3. It is retired exactly once (the three-hold handshake in `table::node` picks one
+    /// 3. It is retired exactly once (the three-hold handshake in `entry::node` picks one
     ///    caller).
     pub(crate) unsafe fn retire(&self, node: *mut Node<K, V>) {
         let mut head = self.limbo.load(Ordering::Relaxed);
@@ -400,7 +400,7 @@ fn raise_grace(grace: &AtomicU64, to: u64) {
 pub(crate) unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
     // SAFETY: obligations 1 (allocated by `NodeBox::new`) and 2 (freed once), passed on.
     let _ = catch_unwind(AssertUnwindSafe(move || unsafe {
-        crate::table::node::free(node)
+        crate::entry::node::free(node)
     }));
 }
 

@@ -1,11 +1,13 @@
-//! Reading and writing a table: lookup, insert (new or replacing), remove by key, remove
-//! by node, and `clear`. The protocol is explained in the `table` module's essay.
+//! Inserting: a new key, or replacing a key's node, claimed and committed on its home
+//! group. The protocol is explained in the `table` module's essay.
 
-use super::node::{Node, NodeBox, NodePtr};
+use super::lookup::{At, Scan};
+use super::raw::{add_overflow, clear_named, sub_overflow};
 use super::raw::{step, Raw, GROUP, MAX_PROBE};
-use super::word::{tag_of, Ctrl, Word, MAX_OVERFLOW};
+use super::word::{tag_of, Ctrl, Word};
 use super::Table;
-use crate::sync::{self, Ordering};
+use crate::entry::node::{Node, NodeBox, NodePtr};
+use crate::sync::Ordering;
 use crossbeam_epoch::Guard;
 
 /// What [`Table::insert`] did.
@@ -66,87 +68,7 @@ impl<K, V> Drop for Unpublished<K, V> {
     }
 }
 
-/// Where a probe found a key, or a free slot.
-#[derive(Clone, Copy)]
-struct At {
-    /// Groups from the home group.
-    steps: usize,
-    group: usize,
-    slot: usize,
-}
-
-impl At {
-    fn offset(self) -> usize {
-        self.steps * GROUP + self.slot
-    }
-}
-
-/// What a scan of the probe sequence saw.
-enum Scan<K, V> {
-    /// The key's published node.
-    Found(At, Word<K, V>),
-    /// The key is absent; the first free slot, if one was within reach of a new insert
-    /// (`Tuning::reach` slots from home).
-    Absent(Option<At>),
-    /// A migration has reached the probe sequence: start again through `writable`.
-    Migrating,
-}
-
 impl<K, V> Table<K, V> {
-    /// The published node whose key `matches`, under `guard`. Readers write nothing and
-    /// never help a migration. In a table being migrated they probe the old table as usual,
-    /// skipping copied groups and slots (a copied home group does not mean its keys are
-    /// copied: some may live, not yet copied, in later groups), and look in the next table
-    /// only if the key was not found and the probe met something copied.
-    pub(crate) fn lookup<'g>(
-        &self,
-        hash: u64,
-        mut matches: impl FnMut(&Node<K, V>) -> bool,
-        guard: &'g Guard,
-    ) -> Option<NodePtr<'g, K, V>> {
-        let tag = tag_of(hash);
-        let mut raw = self.current(guard);
-        loop {
-            let home = raw.home(hash);
-            let mut copied = false;
-            for steps in 0..raw.len() {
-                let group = &raw.groups[step(home, steps, raw.len())];
-                let ctrl = group.ctrl();
-                if ctrl.is_moved() {
-                    copied = true;
-                } else {
-                    for i in 0..GROUP {
-                        let word = group.slot(i);
-                        if word.is_moved() {
-                            copied = true;
-                            continue;
-                        }
-                        if !word.may_hold(tag) {
-                            continue;
-                        }
-                        // SAFETY: a published (or frozen published) slot points at a live
-                        // node; nodes are freed only a grace period after leaving every
-                        // slot, and `guard` was taken before this load.
-                        let node = unsafe {
-                            NodePtr::from_raw(word.node().expect("a published word has a node"))
-                        };
-                        if node.hash == hash && matches(&node) {
-                            return Some(node);
-                        }
-                    }
-                }
-                // A copied group keeps its overflow count as frozen: still the probe's end.
-                if ctrl.overflow() == 0 {
-                    break;
-                }
-            }
-            if !copied {
-                return None;
-            }
-            raw = self.next_of(raw, guard);
-        }
-    }
-
     /// Publishes `node`, replacing an existing entry with an equal key unless `keep`
     /// accepts it. `eq` compares a stored key with `node.key` (user code: may panic, in
     /// which case nothing was changed and `node` is dropped by the unwinding).
@@ -277,70 +199,13 @@ impl<K, V> Table<K, V> {
             return Insert::New(published);
         }
     }
-
-    /// Scans `hash`'s probe sequence for a published node that `matches`, and for the
-    /// first free slot a new insert may claim (within `Tuning::reach` slots of home, at
-    /// most what a commit can name).
-    fn scan(
-        &self,
-        raw: &Raw<K, V>,
-        hash: u64,
-        mut matches: impl FnMut(&Node<K, V>) -> bool,
-    ) -> Scan<K, V> {
-        let tag = tag_of(hash);
-        let home = raw.home(hash);
-        let mut free = None;
-        let mut searching = true;
-        for steps in 0..raw.len() {
-            if !searching && (free.is_some() || steps * GROUP > self.tuning.reach) {
-                break;
-            }
-            let g = step(home, steps, raw.len());
-            let group = &raw.groups[g];
-            let ctrl = group.ctrl();
-            if ctrl.is_frozen() {
-                return Scan::Migrating;
-            }
-            for i in 0..GROUP {
-                let w = group.slot(i);
-                if w.is_frozen() || w.is_moved() {
-                    return Scan::Migrating;
-                }
-                if searching && w.may_hold(tag) {
-                    // SAFETY: a published slot points at a live node (see `lookup`).
-                    let n = unsafe { &*w.node().expect("published") };
-                    if n.hash == hash && matches(n) {
-                        return Scan::Found(
-                            At {
-                                steps,
-                                group: g,
-                                slot: i,
-                            },
-                            w,
-                        );
-                    }
-                } else if w.is_empty() && free.is_none() && steps * GROUP + i <= self.tuning.reach {
-                    free = Some(At {
-                        steps,
-                        group: g,
-                        slot: i,
-                    });
-                }
-            }
-            if ctrl.overflow() == 0 {
-                // No key whose probe reaches here lives further on: ours is absent.
-                searching = false;
-            }
-        }
-        Scan::Absent(free)
-    }
 }
 
 impl<K, V> Table<K, V> {
     /// Claims the free slot `at` for `word` and commits the insert on the home group:
     /// `Some(version)` of the commit when committed (the home's `named` now names `at`).
     /// On failure nothing is left behind. No user code runs here.
-    fn claim_and_commit(
+    pub(super) fn claim_and_commit(
         &self,
         raw: &Raw<K, V>,
         home: usize,
@@ -405,7 +270,7 @@ impl<K, V> Table<K, V> {
     /// Publishes the committed claim at `at` and clears the home group's `named`, if it
     /// still names this commit (`version`). False when a migration froze the claim before
     /// anyone published it (then it was never visible).
-    fn publish(
+    pub(super) fn publish(
         &self,
         raw: &Raw<K, V>,
         home: usize,
@@ -434,7 +299,7 @@ impl<K, V> Table<K, V> {
 
     /// Publishes the insert the home group's `named` names (a committer that has not got
     /// round to it), so that our own scan sees it, and clears `named`.
-    fn help_publish(&self, raw: &Raw<K, V>, home: usize, c: Ctrl, offset: usize) {
+    pub(super) fn help_publish(&self, raw: &Raw<K, V>, home: usize, c: Ctrl, offset: usize) {
         let (steps, i) = (offset / GROUP, offset % GROUP);
         let g = step(home, steps, raw.len());
         let slot = &raw.groups[g].slots[i];
@@ -452,205 +317,5 @@ impl<K, V> Table<K, V> {
                 slot.compare_exchange(w.0, w.unpending().0, Ordering::AcqRel, Ordering::Relaxed);
         }
         clear_named(raw, home, offset, c.version());
-    }
-
-    /// Removes the published node whose key `matches`; the caller becomes its remover.
-    /// `matches` is user code (`Eq`): a panic leaves the table unchanged.
-    pub(crate) fn remove<'g>(
-        &self,
-        hash: u64,
-        mut matches: impl FnMut(&Node<K, V>) -> bool,
-        guard: &'g Guard,
-    ) -> Option<NodePtr<'g, K, V>> {
-        loop {
-            let raw = self.writable(hash, guard);
-            match self.scan(raw, hash, &mut matches) {
-                Scan::Migrating => continue,
-                Scan::Absent(_) => return None,
-                Scan::Found(at, w) => {
-                    if let Some(node) = self.take(raw, hash, at, w) {
-                        return Some(node);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Removes `node` itself (the wheel expiring it, `clear`), found by pointer from its
-    /// stored hash: no user code. True when this call removed it, making the caller its
-    /// remover; false when it is no longer in the table.
-    pub(crate) fn remove_node(&self, node: &Node<K, V>, guard: &Guard) -> bool {
-        let hash = node.hash;
-        let target: *const Node<K, V> = node;
-        'retry: loop {
-            let raw = self.writable(hash, guard);
-            let home = raw.home(hash);
-            for steps in 0..raw.len() {
-                let g = step(home, steps, raw.len());
-                let group = &raw.groups[g];
-                let ctrl = group.ctrl();
-                if ctrl.is_frozen() {
-                    continue 'retry;
-                }
-                for i in 0..GROUP {
-                    let w = group.slot(i);
-                    if w.is_frozen() || w.is_moved() {
-                        continue 'retry;
-                    }
-                    if w.is_pending() || w.node().map(|n| n.cast_const()) != Some(target) {
-                        continue;
-                    }
-                    if self
-                        .take(
-                            raw,
-                            hash,
-                            At {
-                                steps,
-                                group: g,
-                                slot: i,
-                            },
-                            w,
-                        )
-                        .is_some()
-                    {
-                        return true;
-                    }
-                    continue 'retry;
-                }
-                if ctrl.overflow() == 0 {
-                    return false;
-                }
-            }
-            return false;
-        }
-    }
-
-    /// Takes the published `w` out of its slot (CAS to empty), then takes its overflow
-    /// marks back; `Some` when this call did (it is the node's remover).
-    fn take<'g>(
-        &self,
-        raw: &Raw<K, V>,
-        hash: u64,
-        at: At,
-        w: Word<K, V>,
-    ) -> Option<NodePtr<'g, K, V>> {
-        let slot = &raw.groups[at.group].slots[at.slot];
-        // AcqRel: Acquire makes the node's fields (and its replacers' writes) visible to
-        // the remover; Release orders our earlier reads before the slot's reuse.
-        slot.compare_exchange(
-            w.0,
-            Word::<K, V>::EMPTY.0,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        )
-        .ok()?;
-        let home = raw.home(hash);
-        for m in 0..at.steps {
-            sub_overflow(raw, step(home, m, raw.len()));
-        }
-        // Relaxed: as in `insert`.
-        self.count.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: the node was published in the slot we just emptied, under the caller's
-        // guard, so it is alive until retired, which waits out that guard.
-        Some(unsafe { NodePtr::from_raw(w.node().expect("published")) })
-    }
-
-    /// Removes every published entry (for `clear`): first helps any migration to its end,
-    /// so that no entry is missed while being copied. Returns the entries this call
-    /// removed; the caller is their remover. Entries inserted meanwhile may survive.
-    pub(crate) fn remove_all<'g>(&self, guard: &'g Guard) -> Vec<NodePtr<'g, K, V>> {
-        let mut removed = Vec::new();
-        loop {
-            let raw = self.finish_migration(guard);
-            for g in 0..raw.len() {
-                for i in 0..GROUP {
-                    let w = raw.groups[g].slot(i);
-                    if w.is_pending() || w.is_frozen() {
-                        continue;
-                    }
-                    let Some(node) = w.node() else { continue };
-                    // SAFETY: published in this table, read under `guard`.
-                    let hash = unsafe { (*node).hash };
-                    let home = raw.home(hash);
-                    let steps = (g + raw.len() - home) % raw.len();
-                    if let Some(node) = self.take(
-                        raw,
-                        hash,
-                        At {
-                            steps,
-                            group: g,
-                            slot: i,
-                        },
-                        w,
-                    ) {
-                        removed.push(node);
-                    }
-                }
-            }
-            // A migration that began meanwhile may hold entries we skipped (frozen).
-            if self.current(guard).next.load(Ordering::Acquire).is_null()
-                && std::ptr::eq(self.current(guard), raw)
-            {
-                return removed;
-            }
-            sync::yield_now();
-        }
-    }
-}
-
-/// Raises group `g`'s overflow count by `n` (saturating: see `word`).
-fn add_overflow<K, V>(raw: &Raw<K, V>, g: usize, n: u64) {
-    let group = &raw.groups[g];
-    let mut c = group.ctrl();
-    while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: Release orders the mark before the insert's later publication (readers
-        // must see the mark before the entry); Acquire reads the current word on retry.
-        match group.ctrl.compare_exchange(
-            c.0,
-            c.plus_overflow(n).0,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return,
-            Err(now) => c = Ctrl(now),
-        }
-    }
-}
-
-/// Lowers group `g`'s overflow count by one (a saturated count stays saturated: it no
-/// longer counts exactly, so it must never reach zero).
-fn sub_overflow<K, V>(raw: &Raw<K, V>, g: usize) {
-    let group = &raw.groups[g];
-    let mut c = group.ctrl();
-    while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: as in `add_overflow`.
-        match group.ctrl.compare_exchange(
-            c.0,
-            c.minus_overflow().0,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return,
-            Err(now) => c = Ctrl(now),
-        }
-    }
-}
-
-/// Clears the home group's `named` if it still names `offset` at `version` (the clear
-/// bumps the version, so a later commit naming the same offset is never cleared by a slow
-/// helper of this one).
-fn clear_named<K, V>(raw: &Raw<K, V>, home: usize, offset: usize, version: u64) {
-    let hg = &raw.groups[home];
-    let mut c = hg.ctrl();
-    while c.named() == Some(offset) && c.version() == version {
-        // AcqRel: Release orders the publication before the clear, for committers that
-        // then scan; Acquire reads the current word on retry.
-        match hg
-            .ctrl
-            .compare_exchange(c.0, c.unnamed().0, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => return,
-            Err(now) => c = Ctrl(now),
-        }
     }
 }

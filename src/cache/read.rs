@@ -1,0 +1,145 @@
+//! The read path: locating a key, finding its live node, and the liveness checks (TTL,
+//! idle limit, the policy's read question).
+
+use super::Inner;
+use crate::clock::{Reading, NEVER};
+use crate::entry::node::NodePtr;
+use crate::stats::Event;
+use crate::sync::Ordering;
+use crossbeam_epoch::{self as epoch, Guard};
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// `get` for a key already located.
+    pub(super) fn get_located<Q>(&self, hash: u64, index: usize, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let mut fired = Vec::new();
+        let (value, turned) = {
+            let guard = epoch::pin();
+            let value = self
+                .find(hash, index, key, &guard, true, true)
+                .map(|n| n.value.clone());
+            (value, self.read_turn_pinned(index, &guard, &mut fired))
+        };
+        self.after_write(index, fired, turned);
+        value
+    }
+
+    /// The key's hash (the user's, mixed: see `table::mix`) and its segment.
+    pub(super) fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
+        let hash = crate::table::mix(self.hasher.hash_one(key));
+        // Top bits pick the segment; the table uses the low 32 bits (home group) and bits
+        // 32..47 (slot tags), so the three are independent.
+        let index = hash.checked_shr(64 - self.segment_bits).unwrap_or(0) as usize;
+        (hash, index)
+    }
+
+    /// A found node's liveness check: its TTL deadline against the clock (read only when
+    /// it has one); with a time-to-idle, also its idle stamp, which a counted read (`touch`)
+    /// moves to now. In a bounded cache a counted read also raises the node's access count.
+    pub(super) fn live_now(&self, node: NodePtr<'_, K, V>, touch: bool) -> bool {
+        self.live_with(node, touch, || self.ticker.read())
+    }
+
+    /// [`live_now`](Self::live_now) with the clock read by `read` (called only when there
+    /// is a deadline or an idle limit to check).
+    #[inline]
+    pub(super) fn live_with(
+        &self,
+        node: NodePtr<'_, K, V>,
+        touch: bool,
+        read: impl Fn() -> Reading,
+    ) -> bool {
+        let Some(ext) = node.ext() else {
+            return node.deadline() == NEVER || !read().reached(node.deadline());
+        };
+        let deadline = node.expiry_deadline();
+        if self.limits.idle_ticks == 0 {
+            if deadline != NEVER && read().reached(deadline) {
+                return false;
+            }
+        } else {
+            let now = read();
+            // Relaxed: see `Ext::idle`; a stamp is a hint that only moves later.
+            let idle = ext.idle.load(Ordering::Relaxed);
+            if now.reached(deadline) || now.tick() >= self.limits.idle_deadline(idle) {
+                return false;
+            }
+            if touch && idle < now.tick() {
+                ext.idle.store(now.tick(), Ordering::Relaxed);
+            }
+        }
+        if touch && self.limits.weighed {
+            node.touch();
+        }
+        true
+    }
+
+    /// A touching read's liveness check, then the policy's read question, with one clock
+    /// reading for both (see `expiry`).
+    pub(super) fn live_and_asked<'g>(
+        &self,
+        node: NodePtr<'g, K, V>,
+        index: usize,
+    ) -> Option<NodePtr<'g, K, V>> {
+        let reading = self.ticker.read();
+        if !self.live_with(node, true, || reading) {
+            return None;
+        }
+        self.ask_read(node, index, reading);
+        Some(node)
+    }
+
+    /// Whether a node is expired at tick `now` (TTL or idle), for its remover's cause.
+    pub(super) fn expired_at(&self, node: &NodePtr<'_, K, V>, now: u64) -> bool {
+        let deadline = node.expiry_deadline();
+        (deadline != NEVER && deadline <= now)
+            || node.ext().is_some_and(|ext| {
+                now >= self.limits.idle_deadline(ext.idle.load(Ordering::Relaxed))
+            })
+    }
+
+    /// The live node for `key`. A counted read (`count`: a `get`) is a hit or a miss; a
+    /// touching one (`touch`: any read that counts as an access) restarts the entry's idle
+    /// time and raises its access count (see [`live_now`](Self::live_now)).
+    pub(super) fn find<'g, Q>(
+        &self,
+        hash: u64,
+        index: usize,
+        key: &Q,
+        guard: &'g Guard,
+        count: bool,
+        touch: bool,
+    ) -> Option<NodePtr<'g, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = self.segments[index]
+            .table
+            .lookup(hash, |n| n.key.borrow() == key, guard);
+        let found = if touch && self.asks_reads() {
+            found.and_then(|n| self.live_and_asked(n, index))
+        } else {
+            found.filter(|n| self.live_now(*n, touch))
+        };
+        if count {
+            self.stats.record(if found.is_some() {
+                Event::Hit
+            } else {
+                Event::Miss
+            });
+        }
+        found
+    }
+}

@@ -1,0 +1,169 @@
+//! The writers' side of the hand-off: what a write, a removal or a re-filing read
+//! records for the maintainer (the stack, the cancel ring), and whether the segment is
+//! due for a turn.
+
+use super::{Segment, CANCELS, HANDOFF_BATCH};
+use crate::clock::NEVER;
+use crate::entry::node::{Node, NodePtr, DETACHED, EXT, QUEUED, RELEASED, REMOVED, UNLINKED};
+use crate::sync::{self, Ordering};
+use std::ptr;
+
+impl<K, V> Segment<K, V> {
+    /// Whether `node` goes through the hand-off: it has a deadline, or an extension (the
+    /// eviction queues, the idle deadline and an expiry policy's timer are the
+    /// maintainer's).
+    #[inline]
+    pub(super) fn maintained(&self, node: &Node<K, V>) -> bool {
+        // Relaxed: EXT is immutable.
+        node.meta.load(Ordering::Relaxed) & EXT != 0 || node.deadline() != NEVER
+    }
+
+    /// The tick the wheel should fire `node` at: its TTL or policy deadline, or the
+    /// earliest idle deadline if that comes first (a read may move the idle one later, and
+    /// a policy's either way: the wheel re-files at the old one, and a read that moves one
+    /// earlier asks for a re-file, see [`refile`](Self::refile)).
+    pub(super) fn wheel_deadline(&self, node: NodePtr<'_, K, V>) -> u64 {
+        let d = node.expiry_deadline();
+        match node.ext() {
+            // Relaxed: the stamp is a hint that only ever moves the deadline later; the
+            // wheel re-reads it when the deadline comes.
+            Some(ext) if self.limits.idle_ticks != 0 => {
+                d.min(self.limits.idle_deadline(ext.idle.load(Ordering::Relaxed)))
+            }
+            _ => d,
+        }
+    }
+
+    /// Uncounts a departed node's weight.
+    pub(super) fn refund(&self, node: NodePtr<'_, K, V>) {
+        if let Some(ext) = node.ext() {
+            self.limits.refund(ext.weight);
+        }
+    }
+
+    /// After linking `node` (made with `QUEUED` set when it has a deadline or an
+    /// extension): queue its request. A node with neither never meets the maintainer.
+    pub(crate) fn linked(&self, node: NodePtr<'_, K, V>) {
+        if self.maintained(&node) {
+            self.push(node);
+        }
+    }
+
+    /// Remover duties for a node this thread took out of the table (won the slot's CAS):
+    /// let go of the table's hold, tell the wheel side, and let go of the remover's hold
+    /// unless `hold` (the caller will settle `RELEASED` itself once its listener has
+    /// returned).
+    pub(crate) fn removed(&self, node: NodePtr<'_, K, V>, hold: bool) {
+        let released = if hold { 0 } else { RELEASED };
+        self.refund(node);
+        if !self.maintained(&node) {
+            // Never queued, never scheduled: the wheel side is done already.
+            self.table
+                .settle(node, REMOVED | UNLINKED | DETACHED | released);
+        } else {
+            // One RMW sets REMOVED and claims the queue slot; AcqRel pairs with the drainer's
+            // `fetch_and` (see `apply`), so whichever comes second sees the other's flag.
+            // It cannot be a node's last hold: DETACHED comes only after REMOVED.
+            let old = node
+                .meta
+                .fetch_or(REMOVED | UNLINKED | QUEUED | released, Ordering::AcqRel);
+            debug_assert_eq!(old & DETACHED, 0);
+            if old & QUEUED == 0 {
+                // Drained already (so scheduled, or firing): ask for a cancellation.
+                self.push_cancel(node);
+            }
+        }
+    }
+
+    /// After a read moved `node`'s policy deadline earlier (a swap on its timer): asks the
+    /// maintainer to file it again, on the cancel ring (its wheel links may be in use).
+    /// The `QUEUED` flag keeps one request per node: if one is pending already (the
+    /// node's scheduling request, a removal's, another read's), that one is served after
+    /// this and reads the new deadline. A removed node needs none.
+    pub(crate) fn refile(&self, node: NodePtr<'_, K, V>) {
+        // AcqRel: Release publishes the timer's new deadline to whichever `fetch_and` of
+        // QUEUED serves the node's request (in `serve` or `apply`), which comes after this
+        // in the flag's order; Acquire pairs with a remover's `fetch_or`.
+        let old = node.meta.fetch_or(QUEUED, Ordering::AcqRel);
+        if old & (QUEUED | REMOVED) == 0 {
+            self.push_cancel(node);
+        }
+        // With REMOVED set, QUEUED may now be set on a node that no request names: nothing
+        // reads it there (the node is detached by its remover's request or already was).
+    }
+
+    /// Queues a scheduling request for a new node (QUEUED, in no wheel slot).
+    pub(super) fn push(&self, node: NodePtr<'_, K, V>) {
+        let node = node.as_ptr();
+        let mut head = self.handoff.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the node is QUEUED and not yet on the stack or in a wheel slot: its
+            // stack link is ours.
+            unsafe { (*node).set_link(head) };
+            // Release publishes the link (and the node's flags) to the drainer's Acquire swap.
+            match self.handoff.head.compare_exchange_weak(
+                head,
+                node,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(current) => head = current,
+            }
+        }
+        // Relaxed: a hint for `due`; the stack itself is the truth.
+        self.handoff.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queues a request for a drained node (QUEUED again, maybe in a wheel slot): a
+    /// removal's cancellation or a read's re-file, in a free ring slot; when none is free,
+    /// waits for the lock and serves it directly.
+    pub(super) fn push_cancel(&self, node: NodePtr<'_, K, V>) {
+        // Relaxed: only spreads the pushes over the ring.
+        let start = self.handoff.cancel_at.fetch_add(1, Ordering::Relaxed);
+        for i in 0..CANCELS {
+            let slot = &self.handoff.cancels[(start + i) % CANCELS];
+            // Release publishes the node's flags to the drainer's Acquire swap.
+            if slot.load(Ordering::Relaxed).is_null()
+                && slot
+                    .compare_exchange(
+                        ptr::null_mut(),
+                        node.as_ptr(),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                // Relaxed: a hint for `due`.
+                self.handoff.queued.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        // The ring is full: the maintainers are behind. Serve it ourselves, waiting for the
+        // lock (its holder's turn is bounded and runs no user code).
+        let mut locked = sync::lock(&self.maint);
+        self.serve(&mut locked, node, false);
+    }
+
+    /// Whether a write at tick `now` should take its turn at maintenance (see the module
+    /// docs). Relaxed loads: a stale answer only moves the turn to a neighbouring write.
+    pub(crate) fn due(&self, now: u64) -> bool {
+        now >= self.handoff.due_at.load(Ordering::Relaxed)
+            || self.handoff.queued.load(Ordering::Relaxed) >= HANDOFF_BATCH
+            || self.limits.over()
+    }
+
+    /// Marks the segment due, so the next write or read turn comes at once.
+    pub(super) fn mark_due(&self) {
+        // Relaxed: a hint, as in `due`.
+        self.handoff.due_at.store(0, Ordering::Relaxed);
+    }
+
+    /// Takes the whole hand-off stack. Maintenance lock held.
+    pub(super) fn take_stack(&self) -> *mut Node<K, V> {
+        // Reset first, so pushes that miss this swap still count towards the next turn.
+        self.handoff.queued.store(0, Ordering::Relaxed);
+        // Acquire pairs with the Release push.
+        self.handoff.head.swap(ptr::null_mut(), Ordering::Acquire)
+    }
+}

@@ -1,0 +1,323 @@
+//! The lock holder's side: a maintenance turn applies the queued requests, advances the
+//! wheel, evicts while over the bound, and hands every departure to the caller's sink.
+
+use super::{Fired, Maint, Mode, Segment, Turn, FULL_CHUNK, MIGRATE_BUDGET, WRITE_BUDGET};
+use crate::clock::NEVER;
+use crate::entry::departure::Held;
+use crate::entry::node::{Node, NodePtr, DETACHED, QUEUED, RELEASED, REMOVED, SCHEDULED, UNLINKED};
+use crate::entry::RemovalCause;
+use crate::evict::Queues;
+use crate::sync::{self, fence, Ordering};
+use crossbeam_epoch::Guard;
+use std::ptr;
+
+impl<K, V> Segment<K, V> {
+    /// Applies one ring request. For a removed node: out of the wheel if it is in it, then
+    /// the wheel side's hold goes. For a live one (a read moved its deadline earlier): out
+    /// of the wheel and in again at its deadline now. If that has passed, returns true
+    /// with the node in no slot, for the caller to expire, when `due` says it can;
+    /// otherwise the node is filed at the wheel's next tick. Maintenance lock held
+    /// (`maint` is its state).
+    pub(super) fn serve(
+        &self,
+        maint: &mut Maint<K, V>,
+        node: NodePtr<'_, K, V>,
+        due: bool,
+    ) -> bool {
+        // AcqRel: pairs with the remover's `fetch_or` in `removed`, and with the reader's in
+        // `refile` (its new deadline is read below).
+        let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
+        if old & REMOVED == 0 {
+            if old & SCHEDULED != 0 {
+                // SAFETY: SCHEDULED means it is linked into our wheel; lock held.
+                unsafe { maint.wheel.cancel(node.as_ptr()) };
+                node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+            }
+            let d = self.wheel_deadline(node);
+            if d != NEVER {
+                if due && d <= maint.wheel.now() {
+                    return true;
+                }
+                let d = d.max(maint.wheel.now() + 1).min(NEVER - 1);
+                // SAFETY: 1. alive until DETACHED, which only this lock's holder sets; 2. on
+                // no wheel list (not SCHEDULED); 3. lock held.
+                let filed = unsafe { maint.wheel.schedule(node.as_ptr(), d) };
+                debug_assert!(filed, "filed after the wheel's now");
+                // Relaxed: SCHEDULED is read only under the lock, which orders it.
+                node.meta.fetch_or(SCHEDULED, Ordering::Relaxed);
+            }
+            return false;
+        }
+        if old & SCHEDULED != 0 {
+            // SAFETY: SCHEDULED means it is linked into our wheel; lock held.
+            unsafe { maint.wheel.cancel(node.as_ptr()) };
+            node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+        }
+        if node.ext().is_some() {
+            // SAFETY: 1. alive until DETACHED, set below; 2. extended; 3. lock held.
+            unsafe { maint.queues.unlink(node.as_ptr()) };
+        }
+        self.table.settle(node, DETACHED);
+        false
+    }
+
+    /// One maintenance turn: applies queued requests, advances the wheel to `now`, takes a
+    /// step of table maintenance (shrinking, copying), all within the mode's budget (see
+    /// the module docs). Entries it expired go to `fired`.
+    pub(crate) fn maintain(
+        &self,
+        now: u64,
+        mode: Mode,
+        guard: &Guard,
+        fired: &mut Fired<'_, K, V>,
+    ) -> Turn {
+        let (mut budget, migrate_budget, mut drain) = match mode {
+            Mode::Write | Mode::Press => (WRITE_BUDGET, MIGRATE_BUDGET, true),
+            Mode::Full { drain } => (FULL_CHUNK, usize::MAX, drain),
+        };
+        let mut turn = Turn::default();
+        loop {
+            // SeqCst: pairs with the fence after unlocking below (see the module docs).
+            fence(Ordering::SeqCst);
+            let maint = match mode {
+                Mode::Write => sync::try_lock(&self.maint),
+                Mode::Press | Mode::Full { .. } => Some(sync::lock(&self.maint)),
+            };
+            let Some(mut locked) = maint else {
+                return turn;
+            };
+            let maint = &mut *locked;
+            fired.generation = maint.generation;
+            if drain && maint.backlog.0.is_null() {
+                maint.backlog.0 = self.take_stack();
+                turn.drained = true;
+            }
+            self.apply(maint, &mut budget, guard, fired, &mut turn);
+            let Maint { wheel, queues, .. } = maint;
+            // SAFETY: 1. scheduled nodes are alive (not DETACHED, so not retired); 2. we hold
+            // the maintenance lock.
+            let caught_up = unsafe {
+                wheel.advance(
+                    now,
+                    &mut budget,
+                    // SAFETY: scheduled nodes are alive (as above).
+                    |node| self.wheel_deadline(NodePtr::from_raw(node)),
+                    |node, d| {
+                        if d == NEVER {
+                            // A read took its deadline away: it leaves the wheel, live.
+                            // SAFETY: just popped from the wheel, so alive (scheduled nodes
+                            // are not retired); we hold the lock.
+                            let node = NodePtr::from_raw(node);
+                            // Relaxed: SCHEDULED is set and cleared only under the lock.
+                            node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+                        } else {
+                            self.expire(node, queues, guard, fired, &mut turn);
+                        }
+                    },
+                )
+            };
+            let over = self.evict(maint, now, &mut budget, guard, fired, &mut turn);
+            // Starts shrinking a mostly empty table, copies a few groups of a migration:
+            // no user code, no flush.
+            turn.migrating = self.table.maintain(migrate_budget, guard);
+            turn.due_left = !maint.backlog.0.is_null() || !caught_up;
+            turn.evict_left = over;
+            // Relaxed: read by `due` as a hint; stored under the lock, so the maintainers'
+            // values are ordered, and a later tick is never published before its work.
+            let due_at = if turn.due_left || turn.evict_left || turn.migrating {
+                0
+            } else {
+                now + 1
+            };
+            self.handoff.due_at.store(due_at, Ordering::Relaxed);
+            drop(locked);
+            // SeqCst: pairs with the fence before a writer's `try_lock` (module docs).
+            fence(Ordering::SeqCst);
+            if self.handoff.head.load(Ordering::Relaxed).is_null() {
+                return turn;
+            }
+            // A writer pushed while we held the lock and may have found it taken.
+            if matches!(mode, Mode::Full { .. }) {
+                // Not ours to wait for (a full turn does what was pending when it began):
+                // the next write's turn takes it.
+                self.mark_due();
+                return turn;
+            }
+            if budget == 0 {
+                self.mark_due();
+                turn.due_left = true;
+                return turn;
+            }
+            // Go round again, within the same budget, so its request is not stranded.
+            drain = true;
+        }
+    }
+
+    /// Applies the cancel ring's requests and the backlog's while the budget lasts.
+    /// Maintenance lock held.
+    pub(super) fn apply(
+        &self,
+        maint: &mut Maint<K, V>,
+        budget: &mut usize,
+        guard: &Guard,
+        fired: &mut Fired<'_, K, V>,
+        turn: &mut Turn,
+    ) {
+        for slot in self.handoff.cancels.iter() {
+            if *budget == 0 {
+                return;
+            }
+            // Relaxed first: most slots are empty, and an empty slot needs no swap.
+            if slot.load(Ordering::Relaxed).is_null() {
+                continue;
+            }
+            // Acquire pairs with the Release CAS in `push_cancel`.
+            let raw = slot.swap(ptr::null_mut(), Ordering::Acquire);
+            if raw.is_null() {
+                continue;
+            }
+            *budget -= 1;
+            // SAFETY: a QUEUED node is not DETACHED, so not retired: alive.
+            let node = unsafe { NodePtr::from_raw(raw) };
+            if self.serve(maint, node, true) {
+                self.expire(raw, &mut maint.queues, guard, fired, turn);
+            }
+        }
+        while *budget > 0 && !maint.backlog.0.is_null() {
+            *budget -= 1;
+            let raw = maint.backlog.0;
+            // SAFETY: a QUEUED node is not DETACHED, so not retired: alive.
+            let node = unsafe { NodePtr::from_raw(raw) };
+            // Read the link first: once scheduled, the node's links are the wheel's.
+            // SAFETY: we own the backlog, and the node is in no wheel slot yet.
+            maint.backlog.0 = unsafe { node.link() };
+            // AcqRel: pairs with the remover's `fetch_or` in `removed`.
+            let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
+            if old & REMOVED != 0 {
+                if old & SCHEDULED != 0 {
+                    // SAFETY: SCHEDULED means it is linked into our wheel; lock held.
+                    unsafe { maint.wheel.cancel(raw) };
+                    node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+                }
+                self.table.settle(node, DETACHED);
+            } else if old & SCHEDULED == 0 {
+                let d = self.wheel_deadline(node);
+                if d != NEVER {
+                    // SAFETY: 1. alive until DETACHED, which only this lock's holder sets; 2.
+                    // on no wheel list (not SCHEDULED); 3. lock held.
+                    if unsafe { maint.wheel.schedule(raw, d) } {
+                        // Relaxed: SCHEDULED is read only under the lock, which orders it.
+                        node.meta.fetch_or(SCHEDULED, Ordering::Relaxed);
+                    } else {
+                        self.expire(raw, &mut maint.queues, guard, fired, turn);
+                        continue;
+                    }
+                }
+                if self.limits.weighed && node.ext().is_some_and(|e| e.weight != 0) {
+                    // SAFETY: 1. alive until DETACHED, which only this lock's holder sets,
+                    // after unlinking it; 2. extended, in no queue (drained once); 3. lock.
+                    unsafe { maint.queues.admit(raw) };
+                }
+            }
+        }
+    }
+
+    /// A due node left the wheel: take it out of the table unless someone else already
+    /// did (that remover's queued request will detach it). Maintenance lock held.
+    pub(super) fn expire(
+        &self,
+        raw: *mut Node<K, V>,
+        queues: &mut Queues<K, V>,
+        guard: &Guard,
+        fired: &mut Fired<'_, K, V>,
+        turn: &mut Turn,
+    ) {
+        // SAFETY: the node was on the wheel (or about to be), so alive; `guard` has been
+        // held since before it could be retired.
+        let node: NodePtr<'_, K, V> = unsafe { NodePtr::from_raw(raw) };
+        node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+        if self.table.remove_node(&node, guard) {
+            turn.expired += 1;
+            if node.ext().is_some() {
+                // SAFETY: alive (we are its remover and hold it), extended; lock held.
+                unsafe { queues.unlink(raw) };
+            }
+            self.departed(node, RemovalCause::Expired, fired);
+        }
+    }
+
+    /// The remover's duties for a node a maintainer took out of the table, out of the
+    /// wheel and the queues already: its weight, and its hold for the listener.
+    pub(super) fn departed(
+        &self,
+        node: NodePtr<'_, K, V>,
+        cause: RemovalCause,
+        fired: &mut Fired<'_, K, V>,
+    ) {
+        self.refund(node);
+        if fired.hold {
+            // Relaxed: counted under the maintenance lock, which `owed_before` takes too,
+            // so a generation's counts are complete when it is flipped.
+            self.owed[usize::from(fired.generation)].fetch_add(1, Ordering::Relaxed);
+            // SAFETY: the slot's CAS made us the remover, and RELEASED is not set yet.
+            let mut held = unsafe { Held::new(node, cause, fired.index) };
+            held.owed = Some(fired.generation);
+            fired.out.push(held);
+        }
+        let released = if fired.hold { 0 } else { RELEASED };
+        // A read's re-file request may be pending on the ring (a timed node, QUEUED: see
+        // `refile`); serving it detaches the node then. Setting REMOVED first (AcqRel, as
+        // in `removed`) stops further requests, so without one the wheel side is done.
+        let queued =
+            node.timer().is_some() && node.meta.fetch_or(REMOVED, Ordering::AcqRel) & QUEUED != 0;
+        let detached = if queued { 0 } else { DETACHED };
+        // Last use of `node` here: without a hold this may retire it.
+        self.table
+            .settle(node, REMOVED | UNLINKED | detached | released);
+    }
+
+    /// Evicts while the cache's total weight is over its bound and the budget lasts (see
+    /// `evict`); a victim already expired at `now` is reported as `Expired`. Returns whether it stopped with the total still over and entries left to
+    /// evict here. Maintenance lock held.
+    pub(super) fn evict(
+        &self,
+        maint: &mut Maint<K, V>,
+        now: u64,
+        budget: &mut usize,
+        guard: &Guard,
+        fired: &mut Fired<'_, K, V>,
+        turn: &mut Turn,
+    ) -> bool {
+        while self.limits.over() {
+            // SAFETY: queued nodes are alive (they leave the queues before DETACHED); the
+            // lock is held.
+            let Some(raw) = (unsafe { maint.queues.victim(budget) }) else {
+                return *budget == 0 && maint.queues.len() > 0;
+            };
+            // SAFETY: it was queued, so alive; `guard` predates its retirement.
+            let node: NodePtr<'_, K, V> = unsafe { NodePtr::from_raw(raw) };
+            // A removed node's remover has queued its cancellation, which detaches it.
+            if node.meta.load(Ordering::Relaxed) & REMOVED != 0 {
+                continue;
+            }
+            if self.table.remove_node(&node, guard) {
+                // Relaxed: SCHEDULED is set and cleared only under this lock.
+                if node.meta.load(Ordering::Relaxed) & SCHEDULED != 0 {
+                    // SAFETY: SCHEDULED: linked into our wheel; lock held.
+                    unsafe { maint.wheel.cancel(raw) };
+                    node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+                }
+                // A victim already past its TTL or idle deadline leaves as what it is.
+                let cause = if self.wheel_deadline(node) <= now {
+                    turn.expired += 1;
+                    RemovalCause::Expired
+                } else {
+                    turn.evicted += 1;
+                    RemovalCause::Evicted
+                };
+                self.departed(node, cause, fired);
+            }
+        }
+        false
+    }
+}

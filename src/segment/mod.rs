@@ -1,0 +1,282 @@
+//! A segment: one lock-free table, one timing wheel, and the hand-off between them.
+//!
+//! Writers never wait for expiry work. The wheel sits behind the segment's *maintenance
+//! lock*, which is only ever taken with `try_lock` on the write path. A writer that links
+//! an entry with a deadline records that on the segment's **hand-off stack** (a Treiber
+//! stack threaded through the node's stack link, `Node::link`, drained whole by `swap`, so
+//! no ABA); one that removes a scheduled entry records it in the segment's **cancel ring**
+//! (a few slots of node pointers: the node's wheel links are in use then, so it cannot go
+//! on the stack); a read whose expiry policy moved an entry's deadline earlier records a
+//! re-file request there too (see `cache::expiry`). Whoever holds the lock applies the
+//! queued requests before advancing the wheel. The node's `QUEUED` flag keeps it queued
+//! at most once, and the drainer acts on the node's *current* flags, so a schedule
+//! request overtaken by a removal becomes a cancellation. When the ring is full (the
+//! maintainers are 32 requests behind), the remover (or re-filing reader) waits for the
+//! lock and serves its request itself: the one place a writer waits for maintenance, for
+//! one turn's bounded work.
+//!
+//! Maintenance is amortised: a write takes its turn only when the segment is *due* —
+//! [`HANDOFF_BATCH`] requests have queued since the last drain, the clock has reached a
+//! tick the wheel has not seen, or the last maintainer left due work or a table migration
+//! unfinished.
+//! Other writes only push (one CAS). A short-lived entry is then often removed before its
+//! scheduling request is drained, and the drainer drops both without touching the wheel.
+//! A request therefore waits until the segment's next due write: in a busy segment, within
+//! `HANDOFF_BATCH` requests or one tick; in a cache that goes quiet, until
+//! `run_pending_tasks` or the reaper applies it.
+//!
+//! When a writer does maintain, nothing it queued is stranded: it pushes, issues a SeqCst
+//! fence, then tries the lock; the holder unlocks, issues a SeqCst fence, then looks at the
+//! stack and goes round again if it is not empty (while its budget lasts; otherwise it
+//! marks the segment due, so the next write takes the request). By the fences' total
+//! order, either the holder sees the push or the writer's `try_lock` sees the lock free.
+//!
+//! Work per call is bounded: a write-path turn applies queued requests and fires or
+//! re-files wheel entries for at most [`WRITE_BUDGET`] units of work in all, however many
+//! writers keep pushing; requests taken off the stack but not yet applied wait on the
+//! *backlog* (under the lock) for the next turn, and the segment stays due until they are
+//! done. A full turn ([`Mode::Full`], for `run_pending_tasks` and the reaper) waits for the
+//! lock, drains the stack once, and does at most [`FULL_CHUNK`] units per lock hold; its
+//! caller repeats it while entries due by its clock reading are left, so it ends however
+//! busy the writers are.
+//!
+//! In a bounded cache every new entry goes through the hand-off too: the maintainer links
+//! it into the segment's eviction queues (`evict`) when it applies the request, and while
+//! the cache is over its bound a turn evicts within the same budget.
+//!
+//! Entries fired are returned to the caller, who counts them and, with no lock held and
+//! unpinned, runs the listener. Nothing here runs user code, and nothing flushes the epoch
+//! (which runs crossbeam's deferred closures, anyone's) while holding the lock.
+
+use crate::entry::departure::Held;
+use crate::entry::node::{Node, NodePtr, DETACHED, QUEUED, REMOVED};
+use crate::evict::{Limits, Queues};
+use crate::sync::{self, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::table::{Table, Tuning};
+use crate::wheel::Wheel;
+
+mod handoff;
+mod maintain;
+use crossbeam_utils::CachePadded;
+use std::ptr;
+use std::sync::Arc;
+
+/// Units of work (a request applied, an entry fired or re-filed) a write-path turn may do.
+pub(crate) const WRITE_BUDGET: usize = 64;
+/// Units of work a full turn does per lock hold.
+pub(crate) const FULL_CHUNK: usize = 4096;
+/// Groups of a table migration a write-path turn may copy per call.
+const MIGRATE_BUDGET: usize = 4;
+/// Retired nodes a maintenance turn may free (see `reclaim`): more than a turn retires, so
+/// freeing keeps up.
+pub(crate) const FREE_BUDGET: usize = 256;
+/// Requests queued since the last drain that make a segment due for maintenance (one under
+/// loom, so that every write maintains and the models see every interleaving).
+const HANDOFF_BATCH: usize = if sync::MODEL { 1 } else { 16 };
+/// Slots of the cancel ring (two under loom, so a model can fill it).
+const CANCELS: usize = if sync::MODEL { 2 } else { 32 };
+
+/// The hand-off stack and the write path's "is maintenance due?" state, on one cache line
+/// (a writer touches it with its push anyway), then the cancel ring.
+#[derive(Debug)]
+struct HandOff<K, V> {
+    head: AtomicPtr<Node<K, V>>,
+    /// Pushes since the last drain (a hint: reset before the drain's swap).
+    queued: AtomicUsize,
+    /// The first tick at which writes must maintain again; 0 when due work was left.
+    due_at: AtomicU64,
+    /// Where the next cancel request tries first (a hint that spreads the pushes).
+    cancel_at: AtomicUsize,
+    /// Drained nodes with a request: removed ones whose wheel entry must be cancelled, live
+    /// ones a read asked to re-file; null when free.
+    cancels: CachePadded<[AtomicPtr<Node<K, V>>; CANCELS]>,
+}
+
+/// How much maintenance a call may do, and whether it may wait for the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Write and read paths: `try_lock`, at most [`WRITE_BUDGET`] units.
+    Write,
+    /// A write while the cache is well over its bound (back-pressure, see `evict`): as
+    /// `Write`, but waits for the lock (its holder's turn is bounded and runs no user code).
+    Press,
+    /// `run_pending_tasks` and the reaper: wait for the lock, at most [`FULL_CHUNK`] units.
+    /// With `drain`, the turn takes the hand-off stack once the backlog is empty (reported
+    /// in [`Turn::drained`]); the caller asks until it has, then stops asking, so requests
+    /// pushed after that are left to the writers.
+    Full { drain: bool },
+}
+
+/// What a maintenance turn did and left.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Turn {
+    /// Entries this turn expired (it is their remover).
+    pub(crate) expired: usize,
+    /// Entries this turn evicted to respect the capacity bound (it is their remover).
+    pub(crate) evicted: usize,
+    /// Requests or entries due by the turn's tick are left for a later turn.
+    pub(crate) due_left: bool,
+    /// The cache is still over its bound and this segment has entries left to evict. Kept
+    /// apart from `due_left`: a full turn's caller repeats while work due at its reading is
+    /// left, and eviction is never that (concurrent writers can keep the cache over the
+    /// bound for ever); `enforce_bound` does the rest, bounded.
+    pub(crate) evict_left: bool,
+    /// A table migration is under way.
+    pub(crate) migrating: bool,
+    /// This turn took the hand-off stack.
+    pub(crate) drained: bool,
+}
+
+/// Requests taken off the hand-off stack but not yet applied (a list of still-`QUEUED`
+/// nodes through their stack links).
+#[derive(Debug)]
+struct Backlog<K, V>(*mut Node<K, V>);
+
+// SAFETY: the backlog's nodes are QUEUED, hence alive, and reached only under the lock;
+// a cache only stores `K, V: Send + Sync`.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Backlog<K, V> {}
+
+/// State guarded by the maintenance lock.
+#[derive(Debug)]
+struct Maint<K, V> {
+    wheel: Wheel<K, V>,
+    backlog: Backlog<K, V>,
+    /// The eviction queues (empty unless the cache is bounded).
+    queues: Queues<K, V>,
+    /// Which of [`Segment::owed`]'s counters the departures turns take out now count in.
+    generation: u8,
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment<K, V> {
+    pub(crate) table: Table<K, V>,
+    handoff: CachePadded<HandOff<K, V>>,
+    maint: Mutex<Maint<K, V>>,
+    /// The cache's capacity and idle limits.
+    limits: Arc<Limits>,
+    /// Departures this segment's maintenance turns took out (held for the listener) whose
+    /// listener call has not returned yet, in two generations: `run_pending_tasks` flips
+    /// the generation after its own turns and waits for the old one to drain (see
+    /// [`owed_before`](Self::owed_before)). Two generations make the wait conservative,
+    /// not exact: when two calls overlap, the second flips back, and the first then also
+    /// waits for departures taken after it began (still within its bounded wait).
+    owed: [AtomicUsize; 2],
+}
+
+/// Where a turn's departures go: counted, and held for the listener when `hold`.
+pub(crate) struct Fired<'a, K, V> {
+    /// The segment's index (for the `Held`s).
+    index: usize,
+    /// Keep fired nodes held (`RELEASED` unset) in `out`, for the listener.
+    hold: bool,
+    /// The generation of [`Segment::owed`] the holds count in (set under the lock).
+    generation: u8,
+    out: &'a mut Vec<Held<K, V>>,
+}
+
+impl<'a, K, V> Fired<'a, K, V> {
+    pub(crate) fn new(index: usize, hold: bool, out: &'a mut Vec<Held<K, V>>) -> Self {
+        Self {
+            index,
+            hold,
+            generation: 0,
+            out,
+        }
+    }
+
+    /// The sink's vector, for another segment's sink.
+    pub(crate) fn into_out(self) -> &'a mut Vec<Held<K, V>> {
+        self.out
+    }
+}
+
+impl<K, V> Segment<K, V> {
+    pub(crate) fn new(capacity: usize, tuning: Tuning, now: u64, limits: Arc<Limits>) -> Self {
+        Self {
+            table: Table::new(capacity, tuning),
+            handoff: CachePadded::new(HandOff {
+                head: AtomicPtr::new(ptr::null_mut()),
+                queued: AtomicUsize::new(0),
+                due_at: AtomicU64::new(0),
+                cancel_at: AtomicUsize::new(0),
+                cancels: CachePadded::new(std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
+            }),
+            maint: Mutex::new(Maint {
+                wheel: Wheel::new(now),
+                backlog: Backlog(ptr::null_mut()),
+                queues: Queues::new(),
+                generation: 0,
+            }),
+            limits,
+            owed: [AtomicUsize::new(0), AtomicUsize::new(0)],
+        }
+    }
+
+    /// Starts a new generation of [`owed`](Self::owed) departures and returns the old
+    /// one: every departure a turn took out before this call (turns hold the lock this
+    /// takes) counts in it, and leaves it once its listener has returned.
+    pub(crate) fn owed_before(&self) -> u8 {
+        let mut maint = sync::lock(&self.maint);
+        let old = maint.generation;
+        maint.generation ^= 1;
+        old
+    }
+
+    /// Departures of `generation` whose listener has not returned yet.
+    pub(crate) fn owed(&self, generation: u8) -> usize {
+        // Acquire pairs with the Release decrement in `delivered`: the listener calls
+        // counted out happen-before the caller's return.
+        self.owed[usize::from(generation)].load(Ordering::Acquire)
+    }
+
+    /// A held departure's listener has returned (called for every `Held` a turn made).
+    pub(crate) fn delivered(&self, generation: u8) {
+        // Release pairs with the Acquire load in `owed`.
+        self.owed[usize::from(generation)].fetch_sub(1, Ordering::Release);
+    }
+
+    /// Frees retired nodes whose grace period is over, at most `budget`. Call with no lock
+    /// held and unpinned (it runs `Drop`s). Keeps the segment due while ready nodes are
+    /// left, so freeing never falls behind retiring.
+    pub(crate) fn free_ready(&self, budget: usize) {
+        if self.table.reclaim.free_ready(budget) {
+            self.mark_due();
+        }
+    }
+}
+
+impl<K, V> Drop for Segment<K, V> {
+    fn drop(&mut self) {
+        // Settle what the hand-off, the backlog and the cancel ring still hold so the table
+        // and reclamation drops free every node exactly once: removed nodes are detached
+        // (and retired, their other holds being gone); live ones stay in the table, which
+        // frees them.
+        let backlog = std::mem::replace(&mut sync::lock(&self.maint).backlog.0, ptr::null_mut());
+        let stack = self.handoff.head.swap(ptr::null_mut(), Ordering::Relaxed);
+        for mut next in [backlog, stack] {
+            while !next.is_null() {
+                // SAFETY: queued nodes are alive; `&mut self`: exclusive access.
+                let node = unsafe { NodePtr::from_raw(next) };
+                // SAFETY: exclusive access; a stacked node is in no wheel slot.
+                next = unsafe { node.link() };
+                let old = node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
+                if old & REMOVED != 0 {
+                    self.table.settle(node, DETACHED);
+                }
+            }
+        }
+        for slot in self.handoff.cancels.iter() {
+            let raw = slot.swap(ptr::null_mut(), Ordering::Relaxed);
+            if !raw.is_null() {
+                // SAFETY: a queued node is alive; exclusive access. Its wheel is dropped
+                // with us, so only the hold matters: a removed node's (a live one, asking
+                // for a re-file, stays in the table, which frees it).
+                let node = unsafe { NodePtr::from_raw(raw) };
+                let old = node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
+                if old & REMOVED != 0 {
+                    self.table.settle(node, DETACHED);
+                }
+            }
+        }
+    }
+}

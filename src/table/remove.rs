@@ -1,0 +1,156 @@
+//! Removing: by key, by node, and everything (`clear`). The protocol is explained in the
+//! `table` module's essay.
+
+use super::lookup::{At, Scan};
+use super::raw::sub_overflow;
+use super::raw::{step, Raw, GROUP};
+use super::word::Word;
+use super::Table;
+use crate::entry::node::{Node, NodePtr};
+use crate::sync::{self, Ordering};
+use crossbeam_epoch::Guard;
+
+impl<K, V> Table<K, V> {
+    /// Removes the published node whose key `matches`; the caller becomes its remover.
+    /// `matches` is user code (`Eq`): a panic leaves the table unchanged.
+    pub(crate) fn remove<'g>(
+        &self,
+        hash: u64,
+        mut matches: impl FnMut(&Node<K, V>) -> bool,
+        guard: &'g Guard,
+    ) -> Option<NodePtr<'g, K, V>> {
+        loop {
+            let raw = self.writable(hash, guard);
+            match self.scan(raw, hash, &mut matches) {
+                Scan::Migrating => continue,
+                Scan::Absent(_) => return None,
+                Scan::Found(at, w) => {
+                    if let Some(node) = self.take(raw, hash, at, w) {
+                        return Some(node);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes `node` itself (the wheel expiring it, `clear`), found by pointer from its
+    /// stored hash: no user code. True when this call removed it, making the caller its
+    /// remover; false when it is no longer in the table.
+    pub(crate) fn remove_node(&self, node: &Node<K, V>, guard: &Guard) -> bool {
+        let hash = node.hash;
+        let target: *const Node<K, V> = node;
+        'retry: loop {
+            let raw = self.writable(hash, guard);
+            let home = raw.home(hash);
+            for steps in 0..raw.len() {
+                let g = step(home, steps, raw.len());
+                let group = &raw.groups[g];
+                let ctrl = group.ctrl();
+                if ctrl.is_frozen() {
+                    continue 'retry;
+                }
+                for i in 0..GROUP {
+                    let w = group.slot(i);
+                    if w.is_frozen() || w.is_moved() {
+                        continue 'retry;
+                    }
+                    if w.is_pending() || w.node().map(|n| n.cast_const()) != Some(target) {
+                        continue;
+                    }
+                    if self
+                        .take(
+                            raw,
+                            hash,
+                            At {
+                                steps,
+                                group: g,
+                                slot: i,
+                            },
+                            w,
+                        )
+                        .is_some()
+                    {
+                        return true;
+                    }
+                    continue 'retry;
+                }
+                if ctrl.overflow() == 0 {
+                    return false;
+                }
+            }
+            return false;
+        }
+    }
+
+    /// Takes the published `w` out of its slot (CAS to empty), then takes its overflow
+    /// marks back; `Some` when this call did (it is the node's remover).
+    pub(super) fn take<'g>(
+        &self,
+        raw: &Raw<K, V>,
+        hash: u64,
+        at: At,
+        w: Word<K, V>,
+    ) -> Option<NodePtr<'g, K, V>> {
+        let slot = &raw.groups[at.group].slots[at.slot];
+        // AcqRel: Acquire makes the node's fields (and its replacers' writes) visible to
+        // the remover; Release orders our earlier reads before the slot's reuse.
+        slot.compare_exchange(
+            w.0,
+            Word::<K, V>::EMPTY.0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .ok()?;
+        let home = raw.home(hash);
+        for m in 0..at.steps {
+            sub_overflow(raw, step(home, m, raw.len()));
+        }
+        // Relaxed: as in `insert`.
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the node was published in the slot we just emptied, under the caller's
+        // guard, so it is alive until retired, which waits out that guard.
+        Some(unsafe { NodePtr::from_raw(w.node().expect("published")) })
+    }
+
+    /// Removes every published entry (for `clear`): first helps any migration to its end,
+    /// so that no entry is missed while being copied. Returns the entries this call
+    /// removed; the caller is their remover. Entries inserted meanwhile may survive.
+    pub(crate) fn remove_all<'g>(&self, guard: &'g Guard) -> Vec<NodePtr<'g, K, V>> {
+        let mut removed = Vec::new();
+        loop {
+            let raw = self.finish_migration(guard);
+            for g in 0..raw.len() {
+                for i in 0..GROUP {
+                    let w = raw.groups[g].slot(i);
+                    if w.is_pending() || w.is_frozen() {
+                        continue;
+                    }
+                    let Some(node) = w.node() else { continue };
+                    // SAFETY: published in this table, read under `guard`.
+                    let hash = unsafe { (*node).hash };
+                    let home = raw.home(hash);
+                    let steps = (g + raw.len() - home) % raw.len();
+                    if let Some(node) = self.take(
+                        raw,
+                        hash,
+                        At {
+                            steps,
+                            group: g,
+                            slot: i,
+                        },
+                        w,
+                    ) {
+                        removed.push(node);
+                    }
+                }
+            }
+            // A migration that began meanwhile may hold entries we skipped (frozen).
+            if self.current(guard).next.load(Ordering::Acquire).is_null()
+                && std::ptr::eq(self.current(guard), raw)
+            {
+                return removed;
+            }
+            sync::yield_now();
+        }
+    }
+}
