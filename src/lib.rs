@@ -5,9 +5,9 @@
 //! | layer | module | what it holds |
 //! |-------|--------|---------------|
 //! | public API and engine | `cache` | [`Cache`] and its docs (`api_keyed`, `api_whole`), [`CacheBuilder`], [`Pinned`], iteration, `compute`, [`Policy`]; the engine by what it does (`read`, `write`, `load`, `maintain`), the listener (`listener`), the reaper |
-//! | segment | `segment` | one table + one wheel + the eviction queues: the writers' side of the hand-off (`handoff`) and the lock holder's (`maintain`) |
+//! | segment | `segment` | one table + one wheel + the eviction queues: the writers' side of the hand-off (`handoff`), the lock holder's (`maintain`), the remover's hold (`held`) |
 //! | structures | `table`, `wheel`, `evict` | lock-free open addressing (`lookup`, `insert`, `remove`, `migrate`); a hierarchical timing wheel (Varghese & Lauck); the capacity bound (S3-FIFO) and idle limits |
-//! | entry | `entry` | the node every layer stores (`node`), why it left and the remover's hold (`departure`, [`RemovalCause`]), its reclamation (`reclaim`) |
+//! | entry | `entry` | the node every layer stores (`node`), why it left (`cause`, [`RemovalCause`]), its reclamation (`reclaim`) |
 //! | base | `clock`, `stats`, `sync` | [`Clock`], [`MonotonicClock`], [`ManualClock`], ticks; [`CacheStats`]; the shim: atomics, cells, locks, thread-locals (`std`, or loom under `--cfg wheelcache_loom`) |
 //!
 //! Imports run down the table: a module imports only from the rows below its own.

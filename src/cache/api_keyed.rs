@@ -217,21 +217,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (hash, index) = self.inner.locate(key);
-        let mut fired = Vec::new();
-        let (found, turned) = {
-            let guard = epoch::pin();
-            let found = self
-                .inner
-                .find(hash, index, key, &guard, false, false)
-                .is_some();
-            (
-                found,
-                self.inner.read_turn_pinned(index, &guard, &mut fired),
-            )
-        };
-        self.inner.after_write(index, fired, turned);
-        found
+        self.inner.contains_key(key)
     }
 
     /// Removes the entry for `key`, returning a clone of its value if it was live. The

@@ -12,6 +12,7 @@
 //! `and_compute_with` takes a per-key lock instead), so under contention the closure may
 //! run more than once, and it runs pinned: it must be short and must not block.
 
+use super::departures::Departures;
 use super::{Deadline, Inner};
 use crate::entry::node::NodePtr;
 use crate::entry::RemovalCause;
@@ -78,7 +79,8 @@ where
         loop {
             let reading = self.ticker.read();
             let now = reading.tick();
-            let mut fired = Vec::new();
+            // Declared before the pin, so dropped after it (also when `f` panics).
+            let mut out = Departures::new(self, index);
             let guard = epoch::pin();
             let seen = self.find(hash, index, &key, &guard, false, false);
             let value = match f(seen.map(|n| &n.get().value), &mut spare) {
@@ -96,11 +98,10 @@ where
                     if !segment.table.remove_node(&node, &guard) {
                         continue; // removed or replaced meanwhile: look again
                     }
-                    let (_, held) =
-                        self.departed_by_caller(index, node, RemovalCause::Explicit, now);
-                    let turned = self.turn_pinned(index, now, &guard, &mut fired);
+                    self.departed_by_caller(index, node, RemovalCause::Explicit, now, &mut out);
+                    self.turn_pinned(index, now, &guard, &mut out);
                     drop(guard);
-                    self.after_write(index, held.into_iter().chain(fired), turned);
+                    out.finish();
                     return Computed::Removed;
                 }
                 Op::Put(value) => value,
@@ -135,20 +136,21 @@ where
                 // Still a write of the entry seen: that one leaves (`Replaced`) and the value
                 // goes to the listener unstored. If it changed meanwhile, ask again; if none
                 // was seen, nothing is removed (an entry there now is lapsed or newer).
-                let old = match seen {
+                let replaced = match seen {
                     Some(node) => {
                         if !segment.table.remove_node(&node, &guard) {
                             drop(guard);
                             spare = Some(value);
                             continue;
                         }
-                        Some(self.departed_by_caller(index, node, RemovalCause::Replaced, now))
+                        let live = RemovalCause::Replaced;
+                        self.departed_by_caller(index, node, live, now, &mut out) == live
                     }
-                    None => None,
+                    None => false,
                 };
-                let turned = self.turn_pinned(index, now, &guard, &mut fired);
+                self.turn_pinned(index, now, &guard, &mut out);
                 drop(guard);
-                self.unstored(hash, index, key, value, cause, old, fired, turned);
+                self.unstored(hash, key, value, cause, replaced, out);
                 return Computed::Refused;
             }
             // Some here: a zero answer was refused above.
@@ -165,11 +167,11 @@ where
                 segment
                     .table
                     .insert_when(node, |a, b| a == b, keep, expected.is_none(), &guard);
-            let (done, held) = match inserted {
+            let done = match inserted {
                 Insert::New(new) => {
                     charge.keep();
                     self.linked_new(segment, new);
-                    (Computed::Inserted, None)
+                    Computed::Inserted
                 }
                 Insert::Replaced { old, new } => {
                     charge.keep();
@@ -178,17 +180,17 @@ where
                     } else {
                         Computed::Inserted
                     };
-                    (done, self.linked_over(index, old, new, now))
+                    self.linked_over(index, old, new, now, &mut out);
+                    done
                 }
                 Insert::Full { unused } => {
                     // No room for the key's hash (see `Insert::Full`): refused like a
                     // value heavier than the bound. The key was absent: nothing replaced.
                     drop(charge);
-                    let turned = self.turn_pinned(index, now, &guard, &mut fired);
+                    self.turn_pinned(index, now, &guard, &mut out);
                     drop(guard);
                     let (key, value) = unused.into_parts();
-                    let cause = RemovalCause::Evicted;
-                    self.unstored(hash, index, key, value, cause, None, fired, turned);
+                    self.unstored(hash, key, value, RemovalCause::Evicted, false, out);
                     return Computed::Refused;
                 }
                 Insert::Kept { unused, .. } | Insert::Vacant { unused } => {
@@ -202,9 +204,9 @@ where
                     continue;
                 }
             };
-            let turned = self.turn_pinned(index, now, &guard, &mut fired);
+            self.turn_pinned(index, now, &guard, &mut out);
             drop(guard);
-            self.after_write(index, held.into_iter().chain(fired), turned);
+            out.finish();
             return done;
         }
     }

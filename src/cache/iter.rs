@@ -13,8 +13,8 @@
 //! - `retain` lists a segment under a pin, asks the predicate about each entry still live,
 //!   and removes the refused ones by pointer (`Table::remove_node`), as their remover.
 
+use super::departures::Departures;
 use super::{Cache, Inner};
-use crate::entry::departure::Held;
 use crate::entry::node::NodePtr;
 use crate::entry::RemovalCause;
 use crossbeam_epoch::{self as epoch, Guard};
@@ -143,12 +143,7 @@ where
             let now = self.ticker.now();
             // Declared before the pin, so dropped after it: the departures are delivered
             // unpinned, on return and also if `keep` panics (nothing is left held).
-            let mut departed = Departures {
-                inner: self,
-                index,
-                held: Vec::new(),
-                turned: false,
-            };
+            let mut departed = Departures::new(self, index);
             let guard = epoch::pin();
             let table = &self.segments[index].table;
             for node in table.list_all(&guard) {
@@ -156,30 +151,15 @@ where
                     continue;
                 }
                 if table.remove_node(&node, &guard) {
-                    let (cause, held) =
-                        self.departed_by_caller(index, node, RemovalCause::Explicit, now);
-                    removed += usize::from(cause == RemovalCause::Explicit);
-                    departed.held.extend(held);
+                    let explicit = RemovalCause::Explicit;
+                    let cause = self.departed_by_caller(index, node, explicit, now, &mut departed);
+                    removed += usize::from(cause == explicit);
                 }
             }
-            departed.turned = self.turn_pinned(index, now, &guard, &mut departed.held);
+            self.turn_pinned(index, now, &guard, &mut departed);
             drop(guard);
+            departed.finish();
         }
         removed
-    }
-}
-
-/// Departures of one segment's `retain` pass, delivered when dropped (see `retain`).
-struct Departures<'a, K, V, S> {
-    inner: &'a Inner<K, V, S>,
-    index: usize,
-    held: Vec<Held<K, V>>,
-    turned: bool,
-}
-
-impl<K, V, S> Drop for Departures<'_, K, V, S> {
-    fn drop(&mut self) {
-        let held = std::mem::take(&mut self.held);
-        self.inner.after_write(self.index, held, self.turned);
     }
 }

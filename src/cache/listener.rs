@@ -35,8 +35,8 @@
 //! form instead (for example an `Arc<OnceLock<Cache>>` you clear, or a channel to a task
 //! that holds the cache).
 
-use crate::entry::departure::Held;
 use crate::entry::RemovalCause;
+use crate::segment::Held;
 use crate::sync::{self, AtomicBool, Mutex, Ordering};
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -124,30 +124,22 @@ impl<K, V> Notifier<K, V> {
         self.has_queued.load(Ordering::Relaxed)
     }
 
-    /// Tells the listener of each departure, releasing each hold (`release`) once the
-    /// listener has returned, then delivers what listeners queued meanwhile (bounded). On a
-    /// thread that is already inside this cache's listener, queues them instead. Call
-    /// unpinned and with no lock held.
+    /// Tells the listener of each departure, letting go of each hold once the listener has
+    /// returned, then delivers what listeners queued meanwhile (bounded). On a thread that
+    /// is already inside this cache's listener, queues them instead. Call unpinned and with
+    /// no lock held.
     #[inline]
-    pub(crate) fn deliver(
-        &self,
-        departed: impl IntoIterator<Item = Held<K, V>>,
-        release: impl Fn(Held<K, V>),
-    ) {
+    pub(crate) fn deliver(&self, departed: impl IntoIterator<Item = Held<K, V>>) {
         let mut departed = departed.into_iter().peekable();
         // The common case (nothing departed, nothing queued) is two checks, inlined.
         if departed.peek().is_none() && !self.has_queued() {
             return;
         }
-        self.deliver_now(departed, release);
+        self.deliver_now(departed);
     }
 
     #[inline(never)]
-    fn deliver_now(
-        &self,
-        departed: impl Iterator<Item = Held<K, V>>,
-        release: impl Fn(Held<K, V>),
-    ) {
+    fn deliver_now(&self, departed: impl Iterator<Item = Held<K, V>>) {
         if self.delivering_here() {
             let mut queued = sync::lock(&self.queued);
             queued.extend(departed);
@@ -158,7 +150,7 @@ impl<K, V> Notifier<K, V> {
         }
         let _delivering = Delivering::enter(self.id());
         for held in departed {
-            self.tell(held, &release);
+            self.tell(held);
         }
         for _ in 0..QUEUED_ROUNDS {
             if !self.has_queued() {
@@ -170,26 +162,28 @@ impl<K, V> Notifier<K, V> {
                 std::mem::take(&mut *queued)
             };
             for held in batch {
-                self.tell(held, &release);
+                self.tell(held);
             }
         }
     }
 
     /// Delivers everything still queued, on a thread that may itself be inside a listener
     /// (the cache is being dropped: nobody else will).
-    pub(crate) fn deliver_all_queued(&mut self, release: impl Fn(Held<K, V>)) {
+    pub(crate) fn deliver_all_queued(&mut self) {
         let queued = std::mem::take(&mut *sync::lock(&self.queued));
         for held in queued {
-            self.tell(held, &release);
+            self.tell(held);
         }
     }
 
-    fn tell(&self, held: Held<K, V>, release: &impl Fn(Held<K, V>)) {
+    /// Tells the listener of one departure (a panic in it is caught), then lets go of
+    /// the hold.
+    fn tell(&self, held: Held<K, V>) {
         if let Some(listener) = &self.listener {
             let _ = catch_unwind(AssertUnwindSafe(|| {
                 listener(&held.key, &held.value, held.cause)
             }));
         }
-        release(held);
+        drop(held);
     }
 }

@@ -2,11 +2,10 @@
 //! that delivers departures, full turns (`run_pending_tasks`, the reaper), and the
 //! cache's teardown.
 
+use super::departures::Departures;
 use super::{Inner, MAX_RECLAIM_WAIT};
-use crate::entry::departure::Held;
-use crate::entry::node::{NodePtr, RELEASED};
 use crate::entry::reclaim::{self, Progress};
-use crate::segment::{Fired, Mode, Segment, Turn, FREE_BUDGET};
+use crate::segment::{Fired, Mode, Segment, Turn};
 use crate::stats::Event;
 use crate::sync::{self, Patience};
 use crossbeam_epoch::{self as epoch, Guard};
@@ -58,11 +57,11 @@ where
         for (index, migrating) in migrating.iter_mut().enumerate() {
             let mut drained = false;
             loop {
-                let mut fired = Vec::new();
-                let turn = self.turn(index, now, Mode::Full { drain: !drained }, &mut fired);
+                let mut out = Departures::new(self, index);
+                let turn = self.turn(index, now, Mode::Full { drain: !drained }, &mut out);
                 drained |= turn.drained;
                 *migrating = turn.migrating;
-                self.notifier.deliver(fired, |h| self.release(h));
+                out.finish();
                 if drained && !turn.due_left {
                     break;
                 }
@@ -70,7 +69,7 @@ where
         }
         self.enforce_bound(now);
         // Departures queued by listeners (this thread's delivery loop takes a few rounds).
-        self.notifier.deliver(None, |h| self.release(h));
+        self.notifier.deliver(None);
         for segment in self.segments.iter() {
             segment.table.reclaim.seal();
         }
@@ -89,10 +88,10 @@ where
                 if !self.limits.over() {
                     break;
                 }
-                let mut fired = Vec::new();
-                let turn = self.turn(index, now, Mode::Full { drain: false }, &mut fired);
+                let mut out = Departures::new(self, index);
+                let turn = self.turn(index, now, Mode::Full { drain: false }, &mut out);
                 evicted += turn.evicted;
-                self.notifier.deliver(fired, |h| self.release(h));
+                out.finish();
             }
             if evicted == 0 {
                 break;
@@ -119,11 +118,11 @@ where
             let mut done = true;
             for (index, segment) in self.segments.iter().enumerate() {
                 if migrating[index] {
-                    let mut fired = Vec::new();
+                    let mut out = Departures::new(self, index);
                     migrating[index] = self
-                        .turn(index, now, Mode::Full { drain: false }, &mut fired)
+                        .turn(index, now, Mode::Full { drain: false }, &mut out)
                         .migrating;
-                    self.notifier.deliver(fired, |h| self.release(h));
+                    out.finish();
                 }
                 if !freed[index] {
                     freed[index] =
@@ -136,7 +135,7 @@ where
                 return;
             }
             // Departures listeners queued meanwhile are delivered here too.
-            self.notifier.deliver(None, |h| self.release(h));
+            self.notifier.deliver(None);
             patience.pause(|| epoch::pin().flush());
         }
     }
@@ -153,35 +152,25 @@ where
     }
 }
 
-/// Lets go of a departed node's remover hold (see `entry::node`).
-fn release<K, V>(segments: &[Segment<K, V>], held: Held<K, V>) {
-    let (index, owed) = (held.segment, held.owed);
-    // SAFETY: the hold kept the node alive until now; it is settled at once below.
-    let node = unsafe { NodePtr::from_raw(held.into_raw()) };
-    segments[index].table.settle(node, RELEASED);
-    if let Some(generation) = owed {
-        segments[index].delivered(generation);
-    }
-}
-
 /// The parts of the protocol that need no hashing (so `Pinned`'s `Drop` can use them).
 impl<K, V, S> Inner<K, V, S> {
     /// A write's (or an owed read's) maintenance turn, in the operation's own pinned phase
     /// (one pin per operation): if the segment is due. (Also inside a listener, this
     /// cache's or another's: what the turn takes out is queued until that listener returns
-    /// if it is this cache's, see `listener`.)
-    /// Entries it expired go to `fired` for the unpinned phase. True if it took the turn.
+    /// if it is this cache's, see `listener`.) What it takes out goes to `out`, for the
+    /// operation's unpinned phase.
     pub(super) fn turn_pinned(
         &self,
         index: usize,
         now: u64,
         guard: &Guard,
-        fired: &mut Vec<Held<K, V>>,
-    ) -> bool {
+        out: &mut Departures<'_, K, V, S>,
+    ) {
         if !self.segments[index].due(now) {
-            return false;
+            return;
         }
-        let mut sink = Fired::new(index, self.notifier.wants(), fired);
+        out.turned = true;
+        let mut sink = Fired::new(self.notifier.wants(), &mut out.turn);
         let mode = if self.limits.far_over() {
             Mode::Press
         } else {
@@ -194,11 +183,10 @@ impl<K, V, S> Inner<K, V, S> {
             // segment (chosen per thread, round robin), so the bound holds globally.
             let other =
                 (index + 1 + next_helped() % (self.segments.len() - 1)) % self.segments.len();
-            let mut sink = Fired::new(other, self.notifier.wants(), sink.into_out());
+            let mut sink = Fired::new(self.notifier.wants(), sink.into_out());
             let turn = self.segments[other].maintain(now, mode, guard, &mut sink);
             self.count(&turn);
         }
-        true
     }
 
     /// Counts what a maintenance turn expired and evicted.
@@ -217,60 +205,39 @@ impl<K, V, S> Inner<K, V, S> {
         &self,
         index: usize,
         guard: &Guard,
-        fired: &mut Vec<Held<K, V>>,
-    ) -> bool {
-        read_turn_owed() && self.turn_pinned(index, self.ticker.now(), guard, fired)
-    }
-
-    /// The unpinned phase of an operation (see the module docs): the listener for the
-    /// departures (its own and those its turn expired), then sealing and, after a turn, a
-    /// bounded slice of freeing.
-    pub(super) fn after_write(
-        &self,
-        index: usize,
-        departed: impl IntoIterator<Item = Held<K, V>>,
-        turned: bool,
+        out: &mut Departures<'_, K, V, S>,
     ) {
-        let segment = &self.segments[index];
-        self.notifier.deliver(departed, |h| self.release(h));
-        segment.table.reclaim.seal_if_full();
-        if turned {
-            segment.free_ready(FREE_BUDGET);
+        if read_turn_owed() {
+            self.turn_pinned(index, self.ticker.now(), guard, out);
         }
     }
 
-    /// A read turn owed by a [`Pinned`] guard, taken when it drops (its own short pin).
+    /// A read turn owed by a [`Pinned`](super::Pinned) guard, taken when it drops (its own
+    /// short pin).
     pub(super) fn read_turn(&self, index: usize) {
-        let mut fired = Vec::new();
-        let turned = {
-            let guard = epoch::pin();
-            self.turn_pinned(index, self.ticker.now(), &guard, &mut fired)
-        };
-        self.after_write(index, fired, turned);
+        let mut out = Departures::new(self, index);
+        let guard = epoch::pin();
+        self.turn_pinned(index, self.ticker.now(), &guard, &mut out);
+        drop(guard);
+        out.finish();
     }
 
-    /// One maintenance turn on segment `index` under a short pin of its own; the entries it
-    /// expired go to `fired` (held, when there is a listener) for the caller to deliver
-    /// after this returns, unpinned.
+    /// One full maintenance turn on segment `index` under a short pin of its own; what it
+    /// takes out goes to `out` for the caller to deliver after this returns, unpinned.
     pub(super) fn turn(
         &self,
         index: usize,
         now: u64,
         mode: Mode,
-        fired: &mut Vec<Held<K, V>>,
+        out: &mut Departures<'_, K, V, S>,
     ) -> Turn {
         let turn = {
             let guard = epoch::pin();
-            let mut sink = Fired::new(index, self.notifier.wants(), fired);
+            let mut sink = Fired::new(self.notifier.wants(), &mut out.turn);
             self.segments[index].maintain(now, mode, &guard, &mut sink)
         };
         self.count(&turn);
         turn
-    }
-
-    /// Lets go of a departed node once its listener has returned.
-    pub(super) fn release(&self, held: Held<K, V>) {
-        release(&self.segments, held);
     }
 
     pub(super) fn len(&self) -> usize {
@@ -280,9 +247,9 @@ impl<K, V, S> Inner<K, V, S> {
 
 impl<K, V, S> Drop for Inner<K, V, S> {
     fn drop(&mut self) {
-        // Departures queued by listeners are still owed their notification.
-        let segments = &self.segments;
-        self.notifier.deliver_all_queued(|h| release(segments, h));
+        // Departures queued by listeners are still owed their notification (and their
+        // holds must go before the segments do).
+        self.notifier.deliver_all_queued();
         // The last handle is gone, so no thread can reach any node: the segments free
         // everything now (see `reclaim`), without waiting for anyone's pin.
         drop(std::mem::take(&mut self.segments));

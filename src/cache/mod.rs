@@ -40,6 +40,7 @@ pub(crate) mod builder_limits {
 }
 mod compute;
 mod config;
+mod departures;
 mod expiry;
 mod iter;
 pub(crate) mod listener;

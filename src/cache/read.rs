@@ -1,6 +1,7 @@
 //! The read path: locating a key, finding its live node, and the liveness checks (TTL,
 //! idle limit, the policy's read question).
 
+use super::departures::Departures;
 use super::Inner;
 use crate::clock::{Reading, NEVER};
 use crate::entry::node::NodePtr;
@@ -23,16 +24,35 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let mut fired = Vec::new();
-        let (value, turned) = {
+        let mut out = Departures::new(self, index);
+        let value = {
             let guard = epoch::pin();
             let value = self
                 .find(hash, index, key, &guard, true, true)
                 .map(|n| n.value.clone());
-            (value, self.read_turn_pinned(index, &guard, &mut fired))
+            self.read_turn_pinned(index, &guard, &mut out);
+            value
         };
-        self.after_write(index, fired, turned);
+        out.finish();
         value
+    }
+
+    /// Whether `key` has a live entry: a read that is neither counted nor an access.
+    pub(super) fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (hash, index) = self.locate(key);
+        let mut out = Departures::new(self, index);
+        let found = {
+            let guard = epoch::pin();
+            let found = self.find(hash, index, key, &guard, false, false).is_some();
+            self.read_turn_pinned(index, &guard, &mut out);
+            found
+        };
+        out.finish();
+        found
     }
 
     /// The key's hash (the user's, mixed: see `table::mix`) and its segment.

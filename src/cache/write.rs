@@ -1,13 +1,13 @@
 //! The write path: building a node, storing it (or not), removing, and the remover's
 //! duties in the pinned phase.
 
+use super::departures::Departures;
 use super::expiry::Deadline;
 use super::Inner;
 use crate::clock::{Reading, NEVER};
-use crate::entry::departure::Held;
 use crate::entry::node::{ExtInit, NodeBox, NodePtr, DETACHED, REMOVED, UNLINKED};
 use crate::entry::RemovalCause;
-use crate::segment::Segment;
+use crate::segment::{Held, Segment};
 use crate::stats::Event;
 use crate::sync::{self};
 use crate::table::Insert;
@@ -67,51 +67,43 @@ where
         }
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
-        let mut fired = Vec::new();
-        let node = self.node(
-            hash,
-            key,
-            value,
-            Deadline::ttl(Self::deadline(ttl, now)),
-            now,
-            weight,
-        );
+        let deadline = Deadline::ttl(Self::deadline(ttl, now));
+        let node = self.node(hash, key, value, deadline, now, weight);
         let charge = self.limits.charge_guard(weight);
-        let (departed, full, turned) = {
+        let mut out = Departures::new(self, index);
+        let full = {
             let guard = epoch::pin();
             let inserted = segment.table.insert(node, |a, b| a == b, |_| false, &guard);
-            let (departed, full) = match inserted {
+            let full = match inserted {
                 Insert::New(new) => {
                     charge.keep();
                     self.linked_new(segment, new);
-                    (None, None)
+                    None
                 }
                 Insert::Replaced { old, new } => {
                     charge.keep();
-                    (self.linked_over(index, old, new, now.tick()), None)
+                    self.linked_over(index, old, new, now.tick(), &mut out);
+                    None
                 }
                 Insert::Full { unused } => {
                     drop(charge);
-                    (None, Some(unused))
+                    Some(unused)
                 }
                 Insert::Kept { .. } | Insert::Vacant { .. } => {
                     unreachable!("`keep` refused every existing entry, and vacant keys are taken")
                 }
             };
-            (
-                departed,
-                full,
-                self.turn_pinned(index, now.tick(), &guard, &mut fired),
-            )
+            self.turn_pinned(index, now.tick(), &guard, &mut out);
+            full
         };
         if let Some(unused) = full {
             // No room for the key's hash (see `Insert::Full`): refused like a value
             // heavier than the bound. The key was absent, so nothing was replaced.
             let (key, value) = unused.into_parts();
             let cause = RemovalCause::Evicted;
-            return self.unstored(hash, index, key, value, cause, None, fired, turned);
+            return self.unstored(hash, key, value, cause, false, out);
         }
-        self.after_write(index, departed.into_iter().chain(fired), turned);
+        out.finish();
     }
 
     /// An entry that is not stored (a zero TTL or TTI: `Expired`; heavier than the bound:
@@ -119,62 +111,58 @@ where
     pub(super) fn put_expired(&self, key: K, value: V, now: u64, cause: RemovalCause) {
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
-        let mut fired = Vec::new();
-        let (old, turned) = {
+        let mut out = Departures::new(self, index);
+        let replaced = {
             let guard = epoch::pin();
-            let old = segment
-                .table
-                .remove(hash, |n| n.key == key, &guard)
-                .map(|old| self.departed_by_caller(index, old, RemovalCause::Replaced, now));
-            (old, self.turn_pinned(index, now, &guard, &mut fired))
+            let old = segment.table.remove(hash, |n| n.key == key, &guard);
+            let old_cause = old.map(|old| {
+                self.departed_by_caller(index, old, RemovalCause::Replaced, now, &mut out)
+            });
+            self.turn_pinned(index, now, &guard, &mut out);
+            old_cause == Some(RemovalCause::Replaced)
         };
-        self.unstored(hash, index, key, value, cause, old, fired, turned);
+        self.unstored(hash, key, value, cause, replaced, out);
     }
 
     /// The unpinned end of a write whose value is not stored: counts it (an update if it
-    /// replaced a live entry, `old`), hands the value to the listener as `cause` with the
-    /// other departures, and finishes the write.
-    #[allow(clippy::too_many_arguments)]
+    /// replaced a live entry), hands the value to the listener as `cause` after the
+    /// operation's other departures, and finishes the operation (`out`).
     pub(super) fn unstored(
         &self,
         hash: u64,
-        index: usize,
         key: K,
         value: V,
         cause: RemovalCause,
-        old: Option<(RemovalCause, Option<Held<K, V>>)>,
-        fired: Vec<Held<K, V>>,
-        turned: bool,
+        replaced: bool,
+        mut out: Departures<'_, K, V, S>,
     ) {
-        self.stats.record(
-            if old
-                .as_ref()
-                .is_some_and(|(cause, _)| *cause == RemovalCause::Replaced)
-            {
-                Event::Update
-            } else {
-                Event::Insert
-            },
-        );
+        self.stats.record(if replaced {
+            Event::Update
+        } else {
+            Event::Insert
+        });
         self.stats.record(if cause == RemovalCause::Evicted {
             Event::Eviction
         } else {
             Event::Expiration
         });
-        // The value was never stored: it leaves as a node that only its remover holds
-        // (never linked, never scheduled), so it is told like any departure, and freed
-        // through the reclamation like any node.
-        let never_stored = self.notifier.wants().then(|| {
+        if self.notifier.wants() {
+            // The value was never stored: it leaves as a node that only its remover holds
+            // (never linked, never scheduled), so it is told like any departure, and
+            // freed through the reclamation like any node.
             let node = NodeBox::new(hash, key, value, NEVER, None);
             node.meta
                 .fetch_or(REMOVED | UNLINKED | DETACHED, sync::Ordering::Relaxed);
-            // SAFETY: from `NodeBox::into_raw`, alive until retired; this thread is its
-            // only holder (its remover) and has not set RELEASED.
-            unsafe { Held::new(NodePtr::from_raw(node.into_raw()), cause, index) }
-        });
-        let old = old.and_then(|(_, held)| held);
-        let departed = old.into_iter().chain(never_stored).chain(fired);
-        self.after_write(index, departed, turned);
+            let segment = &self.segments[out.index()];
+            // SAFETY: 1. from `NodeBox::into_raw`, alive until retired, and this thread is
+            // its only holder (its remover), RELEASED unset; 2. its holds settle in the
+            // operation's segment, whose table it counts as (never) linked in; 3. `out`
+            // borrows the cache; 4. not counted as owed.
+            let held =
+                unsafe { Held::new(NodePtr::from_raw(node.into_raw()), cause, segment, None) };
+            out.own.push(held);
+        }
+        out.finish();
     }
 
     /// Bookkeeping after linking a node under a new key (pinned phase).
@@ -190,26 +178,28 @@ where
         old: NodePtr<'_, K, V>,
         new: NodePtr<'_, K, V>,
         now: u64,
-    ) -> Option<Held<K, V>> {
-        let (cause, held) = self.departed_by_caller(index, old, RemovalCause::Replaced, now);
+        out: &mut Departures<'_, K, V, S>,
+    ) {
+        let cause = self.departed_by_caller(index, old, RemovalCause::Replaced, now, out);
         self.stats.record(if cause == RemovalCause::Replaced {
             Event::Update
         } else {
             Event::Insert
         });
         self.segments[index].linked(new);
-        held
     }
 
     /// Remover duties for an entry a caller took out (pinned phase): its cause (`Expired` if
-    /// it had lapsed), the count, the wheel hand-off, and a hold for the listener if any.
+    /// it had lapsed), the count, the wheel hand-off, and its hold in `out` if there is a
+    /// listener. Returns the cause.
     pub(super) fn departed_by_caller(
         &self,
         index: usize,
         node: NodePtr<'_, K, V>,
         live_cause: RemovalCause,
         now: u64,
-    ) -> (RemovalCause, Option<Held<K, V>>) {
+        out: &mut Departures<'_, K, V, S>,
+    ) -> RemovalCause {
         let cause = if self.expired_at(&node, now) {
             self.stats.record(Event::Expiration);
             RemovalCause::Expired
@@ -220,10 +210,16 @@ where
             live_cause
         };
         let hold = self.notifier.wants();
-        self.segments[index].removed(node, hold);
-        // SAFETY: we are the remover and `removed` left RELEASED unset (`hold`).
-        let held = hold.then(|| unsafe { Held::new(node, cause, index) });
-        (cause, held)
+        let segment = &self.segments[index];
+        segment.removed(node, hold);
+        if hold {
+            // SAFETY: 1. we are the remover, and `removed` left RELEASED unset (`hold`);
+            // 2. `node` was in this segment's table; 3. `out` borrows the cache; 4. not
+            // counted as owed.
+            out.own
+                .push(unsafe { Held::new(node, cause, segment, None) });
+        }
+        cause
     }
 
     pub(super) fn remove<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
@@ -233,20 +229,20 @@ where
     {
         let now = self.ticker.now();
         let (hash, index) = self.locate(key);
-        let mut fired = Vec::new();
-        let (out, departed, turned) = {
+        let mut out = Departures::new(self, index);
+        let result = {
             let guard = epoch::pin();
-            let node =
-                self.segments[index]
-                    .table
-                    .remove(hash, |n| n.key.borrow() == key, &guard)?;
-            let (cause, held) = self.departed_by_caller(index, node, RemovalCause::Explicit, now);
-            // Still pinned: the node cannot be freed under us even when not held.
-            let out = (cause == RemovalCause::Explicit).then(|| read(&node.value));
-            (out, held, self.turn_pinned(index, now, &guard, &mut fired))
+            let table = &self.segments[index].table;
+            let node = table.remove(hash, |n| n.key.borrow() == key, &guard)?;
+            let cause = self.departed_by_caller(index, node, RemovalCause::Explicit, now, &mut out);
+            // Still pinned: the node cannot be freed under us even when not held. A
+            // panicking `read` (a `V::clone`) unwinds through `out`, which delivers.
+            let result = (cause == RemovalCause::Explicit).then(|| read(&node.value));
+            self.turn_pinned(index, now, &guard, &mut out);
+            result
         };
-        self.after_write(index, departed.into_iter().chain(fired), turned);
-        out
+        out.finish();
+        result
     }
 
     pub(super) fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V
@@ -254,11 +250,16 @@ where
         V: Clone,
     {
         let (hash, index) = self.locate(&key);
-        {
+        let present = {
             let guard = epoch::pin();
-            if let Some(node) = self.find(hash, index, &key, &guard, false, true) {
-                return node.value.clone();
-            }
+            self.find(hash, index, &key, &guard, false, true)
+                .map(|node| node.value.clone())
+        };
+        if let Some(value) = present {
+            // The key is dropped while the clone is still a local: a return value is
+            // leaked if a local's `Drop` panics after it is made (rust-lang/rust#47949).
+            drop(key);
+            return value;
         }
         // Unpinned: `init` may take seconds without holding back any reclamation.
         let value = init();
@@ -288,11 +289,12 @@ where
             };
             if let Some(live) = live {
                 drop(value);
+                drop(key); // before returning: see above
                 return live;
             }
-            let out = value.clone();
-            self.unstored(hash, index, key, value, cause, None, Vec::new(), false);
-            return out;
+            let result = value.clone();
+            self.unstored(hash, key, value, cause, false, Departures::new(self, index));
+            return result;
         }
         let now = reading.tick();
         let segment = &self.segments[index];
@@ -307,8 +309,8 @@ where
         );
         let charge = self.limits.charge_guard(weight);
         let keep = |existing: NodePtr<'_, K, V>| !self.expired_at(&existing, now);
-        let mut fired = Vec::new();
-        let (out, departed, unused, refused, turned) = {
+        let mut out = Departures::new(self, index);
+        let (result, unused, refused) = {
             let guard = epoch::pin();
             let inserted = segment.table.insert(node, |a, b| a == b, keep, &guard);
             // Settle the weight before any clone (user code) can unwind.
@@ -317,59 +319,50 @@ where
             } else {
                 charge.keep();
             }
-            // Every clone runs before the turn: a panicking one must not drop the
-            // departures the turn takes out.
-            let (out, departed, unused, refused) = match inserted {
+            // A panicking clone unwinds through `out`, which delivers what is held.
+            let (result, unused, refused) = match inserted {
                 Insert::New(new) => {
                     self.linked_new(segment, new);
-                    (new.value.clone(), None, None, false)
+                    (new.value.clone(), None, false)
                 }
                 Insert::Replaced { old, new } => {
-                    let held = self.linked_over(index, old, new, now);
-                    (new.value.clone(), held, None, false)
+                    self.linked_over(index, old, new, now, &mut out);
+                    (new.value.clone(), None, false)
                 }
-                Insert::Kept { existing, unused } => {
-                    (existing.value.clone(), None, Some(unused), false)
-                }
+                Insert::Kept { existing, unused } => (existing.value.clone(), Some(unused), false),
                 // No room for the key's hash (see `Insert::Full`): the caller gets its
                 // value, which is refused below, unpinned, as one heavier than the bound.
-                Insert::Full { unused } => (unused.value.clone(), None, Some(unused), true),
+                Insert::Full { unused } => (unused.value.clone(), Some(unused), true),
                 Insert::Vacant { .. } => unreachable!("vacant keys are taken"),
             };
-            let turned = self.turn_pinned(index, now, &guard, &mut fired);
-            (out, departed, unused, refused, turned)
+            self.turn_pinned(index, now, &guard, &mut out);
+            (result, unused, refused)
         };
         let unused = unused.map(NodeBox::into_parts);
         if refused {
             let (key, value) = unused.expect("a refused insert hands its node back");
             let cause = RemovalCause::Evicted;
-            self.unstored(hash, index, key, value, cause, None, fired, turned);
-            return out;
+            self.unstored(hash, key, value, cause, false, out);
+            return result;
         }
-        self.after_write(index, departed.into_iter().chain(fired), turned);
+        out.finish();
         // The losing value is the caller's, dropped here, unpinned, after the departures
         // (its `Drop` may call back into the cache).
         drop(unused);
-        out
+        result
     }
 
     pub(super) fn clear(&self) {
         let now = self.ticker.now();
         for index in 0..self.segments.len() {
-            let mut fired = Vec::new();
-            let (departed, turned): (Vec<Held<K, V>>, bool) = {
-                let guard = epoch::pin();
-                let removed = self.segments[index].table.remove_all(&guard);
-                let departed = removed
-                    .into_iter()
-                    .filter_map(|n| {
-                        self.departed_by_caller(index, n, RemovalCause::Explicit, now)
-                            .1
-                    })
-                    .collect();
-                (departed, self.turn_pinned(index, now, &guard, &mut fired))
-            };
-            self.after_write(index, departed.into_iter().chain(fired), turned);
+            let mut out = Departures::new(self, index);
+            let guard = epoch::pin();
+            for node in self.segments[index].table.remove_all(&guard) {
+                self.departed_by_caller(index, node, RemovalCause::Explicit, now, &mut out);
+            }
+            self.turn_pinned(index, now, &guard, &mut out);
+            drop(guard);
+            out.finish();
         }
     }
 }

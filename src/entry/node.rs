@@ -315,7 +315,7 @@ impl<K, V> Node<K, V> {
 /// that).
 #[derive(Debug)]
 pub(crate) struct NodePtr<'g, K, V> {
-    pub(super) raw: NonNull<Node<K, V>>,
+    raw: NonNull<Node<K, V>>,
     _guard: PhantomData<&'g Node<K, V>>,
 }
 
@@ -337,6 +337,11 @@ impl<'g, K, V> NodePtr<'g, K, V> {
             raw: unsafe { NonNull::new_unchecked(raw) },
             _guard: PhantomData,
         }
+    }
+
+    #[inline]
+    pub(crate) fn as_non_null(self) -> NonNull<Node<K, V>> {
+        self.raw
     }
 
     #[inline]

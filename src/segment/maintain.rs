@@ -1,9 +1,9 @@
 //! The lock holder's side: a maintenance turn applies the queued requests, advances the
 //! wheel, evicts while over the bound, and hands every departure to the caller's sink.
 
+use super::Held;
 use super::{Fired, Maint, Mode, Segment, Turn, FULL_CHUNK, MIGRATE_BUDGET, WRITE_BUDGET};
 use crate::clock::NEVER;
-use crate::entry::departure::Held;
 use crate::entry::node::{Node, NodePtr, DETACHED, QUEUED, RELEASED, REMOVED, SCHEDULED, UNLINKED};
 use crate::entry::RemovalCause;
 use crate::evict::Queues;
@@ -259,9 +259,11 @@ impl<K, V> Segment<K, V> {
             // Relaxed: counted under the maintenance lock, which `owed_before` takes too,
             // so a generation's counts are complete when it is flipped.
             self.owed[usize::from(fired.generation)].fetch_add(1, Ordering::Relaxed);
-            // SAFETY: the slot's CAS made us the remover, and RELEASED is not set yet.
-            let mut held = unsafe { Held::new(node, cause, fired.index) };
-            held.owed = Some(fired.generation);
+            // SAFETY: 1. the slot's CAS made us the remover, and RELEASED is not set yet
+            // (it is set below only without a hold); 2. the node is in our table; 3. the
+            // sink's vector belongs to an operation's `Departures`, which borrows the
+            // cache; 4. counted just above.
+            let held = unsafe { Held::new(node, cause, self, Some(fired.generation)) };
             fired.out.push(held);
         }
         let released = if fired.hold { 0 } else { RELEASED };

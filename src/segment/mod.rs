@@ -48,7 +48,6 @@
 //! unpinned, runs the listener. Nothing here runs user code, and nothing flushes the epoch
 //! (which runs crossbeam's deferred closures, anyone's) while holding the lock.
 
-use crate::entry::departure::Held;
 use crate::entry::node::{Node, NodePtr, DETACHED, QUEUED, REMOVED};
 use crate::evict::{Limits, Queues};
 use crate::sync::{self, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
@@ -56,8 +55,11 @@ use crate::table::{Table, Tuning};
 use crate::wheel::Wheel;
 
 mod handoff;
+mod held;
 mod maintain;
+
 use crossbeam_utils::CachePadded;
+pub(crate) use held::Held;
 use std::ptr;
 use std::sync::Arc;
 
@@ -165,8 +167,6 @@ pub(crate) struct Segment<K, V> {
 
 /// Where a turn's departures go: counted, and held for the listener when `hold`.
 pub(crate) struct Fired<'a, K, V> {
-    /// The segment's index (for the `Held`s).
-    index: usize,
     /// Keep fired nodes held (`RELEASED` unset) in `out`, for the listener.
     hold: bool,
     /// The generation of [`Segment::owed`] the holds count in (set under the lock).
@@ -175,9 +175,8 @@ pub(crate) struct Fired<'a, K, V> {
 }
 
 impl<'a, K, V> Fired<'a, K, V> {
-    pub(crate) fn new(index: usize, hold: bool, out: &'a mut Vec<Held<K, V>>) -> Self {
+    pub(crate) fn new(hold: bool, out: &'a mut Vec<Held<K, V>>) -> Self {
         Self {
-            index,
             hold,
             generation: 0,
             out,

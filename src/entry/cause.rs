@@ -1,9 +1,4 @@
-//! Departures: why an entry left ([`RemovalCause`]) and the remover's hold on a departed
-//! node ([`Held`]) that keeps it alive, unpinned, until the listener has heard of it.
-
-use super::node::{Node, NodePtr};
-use std::ops::Deref;
-use std::ptr::NonNull;
+//! Why an entry left: [`RemovalCause`], what the listener is told with each departure.
 
 /// Why an entry left the cache: what the
 /// [`eviction_listener`](crate::CacheBuilder::eviction_listener) is told with each
@@ -79,51 +74,5 @@ impl RemovalCause {
     /// ```
     pub fn was_evicted(self) -> bool {
         matches!(self, Self::Expired | Self::Evicted)
-    }
-}
-
-/// A departed node its remover still holds (`RELEASED` unset): alive without a pin until
-/// [`Held::into_raw`] goes to `settle` with `RELEASED`. Used to call the listener unpinned.
-#[derive(Debug)]
-pub(crate) struct Held<K, V> {
-    raw: NonNull<Node<K, V>>,
-    pub(crate) cause: RemovalCause,
-    pub(crate) owed: Option<u8>, // its generation in `Segment::owed`, if a turn took it out
-    pub(crate) segment: usize,
-}
-
-// SAFETY: a `Held` stands for the remover's share of the node, which a cache only stores
-// for `K, V: Send + Sync`; moving it to another thread moves that share, and the node's
-// shared fields are read-only or atomic.
-unsafe impl<K: Send + Sync, V: Send + Sync> Send for Held<K, V> {}
-
-impl<K, V> Held<K, V> {
-    /// # Safety
-    /// The caller is `node`'s remover and has not set `RELEASED`; it hands that duty to the
-    /// `Held`, which must reach `settle(.., RELEASED)` through [`into_raw`](Self::into_raw)
-    /// exactly once.
-    pub(crate) unsafe fn new(node: NodePtr<'_, K, V>, cause: RemovalCause, segment: usize) -> Self {
-        Self {
-            raw: node.raw,
-            cause,
-            owed: None,
-            segment,
-        }
-    }
-
-    /// Gives the hold up: the caller must settle the node with `RELEASED` at once.
-    pub(crate) fn into_raw(self) -> *mut Node<K, V> {
-        self.raw.as_ptr()
-    }
-}
-
-impl<K, V> Deref for Held<K, V> {
-    type Target = Node<K, V>;
-
-    #[inline]
-    fn deref(&self) -> &Node<K, V> {
-        // SAFETY: `RELEASED` is not set while the `Held` exists (its contract), so the node
-        // is not retired, hence not freed.
-        unsafe { self.raw.as_ref() }
     }
 }
