@@ -99,16 +99,7 @@ where
     /// assert_eq!((cache.stats().inserts, cache.stats().updates), (1, 1));
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        if self.inner.expiry.is_some() {
-            // A compare-and-swap of the entry, so the policy answers for the one replaced.
-            self.inner
-                .compute_with(key, Some(value), |_, spare| match spare.take() {
-                    Some(value) => Op::Put(value),
-                    None => unreachable!("a refused put hands its value back before a retry"),
-                });
-        } else {
-            self.inner.put(key, value, self.inner.ttl);
-        }
+        self.inner.insert(key, value);
     }
 
     /// Stores `value` under `key`, expiring `ttl` from now (rounded up to the next tick),

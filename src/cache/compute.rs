@@ -13,11 +13,13 @@
 //! run more than once, and it runs pinned: it must be short and must not block.
 
 use super::departures::Departures;
-use super::{Deadline, Inner};
+use super::Inner;
+use crate::clock::Reading;
 use crate::entry::node::NodePtr;
 use crate::entry::RemovalCause;
 use crate::table::Insert;
-use crossbeam_epoch as epoch;
+use crossbeam_epoch::{self as epoch, Guard};
+use std::any::Any;
 use std::hash::{BuildHasher, Hash};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
@@ -54,6 +56,24 @@ pub enum Computed {
     Refused,
 }
 
+/// How one attempt at a `Put` ended (see [`Inner::compute_put`]); the caller ends its pin
+/// and then acts on it.
+enum Step<K, V> {
+    /// Done: the departures are delivered when the operation's `Departures` drops.
+    Done(Computed),
+    /// Not stored (see [`Computed::Refused`]): `replaced` if a live entry was removed.
+    Refused {
+        key: K,
+        value: V,
+        cause: RemovalCause,
+        replaced: bool,
+    },
+    /// Another write got there first: ask the closure again.
+    Retry { key: K, value: V },
+    /// The weigher or the policy panicked: drop the value unpinned and resume.
+    Panicked(Box<dyn Any + Send>, V),
+}
+
 impl<K, V, S> Inner<K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
@@ -74,30 +94,24 @@ where
         mut f: impl FnMut(Option<&V>, &mut Option<V>) -> Op<V>,
     ) -> Computed {
         let (hash, index) = self.locate(&key);
-        let segment = &self.segments[index];
         let mut key = key;
         loop {
             let reading = self.ticker.read();
-            let now = reading.tick();
             // Declared before the pin, so dropped after it (also when `f` panics).
             let mut out = Departures::new(self, index);
             let guard = epoch::pin();
             let seen = self.find(hash, index, &key, &guard, false, false);
             let value = match f(seen.map(|n| &n.get().value), &mut spare) {
-                Op::Nop => {
-                    return if seen.is_some() {
-                        Computed::Unchanged
-                    } else {
-                        Computed::StillNone
-                    }
-                }
+                Op::Nop if seen.is_some() => return Computed::Unchanged,
+                Op::Nop => return Computed::StillNone,
                 Op::Remove => {
                     let Some(node) = seen else {
                         return Computed::StillNone;
                     };
-                    if !segment.table.remove_node(&node, &guard) {
+                    if !self.segments[index].table.remove_node(&node, &guard) {
                         continue; // removed or replaced meanwhile: look again
                     }
+                    let now = reading.tick();
                     self.departed_by_caller(index, node, RemovalCause::Explicit, now, &mut out);
                     self.turn_pinned(index, now, &guard, &mut out);
                     drop(guard);
@@ -106,108 +120,127 @@ where
                 }
                 Op::Put(value) => value,
             };
-            let zero_limit =
-                self.ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero());
-            // The weigher and the policy (user code) run here, pinned; if one panics, the
-            // value is dropped after the pin, as every value is.
-            let asked = catch_unwind(AssertUnwindSafe(|| {
-                let weight = self.weigh(&key, &value);
-                let deadline = if zero_limit {
-                    None
-                } else {
-                    self.write_deadline(&key, &value, seen, reading)
-                };
-                (weight, deadline)
-            }));
-            let (weight, deadline) = match asked {
-                Ok(asked) => asked,
-                Err(panic) => {
-                    drop(guard);
+            let step = self.compute_put((hash, index), key, value, seen, reading, &guard, &mut out);
+            drop(guard);
+            match step {
+                Step::Done(done) => return done,
+                Step::Refused {
+                    key,
+                    value,
+                    cause,
+                    replaced,
+                } => {
+                    self.unstored(hash, key, value, cause, replaced, out);
+                    return Computed::Refused;
+                }
+                Step::Retry { key: k, value } => {
+                    // The value waits in `spare`, and is dropped unpinned if nobody takes it.
+                    key = k;
+                    spare = Some(value);
+                }
+                Step::Panicked(panic, value) => {
                     drop(value);
                     resume_unwind(panic);
                 }
-            };
-            let refused = match deadline {
-                None => Some(RemovalCause::Expired),
-                Some(_) if self.refused(weight) => Some(RemovalCause::Evicted),
-                Some(_) => None,
-            };
-            if let Some(cause) = refused {
-                // Still a write of the entry seen: that one leaves (`Replaced`) and the value
-                // goes to the listener unstored. If it changed meanwhile, ask again; if none
-                // was seen, nothing is removed (an entry there now is lapsed or newer).
+            }
+        }
+    }
+
+    /// One attempt at storing `value` in place of `seen` (pinned by `guard`): admitted or
+    /// not, then swapped in if the entry is still the one seen.
+    #[allow(clippy::too_many_arguments)]
+    fn compute_put(
+        &self,
+        (hash, index): (u64, usize),
+        key: K,
+        value: V,
+        seen: Option<NodePtr<'_, K, V>>,
+        reading: Reading,
+        guard: &Guard,
+        out: &mut Departures<'_, K, V, S>,
+    ) -> Step<K, V> {
+        let now = reading.tick();
+        let segment = &self.segments[index];
+        // The weigher and the policy (user code) run here, pinned; if one panics, the
+        // value is dropped after the pin, as every value is.
+        let admitted = catch_unwind(AssertUnwindSafe(|| {
+            self.admit(&key, &value, self.ttl, seen, reading, true)
+        }));
+        let (deadline, weight) = match admitted {
+            Ok(Ok(admitted)) => admitted,
+            Ok(Err(cause)) => {
+                // Still a write of the entry seen: that one leaves (`Replaced`) and the
+                // value goes to the listener unstored. If it changed meanwhile, ask again;
+                // if none was seen, nothing is removed (one there now is lapsed or newer).
                 let replaced = match seen {
+                    Some(node) if !segment.table.remove_node(&node, guard) => {
+                        return Step::Retry { key, value };
+                    }
                     Some(node) => {
-                        if !segment.table.remove_node(&node, &guard) {
-                            drop(guard);
-                            spare = Some(value);
-                            continue;
-                        }
                         let live = RemovalCause::Replaced;
-                        self.departed_by_caller(index, node, live, now, &mut out) == live
+                        self.departed_by_caller(index, node, live, now, out) == live
                     }
                     None => false,
                 };
-                self.turn_pinned(index, now, &guard, &mut out);
-                drop(guard);
-                self.unstored(hash, key, value, cause, replaced, out);
-                return Computed::Refused;
+                self.turn_pinned(index, now, guard, out);
+                return Step::Refused {
+                    key,
+                    value,
+                    cause,
+                    replaced,
+                };
             }
-            // Some here: a zero answer was refused above.
-            let deadline = deadline.unwrap_or(Deadline::ttl(now));
-            let node = self.node(hash, key, value, deadline, reading, weight);
-            let charge = self.limits.charge_guard(weight);
-            let expected = seen.map(NodePtr::as_ptr);
-            let keep = |existing: NodePtr<'_, K, V>| match expected {
-                Some(x) => existing.as_ptr() != x,
-                // None was seen: an entry that lapsed may be replaced, a live one may not.
-                None => !self.expired_at(&existing, now),
-            };
-            let inserted =
-                segment
-                    .table
-                    .insert_when(node, |a, b| a == b, keep, expected.is_none(), &guard);
-            let done = match inserted {
-                Insert::New(new) => {
-                    charge.keep();
-                    self.linked_new(segment, new);
+            Err(panic) => return Step::Panicked(panic, value),
+        };
+        let node = self.node(hash, key, value, deadline, reading, weight);
+        let charge = self.limits.charge_guard(weight);
+        let expected = seen.map(NodePtr::as_ptr);
+        let keep = |existing: NodePtr<'_, K, V>| match expected {
+            Some(x) => existing.as_ptr() != x,
+            // None was seen: an entry that lapsed may be replaced, a live one may not.
+            None => !self.expired_at(&existing, now),
+        };
+        let vacant_ok = expected.is_none();
+        let inserted = segment
+            .table
+            .insert_when(node, |a, b| a == b, keep, vacant_ok, guard);
+        let done = match inserted {
+            Insert::New(new) => {
+                charge.keep();
+                self.linked_new(segment, new);
+                Computed::Inserted
+            }
+            Insert::Replaced { old, new } => {
+                charge.keep();
+                self.linked_over(index, old, new, now, out);
+                if vacant_ok {
                     Computed::Inserted
+                } else {
+                    Computed::Updated
                 }
-                Insert::Replaced { old, new } => {
-                    charge.keep();
-                    let done = if expected.is_some() {
-                        Computed::Updated
-                    } else {
-                        Computed::Inserted
-                    };
-                    self.linked_over(index, old, new, now, &mut out);
-                    done
-                }
-                Insert::Full { unused } => {
-                    // No room for the key's hash (see `Insert::Full`): refused like a
-                    // value heavier than the bound. The key was absent: nothing replaced.
-                    drop(charge);
-                    self.turn_pinned(index, now, &guard, &mut out);
-                    drop(guard);
-                    let (key, value) = unused.into_parts();
-                    self.unstored(hash, key, value, RemovalCause::Evicted, false, out);
-                    return Computed::Refused;
-                }
-                Insert::Kept { unused, .. } | Insert::Vacant { unused } => {
-                    drop(charge);
-                    drop(guard);
-                    // Another write won: take the key back and ask again (the value
-                    // waits in `spare`, and is dropped unpinned if nobody takes it).
-                    let (k, v) = unused.into_parts();
-                    key = k;
-                    spare = Some(v);
-                    continue;
-                }
-            };
-            self.turn_pinned(index, now, &guard, &mut out);
-            drop(guard);
-            out.finish();
-            return done;
-        }
+            }
+            Insert::Full { unused } => {
+                // No room for the key's hash (see `Insert::Full`): refused like a value
+                // heavier than the bound. The key was absent: nothing was replaced.
+                drop(charge);
+                self.turn_pinned(index, now, guard, out);
+                let (key, value) = unused.into_parts();
+                let cause = RemovalCause::Evicted;
+                return Step::Refused {
+                    key,
+                    value,
+                    cause,
+                    replaced: false,
+                };
+            }
+            Insert::Kept { unused, .. } | Insert::Vacant { unused } => {
+                // Another write won: take the key back and ask again.
+                drop(charge);
+                let (key, value) = unused.into_parts();
+                return Step::Retry { key, value };
+            }
+        };
+        self.turn_pinned(index, now, guard, out);
+        Step::Done(done)
     }
 }

@@ -344,17 +344,19 @@ where
         }
     }
 
-    /// The deadlines of an entry written now: the TTL's, and the policy's if there is one;
-    /// `None` if the policy gave zero (the entry is not stored). `seen` is the live entry
-    /// it replaces, if any. Runs the policy (user code): see the module docs for where.
+    /// The deadlines of an entry written now with time-to-live `ttl`: the TTL's, and the
+    /// policy's if there is one; `None` if the policy gave zero (the entry is not stored).
+    /// `seen` is the live entry it replaces, if any. Runs the policy (user code): see the
+    /// module docs for where.
     pub(super) fn write_deadline(
         &self,
         key: &K,
         value: &V,
+        ttl: Option<Duration>,
         seen: Option<NodePtr<'_, K, V>>,
         reading: Reading,
     ) -> Option<Deadline> {
-        let ttl = Self::deadline(self.ttl, reading);
+        let ttl = Self::deadline(ttl, reading);
         let Some(Asked { policy, .. }) = self.expiry.as_deref() else {
             return Some(Deadline::ttl(ttl));
         };

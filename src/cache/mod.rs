@@ -56,7 +56,6 @@ mod write;
 pub use builder::CacheBuilder;
 pub use compute::{Computed, Op};
 pub use config::Policy;
-use expiry::Deadline;
 pub use expiry::Expiry;
 pub use iter::{IntoClones, Iter};
 pub use pinned::Pinned;

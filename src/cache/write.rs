@@ -3,7 +3,7 @@
 
 use super::departures::Departures;
 use super::expiry::Deadline;
-use super::Inner;
+use super::{Inner, Op};
 use crate::clock::{Reading, NEVER};
 use crate::entry::node::{ExtInit, NodeBox, NodePtr, DETACHED, REMOVED, UNLINKED};
 use crate::entry::RemovalCause;
@@ -56,18 +56,57 @@ where
         u64::from(weight) > self.limits.max
     }
 
+    /// The one decision of whether a write is stored, for every write path: with
+    /// time-to-live `ttl`, a zero TTL or time-to-idle refuses it as `Expired` (nothing is
+    /// asked); then the weigher runs, and, with `ask` and a policy, the policy
+    /// (`expire_after_create`, or `_update` for the live entry `seen`), whose zero answer
+    /// refuses it as `Expired`; a weight over the whole bound refuses it as `Evicted`.
+    /// Otherwise its deadlines and weight. Runs user code (the weigher, the policy).
+    pub(super) fn admit(
+        &self,
+        key: &K,
+        value: &V,
+        ttl: Option<Duration>,
+        seen: Option<NodePtr<'_, K, V>>,
+        reading: Reading,
+        ask: bool,
+    ) -> Result<(Deadline, u32), RemovalCause> {
+        if ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero()) {
+            return Err(RemovalCause::Expired);
+        }
+        let weight = self.weigh(key, value);
+        let deadline = if ask {
+            self.write_deadline(key, value, ttl, seen, reading)
+                .ok_or(RemovalCause::Expired)?
+        } else {
+            Deadline::ttl(Self::deadline(ttl, reading))
+        };
+        if self.refused(weight) {
+            return Err(RemovalCause::Evicted);
+        }
+        Ok((deadline, weight))
+    }
+
+    /// `insert`: with a policy, a compare-and-swap of the entry, so that the policy answers
+    /// for the one replaced; otherwise a plain put with the default TTL.
+    pub(super) fn insert(&self, key: K, value: V) {
+        if self.expiry.is_none() {
+            return self.put(key, value, self.ttl);
+        }
+        self.compute_with(key, Some(value), |_, spare| match spare.take() {
+            Some(value) => Op::Put(value),
+            None => unreachable!("a refused put hands its value back before a retry"),
+        });
+    }
+
     pub(super) fn put(&self, key: K, value: V, ttl: Option<Duration>) {
         let now = self.ticker.read();
-        if ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero()) {
-            return self.put_expired(key, value, now.tick(), RemovalCause::Expired);
-        }
-        let weight = self.weigh(&key, &value);
-        if self.refused(weight) {
-            return self.put_expired(key, value, now.tick(), RemovalCause::Evicted);
-        }
+        let (deadline, weight) = match self.admit(&key, &value, ttl, None, now, false) {
+            Ok(admitted) => admitted,
+            Err(cause) => return self.put_expired(key, value, now.tick(), cause),
+        };
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
-        let deadline = Deadline::ttl(Self::deadline(ttl, now));
         let node = self.node(hash, key, value, deadline, now, weight);
         let charge = self.limits.charge_guard(weight);
         let mut out = Departures::new(self, index);
@@ -264,49 +303,15 @@ where
         // Unpinned: `init` may take seconds without holding back any reclamation.
         let value = init();
         let reading = self.ticker.read();
-        let weight = self.weigh(&key, &value);
-        // Unpinned too: the policy's answer for a new entry (what it replaces, if anything,
-        // has lapsed, so this is a creation).
-        let zero_limit =
-            self.ttl.is_some_and(|t| t.is_zero()) || self.tti.is_some_and(|t| t.is_zero());
-        let deadline = if zero_limit {
-            None // nothing is stored whatever the policy says: not asked
-        } else {
-            self.write_deadline(&key, &value, None, reading)
+        // Unpinned too: the admission (the weigher, and the policy's answer for a new
+        // entry: what it replaces, if anything, has lapsed, so this is a creation).
+        let (deadline, weight) = match self.admit(&key, &value, self.ttl, None, reading, true) {
+            Ok(admitted) => admitted,
+            Err(cause) => return self.refused_insert_with(hash, index, key, value, cause),
         };
-        let unstored = if deadline.is_none() {
-            Some(RemovalCause::Expired)
-        } else {
-            self.refused(weight).then_some(RemovalCause::Evicted)
-        };
-        if let Some(cause) = unstored {
-            // An entry stored while `init` ran wins, as below; otherwise the value goes to
-            // the listener unstored, and nothing is removed (an entry there has lapsed).
-            let live = {
-                let guard = epoch::pin();
-                self.find(hash, index, &key, &guard, false, false)
-                    .map(|n| n.value.clone())
-            };
-            if let Some(live) = live {
-                drop(value);
-                drop(key); // before returning: see above
-                return live;
-            }
-            let result = value.clone();
-            self.unstored(hash, key, value, cause, false, Departures::new(self, index));
-            return result;
-        }
         let now = reading.tick();
         let segment = &self.segments[index];
-        // Some here: a zero answer was not stored above.
-        let node = self.node(
-            hash,
-            key,
-            value,
-            deadline.unwrap_or(Deadline::ttl(now)),
-            reading,
-            weight,
-        );
+        let node = self.node(hash, key, value, deadline, reading, weight);
         let charge = self.limits.charge_guard(weight);
         let keep = |existing: NodePtr<'_, K, V>| !self.expired_at(&existing, now);
         let mut out = Departures::new(self, index);
@@ -349,6 +354,36 @@ where
         // The losing value is the caller's, dropped here, unpinned, after the departures
         // (its `Drop` may call back into the cache).
         drop(unused);
+        result
+    }
+
+    /// `get_or_insert_with`'s value, refused by the admission as `cause`: an entry stored
+    /// while `init` ran wins (as when the insert loses); otherwise the value goes to the
+    /// listener unstored, and nothing is removed (an entry there has lapsed). Returns what
+    /// the caller gets.
+    fn refused_insert_with(
+        &self,
+        hash: u64,
+        index: usize,
+        key: K,
+        value: V,
+        cause: RemovalCause,
+    ) -> V
+    where
+        V: Clone,
+    {
+        let live = {
+            let guard = epoch::pin();
+            self.find(hash, index, &key, &guard, false, false)
+                .map(|n| n.value.clone())
+        };
+        if let Some(live) = live {
+            drop(value);
+            drop(key); // before returning (see `get_or_insert_with`)
+            return live;
+        }
+        let result = value.clone();
+        self.unstored(hash, key, value, cause, false, Departures::new(self, index));
         result
     }
 
