@@ -146,6 +146,40 @@ where
         }
     }
 
+    /// A `Put` the admission refused as `cause`. Still a write of the entry seen: that one
+    /// leaves (`Replaced`) and the value goes to the listener unstored. If it changed
+    /// meanwhile, ask again; if none was seen, nothing is removed (one there now is lapsed
+    /// or newer).
+    #[allow(clippy::too_many_arguments)]
+    fn compute_refused(
+        &self,
+        (index, now): (usize, u64),
+        key: K,
+        value: V,
+        cause: RemovalCause,
+        seen: Option<NodePtr<'_, K, V>>,
+        guard: &Guard,
+        out: &mut Departures<'_, K, V, S>,
+    ) -> Step<K, V> {
+        let replaced = match seen {
+            Some(node) if !self.segments[index].table.remove_node(&node, guard) => {
+                return Step::Retry { key, value };
+            }
+            Some(node) => {
+                let live = RemovalCause::Replaced;
+                self.departed_by_caller(index, node, live, now, out) == live
+            }
+            None => false,
+        };
+        self.turn_pinned(index, now, guard, out);
+        Step::Refused {
+            key,
+            value,
+            cause,
+            replaced,
+        }
+    }
+
     /// One attempt at storing `value` in place of `seen` (pinned by `guard`): admitted or
     /// not, then swapped in if the entry is still the one seen.
     #[allow(clippy::too_many_arguments)]
@@ -169,26 +203,7 @@ where
         let (deadline, weight) = match admitted {
             Ok(Ok(admitted)) => admitted,
             Ok(Err(cause)) => {
-                // Still a write of the entry seen: that one leaves (`Replaced`) and the
-                // value goes to the listener unstored. If it changed meanwhile, ask again;
-                // if none was seen, nothing is removed (one there now is lapsed or newer).
-                let replaced = match seen {
-                    Some(node) if !segment.table.remove_node(&node, guard) => {
-                        return Step::Retry { key, value };
-                    }
-                    Some(node) => {
-                        let live = RemovalCause::Replaced;
-                        self.departed_by_caller(index, node, live, now, out) == live
-                    }
-                    None => false,
-                };
-                self.turn_pinned(index, now, guard, out);
-                return Step::Refused {
-                    key,
-                    value,
-                    cause,
-                    replaced,
-                };
+                return self.compute_refused((index, now), key, value, cause, seen, guard, out)
             }
             Err(panic) => return Step::Panicked(panic, value),
         };

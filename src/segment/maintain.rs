@@ -93,29 +93,7 @@ impl<K, V> Segment<K, V> {
                 turn.drained = true;
             }
             self.apply(maint, &mut budget, guard, fired, &mut turn);
-            let Maint { wheel, queues, .. } = maint;
-            // SAFETY: 1. scheduled nodes are alive (not DETACHED, so not retired); 2. we hold
-            // the maintenance lock.
-            let caught_up = unsafe {
-                wheel.advance(
-                    now,
-                    &mut budget,
-                    // SAFETY: scheduled nodes are alive (as above).
-                    |node| self.wheel_deadline(NodePtr::from_raw(node)),
-                    |node, d| {
-                        if d == NEVER {
-                            // A read took its deadline away: it leaves the wheel, live.
-                            // SAFETY: just popped from the wheel, so alive (scheduled nodes
-                            // are not retired); we hold the lock.
-                            let node = NodePtr::from_raw(node);
-                            // Relaxed: SCHEDULED is set and cleared only under the lock.
-                            node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
-                        } else {
-                            self.expire(node, queues, guard, fired, &mut turn);
-                        }
-                    },
-                )
-            };
+            let caught_up = self.advance_wheel(maint, now, &mut budget, guard, fired, &mut turn);
             let over = self.evict(maint, now, &mut budget, guard, fired, &mut turn);
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
@@ -150,6 +128,43 @@ impl<K, V> Segment<K, V> {
             }
             // Go round again, within the same budget, so its request is not stranded.
             drain = true;
+        }
+    }
+
+    /// Advances the wheel to `now` within the budget: entries due leave it and are
+    /// expired (or, if a read took their deadline away, leave it live). Returns whether the
+    /// wheel caught up with `now`. Maintenance lock held.
+    fn advance_wheel(
+        &self,
+        maint: &mut Maint<K, V>,
+        now: u64,
+        budget: &mut usize,
+        guard: &Guard,
+        fired: &mut Fired<'_, K, V>,
+        turn: &mut Turn,
+    ) -> bool {
+        let Maint { wheel, queues, .. } = maint;
+        // SAFETY: 1. scheduled nodes are alive (not DETACHED, so not retired); 2. we hold
+        // the maintenance lock.
+        unsafe {
+            wheel.advance(
+                now,
+                budget,
+                // SAFETY: scheduled nodes are alive (as above).
+                |node| self.wheel_deadline(NodePtr::from_raw(node)),
+                |node, d| {
+                    if d == NEVER {
+                        // A read took its deadline away: it leaves the wheel, live.
+                        // SAFETY: just popped from the wheel, so alive (scheduled nodes
+                        // are not retired); we hold the lock.
+                        let node = NodePtr::from_raw(node);
+                        // Relaxed: SCHEDULED is set and cleared only under the lock.
+                        node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+                    } else {
+                        self.expire(node, queues, guard, fired, turn);
+                    }
+                },
+            )
         }
     }
 

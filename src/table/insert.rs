@@ -116,28 +116,21 @@ impl<K, V> Table<K, V> {
             let free = match scan {
                 Scan::Migrating => continue,
                 Scan::Found(at, old_word) => {
-                    // SAFETY: as in `lookup`.
-                    let old = unsafe { NodePtr::from_raw(old_word.node().expect("found")) };
-                    if keep(old) {
-                        return Insert::Kept {
-                            existing: old,
-                            unused: node.take_back(),
-                        };
+                    match Self::replace(raw, at, old_word, word, &mut keep) {
+                        Some(Ok(old)) => {
+                            return Insert::Replaced {
+                                old,
+                                new: node.publish(),
+                            }
+                        }
+                        Some(Err(existing)) => {
+                            return Insert::Kept {
+                                existing,
+                                unused: node.take_back(),
+                            }
+                        }
+                        None => continue,
                     }
-                    // One CAS takes `old` out and puts the new node in: the key is never
-                    // absent in between, and the winner of the CAS is `old`'s remover.
-                    // Release publishes the new node's fields to readers' Acquire loads.
-                    let slot = &raw.groups[at.group].slots[at.slot];
-                    if slot
-                        .compare_exchange(old_word.0, word.0, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        return Insert::Replaced {
-                            old,
-                            new: node.publish(),
-                        };
-                    }
-                    continue;
                 }
                 Scan::Absent(_) if !vacant => {
                     return Insert::Vacant {
@@ -146,41 +139,15 @@ impl<K, V> Table<K, V> {
                 }
                 Scan::Absent(free) => free,
             };
-            let current = std::ptr::eq(raw, self.current(guard));
-            // No free slot near home: grow if that can help, which it does when the
-            // table is loaded, or full: a table no larger than the reach was scanned
-            // whole, so no free slot means none anywhere (`count` misses claims not yet
-            // published, so it can understate the load). Otherwise the keys crowding
-            // this home share their hash bits, a bigger table would not part them, and
-            // the insert goes further out instead (within `named`'s reach). A target of
-            // a migration in progress with no room in reach finishes the migration first.
-            let near = free.filter(|at| at.steps < MAX_PROBE);
-            let full = free.is_none() && raw.capacity() <= self.tuning.reach + 1;
-            if near.is_none() && current && (full || self.growth_helps(raw)) {
-                self.start_migration(raw, true, guard);
-                continue;
-            }
-            let Some(at) = free else {
-                if !current {
-                    self.finish_migration(guard);
-                    continue;
+            let (at, target) = match self.place(raw, free, guard) {
+                Place::At { at, target } => (at, target),
+                Place::Retry => continue,
+                Place::Full => {
+                    return Insert::Full {
+                        unused: node.take_back(),
+                    }
                 }
-                // Nothing in reach of a table larger than the reach, and growth cannot
-                // help: over 65,000 keys share this home's hash bits (a hasher that
-                // ignores the key). Refused, not a hang.
-                return Insert::Full {
-                    unused: node.take_back(),
-                };
             };
-            // In a migration's target, a new key takes one of the slots set aside for them;
-            // when none is left, finish the migration first (see `Raw::room`). Relaxed: a
-            // count of slots; no data is published through it.
-            let target = !current;
-            if target && raw.room.fetch_sub(1, Ordering::Relaxed) <= 0 {
-                raw.room.fetch_add(1, Ordering::Relaxed);
-                self.finish_migration(guard);
-                continue;
-            }
             let Some(version) = self.claim_and_commit(raw, home, c0, at, word) else {
                 if target {
                     raw.room.fetch_add(1, Ordering::Relaxed);
@@ -201,7 +168,80 @@ impl<K, V> Table<K, V> {
     }
 }
 
+/// Where a new key goes (see [`Table::place`]).
+enum Place {
+    /// Into `at`; `target`: of a migration in progress, with one of its set-aside slots
+    /// taken for it (given back if the claim fails).
+    At { at: At, target: bool },
+    /// The table changed under the insert (it grew, or a migration must finish): start
+    /// again.
+    Retry,
+    /// No room for the key's hash, and growing cannot help.
+    Full,
+}
+
 impl<K, V> Table<K, V> {
+    /// The key's node `old_word` was found at `at`: unless `keep` keeps it (`Err(old)`),
+    /// one CAS takes it out and puts `word` in (`Ok(old)`), so the key is never absent in
+    /// between and the winner of the CAS is `old`'s remover. `None` if the slot changed.
+    fn replace<'g>(
+        raw: &Raw<K, V>,
+        at: At,
+        old_word: Word<K, V>,
+        word: Word<K, V>,
+        keep: &mut impl FnMut(NodePtr<'g, K, V>) -> bool,
+    ) -> Option<Result<NodePtr<'g, K, V>, NodePtr<'g, K, V>>> {
+        // SAFETY: as in `lookup`.
+        let old = unsafe { NodePtr::from_raw(old_word.node().expect("found")) };
+        if keep(old) {
+            return Some(Err(old));
+        }
+        // Release publishes the new node's fields to readers' Acquire loads.
+        let slot = &raw.groups[at.group].slots[at.slot];
+        slot.compare_exchange(old_word.0, word.0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            .then_some(Ok(old))
+    }
+
+    /// Where a new key goes in `raw`, the table its scan found `free` in (the first free
+    /// slot within `Tuning::reach`, if any).
+    fn place(&self, raw: &Raw<K, V>, free: Option<At>, guard: &Guard) -> Place {
+        let current = std::ptr::eq(raw, self.current(guard));
+        // No free slot near home: grow if that can help, which it does when the table is
+        // loaded, or full: a table no larger than the reach was scanned whole, so no free
+        // slot means none anywhere (`count` misses claims not yet published, so it can
+        // understate the load). Otherwise the keys crowding this home share their hash
+        // bits, a bigger table would not part them, and the insert goes further out
+        // instead (within `named`'s reach). A target of a migration in progress with no
+        // room in reach finishes the migration first.
+        let near = free.filter(|at| at.steps < MAX_PROBE);
+        let full = free.is_none() && raw.capacity() <= self.tuning.reach + 1;
+        if near.is_none() && current && (full || self.growth_helps(raw)) {
+            self.start_migration(raw, true, guard);
+            return Place::Retry;
+        }
+        let Some(at) = free else {
+            if !current {
+                self.finish_migration(guard);
+                return Place::Retry;
+            }
+            // Nothing in reach of a table larger than the reach, and growth cannot help:
+            // over 65,000 keys share this home's hash bits (a hasher that ignores the
+            // key). Refused, not a hang.
+            return Place::Full;
+        };
+        // In a migration's target, a new key takes one of the slots set aside for them;
+        // when none is left, finish the migration first (see `Raw::room`). Relaxed: a
+        // count of slots; no data is published through it.
+        let target = !current;
+        if target && raw.room.fetch_sub(1, Ordering::Relaxed) <= 0 {
+            raw.room.fetch_add(1, Ordering::Relaxed);
+            self.finish_migration(guard);
+            return Place::Retry;
+        }
+        Place::At { at, target }
+    }
+
     /// Claims the free slot `at` for `word` and commits the insert on the home group:
     /// `Some(version)` of the commit when committed (the home's `named` now names `at`).
     /// On failure nothing is left behind. No user code runs here.
