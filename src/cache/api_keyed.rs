@@ -321,15 +321,8 @@ where
     where
         V: Clone,
     {
-        let outcome = self.inner.load(
-            key,
-            || Outcome::Value(Arc::new(init())),
-            |o| matches!(o, Outcome::Value(_)),
-        );
-        match outcome {
-            Outcome::Value(v) => Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone()),
-            _ => unreachable!("get_with only takes values"),
-        }
+        let init = || Outcome::of_value(init());
+        self.inner.load(key, init, Outcome::for_value).into_value()
     }
 
     /// [`get_with`](Self::get_with) for a loader that can fail: an `Err` is stored
@@ -348,26 +341,9 @@ where
         V: Clone,
         E: Send + Sync + 'static,
     {
-        let outcome = self.inner.load(
-            key,
-            || match init() {
-                Ok(v) => Outcome::Value(Arc::new(v)),
-                Err(e) => Outcome::Error(Arc::new(Arc::new(e))),
-            },
-            |o| match o {
-                Outcome::Value(_) => true,
-                Outcome::Error(e) => e.is::<Arc<E>>(),
-                Outcome::Nothing => false,
-            },
-        );
-        match outcome {
-            Outcome::Value(v) => Ok(Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone())),
-            Outcome::Error(e) => Err(e
-                .downcast_ref::<Arc<E>>()
-                .cloned()
-                .expect("only this error type is shared")),
-            Outcome::Nothing => unreachable!("try_get_with's loader always decides"),
-        }
+        let init = || Outcome::of_result(init());
+        let shares = Outcome::for_result::<E>;
+        self.inner.load(key, init, shares).into_result()
     }
 
     /// [`get_with`](Self::get_with) for a loader that may find nothing: `None` is stored
@@ -384,15 +360,10 @@ where
     where
         V: Clone,
     {
-        let outcome = self.inner.load(
-            key,
-            || init().map_or(Outcome::Nothing, |v| Outcome::Value(Arc::new(v))),
-            |o| matches!(o, Outcome::Value(_) | Outcome::Nothing),
-        );
-        match outcome {
-            Outcome::Value(v) => Some(Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone())),
-            _ => None,
-        }
+        let init = || Outcome::of_option(init());
+        self.inner
+            .load(key, init, Outcome::for_option)
+            .into_option()
     }
 
     /// An atomic read-modify-write of `key`'s entry: `f` sees the live value (or `None`)

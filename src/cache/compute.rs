@@ -13,6 +13,7 @@
 //! run more than once, and it runs pinned: it must be short and must not block.
 
 use super::departures::Departures;
+use super::read::Look;
 use super::Inner;
 use crate::clock::Reading;
 use crate::entry::node::NodePtr;
@@ -100,7 +101,7 @@ where
             // Declared before the pin, so dropped after it (also when `f` panics).
             let mut out = Departures::new(self, index);
             let guard = epoch::pin();
-            let seen = self.find(hash, index, &key, &guard, false, false);
+            let seen = self.find(hash, index, &key, &guard, Look::Peek);
             let value = match f(seen.map(|n| &n.get().value), &mut spare) {
                 Op::Nop if seen.is_some() => return Computed::Unchanged,
                 Op::Nop => return Computed::StillNone,

@@ -34,12 +34,9 @@
 //! The same design as quick_cache's placeholder guard and Caffeine's `compute`-based
 //! loading, except that the placeholder is outside the table.
 
-use super::Inner;
 use crate::sync::{self, Condvar, Mutex, ThreadId};
-use crossbeam_epoch as epoch;
 use std::any::Any;
 use std::cell::Cell;
-use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 /// What a loader produced.
@@ -190,30 +187,9 @@ impl<K: Eq, V> Flights<K, V> {
     ///
     /// `present` says whether the cache holds a live entry for the key; it is asked under
     /// the list's lock before the caller is made leader, so a flight that stored the key
-    /// and unlisted after the caller's first look is not run again.
+    /// and unlisted after the caller's first look is not run again. `me` is the thread that
+    /// leads if the caller leads (`None` for a task: see [`Flight::leader`]).
     pub(crate) fn join(
-        &self,
-        index: usize,
-        hash: u64,
-        key: K,
-        present: impl FnOnce(&K) -> bool,
-    ) -> Found<'_, K, V> {
-        self.join_as(index, hash, key, present, Some(sync::thread_id()))
-    }
-
-    /// [`join`](Self::join) for a task (`leader` None: see [`Flight::leader`]).
-    #[cfg(feature = "async")]
-    pub(crate) fn join_async(
-        &self,
-        index: usize,
-        hash: u64,
-        key: K,
-        present: impl FnOnce(&K) -> bool,
-    ) -> Found<'_, K, V> {
-        self.join_as(index, hash, key, present, None)
-    }
-
-    fn join_as(
         &self,
         index: usize,
         hash: u64,
@@ -353,65 +329,6 @@ impl<K, V> Drop for Lead<'_, K, V> {
             // Unlist first: a waiter woken by `Abandoned` must find the list free to lead.
             self.unlist();
             self.flight.end(State::Abandoned);
-        }
-    }
-}
-impl<K, V, S> Inner<K, V, S>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher,
-{
-    /// The coalesced load behind `get_with` and friends (see `load`): the outcome this
-    /// caller gets. `shares` says which outcomes of another caller's load this caller
-    /// takes as its own; for any other it retries (and may lead).
-    pub(super) fn load(
-        &self,
-        key: K,
-        init: impl FnOnce() -> Outcome<V>,
-        shares: impl Fn(&Outcome<V>) -> bool,
-    ) -> Outcome<V>
-    where
-        V: Clone,
-    {
-        let (hash, index) = self.locate(&key);
-        let mut key = key;
-        loop {
-            if let Some(value) = self.get_located(hash, index, &key) {
-                return Outcome::Value(Arc::new(value));
-            }
-            let present = |k: &K| {
-                let guard = epoch::pin();
-                self.find(hash, index, k, &guard, false, false).is_some()
-            };
-            match self.flights.join(index, hash, key, present) {
-                Found::Present(mine) => key = mine,
-                Found::Wait {
-                    flight,
-                    same_key,
-                    key: mine,
-                } => {
-                    key = mine;
-                    if let Some(outcome) = flight.wait() {
-                        if same_key && shares(&outcome) {
-                            return outcome;
-                        }
-                    }
-                }
-                Found::Lead(mut lead) => {
-                    // Unpinned, no lock held: the loader may be slow and may call back.
-                    let outcome = match init() {
-                        Outcome::Value(value) => {
-                            let value = Arc::try_unwrap(value).unwrap_or_else(|v| (*v).clone());
-                            let key = lead.take_key();
-                            Outcome::Value(Arc::new(self.get_or_insert_with(key, || value)))
-                        }
-                        other => other,
-                    };
-                    lead.finish(outcome.clone());
-                    return outcome;
-                }
-            }
         }
     }
 }

@@ -7,9 +7,8 @@
 //! no pin across the await. Dropping the leader's future before it finishes (a
 //! cancellation, like a panic) abandons the flight, and one waiter loads instead.
 
-use super::load::{Found, Outcome};
+use super::load::{Flight, Outcome};
 use super::{Cache, Inner};
-use crossbeam_epoch as epoch;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
@@ -20,52 +19,16 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
+    /// A coalesced load for a task: waits await the flight's end, and no thread is
+    /// recorded as the leader.
     async fn load_async(
         &self,
         key: K,
         init: impl Future<Output = Outcome<V>>,
         shares: impl Fn(&Outcome<V>) -> bool,
     ) -> Outcome<V> {
-        let (hash, index) = self.locate(&key);
-        let mut key = key;
-        let mut init = Some(init);
-        loop {
-            if let Some(value) = self.get_located(hash, index, &key) {
-                return Outcome::Value(Arc::new(value));
-            }
-            let present = |k: &K| {
-                let guard = epoch::pin();
-                self.find(hash, index, k, &guard, false, false).is_some()
-            };
-            match self.flights.join_async(index, hash, key, present) {
-                Found::Present(mine) => key = mine,
-                Found::Wait {
-                    flight,
-                    same_key,
-                    key: mine,
-                } => {
-                    key = mine;
-                    if let Some(outcome) = flight.wait_async().await {
-                        if same_key && shares(&outcome) {
-                            return outcome;
-                        }
-                    }
-                }
-                Found::Lead(mut lead) => {
-                    let init = init.take().expect("a caller leads at most once");
-                    let outcome = match init.await {
-                        Outcome::Value(value) => {
-                            let value = Arc::try_unwrap(value).unwrap_or_else(|v| (*v).clone());
-                            let key = lead.take_key();
-                            Outcome::Value(Arc::new(self.get_or_insert_with(key, || value)))
-                        }
-                        other => other,
-                    };
-                    lead.finish(outcome.clone());
-                    return outcome;
-                }
-            }
-        }
+        let wait = |flight: Arc<Flight<V>>| async move { flight.wait_async().await };
+        self.drive_load(key, init, shares, None, wait).await
     }
 }
 
@@ -104,16 +67,9 @@ where
     /// # }
     /// ```
     pub async fn get_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
-        let outcome = self
-            .inner
-            .load_async(key, async { Outcome::Value(Arc::new(init.await)) }, |o| {
-                matches!(o, Outcome::Value(_))
-            })
-            .await;
-        match outcome {
-            Outcome::Value(v) => Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone()),
-            _ => unreachable!("get_with_async only takes values"),
-        }
+        let init = async { Outcome::of_value(init.await) };
+        let outcome = self.inner.load_async(key, init, Outcome::for_value).await;
+        outcome.into_value()
     }
 
     /// [`try_get_with`](Self::try_get_with) for an async loader: an `Err` is stored
@@ -137,30 +93,8 @@ where
     where
         E: Send + Sync + 'static,
     {
-        let outcome = self
-            .inner
-            .load_async(
-                key,
-                async {
-                    match init.await {
-                        Ok(v) => Outcome::Value(Arc::new(v)),
-                        Err(e) => Outcome::Error(Arc::new(Arc::new(e))),
-                    }
-                },
-                |o| match o {
-                    Outcome::Value(_) => true,
-                    Outcome::Error(e) => e.is::<Arc<E>>(),
-                    Outcome::Nothing => false,
-                },
-            )
-            .await;
-        match outcome {
-            Outcome::Value(v) => Ok(Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone())),
-            Outcome::Error(e) => Err(e
-                .downcast_ref::<Arc<E>>()
-                .cloned()
-                .expect("only this error type is shared")),
-            Outcome::Nothing => unreachable!("try_get_with_async's loader always decides"),
-        }
+        let init = async { Outcome::of_result(init.await) };
+        let shares = Outcome::for_result::<E>;
+        self.inner.load_async(key, init, shares).await.into_result()
     }
 }

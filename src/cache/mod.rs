@@ -27,7 +27,7 @@
 //! ## Where things are
 //! The public methods and their docs are in `api_keyed` (one key) and `api_whole` (the
 //! whole cache), each a line or two over the engine: `read` (locating a key, liveness),
-//! `write` (storing, refusing, removing, the remover's duties), `load` (coalesced loads),
+//! `write` (storing, refusing, removing, the remover's duties), `load` (coalesced loads: the flights) and `load_driver` (the one loop that drives them, blocking or async),
 //! `compute`, `iter`, `expiry` (the `Expiry` policy), and `maintain` (turns, the unpinned
 //! phase, full turns, teardown). `listener` tells the listener; `reaper` is the optional
 //! maintenance thread.
@@ -47,6 +47,7 @@ pub(crate) mod listener;
 mod load;
 #[cfg(feature = "async")]
 mod load_async;
+mod load_driver;
 mod maintain;
 mod pinned;
 mod read;

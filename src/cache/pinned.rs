@@ -1,6 +1,7 @@
 //! Borrowed reads under one epoch pin.
 
 use super::maintain::read_turn_owed;
+use super::read::Look;
 use super::{Cache, Iter};
 use crossbeam_epoch::Guard;
 use std::borrow::Borrow;
@@ -74,7 +75,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.find(key, true).map(|(_, v)| v)
+        self.find(key, Look::Get).map(|(_, v)| v)
     }
 
     /// The live entry for `key`: its stored key and value, borrowed. Counts as a hit or a
@@ -95,7 +96,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.find(key, true)
+        self.find(key, Look::Get)
     }
 
     /// Whether a live entry exists for `key`. Not counted as a hit or miss, and not a read
@@ -117,7 +118,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.find(key, false).is_some()
+        self.find(key, Look::Peek).is_some()
     }
 
     /// Every live entry, borrowed under this guard's pin (see [`Iter`]): weakly
@@ -138,19 +139,17 @@ where
         Iter::new(&self.cache.inner, &self.guard)
     }
 
-    fn find<Q>(&self, key: &Q, count: bool) -> Option<(&K, &V)>
+    fn find<Q>(&self, key: &Q, look: Look) -> Option<(&K, &V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let inner = &self.cache.inner;
         let (hash, index) = inner.locate(key);
-        let found = inner
-            .find(hash, index, key, &self.guard, count, count)
-            .map(|node| {
-                let node = node.get();
-                (&node.key, &node.value)
-            });
+        let found = inner.find(hash, index, key, &self.guard, look).map(|node| {
+            let node = node.get();
+            (&node.key, &node.value)
+        });
         if read_turn_owed() {
             // Taken when the guard drops, after its pin (the user's) has ended.
             self.owed.set(Some(index));

@@ -11,6 +11,19 @@ use crossbeam_epoch::{self as epoch, Guard};
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
+/// What a lookup is, for the statistics and for the entry it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Look {
+    /// Neither an access nor counted: `contains_key`, `compute`, a load's second look.
+    Peek,
+    /// An access (it restarts the entry's idle time, raises its access count and asks the
+    /// read policy: see [`live_now`](Inner::live_now)), not counted as a hit or a miss:
+    /// `get_or_insert_with` finding its key.
+    Touch,
+    /// A `get`: an access, and a hit or a miss.
+    Get,
+}
+
 impl<K, V, S> Inner<K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
@@ -28,7 +41,7 @@ where
         let value = {
             let guard = epoch::pin();
             let value = self
-                .find(hash, index, key, &guard, true, true)
+                .find(hash, index, key, &guard, Look::Get)
                 .map(|n| n.value.clone());
             self.read_turn_pinned(index, &guard, &mut out);
             value
@@ -47,7 +60,7 @@ where
         let mut out = Departures::new(self, index);
         let found = {
             let guard = epoch::pin();
-            let found = self.find(hash, index, key, &guard, false, false).is_some();
+            let found = self.find(hash, index, key, &guard, Look::Peek).is_some();
             self.read_turn_pinned(index, &guard, &mut out);
             found
         };
@@ -129,22 +142,20 @@ where
             })
     }
 
-    /// The live node for `key`. A counted read (`count`: a `get`) is a hit or a miss; a
-    /// touching one (`touch`: any read that counts as an access) restarts the entry's idle
-    /// time and raises its access count (see [`live_now`](Self::live_now)).
+    /// The live node for `key`, looked up as `look` says (see [`Look`]).
     pub(super) fn find<'g, Q>(
         &self,
         hash: u64,
         index: usize,
         key: &Q,
         guard: &'g Guard,
-        count: bool,
-        touch: bool,
+        look: Look,
     ) -> Option<NodePtr<'g, K, V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        let touch = look != Look::Peek;
         let found = self.segments[index]
             .table
             .lookup(hash, |n| n.key.borrow() == key, guard);
@@ -153,7 +164,7 @@ where
         } else {
             found.filter(|n| self.live_now(*n, touch))
         };
-        if count {
+        if look == Look::Get {
             self.stats.record(if found.is_some() {
                 Event::Hit
             } else {

@@ -3,6 +3,7 @@
 
 use super::departures::Departures;
 use super::expiry::Deadline;
+use super::read::Look;
 use super::{Inner, Op};
 use crate::clock::{Reading, NEVER};
 use crate::entry::node::{ExtInit, NodeBox, NodePtr, DETACHED, REMOVED, UNLINKED};
@@ -291,7 +292,7 @@ where
         let (hash, index) = self.locate(&key);
         let present = {
             let guard = epoch::pin();
-            self.find(hash, index, &key, &guard, false, true)
+            self.find(hash, index, &key, &guard, Look::Touch)
                 .map(|node| node.value.clone())
         };
         if let Some(value) = present {
@@ -374,7 +375,7 @@ where
     {
         let live = {
             let guard = epoch::pin();
-            self.find(hash, index, &key, &guard, false, false)
+            self.find(hash, index, &key, &guard, Look::Peek)
                 .map(|n| n.value.clone())
         };
         if let Some(live) = live {
