@@ -17,6 +17,7 @@
 //! cache 835 days old used to saturate every deadline to "never".
 
 use crate::sync::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +30,13 @@ use std::time::{Duration, Instant};
 /// default is [`MonotonicClock`], and [`ManualClock`] is for tests.
 ///
 /// A panicking clock is safe: every write reads the clock before it changes anything.
+///
+/// A clock that steps back (a wall clock set back, a simulation rewound) is bad input,
+/// and the cache clamps it: a reading earlier than the latest tick the cache has seen
+/// counts as that tick, so an entry that has lapsed never comes back, and no deadline is
+/// set from an earlier time. Time then stands still for the cache until the clock passes
+/// its old reading again. (The default clock, [`MonotonicClock`], cannot step back and is
+/// not clamped; every other clock costs one more load per reading for the clamp.)
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,7 +63,8 @@ use std::time::{Duration, Instant};
 /// assert_eq!(cache.get(&1), None);
 /// ```
 pub trait Clock: Send + Sync + 'static {
-    /// Nanoseconds since this clock's origin. Never decreases between calls.
+    /// Nanoseconds since this clock's origin. Should never decrease between calls; a clock
+    /// that steps back is clamped (see the trait docs).
     ///
     /// ```
     /// use std::time::Duration;
@@ -230,6 +239,8 @@ impl fmt::Debug for ManualClock {
 impl Clock for ManualClock {
     #[inline]
     fn now_nanos(&self) -> u64 {
+        // Relaxed: the clock is one value read on its own; nothing else is inferred from
+        // it, so it pairs with nothing (the increments in `advance` are Relaxed too).
         self.nanos.load(Ordering::Relaxed)
     }
 }
@@ -269,13 +280,24 @@ pub(crate) const NEVER: u64 = (1 << DEADLINE_BITS) - 1;
 pub(crate) struct Ticker {
     clock: Box<dyn Clock>,
     tick_nanos: u64,
+    /// For a clock that may step back (a user's): the latest reading the cache has seen,
+    /// raised once per tick (see [`clamp`](Self::clamp)). `None` for the default clock,
+    /// `Instant`, which does not step back. Boxed and padded: a shared write once per tick
+    /// must not share a line with the fields every operation reads.
+    latest: Option<Box<CachePadded<AtomicU64>>>,
 }
 
 impl Ticker {
-    /// `tick` is clamped to at least [`MIN_TICK`] and at most `u64::MAX` ns.
-    pub(crate) fn new(clock: Box<dyn Clock>, tick: Duration) -> Self {
+    /// `tick` is clamped to at least [`MIN_TICK`] and at most `u64::MAX` ns. `monotonic`:
+    /// the clock cannot step back (the default clock), so its readings are not clamped.
+    pub(crate) fn new(clock: Box<dyn Clock>, tick: Duration, monotonic: bool) -> Self {
         let tick_nanos = u64::try_from(tick.max(MIN_TICK).as_nanos()).unwrap_or(u64::MAX);
-        Self { clock, tick_nanos }
+        let latest = (!monotonic).then(|| Box::new(CachePadded::new(AtomicU64::new(0))));
+        Self {
+            clock,
+            tick_nanos,
+            latest,
+        }
     }
 
     /// The current tick (rounded down): an entry with deadline `d` is expired once
@@ -285,13 +307,39 @@ impl Ticker {
         self.read().tick()
     }
 
-    /// One reading of the clock, to derive both "now" and deadlines from.
+    /// One reading of the clock, to derive both "now" and deadlines from (clamped for a
+    /// clock that may step back).
     #[inline]
     pub(crate) fn read(&self) -> Reading {
+        let nanos = self.clock.now_nanos();
+        let nanos = match &self.latest {
+            None => nanos,
+            Some(latest) => self.clamp(latest, nanos),
+        };
         Reading {
-            nanos: self.clock.now_nanos(),
+            nanos,
             tick_nanos: self.tick_nanos,
         }
+    }
+
+    /// A user's clock that steps back is bad input (see [`Clock`]): a reading in a tick
+    /// before the latest tick the cache has seen counts as the latest reading seen, so the
+    /// cache never sees time go back a tick. What lapsed stays lapsed, and no deadline is
+    /// set from an earlier time. Within one tick a reading may still be a little earlier
+    /// than another; every decision of the cache is made in whole ticks, so none changes.
+    /// One load per reading, and a write when a reading starts a later tick.
+    #[inline]
+    fn clamp(&self, latest: &AtomicU64, nanos: u64) -> u64 {
+        // Relaxed: a high-water mark; nothing else is published through it, and a thread
+        // that reads an older mark clamps less, never more, than one that reads the latest.
+        let seen = latest.load(Ordering::Relaxed);
+        if nanos < seen {
+            return seen;
+        }
+        if nanos / self.tick_nanos > seen / self.tick_nanos {
+            latest.fetch_max(nanos, Ordering::Relaxed);
+        }
+        nanos
     }
 
     /// The tick at which an entry inserted now with `ttl` expires (see [`Reading`]).
@@ -393,7 +441,7 @@ mod tests {
     #[test]
     fn time_left_reaches_past_u64_nanoseconds() {
         let clock = ManualClock::new();
-        let ticker = Ticker::new(Box::new(clock.clone()), Duration::from_millis(1));
+        let ticker = Ticker::new(Box::new(clock.clone()), Duration::from_millis(1), false);
         let reading = ticker.read();
         let thousand_years = Duration::from_secs(1_000 * 365 * 24 * 3600);
         let deadline = reading.deadline_after(thousand_years);
@@ -411,7 +459,7 @@ mod tests {
     #[test]
     fn deadlines_round_up_and_saturate() {
         let clock = ManualClock::new();
-        let ticker = Ticker::new(Box::new(clock.clone()), Duration::from_millis(1));
+        let ticker = Ticker::new(Box::new(clock.clone()), Duration::from_millis(1), false);
         clock.advance(Duration::from_micros(1500));
         assert_eq!(ticker.now(), 1);
         // 1.5 ms + 1 ms = 2.5 ms: due at tick 3, never earlier than the TTL.
@@ -448,7 +496,7 @@ mod tests {
         clock.advance(Duration::MAX);
         clock.advance(Duration::from_secs(1));
         assert_eq!(clock.now_nanos(), u64::MAX);
-        let ticker = Ticker::new(Box::new(clock), Duration::ZERO);
+        let ticker = Ticker::new(Box::new(clock), Duration::ZERO, false);
         assert_eq!(ticker.tick(), MIN_TICK);
         // The oldest possible reading is still far from saturating deadlines.
         assert_eq!(ticker.now(), u64::MAX / 1000);

@@ -178,7 +178,8 @@ impl Stats {
         let slot = SLOT.try_with(|s| s.0).unwrap_or(usize::MAX);
         if slot < shared {
             // This thread is the stripe's only writer (module docs): a plain increment.
-            // Relaxed: as below; the allocator's lock orders a slot's hand-over.
+            // Relaxed: counters order nothing and pair with nothing (a snapshot is a sum of
+            // independent counts); the allocator's lock orders a slot's hand-over.
             let counter = &self.stripes[slot].0[event as usize];
             counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
         } else {
@@ -191,6 +192,7 @@ impl Stats {
         let sum = |e: Event| {
             self.stripes
                 .iter()
+                // Relaxed: each counter is read on its own; they order nothing.
                 .map(|s| s.0[e as usize].load(Ordering::Relaxed))
                 .sum()
         };

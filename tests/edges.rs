@@ -175,3 +175,54 @@ fn a_panicking_clock_leaves_nothing_half_done() {
     assert_eq!(ledger.live(), 0, "every value dropped");
     assert_eq!(ledger.created(), ledger.dropped());
 }
+
+/// A clock that steps back is bad input, clamped (see `Clock`): an entry that lapsed does
+/// not come back, a deadline set after the step counts from the latest time seen, and a
+/// clock jumping back and forth while the cache writes and maintains panics nowhere
+/// (debug assertions included).
+#[test]
+fn a_clock_that_steps_back_is_clamped() {
+    struct Settable(Arc<AtomicU64>);
+    impl Clock for Settable {
+        fn now_nanos(&self) -> u64 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+    const S: u64 = 1_000_000_000;
+    let nanos = Arc::new(AtomicU64::new(S));
+    let cache: Cache<u64, u64> = Cache::builder()
+        .segments(1)
+        .clock(Settable(Arc::clone(&nanos)))
+        .build();
+    cache.insert_with_ttl(1, 1, Duration::from_secs(1)); // due at 2 s
+    cache.insert_with_ttl(2, 2, Duration::from_secs(10)); // due at 11 s
+    nanos.store(5 * S, Ordering::Relaxed);
+    assert_eq!(cache.get(&1), None);
+    nanos.store(0, Ordering::Relaxed); // back 5 s
+    assert_eq!(cache.get(&1), None, "a lapsed entry came back");
+    assert_eq!(cache.get(&2), Some(2));
+    cache.insert_with_ttl(3, 3, Duration::from_secs(2)); // from 5 s (clamped): due at 7 s
+    nanos.store(6 * S, Ordering::Relaxed);
+    assert_eq!(
+        cache.get(&3),
+        Some(3),
+        "a deadline was set from before the step back"
+    );
+    nanos.store(7 * S, Ordering::Relaxed);
+    assert_eq!(cache.get(&3), None);
+    cache.run_pending_tasks();
+    assert_eq!(cache.len(), 1);
+    for i in 0..2_000u64 {
+        nanos.store(
+            if i % 2 == 0 { 3 * S } else { 9 * S + i },
+            Ordering::Relaxed,
+        );
+        cache.insert_with_ttl(10 + i % 100, i, Duration::from_millis(1 + i % 7));
+        if i % 50 == 0 {
+            cache.run_pending_tasks();
+        }
+    }
+    nanos.store(20 * S, Ordering::Relaxed);
+    cache.run_pending_tasks();
+    assert_eq!(cache.len(), 0, "entry 2 and the churn all lapsed by 20 s");
+}

@@ -559,11 +559,11 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             .unwrap_or(threads.saturating_mul(4))
             .clamp(1, MAX_SEGMENTS)
             .next_power_of_two();
-        let ticker = Ticker::new(
-            self.clock
-                .unwrap_or_else(|| Box::new(MonotonicClock::new())),
-            self.tick,
-        );
+        let monotonic = self.clock.is_none();
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Box::new(MonotonicClock::new()));
+        let ticker = Ticker::new(clock, self.tick, monotonic);
         let reading = ticker.read();
         let now = reading.tick();
         let per_segment = self.capacity.div_ceil(segments);

@@ -170,9 +170,11 @@ enum Layout {
 }
 
 /// # Safety
-/// `node` points to a live node with its allocation's provenance.
+/// 1. `node` points to a live node, which stays alive for the call.
+/// 2. `node` carries its whole allocation's provenance (see [`ext_of`]).
 unsafe fn layout_of<K, V>(node: *mut Node<K, V>) -> Layout {
-    // SAFETY: the caller's contract.
+    // SAFETY: `ext_of`'s 1 and 2 are our 1 and 2; its 3 (alive for `'a`): the extension
+    // is used only within this call, while our 1 keeps the node alive.
     match unsafe { ext_of(node) } {
         None => Layout::Plain,
         Some(ext) if ext.timed => Layout::Timed,
@@ -225,14 +227,16 @@ impl<K, V> Node<K, V> {
     }
 
     /// The deadline tick; [`NEVER`] for none. Immutable after publication, so `Relaxed`:
-    /// the node's contents were published by the Release CAS that linked it and acquired
-    /// by whichever load found it.
+    /// the node's contents were published by the Release CAS that linked it (a publish in
+    /// `table::insert`, or `copy_node`'s) and acquired by the load that found it (the
+    /// Acquire `Group::slot`, or a stack's Acquire swap).
     #[inline]
     pub(crate) fn deadline(&self) -> u64 {
         self.meta.load(Ordering::Relaxed) & NEVER
     }
 
-    /// The policy's access counter (0..=[`FREQ_MAX`]).
+    /// The policy's access counter (0..=[`FREQ_MAX`]). Relaxed: a hint of recency that
+    /// orders nothing and pairs with nothing.
     #[inline]
     pub(crate) fn freq(&self) -> u64 {
         self.meta.load(Ordering::Relaxed) >> FREQ_SHIFT
@@ -255,8 +259,9 @@ impl<K, V> Node<K, V> {
     /// Lowers the access counter by one if it is above zero; returns what it was. For the
     /// maintenance-lock holder (the only one who lowers it).
     pub(crate) fn age(&self) -> u64 {
-        // Relaxed: as in `touch`. The CAS loop only ever lowers a counter above zero, so a
-        // racing `touch` cannot make it wrap.
+        // Relaxed: the counter orders nothing (a hint of recency; pairs with nothing, and
+        // the flag bits in the word are only carried along). The CAS loop only ever lowers
+        // a counter above zero, so a racing `touch` cannot make it wrap.
         let mut m = self.meta.load(Ordering::Relaxed);
         loop {
             let f = m >> FREQ_SHIFT;
@@ -277,7 +282,8 @@ impl<K, V> Node<K, V> {
 
     /// Clears the access counter (an entry promoted to the main queue starts afresh).
     pub(crate) fn clear_freq(&self) {
-        // Relaxed: as in `touch`.
+        // Relaxed: the counter orders nothing (a hint, read by the maintainer under its
+        // lock); the flag bits in the word are untouched.
         self.meta
             .fetch_and(!(FREQ_MAX << FREQ_SHIFT), Ordering::Relaxed);
     }
@@ -285,22 +291,29 @@ impl<K, V> Node<K, V> {
     /// The node's stack link (`wheel.next`, see the ground rules).
     ///
     /// # Safety
-    /// The caller owns the node's stack membership (it took the node off a stack it owns,
-    /// or is about to push it) and the node is in no wheel slot; the link was written by
-    /// the thread that pushed it, ordered before us by the stack's Release/Acquire.
+    /// 1. The caller owns the node's stack membership: it took the node off a stack it
+    ///    owns, or is about to push it, so no other thread touches `wheel` meanwhile.
+    /// 2. The node is in no wheel slot (so `wheel.next` is not a slot link).
+    /// 3. Every earlier write of the link by another thread happens-before this call (the
+    ///    stack's Release push and Acquire take give that).
     #[inline]
     pub(crate) unsafe fn link(&self) -> *mut Node<K, V> {
-        // SAFETY: the caller's contract: nobody else touches `wheel` now.
+        // SAFETY: 1 and 2: nobody else reads or writes `wheel` now; 3: the last write of
+        // the link is visible, so this read races with nothing.
         self.wheel.with(|l| unsafe { (*l).next })
     }
 
     /// Sets the node's stack link.
     ///
     /// # Safety
-    /// As for [`link`](Self::link).
+    /// 1. The caller owns the node's stack membership: it took the node off a stack it
+    ///    owns, or is about to push it.
+    /// 2. The node is in no wheel slot.
+    /// 3. Every earlier access to `wheel` by another thread happens-before this call.
     #[inline]
     pub(crate) unsafe fn set_link(&self, next: *mut Node<K, V>) {
-        // SAFETY: the caller's contract: nobody else touches `wheel` now.
+        // SAFETY: 1 and 2: nobody else reads or writes `wheel` now; 3: no earlier access
+        // races with this write.
         self.wheel.with_mut(|l| unsafe { (*l).next = next });
     }
 }
@@ -329,11 +342,15 @@ impl<K, V> Copy for NodePtr<'_, K, V> {}
 
 impl<'g, K, V> NodePtr<'g, K, V> {
     /// # Safety
-    /// `raw` points to a live node that stays alive for `'g`.
+    /// 1. `raw` is not null and points to a live node.
+    /// 2. The node stays alive for `'g`.
+    /// 3. `raw` carries its whole allocation's provenance: it is the pointer
+    ///    `NodeBox::into_raw` gave, or one made from it with `map_addr` (a slot word, a
+    ///    stack or wheel link), never one rebuilt from a reference.
     #[inline]
     pub(crate) unsafe fn from_raw(raw: *mut Node<K, V>) -> Self {
         Self {
-            // SAFETY: caller's contract (non-null).
+            // SAFETY: 1: `raw` is not null.
             raw: unsafe { NonNull::new_unchecked(raw) },
             _guard: PhantomData,
         }
@@ -352,14 +369,16 @@ impl<'g, K, V> NodePtr<'g, K, V> {
     /// The node, for as long as the guard lives.
     #[inline]
     pub(crate) fn get(self) -> &'g Node<K, V> {
-        // SAFETY: the constructor's contract keeps the node alive for `'g`.
+        // SAFETY: 1. `from_raw`'s 1 and 2: the node is alive for `'g`; 2. only shared
+        // references to a node are ever made (its mutable state is atomic or in cells).
         unsafe { self.raw.as_ref() }
     }
 
     /// The node's extension, if it was allocated with one.
     #[inline]
     pub(crate) fn ext(self) -> Option<&'g Ext<K, V>> {
-        // SAFETY: the node is alive for `'g` (constructor's contract).
+        // SAFETY: `ext_of`'s 1 (alive) is `from_raw`'s 1, its 2 (provenance) `from_raw`'s
+        // 3, its 3 (alive for `'g`) `from_raw`'s 2.
         unsafe { ext_of(self.raw.as_ptr()) }
     }
 
@@ -371,10 +390,13 @@ impl<'g, K, V> NodePtr<'g, K, V> {
         }
         // SAFETY: 1. `timed` is set only on extensions `NodeBox::new` placed in a `Timed`,
         // whose node is `timed_offset` in; 2. the pointer carries the whole allocation's
-        // provenance (constructor's contract), so stepping back stays in bounds of it.
+        // provenance (`from_raw`'s 3), so stepping back stays in bounds of it.
         let whole =
             unsafe { self.raw.as_ptr().byte_sub(timed_offset::<K, V>()) }.cast::<Timed<K, V>>();
-        // SAFETY: as above; the timer lives as long as its node, alive for `'g`.
+        // SAFETY: 1. `whole` is the start of a live `Timed` (the step above), whose timer
+        // `NodeBox::new` initialised; 2. the timer lives as long as its node, alive for
+        // `'g` (`from_raw`'s 2); 3. only shared references to it are made (`deadline` is
+        // atomic, `written` immutable).
         Some(unsafe { &(*whole).timer })
     }
 
@@ -383,7 +405,8 @@ impl<'g, K, V> NodePtr<'g, K, V> {
     #[inline]
     pub(crate) fn expiry_deadline(self) -> u64 {
         match self.timer() {
-            // Relaxed: see `Timer::deadline`.
+            // Relaxed: pairs with nothing; a reader takes the deadline as of this load, and
+            // the maintainer learns of a move through the re-file request's RMW on `meta`.
             Some(t) => t.deadline.load(Ordering::Relaxed),
             None => self.deadline(),
         }
@@ -393,21 +416,27 @@ impl<'g, K, V> NodePtr<'g, K, V> {
 /// The extension of the node at `node`, if it has one.
 ///
 /// # Safety
-/// `node` points to a live node, with the provenance of its whole allocation (as allocated
-/// by [`NodeBox::new`], or loaded from a slot), which stays alive for `'a`.
+/// 1. `node` points to a live node.
+/// 2. `node` carries the provenance of its whole allocation (as allocated by
+///    [`NodeBox::new`], or loaded from a slot).
+/// 3. The node stays alive for `'a`.
 #[inline]
 pub(crate) unsafe fn ext_of<'a, K, V>(node: *mut Node<K, V>) -> Option<&'a Ext<K, V>> {
-    // SAFETY: the caller's contract: the node is alive.
+    // SAFETY: 1: the node is alive, so its `meta` may be read. Relaxed: EXT is immutable,
+    // set before the node was published (the Release CAS that linked it, which the load
+    // that found the node acquired).
     let meta = unsafe { (*node).meta.load(Ordering::Relaxed) };
     if meta & EXT == 0 {
         return None;
     }
     // SAFETY: 1. EXT is set only on nodes that `NodeBox::new` placed in an `Extended` or
     // a `Timed`, both with the extension `ext_offset` before the node; 2. the pointer
-    // carries the whole allocation's provenance (caller's contract), so stepping back to
-    // the extension stays in bounds of it.
+    // carries the whole allocation's provenance (our 2), so stepping back to the
+    // extension stays in bounds of it.
     let ext = unsafe { node.byte_sub(ext_offset::<K, V>()) }.cast::<Ext<K, V>>();
-    // SAFETY: as above; the extension lives as long as its node.
+    // SAFETY: 1. `ext` is the live extension `NodeBox::new` initialised (the step above);
+    // 2. it lives as long as its node, so for `'a` (our 3); 3. only shared references to
+    // an `Ext` are made (its mutable fields are atomic or in cells).
     Some(unsafe { &*ext })
 }
 
@@ -416,7 +445,8 @@ pub(crate) unsafe fn ext_of<'a, K, V>(node: *mut Node<K, V>) -> Option<&'a Ext<K
 #[derive(Debug)]
 pub(crate) struct NodeBox<K, V>(NonNull<Node<K, V>>);
 
-// SAFETY: a `NodeBox` owns its node as a `Box` would; a cache only stores `K, V: Send`.
+// SAFETY: 1. a `NodeBox` owns its node as a `Box` would (no other handle reaches it); 2.
+// a cache only stores `K, V: Send`.
 unsafe impl<K: Send, V: Send> Send for NodeBox<K, V> {}
 
 impl<K, V> NodeBox<K, V> {
@@ -452,7 +482,8 @@ impl<K, V> NodeBox<K, V> {
                         };
                         let extended = Extended { ext, node };
                         let whole = Box::into_raw(Box::new(Timed { timer, extended }));
-                        // SAFETY: as above.
+                        // SAFETY: `whole` is a valid, freshly allocated pointer; the field
+                        // pointer keeps the allocation's provenance (no reference is made).
                         unsafe { ptr::addr_of_mut!((*whole).extended.node) }
                     }
                 }
@@ -500,9 +531,11 @@ impl<K, V> NodeBox<K, V> {
     /// Takes ownership back.
     ///
     /// # Safety
-    /// `raw` came from [`into_raw`](Self::into_raw) and nobody else owns or reaches it.
+    /// 1. `raw` came from [`into_raw`](Self::into_raw) (so it is not null, and is a
+    ///    `NodeBox::new` allocation with its provenance).
+    /// 2. Nobody else owns or reaches the node: the `NodeBox` will free it.
     pub(crate) unsafe fn from_raw(raw: *mut Node<K, V>) -> Self {
-        // SAFETY: caller's contract (not null).
+        // SAFETY: 1: not null.
         Self(unsafe { NonNull::new_unchecked(raw) })
     }
 }
@@ -511,14 +544,16 @@ impl<K, V> Deref for NodeBox<K, V> {
     type Target = Node<K, V>;
 
     fn deref(&self) -> &Node<K, V> {
-        // SAFETY: we own the live node.
+        // SAFETY: 1. we own the node (`new`, or `from_raw`'s 2), alive until we drop; 2.
+        // only shared references to it are made while we hold it.
         unsafe { self.0.as_ref() }
     }
 }
 
 impl<K, V> Drop for NodeBox<K, V> {
     fn drop(&mut self) {
-        // SAFETY: we own the node, allocated by `new`; freed once, here.
+        // SAFETY: `free`'s 1: allocated by `new` (or `from_raw`'s 1), with its provenance;
+        // its 2: we own it (nobody else reaches it), and `drop` runs once.
         unsafe { free(self.0.as_ptr()) };
     }
 }
@@ -530,9 +565,11 @@ impl<K, V> Drop for NodeBox<K, V> {
 /// 1. `node` came from [`NodeBox::new`] (with its allocation's provenance).
 /// 2. Nobody else owns or reaches it, and it is freed once.
 pub(crate) unsafe fn free<K, V>(node: *mut Node<K, V>) {
-    // SAFETY: obligation 1: the node is alive until now, with its allocation's provenance.
+    // SAFETY: `layout_of`'s 1 and 2: by our 1 and 2 the node is alive until the free
+    // below, and the pointer has its allocation's provenance.
     match unsafe { layout_of(node) } {
-        // SAFETY: obligations 1 and 2: a plain node is a `Box<Node>`.
+        // SAFETY: 1. a plain node is a `Box<Node>` (our 1 and its layout); 2. ours to free,
+        // once (our 2).
         Layout::Plain => drop(unsafe { Box::from_raw(node) }),
         // SAFETY: 1. an extended node lives in an `Extended`, `ext_offset` in (obligation
         // 1 and its layout); 2. obligation 2: we may free it.
@@ -552,7 +589,8 @@ impl<K, V> Deref for NodePtr<'_, K, V> {
 
     #[inline]
     fn deref(&self) -> &Node<K, V> {
-        // SAFETY: the constructors' contracts keep the node alive while `self` exists.
+        // SAFETY: 1. `from_raw`'s 1 and 2: the node is alive for `'g`, which outlives
+        // `&self`; 2. only shared references to a node are ever made.
         unsafe { self.raw.as_ref() }
     }
 }

@@ -101,11 +101,15 @@ pub(crate) struct Reclaim<K, V> {
     queue: UnsafeCell<VecDeque<Batch<K, V>>>,
 }
 
-// SAFETY: the raw node pointers are owned by the reclamation (nobody else can reach a retired
-// node's link or free it), and a cache only stores `K, V: Send + Sync`; the queue is
-// touched only by the freeing-token holder.
+// SAFETY: 1. the raw node pointers are owned by the reclamation (nobody else can reach a
+// retired node's link or free it), so moving them moves owned `K, V`, which a cache only
+// stores when `Send + Sync`; 2. the queue is touched only by the freeing-token holder,
+// whichever thread that is.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for Reclaim<K, V> {}
-// SAFETY: as above; every shared field is atomic or token-guarded.
+// SAFETY: 1. through `&Reclaim` a thread may free nodes (run `K`'s and `V`'s `Drop`) that
+// other threads retired, which a cache allows only for `K, V: Send + Sync`; 2. every field
+// reached through `&self` is atomic, except `queue`, which only the holder of the freeing
+// token (taken by a CAS) touches.
 unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Reclaim<K, V> {}
 
 impl<K, V> std::fmt::Debug for Reclaim<K, V> {
@@ -144,18 +148,25 @@ impl<K, V> Reclaim<K, V> {
     /// docs), so it is safe under any lock.
     ///
     /// # Safety
-    /// 1. `node` was allocated by `Box::new` (through `Box::into_raw`, whose pointer this is).
-    /// 2. It is unreachable from the list, the wheel, the hand-off stack and every `Held`,
-    ///    except by threads pinned since before it became unreachable.
+    /// 1. `node` was allocated by `NodeBox::new` (this is the pointer `into_raw` gave, or
+    ///    one made from it with `map_addr`, so with the allocation's provenance).
+    /// 2. It is unreachable from the table, the wheel, the hand-off stack, the cancel ring
+    ///    and every `Held`, except by threads pinned since before it became unreachable
+    ///    (which read its key, value and `meta`, never its `wheel` links).
     /// 3. It is retired exactly once (the three-hold handshake in `entry::node` picks one
     ///    caller).
+    /// 4. Every access to the node's `wheel` field by its other holders happens-before
+    ///    this call (`Table::settle`'s AcqRel `fetch_or` gives that).
     pub(crate) unsafe fn retire(&self, node: *mut Node<K, V>) {
+        // Relaxed: a first guess for the CAS below, which checks it; nothing is read
+        // through it.
         let mut head = self.limbo.load(Ordering::Relaxed);
         loop {
-            // SAFETY: obligations 2 and 3: the node is ours now and out of every wheel slot,
-            // so its link is ours too.
+            // SAFETY: `set_link`'s 1: by our 2 and 3 this thread alone holds the node now,
+            // so its stack membership is ours; its 2: unreachable from the wheel (our 2);
+            // its 3: our 4. The node is alive: by our 2 it is not freed yet.
             unsafe { (*node).set_link(head) };
-            // Release publishes the link to the sealer's Acquire swap.
+            // Release pairs with the Acquire swap in `seal`: the link is visible there.
             match self
                 .limbo
                 .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
@@ -170,7 +181,8 @@ impl<K, V> Reclaim<K, V> {
 
     /// Seals the limbo if a batch's worth waits. Call with no lock held (it flushes).
     pub(crate) fn seal_if_full(&self) {
-        // Relaxed: a hint, as in `retire`.
+        // Relaxed: a hint of when to seal that pairs with nothing; the stack itself is
+        // the truth (a stale count only moves the seal to a neighbouring call).
         if self.limbo_len.load(Ordering::Relaxed) >= BATCH {
             self.seal();
         }
@@ -180,23 +192,30 @@ impl<K, V> Reclaim<K, V> {
     /// module docs). Call with no lock held: the flush runs crossbeam's deferred closures,
     /// which may be anyone's.
     pub(crate) fn seal(&self) {
+        // Relaxed: a hint of when to seal, pairs with nothing; reset before the swap so
+        // pushes that miss the swap still count towards the next seal.
         self.limbo_len.store(0, Ordering::Relaxed);
         // Acquire pairs with the Release pushes in `retire`: the links are visible.
         let Some(head) = NonNull::new(self.limbo.swap(ptr::null_mut(), Ordering::Acquire)) else {
             return;
         };
-        // AcqRel: the draws form one chain of synchronisation, so retiring this batch
-        // happens before every later draw, and so before a later batch's defer (module docs).
+        // AcqRel: the Release half pairs with the Acquire half of every later draw (this
+        // same `fetch_add`, by a later sealer): retiring this batch happens before every
+        // later draw, and so before a later batch's defer (module docs). The Acquire half
+        // is the other end of that edge, from earlier draws.
         let number = self.drawn.fetch_add(1, Ordering::AcqRel);
         let sealed = Box::into_raw(Box::new(Sealed {
             batch: Batch { head, number },
             next: ptr::null_mut(),
         }));
+        // Relaxed: a first guess for the CAS below, which checks it.
         let mut top = self.sealed.load(Ordering::Relaxed);
         loop {
-            // SAFETY: `sealed` is ours until the CAS below publishes it.
+            // SAFETY: 1. `sealed` is a live box from `Box::into_raw` above; 2. it is ours
+            // alone until the CAS below publishes it, so this write races with nothing.
             unsafe { (*sealed).next = top };
-            // Release publishes the box's contents to the freer's Acquire swap.
+            // Release pairs with the Acquire swap in `absorb_sealed` (and `Drop`'s, after
+            // the cache's last handle is gone): the box's contents are visible there.
             match self.sealed.compare_exchange_weak(
                 top,
                 sealed,
@@ -223,7 +242,8 @@ impl<K, V> Reclaim<K, V> {
             return false;
         };
         let mut left = budget;
-        // SAFETY: we hold the freeing token.
+        // SAFETY: `absorb_sealed`'s and `free_queued`'s 1: we hold the freeing token
+        // (`_token`, alive to the end of this function).
         unsafe {
             self.absorb_sealed();
             self.free_queued(&mut left, u64::MAX)
@@ -239,20 +259,24 @@ impl<K, V> Reclaim<K, V> {
         let Some(_token) = self.take_token() else {
             return Progress::Waiting;
         };
-        // SAFETY: we hold the freeing token.
+        // SAFETY: `absorb_sealed`'s 1: we hold the freeing token (`_token`, alive to the
+        // end of this function).
         unsafe { self.absorb_sealed() };
         let below = *target.get_or_insert_with(|| {
             self.queue.with(|queue| {
-                // SAFETY: the token guards the queue, and we hold it.
+                // SAFETY: 1. the token guards the queue, and we hold it (`_token`), so no
+                // thread writes it during this read; 2. the last holder's writes happen-
+                // before it (`Token::drop`'s Release, `take_token`'s Acquire).
                 let queue = unsafe { &*queue };
                 queue.iter().map(|b| b.number + 1).max().unwrap_or(0)
             })
         });
         let mut left = usize::MAX;
-        // SAFETY: we hold the freeing token.
+        // SAFETY: `free_queued`'s 1: we hold the freeing token (`_token`).
         unsafe { self.free_queued(&mut left, below) };
         self.queue.with(|queue| {
-            // SAFETY: as above.
+            // SAFETY: 1. we hold the token that guards the queue (`_token`), so nobody
+            // writes it during this read; 2. our own writes to it precede this read.
             let queue = unsafe { &*queue };
             if queue.iter().any(|b| b.number < below) {
                 Progress::Waiting
@@ -265,16 +289,18 @@ impl<K, V> Reclaim<K, V> {
     /// Moves the sealed stack into the queue.
     ///
     /// # Safety
-    /// The caller holds the freeing token.
+    /// 1. The caller holds the freeing token.
     unsafe fn absorb_sealed(&self) {
-        // Acquire pairs with the Release push in `seal`.
+        // Acquire pairs with the Release CAS that pushes in `seal`.
         let mut top = self.sealed.swap(ptr::null_mut(), Ordering::Acquire);
         self.queue.with_mut(|queue| {
-            // SAFETY: our contract: the token gives this thread the queue alone.
+            // SAFETY: 1: the token gives this thread the queue alone, and the previous
+            // holder's writes happen-before ours (`Token::drop`, `take_token`).
             let queue = unsafe { &mut *queue };
             while !top.is_null() {
-                // SAFETY: boxes on the sealed stack come from `Box::into_raw` in `seal`, and
-                // the swap above made this thread their only owner.
+                // SAFETY: 1. boxes on the sealed stack come from `Box::into_raw` in `seal`;
+                // 2. the swap above made this thread their only owner, and its Acquire
+                // made their contents visible; 3. each is taken once (we move past it).
                 let sealed = unsafe { Box::from_raw(top) };
                 top = sealed.next;
                 queue.push_back(sealed.batch);
@@ -286,12 +312,13 @@ impl<K, V> Reclaim<K, V> {
     /// `left` nodes of budget last. Returns true if such ready nodes are left.
     ///
     /// # Safety
-    /// The caller holds the freeing token.
+    /// 1. The caller holds the freeing token.
     unsafe fn free_queued(&self, left: &mut usize, below: u64) -> bool {
         // Acquire pairs with the Release CAS in `raise_grace` (the deferred closures).
         let grace = self.grace.load(Ordering::Acquire).min(below);
         self.queue.with_mut(|queue| {
-            // SAFETY: our contract: the token gives this thread the queue alone.
+            // SAFETY: 1: the token gives this thread the queue alone, and the previous
+            // holder's writes happen-before ours (`Token::drop`, `take_token`).
             let queue = unsafe { &mut *queue };
             let mut i = 0;
             while i < queue.len() {
@@ -302,8 +329,12 @@ impl<K, V> Reclaim<K, V> {
                 if *left == 0 {
                     return true;
                 }
-                // SAFETY: the batch is numbered below `grace`, so its grace period is over
-                // (module docs), and it is in our queue, so no other thread holds it.
+                // SAFETY: `free_some`'s 1: a batch holds retired nodes, from `NodeBox::new`
+                // (`retire`'s 1); its 2: the batch is numbered below `grace`, so its grace
+                // period is over (module docs), and it is in our queue (our 1), so no other
+                // thread holds it; its 3: the links were written before `retire`'s Release
+                // CAS, acquired by `seal`'s swap, and the batch reached us through `seal`'s
+                // Release CAS, `absorb_sealed`'s Acquire swap and the token's hand-overs.
                 match unsafe { free_some(queue[i].head.as_ptr(), left) } {
                     None => {
                         queue.remove(i);
@@ -320,8 +351,9 @@ impl<K, V> Reclaim<K, V> {
 
     /// Takes the freeing token, marking this thread as freeing until the result drops.
     fn take_token(&self) -> Option<Token<'_>> {
-        // Acquire pairs with the Release in `Token::drop`: the previous holder's queue
-        // changes are visible.
+        // Acquire pairs with the Release store in `Token::drop`: the previous holder's
+        // queue changes are visible. Relaxed on failure: a thread that finds the token
+        // taken reads nothing it guards.
         self.freeing
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
@@ -343,7 +375,8 @@ struct Token<'a> {
 impl Drop for Token<'_> {
     fn drop(&mut self) {
         FREEING.with(|f| f.set(self.was));
-        // Release pairs with the Acquire in `take_token`.
+        // Release pairs with the Acquire CAS in `take_token`: our queue changes are
+        // visible to the next holder.
         self.flag.store(false, Ordering::Release);
     }
 }
@@ -351,19 +384,24 @@ impl Drop for Token<'_> {
 /// Frees nodes from the front of a chain while `left` lasts; returns what remains.
 ///
 /// # Safety
-/// The caller owns every node on the chain (each from `Box::new`, past its grace period,
-/// reachable by nobody else).
+/// 1. Every node on the chain (from `node` through `Node::link` to null) came from
+///    `NodeBox::new`, with its allocation's provenance.
+/// 2. The caller owns them all: each is retired and past its grace period (or the cache
+///    is gone), so no other thread reaches it or its link.
+/// 3. Every earlier access to them (their links' writes included) happens-before this
+///    call.
 unsafe fn free_some<K, V>(
     mut node: *mut Node<K, V>,
     left: &mut usize,
 ) -> Option<NonNull<Node<K, V>>> {
     while *left > 0 {
         let current = NonNull::new(node)?;
-        // SAFETY: the caller owns the chain (and so each node's link); read the link before
-        // freeing its node.
+        // SAFETY: the node is alive (our 2: not freed yet, we free it just below); `link`'s
+        // 1: we own its chain membership (our 2); its 2: a retired node is in no wheel
+        // slot; its 3: our 3. The link is read before its node is freed.
         node = unsafe { current.as_ref().link() };
-        // SAFETY: 1. owned and from `Box::new` (our contract); 2. freed exactly once, here:
-        // the rest of the chain is no longer reached through it.
+        // SAFETY: `free_node`'s 1: our 1 and 2 (from `NodeBox::new`, reachable by nobody
+        // else); its 2: freed exactly once, here: the loop has moved past it.
         unsafe { free_node(current.as_ptr()) };
         *left -= 1;
     }
@@ -383,6 +421,8 @@ unsafe fn free_some<K, V>(
 /// reported every free after it as racing with the reads the grace period had waited for
 /// (4 runs in 10 of the iteration test's scan under concurrent removals).
 fn raise_grace(grace: &AtomicU64, to: u64) {
+    // Relaxed: a first guess for the CAS below (which checks it); nothing is read through
+    // it, and a value already at `to` needs no ordering (see above).
     let mut now = grace.load(Ordering::Relaxed);
     while now < to {
         match grace.compare_exchange_weak(now, to, Ordering::Release, Ordering::Relaxed) {
@@ -398,7 +438,8 @@ fn raise_grace(grace: &AtomicU64, to: u64) {
 /// 1. The caller owns the node (from `NodeBox::new`, reachable by nobody else).
 /// 2. It frees the node once.
 pub(crate) unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
-    // SAFETY: obligations 1 (allocated by `NodeBox::new`) and 2 (freed once), passed on.
+    // SAFETY: `free`'s 1 (allocated by `NodeBox::new`) is our 1; its 2 (nobody else
+    // reaches it, freed once) is our 1 and 2.
     let _ = catch_unwind(AssertUnwindSafe(move || unsafe {
         crate::entry::node::free(node)
     }));
@@ -407,10 +448,12 @@ pub(crate) unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
 /// Frees a linked list of nodes, catching panics from key and value `Drop`s.
 ///
 /// # Safety
-/// The caller owns every node on the chain (each from `Box::new`, none reachable elsewhere).
+/// 1. Every node on the chain came from `NodeBox::new`, with its allocation's provenance.
+/// 2. The caller owns them all: no other thread reaches any of them or their links.
+/// 3. Every earlier access to them happens-before this call.
 unsafe fn free_chain<K, V>(node: *mut Node<K, V>) {
     let mut all = usize::MAX;
-    // SAFETY: our contract is `free_some`'s.
+    // SAFETY: `free_some`'s 1, 2 and 3 are our 1, 2 and 3.
     let rest = unsafe { free_some(node, &mut all) };
     debug_assert!(rest.is_none());
 }
@@ -418,24 +461,34 @@ unsafe fn free_chain<K, V>(node: *mut Node<K, V>) {
 impl<K, V> Drop for Reclaim<K, V> {
     fn drop(&mut self) {
         // `&mut self`: the cache is being dropped, so its last handle is gone and no thread
-        // can reach any node, pinned or not (module docs): free everything now.
+        // can reach any node, pinned or not (module docs): free everything now. Relaxed:
+        // whatever handed us `&mut self` (the last `Arc`'s drop, a join) ordered every
+        // other thread's pushes before this.
         let limbo = self.limbo.swap(ptr::null_mut(), Ordering::Relaxed);
-        // SAFETY: every retired node is ours alone (see above).
+        // SAFETY: `free_chain`'s 1: retired nodes come from `NodeBox::new` (`retire`'s 1);
+        // its 2: `&mut self` and no handle left, so nobody else reaches them; its 3: the
+        // hand-over of `&mut self` ordered every other access before this.
         unsafe { free_chain(limbo) };
+        // Relaxed: `&mut self`; the hand-over that gave it ordered every push before this.
         let mut top = self.sealed.swap(ptr::null_mut(), Ordering::Relaxed);
         while !top.is_null() {
-            // SAFETY: boxes from `seal`, now ours alone.
+            // SAFETY: 1. boxes on the sealed stack come from `Box::into_raw` in `seal`;
+            // 2. `&mut self`: ours alone; 3. each is taken once (we move past it).
             let sealed = unsafe { Box::from_raw(top) };
             top = sealed.next;
-            // SAFETY: as for the limbo.
+            // SAFETY: `free_chain`'s 1: a sealed batch holds retired nodes (`retire`'s 1);
+            // its 2 and 3: `&mut self`, with no handle left, so nobody else reaches them
+            // and every other access came before.
             unsafe { free_chain(sealed.batch.head.as_ptr()) };
         }
         let queue = self.queue.with_mut(|q| {
-            // SAFETY: `&mut self`: exclusive.
+            // SAFETY: `&mut self`: exclusive, and every other access came before it.
             std::mem::take(unsafe { &mut *q })
         });
         for batch in queue {
-            // SAFETY: as for the limbo.
+            // SAFETY: `free_chain`'s 1: a queued batch holds retired nodes (`retire`'s 1);
+            // its 2 and 3: `&mut self`, with no handle left, so nobody else reaches them
+            // and every other access came before.
             unsafe { free_chain(batch.head.as_ptr()) };
         }
     }
@@ -453,7 +506,8 @@ mod tests {
     fn nothing_is_freed_before_its_grace_period_and_everything_after() {
         let reclaim: Reclaim<u64, u64> = Reclaim::new();
         for v in 0..10 {
-            // SAFETY: fresh nodes, reachable by nobody.
+            // SAFETY: 1. a plain `Box<Node>` is a `NodeBox::new` layout; 2. fresh,
+            // reachable by nobody; 3. retired once, here; 4. the test's only thread.
             unsafe { reclaim.retire(node(v)) };
         }
         let pinned = crossbeam_epoch::pin();
@@ -472,24 +526,27 @@ mod tests {
             rounds += 1;
             assert!(rounds < 100_000, "the grace period never ended");
         }
-        // SAFETY: test-only peek at the queue; nobody else holds the token.
+        // SAFETY: 1. a test-only peek at the queue: nobody holds the token now, and this
+        // thread is the only one that took it, so nothing writes the queue meanwhile.
         assert!(reclaim.queue.with(|q| unsafe { (*q).is_empty() }));
     }
 
     #[test]
     fn a_later_grace_period_covers_earlier_batches() {
         let reclaim: Reclaim<u64, u64> = Reclaim::new();
-        // SAFETY: fresh nodes, reachable by nobody.
+        // SAFETY: 1. a plain `Box<Node>` is a `NodeBox::new` layout; 2. fresh, reachable
+        // by nobody; 3. retired once, here; 4. this test is the only thread.
         unsafe { reclaim.retire(node(1)) };
         reclaim.seal();
-        // SAFETY: as above.
+        // SAFETY: 1. a plain `Box<Node>` is a `NodeBox::new` layout; 2. fresh, reachable
+        // by nobody; 3. retired once, here; 4. this test is the only thread.
         unsafe { reclaim.retire(node(2)) };
         reclaim.seal();
         // Pretend only the second closure has run.
         reclaim.grace.store(2, Ordering::Release);
         let mut left = usize::MAX;
         let token = reclaim.take_token().unwrap();
-        // SAFETY: we hold the token.
+        // SAFETY: `absorb_sealed`'s and `free_queued`'s 1: we hold the token (`token`).
         assert!(!unsafe {
             reclaim.absorb_sealed();
             reclaim.free_queued(&mut left, u64::MAX)
@@ -502,7 +559,8 @@ mod tests {
     fn budgets_free_part_of_a_batch() {
         let reclaim: Reclaim<u64, u64> = Reclaim::new();
         for v in 0..5 {
-            // SAFETY: fresh nodes, reachable by nobody.
+            // SAFETY: 1. a plain `Box<Node>` is a `NodeBox::new` layout; 2. fresh,
+            // reachable by nobody; 3. retired once, here; 4. the test's only thread.
             unsafe { reclaim.retire(node(v)) };
         }
         reclaim.seal();

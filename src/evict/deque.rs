@@ -15,23 +15,27 @@ pub(crate) const MAIN: u8 = 2;
 /// The extension of a node in a bounded cache.
 ///
 /// # Safety
-/// `node` is alive, was allocated with an extension, and carries its allocation's
-/// provenance; the returned reference is used while the node stays alive.
+/// 1. `node` points to a live node that was allocated with an extension.
+/// 2. `node` carries its allocation's provenance.
+/// 3. The node stays alive while the returned reference is used (`'a`).
 pub(crate) unsafe fn ext<'a, K, V>(node: *mut Node<K, V>) -> &'a Ext<K, V> {
-    // SAFETY: the caller's contract.
+    // SAFETY: `ext_of`'s 1, 2 and 3: our 1, 2 and 3.
     unsafe { ext_of(node) }.expect("a bounded cache's nodes have an extension")
 }
 
 /// Runs `f` on a node's queue links.
 ///
 /// # Safety
-/// As for [`ext`], and the caller holds the maintenance lock (which guards the links).
+/// 1. `node` is alive, extended, with its allocation's provenance, while `f` runs.
+/// 2. The caller holds the maintenance lock, which guards every node's queue links, and
+///    `f` does not reach this node's links another way.
 unsafe fn with_links<K, V, R>(
     node: *mut Node<K, V>,
     f: impl FnOnce(&mut QueueLinks<K, V>) -> R,
 ) -> R {
-    // SAFETY: 1. alive and extended (our contract), so `ext` is valid; 2. the lock is held,
-    // so no other access to the links exists while `f` runs.
+    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference is used only while `f` runs). The
+    // `&mut`: our 2: no other access to the links exists while `f` runs, and earlier ones
+    // (under the lock) happen-before it.
     unsafe { ext(node) }
         .links
         .with_mut(|l| f(unsafe { &mut *l }))
@@ -40,20 +44,22 @@ unsafe fn with_links<K, V, R>(
 /// Which queue holds `node` ([`NONE`], [`SMALL`] or [`MAIN`]).
 ///
 /// # Safety
-/// As for [`with_links`].
+/// 1. `node` is alive, extended, with its allocation's provenance.
+/// 2. The caller holds the maintenance lock, which guards every node's `queue` stamp.
 pub(crate) unsafe fn queue_of<K, V>(node: *mut Node<K, V>) -> u8 {
-    // SAFETY: 1. alive and extended (our contract); 2. the lock is held, so no write races
-    // this read.
+    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this call). The read:
+    // our 2: no write races it, and earlier writes (under the lock) happen-before it.
     unsafe { ext(node) }.queue.with(|q| unsafe { *q })
 }
 
 /// Stamps which queue holds `node`.
 ///
 /// # Safety
-/// As for [`with_links`].
+/// 1. `node` is alive, extended, with its allocation's provenance.
+/// 2. The caller holds the maintenance lock, which guards every node's `queue` stamp.
 unsafe fn set_queue<K, V>(node: *mut Node<K, V>, id: u8) {
-    // SAFETY: 1. alive and extended (our contract); 2. the lock is held, so this write is
-    // the only access.
+    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this call). The write:
+    // our 2: it is the only access to the stamp now.
     unsafe { ext(node) }.queue.with_mut(|q| unsafe { *q = id });
 }
 
@@ -70,6 +76,7 @@ pub(crate) struct Deque<K, V> {
 
 impl<K, V> Deque<K, V> {
     pub(crate) fn new(id: u8) -> Self {
+        debug_assert!(id == SMALL || id == MAIN, "queue id {id}");
         Self {
             front: ptr::null_mut(),
             back: ptr::null_mut(),
@@ -79,16 +86,47 @@ impl<K, V> Deque<K, V> {
         }
     }
 
+    /// The queue's state for a failed check's message: (id, front, back, len, weight).
+    fn shape(&self) -> (u8, *mut Node<K, V>, *mut Node<K, V>, usize, u64) {
+        (self.id, self.front, self.back, self.len, self.weight)
+    }
+
+    /// Whether the ends and the counts agree: both ends null exactly when the queue is
+    /// empty, and an empty queue weighs nothing (O(1): no walk).
+    fn ends_agree(&self) -> bool {
+        self.front.is_null() == self.back.is_null()
+            && self.front.is_null() == (self.len == 0)
+            && (self.len != 0 || self.weight == 0)
+    }
+
     /// Appends `node` (in no queue).
     ///
     /// # Safety
-    /// As for [`with_links`]; `node` is in no queue and stays alive until it is popped or
-    /// unlinked.
+    /// 1. `node` is alive, extended, with its allocation's provenance, and stays alive
+    ///    until it is popped or unlinked.
+    /// 2. `node` is in no queue.
+    /// 3. The caller holds the maintenance lock.
     pub(crate) unsafe fn push_back(&mut self, node: *mut Node<K, V>) {
         let back = self.back;
-        // SAFETY: our contract; `back`, if any, is a live node of this queue.
+        debug_assert!(
+            self.ends_agree(),
+            "queue (id, front, back, len, weight) {:?}",
+            self.shape()
+        );
+        // SAFETY: `queue_of`'s, `set_queue`'s and `with_links`' 1 for `node`: our 1; for
+        // `back`: a node of this queue, alive by the 1 of the push that queued it. Their 2:
+        // our 3 (each closure touches only the links it is given).
         unsafe {
-            debug_assert_eq!(queue_of(node), NONE);
+            debug_assert_eq!(queue_of(node), NONE, "{node:p} is queued already");
+            debug_assert!(
+                with_links(node, |l| l.prev.is_null() && l.next.is_null()),
+                "{node:p}, in no queue, still has links"
+            );
+            debug_assert!(
+                back.is_null() || with_links(back, |l| l.next.is_null()),
+                "the back {back:p} of queue {:?} has a successor",
+                self.shape()
+            );
             set_queue(node, self.id);
             with_links(node, |l| {
                 l.prev = back;
@@ -102,7 +140,7 @@ impl<K, V> Deque<K, V> {
         }
         self.back = node;
         self.len += 1;
-        // SAFETY: our contract: `node` is alive and extended.
+        // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this statement).
         self.weight += u64::from(unsafe { ext(node) }.weight);
     }
 
@@ -114,13 +152,14 @@ impl<K, V> Deque<K, V> {
     /// The oldest node, taken out.
     ///
     /// # Safety
-    /// As for [`with_links`], for the nodes in this queue.
+    /// 1. Every node in this queue is alive (as each push promised).
+    /// 2. The caller holds the maintenance lock.
     pub(crate) unsafe fn pop_front(&mut self) -> Option<*mut Node<K, V>> {
         let node = self.front;
         if node.is_null() {
             return None;
         }
-        // SAFETY: our contract: the front node is alive and ours.
+        // SAFETY: `unlink`'s 1: the front is in this queue; its 2 and 3: our 1 and 2.
         unsafe { self.unlink(node) };
         Some(node)
     }
@@ -128,11 +167,26 @@ impl<K, V> Deque<K, V> {
     /// Takes `node`, which is in this queue, out in O(1).
     ///
     /// # Safety
-    /// As for [`with_links`]; `node` is in this queue.
+    /// 1. `node` is in this queue.
+    /// 2. Every node in this queue is alive (as each push promised).
+    /// 3. The caller holds the maintenance lock.
     pub(crate) unsafe fn unlink(&mut self, node: *mut Node<K, V>) {
-        // SAFETY: our contract: `node` and its neighbours are live nodes of this queue.
+        debug_assert!(
+            self.len > 0 && self.ends_agree(),
+            "unlinking from queue (id, front, back, len, weight) {:?}",
+            self.shape()
+        );
+        // SAFETY: `queue_of`'s, `set_queue`'s, `with_links`' and `ext`'s 1 for `node` and
+        // its neighbours: they are in this queue (our 1), so alive (our 2), and were
+        // pushed extended with their provenance (`push_back`'s 1). Their 2: our 3 (each
+        // closure touches only the links it is given).
         unsafe {
-            debug_assert_eq!(queue_of(node), self.id);
+            debug_assert_eq!(
+                queue_of(node),
+                self.id,
+                "{node:p} is not in {:?}",
+                self.shape()
+            );
             set_queue(node, NONE);
             let (prev, next) = with_links(node, |l| {
                 let pn = (l.prev, l.next);
@@ -142,18 +196,42 @@ impl<K, V> Deque<K, V> {
                 };
                 pn
             });
+            debug_assert!(
+                (prev.is_null() == (self.front == node)) && (next.is_null() == (self.back == node)),
+                "{node:p} (prev {prev:p}, next {next:p}) is out of place in {:?}",
+                self.shape()
+            );
             if prev.is_null() {
                 self.front = next;
             } else {
+                debug_assert!(
+                    with_links(prev, |l| l.next == node),
+                    "{node:p}'s prev {prev:p} does not lead back to it"
+                );
                 with_links(prev, |l| l.next = next);
             }
             if next.is_null() {
                 self.back = prev;
             } else {
+                debug_assert!(
+                    with_links(next, |l| l.prev == node),
+                    "{node:p}'s next {next:p} does not lead back to it"
+                );
                 with_links(next, |l| l.prev = prev);
             }
+            let w = u64::from(ext(node).weight);
+            debug_assert!(
+                self.weight >= w,
+                "{node:p} weighs {w}, more than {:?}",
+                self.shape()
+            );
             self.len -= 1;
-            self.weight -= u64::from(ext(node).weight);
+            self.weight -= w;
         }
+        debug_assert!(
+            self.ends_agree(),
+            "queue (id, front, back, len, weight) {:?}",
+            self.shape()
+        );
     }
 }

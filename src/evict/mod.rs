@@ -100,7 +100,8 @@ impl Limits {
 
     /// Total weight of the stored entries.
     pub(crate) fn weight(&self) -> u64 {
-        // Relaxed: a gauge; maintenance rereads it every step.
+        // Relaxed: a gauge that pairs with nothing (no data is published through it);
+        // maintenance rereads it every step.
         self.weight.load(Ordering::Relaxed)
     }
 
@@ -122,7 +123,7 @@ impl Limits {
     /// Counts an entry about to be linked.
     pub(crate) fn charge(&self, w: u32) {
         if self.weighed && w != 0 {
-            // Relaxed: a gauge (see `weight`).
+            // Relaxed: a gauge that pairs with nothing; readers take it as a hint.
             self.weight.fetch_add(u64::from(w), Ordering::Relaxed);
         }
     }
@@ -137,7 +138,7 @@ impl Limits {
     /// Uncounts an entry that left (or was never linked).
     pub(crate) fn refund(&self, w: u32) {
         if self.weighed && w != 0 {
-            // Relaxed: a gauge (see `weight`).
+            // Relaxed: a gauge that pairs with nothing; readers take it as a hint.
             self.weight.fetch_sub(u64::from(w), Ordering::Relaxed);
         }
     }
@@ -189,8 +190,9 @@ pub(crate) struct Queues<K, V> {
     sketch: Sketch,
 }
 
-// SAFETY: the queues hold pointers to nodes they touch only under the maintenance lock,
-// inside whose `Mutex` they move between threads; a cache only stores `K, V: Send + Sync`.
+// SAFETY: 1. the queues hold pointers to nodes they touch only through their `unsafe`
+// methods, whose callers hold the maintenance lock; 2. they move between threads only
+// inside that lock's `Mutex`; 3. a cache only stores `K, V: Send + Sync`.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for Queues<K, V> {}
 
 impl<K, V> Queues<K, V> {
@@ -207,7 +209,8 @@ impl<K, V> Queues<K, V> {
     /// entry (the one main would give up next), so taking it into main is worth it.
     ///
     /// # Safety
-    /// Every queued node is alive; the caller holds the maintenance lock.
+    /// 1. Every queued node is alive.
+    /// 2. The caller holds the maintenance lock.
     unsafe fn beats_main(&self, hash: u64) -> bool {
         // TinyLFU guards a full main queue. While main holds well under its share (small
         // is over its own, as after a fill that went to small), there is no place to
@@ -222,7 +225,8 @@ impl<K, V> Queues<K, V> {
         match self.main.front() {
             None => true,
             Some(victim) => {
-                // SAFETY: our contract: queued nodes are alive.
+                // SAFETY: 1: `victim` is queued, so alive; `hash` is immutable, so the read
+                // races with nothing.
                 let theirs = unsafe { (*victim).hash };
                 self.sketch.estimate(hash) > self.sketch.estimate(theirs)
             }
@@ -232,14 +236,18 @@ impl<K, V> Queues<K, V> {
     /// Queues a newly stored entry: main if its key is a ghost, else small.
     ///
     /// # Safety
-    /// `node` is alive, extended, in no queue, stays alive until it is unlinked or
-    /// evicted, and the caller holds the maintenance lock.
+    /// 1. `node` is alive, and stays alive until it is unlinked or handed out by
+    ///    [`victim`](Self::victim).
+    /// 2. `node` is extended (with its allocation's provenance) and in no queue.
+    /// 3. The caller holds the maintenance lock.
     pub(crate) unsafe fn admit(&mut self, node: *mut Node<K, V>) {
-        // SAFETY: our contract: alive.
+        // SAFETY: 1: alive; `hash` is immutable, so the read races with nothing.
         let hash = unsafe { (*node).hash };
         self.sketch.fit(self.len() + 1);
         self.sketch.record(hash);
-        // SAFETY: our contract, passed on.
+        // SAFETY: `beats_main`'s 1: every queued node was admitted under our 1 and is
+        // still queued, so alive; its 2: our 3. `push_back`'s 1: our 1 and 2; its 2: our
+        // 2; its 3: our 3.
         unsafe {
             if self.ghost.take(hash) && self.beats_main(hash) {
                 self.main.push_back(node);
@@ -252,9 +260,14 @@ impl<K, V> Queues<K, V> {
     /// Takes a node that left the cache out of its queue, if it is in one.
     ///
     /// # Safety
-    /// As for [`admit`](Self::admit), except that the node may be in a queue (ours).
+    /// 1. `node` is alive.
+    /// 2. `node` is extended (with its allocation's provenance), and in no queue or in
+    ///    one of ours.
+    /// 3. The caller holds the maintenance lock.
     pub(crate) unsafe fn unlink(&mut self, node: *mut Node<K, V>) {
-        // SAFETY: our contract, passed on.
+        // SAFETY: `queue_of`'s 1: our 1 and 2; its 2: our 3. `Deque::unlink`'s 1: the
+        // stamp names the queue that holds the node, and by our 2 that queue is ours;
+        // its 2: every queued node was admitted under `admit`'s 1, so alive; its 3: our 3.
         unsafe {
             match deque::queue_of(node) {
                 SMALL => self.small.unlink(node),
@@ -274,14 +287,18 @@ impl<K, V> Queues<K, V> {
     /// the budget ran out.
     ///
     /// # Safety
-    /// Every queued node is alive; the caller holds the maintenance lock.
+    /// 1. Every queued node is alive.
+    /// 2. The caller holds the maintenance lock.
     pub(crate) unsafe fn victim(&mut self, budget: &mut usize) -> Option<*mut Node<K, V>> {
         while *budget > 0 {
             *budget -= 1;
             let total = self.small.weight + self.main.weight;
             let from_small = self.main.len == 0
                 || (self.small.len > 0 && self.small.weight * 100 > total * SMALL_PERCENT);
-            // SAFETY: our contract: queued nodes are alive; lock held.
+            // SAFETY: `pop_front`'s 1 and 2: our 1 and 2. The popped node was queued, so it
+            // is alive (our 1) and extended (`admit`'s 2): reading its `hash` and `meta`
+            // is sound, and `push_back`'s 1 (alive until popped: `admit`'s 1 carries
+            // over), 2 (just popped, so in no queue) and 3 (our 2) hold.
             unsafe {
                 if from_small {
                     let node = self.small.pop_front()?;

@@ -61,8 +61,9 @@ impl<K, V> Segment<K, V> {
             self.table
                 .settle(node, REMOVED | UNLINKED | DETACHED | released);
         } else {
-            // One RMW sets REMOVED and claims the queue slot; AcqRel pairs with the drainer's
-            // `fetch_and` (see `apply`), so whichever comes second sees the other's flag.
+            // One RMW sets REMOVED and claims the queue slot. AcqRel pairs with the drainer's
+            // AcqRel `fetch_and` of QUEUED (in `Segment::apply` and `Segment::serve`), so
+            // whichever comes second sees the other's flag and what came before it.
             // It cannot be a node's last hold: DETACHED comes only after REMOVED.
             let old = node
                 .meta
@@ -95,12 +96,16 @@ impl<K, V> Segment<K, V> {
     /// Queues a scheduling request for a new node (QUEUED, in no wheel slot).
     pub(super) fn push(&self, node: NodePtr<'_, K, V>) {
         let node = node.as_ptr();
+        // Relaxed: a first guess for the CAS below, which checks it.
         let mut head = self.handoff.head.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the node is QUEUED and not yet on the stack or in a wheel slot: its
-            // stack link is ours.
+            // SAFETY: the node is alive (a `NodePtr` under the caller's guard). `set_link`'s
+            // 1: the node is QUEUED and not yet on the stack, so we, its inserter, own its
+            // stack membership; its 2: it is in no wheel slot (not yet drained); its 3: no
+            // other thread has touched its `wheel` (it was only just published).
             unsafe { (*node).set_link(head) };
-            // Release publishes the link (and the node's flags) to the drainer's Acquire swap.
+            // Release pairs with the Acquire swap in `take_stack`: the link (and the node's
+            // flags) are visible to the drainer.
             match self.handoff.head.compare_exchange_weak(
                 head,
                 node,
@@ -123,7 +128,9 @@ impl<K, V> Segment<K, V> {
         let start = self.handoff.cancel_at.fetch_add(1, Ordering::Relaxed);
         for i in 0..CANCELS {
             let slot = &self.handoff.cancels[(start + i) % CANCELS];
-            // Release publishes the node's flags to the drainer's Acquire swap.
+            // Relaxed load: a first look that skips taken slots; the CAS decides. The CAS's
+            // Release pairs with the Acquire swap in `Segment::apply`: the node's flags are
+            // visible to the drainer.
             if slot.load(Ordering::Relaxed).is_null()
                 && slot
                     .compare_exchange(
@@ -155,7 +162,8 @@ impl<K, V> Segment<K, V> {
 
     /// Marks the segment due, so the next write or read turn comes at once.
     pub(super) fn mark_due(&self) {
-        // Relaxed: a hint, as in `due`.
+        // Relaxed: a hint that publishes nothing and pairs with nothing; a stale read in
+        // `due` only moves a turn to a neighbouring write.
         self.handoff.due_at.store(0, Ordering::Relaxed);
     }
 
@@ -163,7 +171,7 @@ impl<K, V> Segment<K, V> {
     pub(super) fn take_stack(&self) -> *mut Node<K, V> {
         // Reset first, so pushes that miss this swap still count towards the next turn.
         self.handoff.queued.store(0, Ordering::Relaxed);
-        // Acquire pairs with the Release push.
+        // Acquire pairs with the Release CAS in `push`: the links and flags are visible.
         self.handoff.head.swap(ptr::null_mut(), Ordering::Acquire)
     }
 }

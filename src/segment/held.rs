@@ -29,10 +29,10 @@ pub(crate) struct Held<K, V> {
     owed: Option<u8>,
 }
 
-// SAFETY: a `Held` stands for the remover's share of the node, which a cache only stores
-// for `K, V: Send + Sync`, and a shared reference to its segment, which is `Sync`; moving
-// it to another thread moves that share, and the node's shared fields are read-only or
-// atomic.
+// SAFETY: 1. a `Held` stands for the remover's share of the node, which a cache only
+// stores for `K, V: Send + Sync`, and the node's shared fields are read-only or atomic;
+// 2. it holds a shared reference to its segment, which is `Sync` for such `K, V`; so
+// moving it to another thread moves that share and that reference.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for Held<K, V> {}
 
 impl<K, V> Held<K, V> {
@@ -66,8 +66,9 @@ impl<K, V> Deref for Held<K, V> {
 
     #[inline]
     fn deref(&self) -> &Node<K, V> {
-        // SAFETY: `RELEASED` is not set while the `Held` exists (obligation 1 of `new`),
-        // so the node is not retired, hence not freed.
+        // SAFETY: 1. `RELEASED` is not set while the `Held` exists (obligation 1 of `new`),
+        // so the node is not retired, hence alive for as long as `&self`; 2. only shared
+        // references to a node are made.
         unsafe { self.node.as_ref() }
     }
 }
@@ -76,8 +77,9 @@ impl<K, V> Drop for Held<K, V> {
     fn drop(&mut self) {
         // SAFETY: obligation 3 of `new`: the segment outlives the `Held`.
         let segment = unsafe { self.segment.as_ref() };
-        // SAFETY: obligation 1 of `new`: the node is alive until the settle below, the
-        // hold's one release (`drop` runs once).
+        // SAFETY: `NodePtr::from_raw`'s 1 and 2: obligation 1 of `new`: the node is alive
+        // until the settle below, the hold's one release (`drop` runs once), and `node`
+        // is not used after it; its 3: `node` came from a `NodePtr` (`as_non_null`).
         let node = unsafe { NodePtr::from_raw(self.node.as_ptr()) };
         // Obligation 2 of `new`: the node's table is this segment's.
         segment.table.settle(node, RELEASED);

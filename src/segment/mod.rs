@@ -134,8 +134,9 @@ pub(crate) struct Turn {
 #[derive(Debug)]
 struct Backlog<K, V>(*mut Node<K, V>);
 
-// SAFETY: the backlog's nodes are QUEUED, hence alive, and reached only under the lock;
-// a cache only stores `K, V: Send + Sync`.
+// SAFETY: 1. the backlog's nodes are QUEUED, hence alive, and reached only by the holder
+// of the maintenance lock, inside whose `Mutex` the backlog moves; 2. a cache only
+// stores `K, V: Send + Sync`.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for Backlog<K, V> {}
 
 /// State guarded by the maintenance lock.
@@ -251,12 +252,19 @@ impl<K, V> Drop for Segment<K, V> {
         // (and retired, their other holds being gone); live ones stay in the table, which
         // frees them.
         let backlog = std::mem::replace(&mut sync::lock(&self.maint).backlog.0, ptr::null_mut());
+        // Relaxed (here and below): `&mut self`, and whatever handed it to us (the last
+        // handle's drop) ordered every other thread's pushes and flag changes before this.
         let stack = self.handoff.head.swap(ptr::null_mut(), Ordering::Relaxed);
         for mut next in [backlog, stack] {
             while !next.is_null() {
-                // SAFETY: queued nodes are alive; `&mut self`: exclusive access.
+                // SAFETY: `NodePtr::from_raw`'s 1 and 2: a QUEUED node is not DETACHED, so
+                // not retired, and nothing retires it before our `settle` below, which
+                // comes after its last use; its 3: the stack and backlog links hold the
+                // pointers `push` stored, from `NodePtr::as_ptr`.
                 let node = unsafe { NodePtr::from_raw(next) };
-                // SAFETY: exclusive access; a stacked node is in no wheel slot.
+                // SAFETY: `link`'s 1: we took the node off the stack or backlog, so its
+                // membership is ours; its 2: a stacked node is in no wheel slot; its 3:
+                // `&mut self` orders every earlier write of the link before this.
                 next = unsafe { node.link() };
                 let old = node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
                 if old & REMOVED != 0 {
@@ -267,9 +275,12 @@ impl<K, V> Drop for Segment<K, V> {
         for slot in self.handoff.cancels.iter() {
             let raw = slot.swap(ptr::null_mut(), Ordering::Relaxed);
             if !raw.is_null() {
-                // SAFETY: a queued node is alive; exclusive access. Its wheel is dropped
-                // with us, so only the hold matters: a removed node's (a live one, asking
-                // for a re-file, stays in the table, which frees it).
+                // SAFETY: `NodePtr::from_raw`'s 1 and 2: a node on the ring is QUEUED, so
+                // not DETACHED, hence not retired before our `settle` below, its last use;
+                // its 3: the ring holds the pointer `push_cancel` stored, from
+                // `NodePtr::as_ptr`. Its wheel is dropped with us, so only the hold
+                // matters: a removed node's (a live one, asking for a re-file, stays in
+                // the table, which frees it).
                 let node = unsafe { NodePtr::from_raw(raw) };
                 let old = node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
                 if old & REMOVED != 0 {

@@ -46,12 +46,16 @@ impl<K, V> Table<K, V> {
                     {
                         continue;
                     }
-                    // SAFETY: published in a table reachable under `guard`, so alive until
-                    // the guard drops (retirement waits for it).
+                    // SAFETY: `NodePtr::from_raw`'s 1: published in a table reachable under
+                    // `guard`, so alive when loaded; its 2: alive until the guard (`'g`)
+                    // drops, as retirement waits for it; its 3: the word keeps the
+                    // provenance of `NodeBox::into_raw`'s pointer.
                     listed.push(unsafe { NodePtr::from_raw(node) });
                 }
             }
-            // Acquire pairs with the Release stores that start and install migrations.
+            // Acquire pairs with `start_migration`'s seal CAS and Release store of the
+            // target (and `current`'s Acquire load in `Table::current` with `install`'s
+            // CAS): a migration that started or finished during the scan is seen.
             if raw.next.load(Ordering::Acquire).is_null() && std::ptr::eq(self.current(guard), raw)
             {
                 return listed;
@@ -67,7 +71,8 @@ struct Scanning<'t, K, V>(&'t Table<K, V>);
 
 impl<'t, K, V> Scanning<'t, K, V> {
     fn enter(table: &'t Table<K, V>) -> Self {
-        // Relaxed: a hint (see `Table::scanners`).
+        // Relaxed: a hint that only holds off optional migrations (`Table::scanners`); it
+        // publishes nothing and pairs with nothing.
         table.scanners.fetch_add(1, Ordering::Relaxed);
         Self(table)
     }
@@ -75,6 +80,7 @@ impl<'t, K, V> Scanning<'t, K, V> {
 
 impl<K, V> Drop for Scanning<'_, K, V> {
     fn drop(&mut self) {
+        // Relaxed: the hint's decrement; it publishes nothing and pairs with nothing.
         self.0.scanners.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -64,9 +64,11 @@ impl<K, V> Table<K, V> {
                         if !word.may_hold(tag) {
                             continue;
                         }
-                        // SAFETY: a published (or frozen published) slot points at a live
-                        // node; nodes are freed only a grace period after leaving every
-                        // slot, and `guard` was taken before this load.
+                        // SAFETY: `NodePtr::from_raw`'s 1: a published (or frozen published)
+                        // word points at a node that was alive when loaded; its 2: nodes are
+                        // freed only a grace period after leaving every slot, and `guard`
+                        // (`'g`) was taken before this load; its 3: the word keeps the
+                        // provenance of the pointer `NodeBox::into_raw` gave.
                         let node = unsafe {
                             NodePtr::from_raw(word.node().expect("a published word has a node"))
                         };
@@ -116,7 +118,11 @@ impl<K, V> Table<K, V> {
                     return Scan::Migrating;
                 }
                 if searching && w.may_hold(tag) {
-                    // SAFETY: a published slot points at a live node (see `lookup`).
+                    // SAFETY: 1. a published word points at a node that was alive when
+                    // loaded; 2. nodes are freed only a grace period after leaving every
+                    // slot, and the caller is pinned while we run (`raw` is a `&'g Raw`
+                    // borrowed from its guard: `writable`), so it stays alive while `n` is
+                    // used; 3. only shared references to nodes are made.
                     let n = unsafe { &*w.node().expect("published") };
                     if n.hash == hash && matches(n) {
                         return Scan::Found(

@@ -17,28 +17,37 @@ impl<K, V> Table<K, V> {
     /// The current table, valid while `guard` lives.
     #[inline]
     pub(crate) fn current<'g>(&self, _guard: &'g Guard) -> &'g Raw<K, V> {
-        // Acquire pairs with the Release CAS that installs a migrated table.
+        // Acquire pairs with `install`'s Release CAS on `current`: the copies into the
+        // table it installs (and its initialised groups) are visible.
         let raw = self.current.load(Ordering::Acquire);
-        // SAFETY: 1. `current` is never null; 2. a table is freed only through the epoch,
-        // after it stopped being current, so it outlives every guard taken before that.
+        // SAFETY: 1. `current` is never null, and points at a table initialised before it
+        // was stored (the edge above); 2. a table is freed only through the epoch, after it
+        // stopped being current, so it outlives every guard taken before that, `'g`
+        // included; 3. only shared references to a `Raw` are made (its state is atomic).
         unsafe { &*raw }
     }
 
     /// The table `raw` is being migrated to (readers that met a copied group follow it).
     #[inline]
     pub(crate) fn next_of<'g>(&self, raw: &'g Raw<K, V>, _guard: &'g Guard) -> &'g Raw<K, V> {
-        // Acquire pairs with the Release store in `start_migration`.
+        // Acquire pairs with the Release store of the target in `start_migration`: its
+        // initialised groups are visible.
         let mut next = raw.next.load(Ordering::Acquire);
         // A sealed table's target is being allocated: wait for it (writers only; a reader
         // follows `next` only after meeting a copied group, so after the target is in).
         while next == sealed() {
             sync::yield_now();
+            // Acquire pairs with `start_migration`'s Release store of the target.
             next = raw.next.load(Ordering::Acquire);
         }
         debug_assert!(!next.is_null(), "a copied group implies a next table");
-        // SAFETY: a group is marked copied only after `next` was installed, and the next
-        // table is retired only after it in turn stopped being current: it outlives `raw`'s
-        // readers' guards (both were reachable when they pinned).
+        // SAFETY: 1. `next` is neither the marker (the loop) nor null: every caller comes
+        // here only after seeing `raw.next` set, or a copied group, which is marked only
+        // after the target's store, and `next` never goes back to null (the debug check
+        // above; a safe function, so this rests on its callers in this crate); 2. it is
+        // a table `start_migration` allocated, retired only after it in turn stopped being
+        // current, so it outlives `raw`'s readers' guards (both were reachable when they
+        // pinned); 3. only shared references to a `Raw` are made.
         unsafe { &*next }
     }
 
@@ -48,7 +57,9 @@ impl<K, V> Table<K, V> {
     /// returns the new table.
     pub(crate) fn writable<'g>(&self, hash: u64, guard: &'g Guard) -> &'g Raw<K, V> {
         let raw = self.current(guard);
-        // Acquire pairs with the Release CAS in `start_migration`.
+        // Acquire pairs with `start_migration`'s seal CAS and target store. Stronger than
+        // needed: only null-ness is read here (`next_of` loads `next` again, Acquire,
+        // before following it); kept so that no load of `next` needs its own argument.
         if raw.next.load(Ordering::Acquire).is_null() {
             return raw;
         }
@@ -68,8 +79,8 @@ impl<K, V> Table<K, V> {
     /// After an insert of a new key: start growing when the table is fuller than the
     /// tuning allows.
     pub(crate) fn maybe_grow(&self, raw: &Raw<K, V>, guard: &Guard) {
-        // Relaxed: a hint that only bounds a scan's rounds (see `listing`); the table is
-        // correct whether or not this grow starts now.
+        // Relaxed: a hint that only bounds a scan's rounds (`listing`), pairs with
+        // nothing; the table is correct whether or not this grow starts now.
         if self.len() * 100 > raw.capacity() * usize::from(self.tuning.max_load_pct)
             && self.scanners.load(Ordering::Relaxed) == 0
         {
@@ -95,6 +106,9 @@ impl<K, V> Table<K, V> {
     /// maximum). A migration started elsewhere, or of a table that is no longer current,
     /// is left alone: the caller's retry helps it along.
     pub(crate) fn start_migration(&self, raw: &Raw<K, V>, grow: bool, guard: &Guard) {
+        // Acquire: only null-ness is read, and the CAS below decides; stronger than needed,
+        // kept so that no load of `next` needs its own argument (pairs with the seal CAS
+        // and target store).
         if !ptr::eq(self.current(guard), raw) || !raw.next.load(Ordering::Acquire).is_null() {
             return;
         }
@@ -106,7 +120,13 @@ impl<K, V> Table<K, V> {
         // (Counting before sealing let a descheduled migrator's count go stale while others
         // filled the old table: a 3-group shrink target met 40 entries and the copier
         // found no slot. 8 threads inserting into a bounded cache found it.) AcqRel: the
-        // count read below comes after the seal; Acquire on failure reads who won.
+        // Acquire half keeps the count read below after the seal in this thread; the
+        // Release half pairs with the Acquire loads of `next` in `writable` (a writer that
+        // sees the marker waits for the target; it reads nothing through it). Acquire on
+        // failure is stronger than needed (the loser only returns). No edge orders a
+        // writer's Relaxed count increment against this seal (a store-buffering shape:
+        // only SeqCst could), so "one per thread" above is a matter of timing, which the
+        // model does not bound; `insert_lag` is the margin for it.
         if raw
             .next
             .compare_exchange(
@@ -119,7 +139,10 @@ impl<K, V> Table<K, V> {
         {
             return;
         }
-        // An RMW reads the latest count (a plain load could return an older one).
+        // An RMW reads the latest count (a plain load could return an older one). AcqRel
+        // pairs with nothing (the count's other writes are Relaxed): stronger than
+        // needed, what the sizing relies on is the RMW's read of the latest value; kept,
+        // as it runs once per migration.
         let live = usize::try_from(self.count.fetch_add(0, Ordering::AcqRel)).unwrap_or(0);
         let lag = self.tuning.insert_lag;
         let mut groups = self.target_groups(live);
@@ -130,14 +153,16 @@ impl<K, V> Table<K, V> {
         // Room for new keys while the copy runs: everything but what the live entries and
         // the lag need, so the copies always fit.
         let room = target.capacity().saturating_sub(live + lag);
-        // Relaxed: published with the table by the Release store below.
+        // Relaxed: published with the table by the Release store below, which pairs with
+        // the Acquire loads of `next` in `next_of`.
         target.room.store(
             isize::try_from(room).unwrap_or(isize::MAX),
             Ordering::Relaxed,
         );
         let next = Box::into_raw(Box::new(target));
-        // Release publishes the new table's initialised groups to the helpers' Acquire
-        // loads of `next`. Only the sealer changes `next` from the marker.
+        // Release publishes the new table's initialised groups (and `room`) to the Acquire
+        // loads of `next` in `next_of` and `install`. Only the sealer changes `next` from
+        // the marker.
         raw.next.store(next, Ordering::Release);
     }
 
@@ -163,7 +188,9 @@ impl<K, V> Table<K, V> {
             }
             self.copy_group(raw, next, g, guard);
         }
-        // Acquire pairs with the AcqRel increment of `copied`.
+        // Acquire pairs with `copy_group`'s AcqRel increments of `copied`. Stronger than
+        // needed: the answer is only a hint that keeps maintenance turns coming (nothing
+        // is read through it); kept as every load of `copied` is Acquire.
         raw.copied.load(Ordering::Acquire) < raw.len()
     }
 
@@ -178,8 +205,13 @@ impl<K, V> Table<K, V> {
         guard: &Guard,
     ) -> Ctrl {
         let group = &raw.groups[g];
-        // AcqRel: Acquire makes the group's slots as of the claim visible; Release (for
-        // the waiters' Acquire loads of the flags) is carried by the MOVED store below.
+        // AcqRel: stronger than the proof needs. The freeze works by the RMW itself (a
+        // commit CAS that read the word before it fails, whatever its ordering), and what
+        // the copy reads comes through the slots' own AcqRel CASes below. The Acquire half
+        // pairs with the Release RMWs on the word (`claim_and_commit`, `clear_named`, the
+        // overflow changes); waiters and readers rely on the MOVED `fetch_or` below, not on
+        // this Release. Kept: it runs once per group and migration, and a weaker freeze
+        // would need its own argument (and a loom run).
         let before = Ctrl(group.ctrl.fetch_or(Ctrl::NEW.frozen().0, Ordering::AcqRel));
         if before.is_frozen() {
             // Another thread is copying this group: wait for it (one group's worth of
@@ -201,9 +233,17 @@ impl<K, V> Table<K, V> {
         // Freeze every slot, so no insert, replace or remove can change it any more.
         let mut skipped = [false; GROUP];
         for (slot, skipped) in group.slots.iter().zip(&mut skipped) {
+            // Acquire: a first guess for the CAS below, which acquires the word it reads
+            // anyway; stronger than needed.
             let mut w = Word(slot.load(Ordering::Acquire));
-            // AcqRel: Acquire reads the latest node published there; Release is not
-            // needed by anyone but keeps the RMW symmetric.
+            // AcqRel. The Acquire half (success and failure) pairs with the Release CAS
+            // that published the word (`insert`'s publish or replace, `help_publish`):
+            // `copy_node` reads the node's fields, and its Release CAS passes them on to
+            // readers of the next table; the proof relies on this edge. The Release half
+            // pairs with nothing the proof needs (a writer whose CAS fails on the frozen
+            // word reads nothing through it, and waits for MOVED): stronger than needed,
+            // kept as written (free on x86, where every RMW is a full barrier; weakening
+            // it wants a loom run).
             while let Err(now) =
                 slot.compare_exchange(w.0, w.frozen().0, Ordering::AcqRel, Ordering::Acquire)
             {
@@ -217,7 +257,10 @@ impl<K, V> Table<K, V> {
                 continue;
             }
             if let Some(node) = w.node() {
-                // SAFETY: published in `raw`, frozen now, so alive while we are pinned.
+                // SAFETY: 1. a published word of `raw`, frozen now, so its node is alive
+                // (only a remover's CAS on the slot could start its retirement, and none
+                // succeeds on a frozen word); 2. it stays alive while `guard` is held; 3.
+                // only shared references to nodes are made.
                 self.copy_node(next, unsafe { &*node }, node, guard);
             }
         }
@@ -226,18 +269,22 @@ impl<K, V> Table<K, V> {
         // it (see `entry::node`, UNLINKED).
         for (slot, skipped) in group.slots.iter().zip(skipped) {
             if !skipped {
-                // Release: the copies into `next` happen-before a reader that sees the
-                // marker.
+                // Release pairs with the Acquire `Group::slot` loads in `lookup` and
+                // `scan`: the copies into `next` happen-before a reader that sees the
+                // marker, so following it to `next` finds them (the edge readers rely on).
                 slot.store(Word::<K, V>::moved().0, Ordering::Release);
             }
         }
         // Counted before it is marked moved: whoever sees every group moved then also sees
         // the count complete, and can install the next table itself (see
-        // `finish_migration`) instead of waiting for this thread. AcqRel: the increment that
-        // completes the count sees every group's work.
+        // `finish_migration`) instead of waiting for this thread. AcqRel: the Release half
+        // pairs with the Acquire half of the increment that completes the count, and with
+        // `install`'s and `help_copy`'s Acquire loads; the Acquire half is that completing
+        // increment's: it sees every group's copies before `install` publishes the table.
         let last = raw.copied.fetch_add(1, Ordering::AcqRel) + 1 == raw.len();
-        // Release pairs with the Acquire loads of readers and waiters: the copies and the
-        // cleared slots come first.
+        // Release pairs with the Acquire `Group::ctrl` loads of readers (`lookup`), writers
+        // (`scan`, `writable`) and the waiters above: the copies and the cleared slots come
+        // first. The Acquire half is stronger than needed (nothing is read through it).
         let after = Ctrl(group.ctrl.fetch_or(Ctrl::NEW.moved().0, Ordering::AcqRel));
         if last {
             self.install(raw, next, guard);
@@ -264,6 +311,8 @@ impl<K, V> Table<K, V> {
                 let g = step(home, steps, next.len());
                 let group = &next.groups[g];
                 for slot in &group.slots {
+                    // Acquire: only emptiness is read (the CAS below decides); stronger than
+                    // needed, kept with the CAS's orderings.
                     if !Word::<K, V>(slot.load(Ordering::Acquire)).is_empty() {
                         continue;
                     }
@@ -272,8 +321,10 @@ impl<K, V> Table<K, V> {
                     for m in 0..steps {
                         mark(next, step(home, m, next.len()));
                     }
-                    // Release publishes the node (its fields were published long ago; the
-                    // marks above are what needs ordering).
+                    // AcqRel. The Release half pairs with the Acquire `Group::slot` loads
+                    // of readers of `next`: the marks above come first, and so do the
+                    // node's fields (this copier acquired them with the slot's freeze).
+                    // The Acquire half is stronger than needed (the slot held null).
                     if slot
                         .compare_exchange(
                             ptr::null_mut(),
@@ -302,20 +353,25 @@ impl<K, V> Table<K, V> {
     /// caller's CAS wins (the last copier calls this, and so does anyone finishing the
     /// migration, so nobody waits for the last copier).
     fn install(&self, raw: &Raw<K, V>, next: &Raw<K, V>, guard: &Guard) {
-        // Acquire pairs with the AcqRel increments of `copied`: every group's copy is done.
+        // Acquire pairs with `copy_group`'s AcqRel increments of `copied`: every group's
+        // copy happens-before the install, and so before readers of the new `current`.
         if raw.copied.load(Ordering::Acquire) < raw.len() {
             return;
         }
         // The pointers come from the atomics that hold `Box::into_raw`'s originals (one
         // rebuilt from `&Raw` could not be used to free the table: Miri, Tree Borrows).
-        // Acquire pairs with the Release CASes that installed them.
+        // Acquire pairs with the writes that installed them: `install`'s CAS on `current`
+        // (or `Table::new`), `start_migration`'s Release store of `next`.
         let raw_ptr = self.current.load(Ordering::Acquire);
         let next_ptr = raw.next.load(Ordering::Acquire);
         debug_assert!(ptr::eq(next_ptr, next));
         if !ptr::eq(raw_ptr, raw) {
             return;
         }
-        // AcqRel: Release publishes the finished table to `current`'s Acquire loads.
+        // AcqRel: the Release half pairs with `Table::current`'s Acquire loads: the
+        // finished table (and, through the `copied` edge above, its copies) is visible.
+        // The Acquire halves are stronger than needed: the winner retires the table it
+        // loaded above, and a loser only returns.
         if self
             .current
             .compare_exchange(raw_ptr, next_ptr, Ordering::AcqRel, Ordering::Acquire)
@@ -326,10 +382,12 @@ impl<K, V> Table<K, V> {
             // Relaxed: the Release decrement after the free orders it; the increment only
             // has to be visible before the closure can run, which the defer ensures.
             count.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: 1. `raw` is no longer current, so threads that pin from now on cannot
-            // reach it (its `next` is reached only through it); 2. it is retired once,
-            // by the one thread whose CAS replaced it; 3. an old table holds no nodes (its
-            // slots are copied markers), so freeing it anywhere, after the cache, is fine.
+            // SAFETY: `defer_unchecked` runs the closure on any thread, once every thread
+            // pinned now has unpinned, possibly after the cache is gone: 1. `raw` is no
+            // longer current, so threads that pin from now on cannot reach it; 2. it is
+            // retired once, by the one thread whose CAS replaced it; 3. an old table owns
+            // no node (its slots are copied markers or frozen pending claims, whose
+            // inserters own them), so freeing it anywhere, after the cache, is fine.
             unsafe {
                 guard.defer_unchecked(move || {
                     old.free();
@@ -345,6 +403,8 @@ impl<K, V> Table<K, V> {
     pub(crate) fn finish_migration<'g>(&self, guard: &'g Guard) -> &'g Raw<K, V> {
         loop {
             let raw = self.current(guard);
+            // Acquire pairs with `start_migration`'s seal CAS and target store; only
+            // null-ness is read (`next_of` loads it again): stronger than needed.
             if raw.next.load(Ordering::Acquire).is_null() {
                 return raw;
             }
@@ -364,12 +424,14 @@ impl<K, V> Table<K, V> {
     /// `budget` groups of a migration in progress. True while a migration is unfinished.
     pub(crate) fn maintain(&self, budget: usize, guard: &Guard) -> bool {
         let raw = self.current(guard);
+        // Acquire: only null-ness is read (pairs with `start_migration`'s seal CAS and
+        // target store); stronger than needed, as the other loads of `next`.
         if raw.next.load(Ordering::Acquire).is_null() {
             let live = self.len();
             let sparse = live * 100 < raw.capacity() * usize::from(self.tuning.min_load_pct);
             // Only when it would shrink: a table already at its smallest for `live` (room
             // for the insert lag included) would only be copied to its own size, again.
-            // Relaxed: as in `maybe_grow`.
+            // Relaxed: a hint that only bounds a scan's rounds; it pairs with nothing.
             if !sparse
                 || self.target_groups(live) >= raw.len()
                 || self.scanners.load(Ordering::Relaxed) != 0
@@ -378,7 +440,8 @@ impl<K, V> Table<K, V> {
             }
             self.start_migration(raw, false, guard);
         }
-        // Acquire pairs with the Release CAS in `start_migration`.
+        // Acquire pairs with `start_migration`'s seal CAS and target store; only
+        // null-ness is read here (`next_of` loads it again): stronger than needed.
         if raw.next.load(Ordering::Acquire).is_null() {
             return false;
         }
@@ -394,7 +457,10 @@ fn mark<K, V>(raw: &Raw<K, V>, g: usize) {
     let group = &raw.groups[g];
     let mut c = group.ctrl();
     while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: as in `raw::add_overflow`.
+        // AcqRel: stronger than the proof needs. The mark reaches readers of the copy
+        // through `copy_node`'s Release CAS, which program order puts after it, and a
+        // retry needs only the word the CAS saw. Kept so that every write to a control
+        // word is a Release (`Group::ctrl`'s Acquire pairs with whichever it reads).
         match group.ctrl.compare_exchange(
             c.0,
             c.plus_overflow(1).0,
@@ -412,7 +478,9 @@ fn unmark<K, V>(raw: &Raw<K, V>, g: usize) {
     let group = &raw.groups[g];
     let mut c = group.ctrl();
     while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: as in `raw::add_overflow`.
+        // AcqRel: stronger than the proof needs (a lowered count publishes nothing: the
+        // copy it counted never became visible); kept so that every write to a control
+        // word is a Release.
         match group.ctrl.compare_exchange(
             c.0,
             c.minus_overflow().0,
@@ -428,13 +496,15 @@ fn unmark<K, V>(raw: &Raw<K, V>, g: usize) {
 /// A retired table, owned until freed.
 struct OldTable<K, V>(*mut Raw<K, V>);
 
-// SAFETY: an old table holds only copied markers and its own atomics: no node, no user
-// data; moving it to the thread that frees it is fine.
+// SAFETY: 1. an old table holds only copied markers, frozen pending claims (whose nodes
+// its inserters own and free) and its own atomics: no node it owns, no user data; 2. so
+// dropping it on another thread runs no `K` or `V` code.
 unsafe impl<K, V> Send for OldTable<K, V> {}
 
 impl<K, V> OldTable<K, V> {
     fn free(self) {
-        // SAFETY: from `Box::into_raw` (in `start_migration` or `Table::new`), retired once.
+        // SAFETY: 1. from `Box::into_raw` (in `start_migration` or `Table::new`); 2. retired
+        // once, by `install`'s winning CAS, and freed once (this consumes `self`).
         drop(unsafe { Box::from_raw(self.0) });
     }
 }

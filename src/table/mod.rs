@@ -246,38 +246,50 @@ impl<K, V> Table<K, V> {
 
     /// Entries in the table, expired ones included until they are removed.
     pub(crate) fn len(&self) -> usize {
+        // Relaxed: a count that publishes nothing and pairs with nothing (a hint for
+        // sizing, and `len`'s answer, weakly consistent by design).
         usize::try_from(self.count.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// Lets go of one or more of a node's holds (`UNLINKED`, `DETACHED`, `RELEASED`, possibly
     /// with other flags); the call that sets the last of the three retires the node.
     pub(crate) fn settle(&self, node: NodePtr<'_, K, V>, flags: u64) {
-        // AcqRel: Release publishes everything this holder did with the node; Acquire makes
-        // the other holders' accesses happen-before the free when this call is the last.
+        // AcqRel pairs with the other holders' RMWs that let go of a hold (this same
+        // `fetch_or` by another holder, and `Segment::removed`'s AcqRel `fetch_or`): the
+        // Release half publishes everything this holder did with the node; the Acquire half
+        // makes the other holders' accesses happen-before the free when this call is the
+        // last (the RMWs in between on `meta` continue their release sequences).
         let old = node.meta.fetch_or(flags, Ordering::AcqRel);
         debug_assert_eq!(old & flags & HOLDS, 0, "a hold released twice");
         if old & HOLDS != HOLDS && (old | flags) & HOLDS == HOLDS {
-            // SAFETY: 1. every node comes from `Box::into_raw`; 2. all three holders are done
-            // with it: it is out of every table slot (UNLINKED), the wheel and hand-off
-            // (DETACHED), and its remover's hands (RELEASED), so only threads pinned since
-            // before it left can reach it; 3. the fetch_or lets exactly one call see the
-            // last hold go.
+            // SAFETY: `retire`'s 1: every node comes from `NodeBox::new`, and a `NodePtr`
+            // keeps the pointer's provenance (`NodePtr::from_raw`'s 3); its 2: all three
+            // holders are done with it: it is out of every table slot (UNLINKED), the wheel,
+            // hand-off and ring (DETACHED), and its remover's hands (RELEASED), so only
+            // threads pinned since before it left can reach it; its 3: the `fetch_or` lets
+            // exactly one call see the last hold go; its 4: the Acquire half of that
+            // `fetch_or` (above) orders the other holders' accesses before this call.
             unsafe { self.reclaim.retire(node.as_ptr()) };
         }
     }
 
     /// Whether retired tables are still waiting for their grace period.
     pub(crate) fn garbage_pending(&self) -> bool {
-        // Acquire pairs with the Release decrements in the closures: the frees are done.
+        // Acquire pairs with the Release `fetch_sub` in `install`'s deferred closures: the
+        // frees they counted are done.
         self.garbage.load(Ordering::Acquire) != 0
     }
 
     /// Whether a migration is under way.
     #[cfg(test)]
     pub(crate) fn migrating(&self) -> bool {
+        // Acquire (both loads) pairs with `install`'s CAS on `current` and `start_migration`'s
+        // stores to `next`; this test-only check reads only null-ness, so it is stronger
+        // than needed, kept to match the other loads of these pointers.
         let raw = self.current.load(Ordering::Acquire);
-        // SAFETY: the current table is alive while the `Table` is (see `current`); this
-        // looks at a field only.
+        // SAFETY: 1. `current` is never null; 2. the current table is freed only after it
+        // stops being current, and only through the epoch, and a test calls this with no
+        // migration racing it; 3. only a shared reference is made (to read an atomic).
         !unsafe { &*raw }.next.load(Ordering::Acquire).is_null()
     }
 }
@@ -288,13 +300,19 @@ impl<K, V> Drop for Table<K, V> {
         // table: the current one's, and the next one's if a migration was left unfinished
         // (no group is half-copied: copying runs no user code and finishes what it starts).
         // A node is in at most one of them (copied groups' old slots were emptied).
+        // Relaxed (here and below): `&mut self`, and whatever handed it to us (the last
+        // handle's drop) ordered every other thread's writes before this.
         let raw = self.current.load(Ordering::Relaxed);
-        // SAFETY: from `Box::into_raw`, owned by us now.
+        // SAFETY: 1. `current` holds a pointer `Box::into_raw` gave (in `new` or
+        // `start_migration`); 2. `&mut self`: ours alone, taken once (the field is not
+        // read again).
         let raw = unsafe { Box::from_raw(raw) };
         let next = raw.next.load(Ordering::Relaxed);
         // (A table still sealed has no target to free: its sealer never got to allocate.)
         let next = (!next.is_null() && next != raw::sealed()).then(|| {
-            // SAFETY: installed by `start_migration` from `Box::into_raw`, owned with `raw`.
+            // SAFETY: 1. not null nor the `sealed` marker (checked just above), so a table
+            // `start_migration` made with `Box::into_raw`; 2. owned with `raw`, which is
+            // ours, and taken once.
             unsafe { Box::from_raw(next) }
         });
         for table in std::iter::once(&*raw).chain(next.as_deref()) {
@@ -305,8 +323,10 @@ impl<K, V> Drop for Table<K, V> {
                         continue; // a claim never published: its inserter owns the node
                     }
                     if let Some(node) = w.node() {
-                        // SAFETY: a published node is owned by the table (it is retired
-                        // only after leaving its slot), from `Box::into_raw`, freed once.
+                        // SAFETY: `free_node`'s 1: a published node is owned by the table
+                        // (retired only after leaving its slot), from `NodeBox::new`, and the
+                        // word keeps its provenance; its 2: it is in one slot of one table
+                        // (copied groups' old slots were emptied), so it is freed once.
                         unsafe { crate::entry::reclaim::free_node(node) };
                     }
                 }

@@ -35,14 +35,18 @@ impl<K, V> Group<K, V> {
 
     #[inline]
     pub(crate) fn ctrl(&self) -> Ctrl {
-        // Acquire pairs with the Release CASes on the control word (commits, clears of
-        // `named`, overflow changes, the migration's flags): what they published is seen.
+        // Acquire pairs with the Release RMWs on the control word: the commit in
+        // `claim_and_commit`, `clear_named` (the edge a committer's scan relies on),
+        // `add_overflow`, `sub_overflow`, `migrate`'s `mark` and `unmark`, and
+        // `copy_group`'s MOVED `fetch_or` (the edge waiters and readers rely on).
         Ctrl(self.ctrl.load(Ordering::Acquire))
     }
 
     #[inline]
     pub(crate) fn slot(&self, i: usize) -> Word<K, V> {
-        // Acquire pairs with the Release CAS that published the node (its fields).
+        // Acquire pairs with the Release CAS that wrote the word: a publish or replace in
+        // `insert`, `help_publish`, `copy_node` (the node's fields are visible), and the
+        // MOVED store in `copy_group` (the copy into the next table is visible).
         Word(self.slots[i].load(Ordering::Acquire))
     }
 }
@@ -111,8 +115,12 @@ pub(super) fn add_overflow<K, V>(raw: &Raw<K, V>, g: usize, n: u64) {
     let group = &raw.groups[g];
     let mut c = group.ctrl();
     while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: Release orders the mark before the insert's later publication (readers
-        // must see the mark before the entry); Acquire reads the current word on retry.
+        // AcqRel: stronger than the proof needs. A mark must be seen by whoever sees its
+        // entry, and it is: program order puts it before the commit's Release CAS and the
+        // publish, which carry it to every thread that acquires either. Nothing is read
+        // through this word's Acquire, and a retry needs only the word the CAS saw. Kept:
+        // every write to a control word stays a Release, so `Group::ctrl`'s Acquire pairs
+        // with whichever it reads, and on x86 any RMW is a full barrier.
         match group.ctrl.compare_exchange(
             c.0,
             c.plus_overflow(n).0,
@@ -131,7 +139,10 @@ pub(super) fn sub_overflow<K, V>(raw: &Raw<K, V>, g: usize) {
     let group = &raw.groups[g];
     let mut c = group.ctrl();
     while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: as in `add_overflow`.
+        // AcqRel: stronger than the proof needs. A lowered count publishes nothing (the
+        // entry it counted is gone, or never became visible), and a retry needs only the
+        // word the CAS saw. Kept as `add_overflow`'s is, so that every write to a control
+        // word is a Release.
         match group.ctrl.compare_exchange(
             c.0,
             c.minus_overflow().0,
@@ -151,8 +162,10 @@ pub(super) fn clear_named<K, V>(raw: &Raw<K, V>, home: usize, offset: usize, ver
     let hg = &raw.groups[home];
     let mut c = hg.ctrl();
     while c.named() == Some(offset) && c.version() == version {
-        // AcqRel: Release orders the publication before the clear, for committers that
-        // then scan; Acquire reads the current word on retry.
+        // AcqRel. The Release half pairs with the committers' Acquire `Group::ctrl` load of
+        // the home's word (`insert_when`'s `c0`): the publication comes first, so a
+        // committer that sees `named` clear scans and finds the node. The Acquire half is
+        // stronger than needed (a retry needs only the word the CAS saw); kept with it.
         match hg
             .ctrl
             .compare_exchange(c.0, c.unnamed().0, Ordering::AcqRel, Ordering::Acquire)

@@ -92,8 +92,13 @@ impl<K, V> Table<K, V> {
         w: Word<K, V>,
     ) -> Option<NodePtr<'g, K, V>> {
         let slot = &raw.groups[at.group].slots[at.slot];
-        // AcqRel: Acquire makes the node's fields (and its replacers' writes) visible to
-        // the remover; Release orders our earlier reads before the slot's reuse.
+        // AcqRel. The Acquire half pairs with the Release CAS that published `w` (`insert`'s
+        // publish or replace, `help_publish`, `copy_node`); the Acquire load that found `w`
+        // (`Group::slot`) already did that, so it is stronger than the proof needs. The
+        // Release half pairs with the Acquire of whoever next reads the slot; no proof
+        // relies on it (a reused slot frees nothing: the node goes only through `settle`).
+        // Both kept: on a CAS they cost next to nothing, and every write of a slot word
+        // stays a Release, so `Group::slot`'s Acquire pairs with whichever write it reads.
         slot.compare_exchange(
             w.0,
             Word::<K, V>::EMPTY.0,
@@ -105,10 +110,13 @@ impl<K, V> Table<K, V> {
         for m in 0..at.steps {
             sub_overflow(raw, step(home, m, raw.len()));
         }
-        // Relaxed: as in `insert`.
+        // Relaxed: a count that publishes nothing and pairs with nothing (read as a hint,
+        // and by `len`).
         self.count.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: the node was published in the slot we just emptied, under the caller's
-        // guard, so it is alive until retired, which waits out that guard.
+        // SAFETY: `NodePtr::from_raw`'s 1: the node was published in the slot we just
+        // emptied, so it is alive; its 2: it is retired only after our remover's duties,
+        // and freed only after the caller's guard (`'g`, pinned before the scan) is gone;
+        // its 3: the word keeps the provenance of `NodeBox::into_raw`'s pointer.
         Some(unsafe { NodePtr::from_raw(w.node().expect("published")) })
     }
 
@@ -126,7 +134,9 @@ impl<K, V> Table<K, V> {
                         continue;
                     }
                     let Some(node) = w.node() else { continue };
-                    // SAFETY: published in this table, read under `guard`.
+                    // SAFETY: 1. published in this table when loaded, so alive then; 2. read
+                    // under `guard`, which keeps it from being freed; 3. `hash` is
+                    // immutable, so the read races with nothing.
                     let hash = unsafe { (*node).hash };
                     let home = raw.home(hash);
                     let steps = (g + raw.len() - home) % raw.len();
@@ -144,7 +154,9 @@ impl<K, V> Table<K, V> {
                     }
                 }
             }
-            // A migration that began meanwhile may hold entries we skipped (frozen).
+            // A migration that began meanwhile may hold entries we skipped (frozen). Acquire
+            // pairs with `start_migration`'s seal CAS and target store; only null-ness is
+            // read (stronger than needed: `finish_migration` loads it again before use).
             if self.current(guard).next.load(Ordering::Acquire).is_null()
                 && std::ptr::eq(self.current(guard), raw)
             {

@@ -63,20 +63,28 @@ pub(crate) struct Wheel<K, V> {
     levels: Box<[Level<K, V>; LEVELS]>,
 }
 
-// SAFETY: the wheel holds pointers to nodes it never dereferences outside the segment's
-// maintenance lock; it is moved between threads only inside that lock's `Mutex`.
+// SAFETY: 1. the wheel holds pointers to nodes it dereferences only through its `unsafe`
+// methods, whose callers hold the segment's maintenance lock; 2. it moves between threads
+// only inside that lock's `Mutex`; 3. the nodes are shared `K, V: Send + Sync`.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for Wheel<K, V> {}
 
 #[inline]
 fn digit(tick: u64, level: usize) -> usize {
+    debug_assert!(level < LEVELS, "digit of {tick} at level {level}");
     ((tick >> (SLOT_BITS * level as u32)) as usize) & (SLOTS - 1)
 }
 
 /// The level for deadline `d` seen from `now` (`d > now`, both below `2^DEADLINE_BITS`).
 #[inline]
 fn level_for(now: u64, d: u64) -> usize {
+    debug_assert!(
+        d > now && d <= crate::clock::NEVER,
+        "level for deadline {d} at now {now}"
+    );
     let significant = 63 - ((now ^ d) | (SLOTS as u64 - 1)).leading_zeros();
-    (significant / SLOT_BITS) as usize
+    let level = (significant / SLOT_BITS) as usize;
+    debug_assert!(level < LEVELS, "deadline {d} at now {now}: level {level}");
+    level
 }
 
 impl<K, V> Wheel<K, V> {
@@ -91,8 +99,10 @@ impl<K, V> Wheel<K, V> {
     /// possible idle deadline), or returns false (linking nothing) if `d` is already due.
     ///
     /// # Safety
-    /// `node` is alive, on no wheel list, and stays alive until it is cancelled or handed
-    /// out by [`advance`](Self::advance); the caller holds the maintenance lock.
+    /// 1. `node` is alive, and stays alive until it is cancelled or handed out by
+    ///    [`advance`](Self::advance).
+    /// 2. `node` is on no wheel list.
+    /// 3. The caller holds the segment's maintenance lock.
     pub(crate) unsafe fn schedule(&mut self, node: *mut Node<K, V>, d: u64) -> bool {
         if d <= self.now {
             return false;
@@ -102,7 +112,17 @@ impl<K, V> Wheel<K, V> {
             "a node without deadline was scheduled"
         );
         let level = level_for(self.now, d);
-        // SAFETY: the caller's contract (alive, on no list, maintenance lock held).
+        // Invariant 1: a new entry lands after the level's current slot.
+        debug_assert!(
+            digit(d, level) > digit(self.now, level),
+            "deadline {d} at now {} filed at level {level}, slot {}, not after slot {}",
+            self.now,
+            digit(d, level),
+            digit(self.now, level)
+        );
+        // SAFETY: `Level::push`'s 1, 2 and 4: our 1, 2 and 3; its 3: every node in our
+        // slots was scheduled under our 1 and not cancelled or handed out since, so it is
+        // alive; its 5: `level` indexes `self.levels`.
         unsafe { self.levels[level].push(level, digit(d, level), node) };
         true
     }
@@ -111,15 +131,23 @@ impl<K, V> Wheel<K, V> {
     /// `level::mark`), any other is spliced out between its neighbours.
     ///
     /// # Safety
-    /// `node` was linked by [`schedule`](Self::schedule) on this wheel and not handed out
-    /// since; the caller holds the maintenance lock.
+    /// 1. `node` was linked by [`schedule`](Self::schedule) on this wheel and not
+    ///    cancelled or handed out since (so it is alive, on one of our lists).
+    /// 2. The caller holds the segment's maintenance lock.
     pub(crate) unsafe fn cancel(&mut self, node: *mut Node<K, V>) {
-        // SAFETY: the caller's contract: the node is alive and on one of our slot lists
-        // (invariant 2), and we hold the maintenance lock, which guards every `wheel` link.
+        // SAFETY: `List::head_of`'s 1: by our 1, `node` is alive and on one of our lists
+        // (invariant 2); its 2: our 2. `Level::unlink`'s 1: `node` heads the slot its
+        // mark names; its 2: every node on our lists is alive (`schedule`'s 1); its 3: our
+        // 2. `splice_out`'s 1: our 1; its 2: `node`'s neighbours are on our lists, so
+        // alive (`schedule`'s 1); its 3: our 2.
         unsafe {
             match List::head_of(node) {
                 Some((level, slot)) => {
-                    debug_assert!(self.levels[level].slots[slot].head == node);
+                    debug_assert!(
+                        level < LEVELS && self.levels[level].slots[slot].head == node,
+                        "{node:p} names level {level}, slot {slot} as its list, headed by {:?}",
+                        self.levels.get(level).map(|l| l.slots[slot].head)
+                    );
                     self.levels[level].unlink(slot, node);
                 }
                 None => {
@@ -133,6 +161,14 @@ impl<K, V> Wheel<K, V> {
     fn next_work(&self) -> Option<(u64, usize, usize)> {
         let mut best: Option<(u64, usize, usize)> = None;
         for (l, level) in self.levels.iter().enumerate() {
+            // Invariant 1: nothing is filed before the level's current slot.
+            debug_assert!(
+                level.occupied & !(u64::MAX << digit(self.now, l)) == 0,
+                "level {l}: slots {:#x} occupied before slot {} (now {})",
+                level.occupied,
+                digit(self.now, l),
+                self.now
+            );
             if let Some(slot) = level.next_occupied(digit(self.now, l)) {
                 let shift = SLOT_BITS * l as u32;
                 let span_mask = (1u64 << (shift + SLOT_BITS)) - 1;
@@ -157,8 +193,8 @@ impl<K, V> Wheel<K, V> {
     /// the wheel. Returns true when `now` reached `target` with nothing due left behind.
     ///
     /// # Safety
-    /// Every scheduled node is alive (as [`schedule`](Self::schedule) requires); the caller
-    /// holds the maintenance lock.
+    /// 1. Every scheduled node is alive ([`schedule`](Self::schedule)'s 1 for each).
+    /// 2. The caller holds the segment's maintenance lock.
     pub(crate) unsafe fn advance(
         &mut self,
         target: u64,
@@ -175,12 +211,21 @@ impl<K, V> Wheel<K, V> {
             if *budget == 0 {
                 return false;
             }
+            // Invariants 1 and 3: the slot starts at or after `now` (only the current one,
+            // which a budget interrupted, started before), so `now` moves forward and never
+            // past an occupied slot's start unseen.
+            debug_assert!(
+                when <= target && (when >= self.now || digit(self.now, level) == slot),
+                "slot {slot} of level {level} starts at {when}, now {}, target {target}",
+                self.now
+            );
             self.now = self.now.max(when);
-            // SAFETY: the caller's contract (every scheduled node alive, lock held); each
-            // popped node is handed on (fired or re-filed) at once.
+            // SAFETY: `Level::pop`'s 1: our 1 (every scheduled node is alive); its 2: our 2.
+            // Each popped node is handed on (fired or re-filed) at once.
             while let Some(node) = unsafe { self.levels[level].pop(slot) } {
-                // SAFETY: `node` was just popped, so it is alive (scheduled nodes are never retired)
-                // and on no list, and we hold the lock: `refile_one`'s contract.
+                // SAFETY: `refile_one`'s 1: `node` was scheduled, so alive (our 1) until
+                // handed out, which `refile_one` does; its 2: just popped, so on no list;
+                // its 3: our 2.
                 unsafe { self.refile_one(node, target, &deadline, &mut fire) };
                 *budget -= 1;
                 if *budget == 0 {
@@ -195,7 +240,10 @@ impl<K, V> Wheel<K, V> {
     /// `now`.
     ///
     /// # Safety
-    /// As for [`schedule`](Self::schedule).
+    /// 1. `node` is alive, and stays alive until it is handed to `fire` or, if filed
+    ///    again, cancelled or handed out by a later [`advance`](Self::advance).
+    /// 2. `node` is on no wheel list.
+    /// 3. The caller holds the segment's maintenance lock.
     unsafe fn refile_one(
         &mut self,
         node: *mut Node<K, V>,
@@ -206,7 +254,7 @@ impl<K, V> Wheel<K, V> {
         // The node's deadline now (an idle entry's moves later when it is read, and an
         // expiry policy's read may move one either way).
         let d = deadline(node);
-        // SAFETY: our contract: 1. alive until handed out; 2. on no list; 3. lock held.
+        // SAFETY: `schedule`'s 1, 2 and 3: our 1, 2 and 3.
         if d == crate::clock::NEVER || d <= target || !unsafe { self.schedule(node, d) } {
             fire(node, d);
         }
