@@ -14,3 +14,6 @@ pub(crate) mod node;
 pub(crate) mod reclaim;
 
 pub use cause::RemovalCause;
+
+#[cfg(test)]
+mod tests;

@@ -194,7 +194,8 @@ pub(crate) struct WheelLinks<K, V> {
 pub(crate) struct Node<K, V> {
     /// The key's full hash: where its probe starts, and its slot tag, with no user code.
     pub(crate) hash: u64,
-    /// Deadline in ticks (low 56 bits) and lifecycle flags (top 8).
+    /// Deadline in ticks (low 55 bits), then the lifecycle flags and the access count (top
+    /// 9: see the table above).
     pub(crate) meta: AtomicU64,
     /// Wheel slot links, guarded by the segment's maintenance lock; `next` doubles as a
     /// stack link while the node is in no slot (see the ground rules).

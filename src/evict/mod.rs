@@ -327,3 +327,6 @@ impl<K, V> Queues<K, V> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests;

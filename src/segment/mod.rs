@@ -290,3 +290,6 @@ impl<K, V> Drop for Segment<K, V> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

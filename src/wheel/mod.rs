@@ -260,3 +260,6 @@ impl<K, V> Wheel<K, V> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
