@@ -193,7 +193,7 @@ where
             let node = NodeBox::new(hash, key, value, NEVER, None);
             node.meta
                 .fetch_or(REMOVED | UNLINKED | DETACHED, sync::Ordering::Relaxed);
-            let segment = &self.segments[out.index()];
+            let segment = out.segment();
             // SAFETY: 1. from `NodeBox::into_raw`, alive until retired, and this thread is
             // its only holder (its remover), RELEASED unset; 2. its holds settle in the
             // operation's segment, whose table it counts as (never) linked in; 3. `out`
