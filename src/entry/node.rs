@@ -50,7 +50,8 @@
 //! on the hand-off stack, or a removal's or a read's on the cancel ring, see `segment`; a
 //! read may leave it set on a removed node, where nothing reads it), `REMOVED` (taken out
 //! of the table, set by the remover with `UNLINKED` in the RMW that may also set
-//! `QUEUED`), `SCHEDULED` (linked in a wheel slot, set and cleared under the maintenance
+//! `QUEUED`), `SCHEDULED` (linked in a wheel slot: set and cleared only by the wheel
+//! itself, `Wheel::schedule`, `cancel` and `advance`'s hand-out, under the maintenance
 //! lock).
 
 use crate::clock::{DEADLINE_BITS, NEVER};
@@ -59,13 +60,14 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
 
-/// On the segment's hand-off stack, waiting for the maintenance-lock holder.
+/// A request for the maintenance-lock holder is pending: the node is on the hand-off stack,
+/// the backlog or the cancel ring (on one at a time).
 pub(crate) const QUEUED: u64 = 1 << DEADLINE_BITS;
 /// Logically deleted (set by the remover, in the same RMW that may set `QUEUED`).
 pub(crate) const REMOVED: u64 = 1 << (DEADLINE_BITS + 1);
-/// Linked into a wheel slot (set and cleared only under the maintenance lock).
+/// Linked into a wheel slot (set and cleared only by the wheel, under the maintenance lock).
 pub(crate) const SCHEDULED: u64 = 1 << (DEADLINE_BITS + 2);
-/// Physically unlinked from the list (set once, by the unlinking thread).
+/// Out of every table slot (set once, by the remover).
 pub(crate) const UNLINKED: u64 = 1 << (DEADLINE_BITS + 3);
 /// The wheel side will never touch the node again.
 pub(crate) const DETACHED: u64 = 1 << (DEADLINE_BITS + 4);

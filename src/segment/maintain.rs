@@ -28,11 +28,9 @@ impl<K, V> Segment<K, V> {
         // `refile` (its new deadline is read below).
         let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
         if old & REMOVED == 0 {
-            if old & SCHEDULED != 0 {
-                // SAFETY: SCHEDULED means it is linked into our wheel; lock held.
-                unsafe { maint.wheel.cancel(node.as_ptr()) };
-                node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
-            }
+            // SAFETY: `unschedule`'s 1: a QUEUED node is not DETACHED, so alive; its 2: it
+            // is ours; its 3: lock held.
+            unsafe { maint.wheel.unschedule(node.as_ptr()) };
             let d = self.wheel_deadline(node);
             if d != NEVER {
                 if due && d <= maint.wheel.now() {
@@ -43,16 +41,11 @@ impl<K, V> Segment<K, V> {
                 // no wheel list (not SCHEDULED); 3. lock held.
                 let filed = unsafe { maint.wheel.schedule(node.as_ptr(), d) };
                 debug_assert!(filed, "filed after the wheel's now");
-                // Relaxed: SCHEDULED is read only under the lock, which orders it.
-                node.meta.fetch_or(SCHEDULED, Ordering::Relaxed);
             }
             return false;
         }
-        if old & SCHEDULED != 0 {
-            // SAFETY: SCHEDULED means it is linked into our wheel; lock held.
-            unsafe { maint.wheel.cancel(node.as_ptr()) };
-            node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
-        }
+        // SAFETY: as just above (`unschedule`'s 1, 2 and 3).
+        unsafe { maint.wheel.unschedule(node.as_ptr()) };
         if node.ext().is_some() {
             // SAFETY: 1. alive until DETACHED, set below; 2. extended; 3. lock held.
             unsafe { maint.queues.unlink(node.as_ptr()) };
@@ -154,12 +147,7 @@ impl<K, V> Segment<K, V> {
                 |node| self.wheel_deadline(NodePtr::from_raw(node)),
                 |node, d| {
                     if d == NEVER {
-                        // A read took its deadline away: it leaves the wheel, live.
-                        // SAFETY: just popped from the wheel, so alive (scheduled nodes
-                        // are not retired); we hold the lock.
-                        let node = NodePtr::from_raw(node);
-                        // Relaxed: SCHEDULED is set and cleared only under the lock.
-                        node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
+                        // A read took its deadline away: it has left the wheel, live.
                     } else {
                         self.expire(node, queues, guard, fired, turn);
                     }
@@ -209,21 +197,16 @@ impl<K, V> Segment<K, V> {
             // AcqRel: pairs with the remover's `fetch_or` in `removed`.
             let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
             if old & REMOVED != 0 {
-                if old & SCHEDULED != 0 {
-                    // SAFETY: SCHEDULED means it is linked into our wheel; lock held.
-                    unsafe { maint.wheel.cancel(raw) };
-                    node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
-                }
+                // SAFETY: `unschedule`'s 1: QUEUED, so alive; its 2: it is ours; its 3:
+                // lock held.
+                unsafe { maint.wheel.unschedule(raw) };
                 self.table.settle(node, DETACHED);
             } else if old & SCHEDULED == 0 {
                 let d = self.wheel_deadline(node);
                 if d != NEVER {
                     // SAFETY: 1. alive until DETACHED, which only this lock's holder sets; 2.
                     // on no wheel list (not SCHEDULED); 3. lock held.
-                    if unsafe { maint.wheel.schedule(raw, d) } {
-                        // Relaxed: SCHEDULED is read only under the lock, which orders it.
-                        node.meta.fetch_or(SCHEDULED, Ordering::Relaxed);
-                    } else {
+                    if !unsafe { maint.wheel.schedule(raw, d) } {
                         self.expire(raw, &mut maint.queues, guard, fired, turn);
                         continue;
                     }
@@ -250,7 +233,6 @@ impl<K, V> Segment<K, V> {
         // SAFETY: the node was on the wheel (or about to be), so alive; `guard` has been
         // held since before it could be retired.
         let node: NodePtr<'_, K, V> = unsafe { NodePtr::from_raw(raw) };
-        node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
         if self.table.remove_node(&node, guard) {
             turn.expired += 1;
             if node.ext().is_some() {
@@ -318,12 +300,9 @@ impl<K, V> Segment<K, V> {
                 continue;
             }
             if self.table.remove_node(&node, guard) {
-                // Relaxed: SCHEDULED is set and cleared only under this lock.
-                if node.meta.load(Ordering::Relaxed) & SCHEDULED != 0 {
-                    // SAFETY: SCHEDULED: linked into our wheel; lock held.
-                    unsafe { maint.wheel.cancel(raw) };
-                    node.meta.fetch_and(!SCHEDULED, Ordering::Relaxed);
-                }
+                // SAFETY: `unschedule`'s 1: queued, so alive; its 2: it is ours; its 3:
+                // lock held.
+                unsafe { maint.wheel.unschedule(raw) };
                 // A victim already past its TTL or idle deadline leaves as what it is.
                 let cause = if self.wheel_deadline(node) <= now {
                     turn.expired += 1;

@@ -48,7 +48,8 @@
 
 mod level;
 
-use crate::entry::node::Node;
+use crate::entry::node::{Node, SCHEDULED};
+use crate::sync::Ordering;
 use level::{splice_out, Level, List, SLOTS};
 
 /// Levels of 64 slots: enough that `64^LEVELS` exceeds every deadline (see the module docs).
@@ -124,7 +125,29 @@ impl<K, V> Wheel<K, V> {
         // slots was scheduled under our 1 and not cancelled or handed out since, so it is
         // alive; its 5: `level` indexes `self.levels`.
         unsafe { self.levels[level].push(level, digit(d, level), node) };
+        // SAFETY: alive (our 1). Relaxed: SCHEDULED is read and written only by this
+        // wheel's methods, under the maintenance lock (our 3), which orders them.
+        unsafe { (*node).meta.fetch_or(SCHEDULED, Ordering::Relaxed) };
         true
+    }
+
+    /// Takes `node` out of the wheel if it is in it (its `SCHEDULED` flag, which only the
+    /// wheel sets and clears, says so). Returns whether it was.
+    ///
+    /// # Safety
+    /// 1. `node` is alive.
+    /// 2. If `node` is `SCHEDULED`, it was scheduled on this wheel (a node is only ever
+    ///    filed in its own segment's wheel).
+    /// 3. The caller holds the segment's maintenance lock.
+    pub(crate) unsafe fn unschedule(&mut self, node: *mut Node<K, V>) -> bool {
+        // SAFETY: alive (our 1). Relaxed: as in `schedule`.
+        let scheduled = unsafe { (*node).meta.load(Ordering::Relaxed) } & SCHEDULED != 0;
+        if scheduled {
+            // SAFETY: `cancel`'s 1: SCHEDULED, so linked by `schedule` on this wheel (our
+            // 2) and not cancelled or handed out since (both clear the flag); its 2: our 3.
+            unsafe { self.cancel(node) };
+        }
+        scheduled
     }
 
     /// Unlinks a scheduled `node` in O(1): a list's first node names its slot (see
@@ -155,6 +178,8 @@ impl<K, V> Wheel<K, V> {
                 }
             }
         }
+        // SAFETY: alive (our 1). Relaxed: as in `schedule`.
+        unsafe { (*node).meta.fetch_and(!SCHEDULED, Ordering::Relaxed) };
     }
 
     /// The earliest non-empty slot, as (its start tick, level, slot).
@@ -256,6 +281,9 @@ impl<K, V> Wheel<K, V> {
         let d = deadline(node);
         // SAFETY: `schedule`'s 1, 2 and 3: our 1, 2 and 3.
         if d == crate::clock::NEVER || d <= target || !unsafe { self.schedule(node, d) } {
+            // Handed out: no longer in the wheel. SAFETY: alive until handed out (our 1).
+            // Relaxed: as in `schedule`.
+            unsafe { (*node).meta.fetch_and(!SCHEDULED, Ordering::Relaxed) };
             fire(node, d);
         }
     }
