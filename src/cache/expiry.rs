@@ -423,7 +423,9 @@ where
                 } else {
                     OVERRIDDEN
                 };
-                // Relaxed: as above; the first answer settles it.
+                // Relaxed: a one-way hint (UNKNOWN to an answer, once), read with the
+                // Relaxed load in `asks_reads`; it publishes no other data, and a reader
+                // that misses it asks the policy once more.
                 let _ =
                     reads.compare_exchange(UNKNOWN, found, Ordering::Relaxed, Ordering::Relaxed);
             }

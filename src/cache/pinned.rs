@@ -160,7 +160,8 @@ where
 
 impl<K, V, S> Drop for Pinned<'_, K, V, S> {
     fn drop(&mut self) {
-        // SAFETY: dropped once, here; nothing uses the guard afterwards.
+        // SAFETY: `ManuallyDrop::drop`'s one obligation, that the value is not used again:
+        // this is `Drop`, which runs once, and nothing below touches `self.guard`.
         unsafe { ManuallyDrop::drop(&mut self.guard) };
         if let Some(index) = self.owed.take() {
             self.cache.inner.read_turn(index);

@@ -80,7 +80,8 @@ fn walk(q: &Deque<u64, u64>, id_of_queue: u8) -> Vec<u64> {
         );
         // SAFETY: a queued pool node, alive and extended; the test is the only thread.
         let ext = unsafe { deque::ext(node) };
-        // SAFETY: as above: nobody else touches the links.
+        // SAFETY: the cell's contents are read with no other access to them: the test is
+        // the only thread, and holds no other reference to these links.
         let (p, next) = ext.links.with(|l| unsafe { ((*l).prev, (*l).next) });
         assert_eq!(p, prev, "{}'s back link", id(node));
         weight += u64::from(ext.weight);

@@ -28,8 +28,8 @@ impl<K, V> Segment<K, V> {
         // `refile` (its new deadline is read below).
         let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
         if old & REMOVED == 0 {
-            // SAFETY: `unschedule`'s 1: a QUEUED node is not DETACHED, so alive; its 2: it
-            // is ours; its 3: lock held.
+            // SAFETY: `unschedule`'s 1: a QUEUED node is not DETACHED, so alive; its 2: a
+            // node is only filed in its own segment's wheel; its 3: lock held.
             unsafe { maint.wheel.unschedule(node.as_ptr()) };
             let d = self.wheel_deadline(node);
             if d != NEVER {
@@ -37,17 +37,20 @@ impl<K, V> Segment<K, V> {
                     return true;
                 }
                 let d = d.max(maint.wheel.now() + 1).min(NEVER - 1);
-                // SAFETY: 1. alive until DETACHED, which only this lock's holder sets; 2. on
-                // no wheel list (not SCHEDULED); 3. lock held.
+                // SAFETY: `schedule`'s 1: alive until DETACHED, which only this lock's holder
+                // sets, after unscheduling it; its 2: unscheduled just above; its 3: lock held.
                 let filed = unsafe { maint.wheel.schedule(node.as_ptr(), d) };
                 debug_assert!(filed, "filed after the wheel's now");
             }
             return false;
         }
-        // SAFETY: as just above (`unschedule`'s 1, 2 and 3).
+        // SAFETY: `unschedule`'s 1: it was QUEUED, so not DETACHED, so alive; its 2: a node
+        // is only filed in its own segment's wheel; its 3: lock held.
         unsafe { maint.wheel.unschedule(node.as_ptr()) };
         if node.ext().is_some() {
-            // SAFETY: 1. alive until DETACHED, set below; 2. extended; 3. lock held.
+            // SAFETY: `Queues::unlink`'s 1: alive until DETACHED, set below; its 2: extended
+            // (`ext()` is some; from the table, so with its provenance), and in no queue or
+            // in ours (a node is only queued in its own segment); its 3: lock held.
             unsafe { maint.queues.unlink(node.as_ptr()) };
         }
         self.table.settle(node, DETACHED);
@@ -137,13 +140,15 @@ impl<K, V> Segment<K, V> {
         turn: &mut Turn,
     ) -> bool {
         let Maint { wheel, queues, .. } = maint;
-        // SAFETY: 1. scheduled nodes are alive (not DETACHED, so not retired); 2. we hold
-        // the maintenance lock.
+        // SAFETY: `Wheel::advance`'s 1: a scheduled node is not DETACHED (only this lock's
+        // holder detaches, after unscheduling), so not retired: alive; its 2: lock held.
         unsafe {
             wheel.advance(
                 now,
                 budget,
-                // SAFETY: scheduled nodes are alive (as above).
+                // SAFETY: `NodePtr::from_raw`'s 1 and 2: a scheduled node is alive (see
+                // `advance`'s 1 above) while the closure runs, under the lock; its 3: wheel
+                // links carry the `into_raw` pointer.
                 |node| self.wheel_deadline(NodePtr::from_raw(node)),
                 |node, d| {
                     if d == NEVER {
@@ -180,7 +185,9 @@ impl<K, V> Segment<K, V> {
                 continue;
             }
             *budget -= 1;
-            // SAFETY: a QUEUED node is not DETACHED, so not retired: alive.
+            // SAFETY: `NodePtr::from_raw`'s 1 and 2: a QUEUED node is not DETACHED (only
+            // this lock's holder detaches it, after taking its request), so not retired:
+            // alive while we hold the lock; its 3: ring slots hold the `into_raw` pointer.
             let node = unsafe { NodePtr::from_raw(raw) };
             if self.serve(maint, node, true) {
                 self.expire(raw, &mut maint.queues, guard, fired, turn);
@@ -189,31 +196,38 @@ impl<K, V> Segment<K, V> {
         while *budget > 0 && !maint.backlog.0.is_null() {
             *budget -= 1;
             let raw = maint.backlog.0;
-            // SAFETY: a QUEUED node is not DETACHED, so not retired: alive.
+            // SAFETY: `NodePtr::from_raw`'s 1 and 2: a QUEUED node is not DETACHED (only
+            // this lock's holder detaches it, after taking its request), so not retired:
+            // alive while we hold the lock; its 3: stack links carry the `into_raw` pointer.
             let node = unsafe { NodePtr::from_raw(raw) };
             // Read the link first: once scheduled, the node's links are the wheel's.
-            // SAFETY: we own the backlog, and the node is in no wheel slot yet.
+            // SAFETY: `Node::link`'s 1: the backlog is ours (under the lock); its 2: a
+            // QUEUED node whose request is not applied is in no wheel slot; its 3: the
+            // pushes' Release and `take_stack`'s Acquire swap order the link's writes.
             maint.backlog.0 = unsafe { node.link() };
             // AcqRel: pairs with the remover's `fetch_or` in `removed`.
             let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
             if old & REMOVED != 0 {
-                // SAFETY: `unschedule`'s 1: QUEUED, so alive; its 2: it is ours; its 3:
-                // lock held.
+                // SAFETY: `unschedule`'s 1: QUEUED, so alive; its 2: a node is only filed
+                // in its own segment's wheel; its 3: lock held.
                 unsafe { maint.wheel.unschedule(raw) };
                 self.table.settle(node, DETACHED);
             } else if old & SCHEDULED == 0 {
                 let d = self.wheel_deadline(node);
                 if d != NEVER {
-                    // SAFETY: 1. alive until DETACHED, which only this lock's holder sets; 2.
-                    // on no wheel list (not SCHEDULED); 3. lock held.
+                    // SAFETY: `schedule`'s 1: alive until DETACHED, which only this lock's
+                    // holder sets, after unscheduling it; its 2: not SCHEDULED, so on no
+                    // wheel list; its 3: lock held.
                     if !unsafe { maint.wheel.schedule(raw, d) } {
                         self.expire(raw, &mut maint.queues, guard, fired, turn);
                         continue;
                     }
                 }
                 if self.limits.weighed && node.ext().is_some_and(|e| e.weight != 0) {
-                    // SAFETY: 1. alive until DETACHED, which only this lock's holder sets,
-                    // after unlinking it; 2. extended, in no queue (drained once); 3. lock.
+                    // SAFETY: `Queues::admit`'s 1: alive until DETACHED, which only this
+                    // lock's holder sets, after unlinking it; its 2: extended (with its
+                    // provenance: from the stack), and in no queue (a node is admitted once,
+                    // when its one schedule request is drained); its 3: lock held.
                     unsafe { maint.queues.admit(raw) };
                 }
             }
@@ -230,13 +244,17 @@ impl<K, V> Segment<K, V> {
         fired: &mut Fired<'_, K, V>,
         turn: &mut Turn,
     ) {
-        // SAFETY: the node was on the wheel (or about to be), so alive; `guard` has been
-        // held since before it could be retired.
+        // SAFETY: `NodePtr::from_raw`'s 1: the node was on the wheel or the stack (callers:
+        // `advance`'s `fire`, `apply`), so not DETACHED, so alive; its 2: `guard` has been
+        // held since before it could be retired; its 3: wheel and stack links carry the
+        // `into_raw` pointer.
         let node: NodePtr<'_, K, V> = unsafe { NodePtr::from_raw(raw) };
         if self.table.remove_node(&node, guard) {
             turn.expired += 1;
             if node.ext().is_some() {
-                // SAFETY: alive (we are its remover and hold it), extended; lock held.
+                // SAFETY: `Queues::unlink`'s 1: alive (we are its remover, and RELEASED is
+                // not set yet); its 2: extended, with its provenance, in no queue or ours;
+                // its 3: lock held.
                 unsafe { queues.unlink(raw) };
             }
             self.departed(node, RemovalCause::Expired, fired);
@@ -288,20 +306,21 @@ impl<K, V> Segment<K, V> {
         turn: &mut Turn,
     ) -> bool {
         while self.limits.over() {
-            // SAFETY: queued nodes are alive (they leave the queues before DETACHED); the
-            // lock is held.
+            // SAFETY: `Queues::victim`'s 1: a queued node is alive (it leaves the queues
+            // before it is DETACHED); its 2: lock held.
             let Some(raw) = (unsafe { maint.queues.victim(budget) }) else {
                 return *budget == 0 && maint.queues.len() > 0;
             };
-            // SAFETY: it was queued, so alive; `guard` predates its retirement.
+            // SAFETY: `NodePtr::from_raw`'s 1: it was queued, so alive; its 2: `guard`
+            // predates its retirement; its 3: queue links carry the `into_raw` pointer.
             let node: NodePtr<'_, K, V> = unsafe { NodePtr::from_raw(raw) };
             // A removed node's remover has queued its cancellation, which detaches it.
             if node.meta.load(Ordering::Relaxed) & REMOVED != 0 {
                 continue;
             }
             if self.table.remove_node(&node, guard) {
-                // SAFETY: `unschedule`'s 1: queued, so alive; its 2: it is ours; its 3:
-                // lock held.
+                // SAFETY: `unschedule`'s 1: queued, so alive; its 2: a node is only filed
+                // in its own segment's wheel; its 3: lock held.
                 unsafe { maint.wheel.unschedule(raw) };
                 // A victim already past its TTL or idle deadline leaves as what it is.
                 let cause = if self.wheel_deadline(node) <= now {

@@ -49,21 +49,26 @@ impl<K, V> Unpublished<K, V> {
     fn publish<'g>(self) -> NodePtr<'g, K, V> {
         let raw = self.0;
         std::mem::forget(self);
-        // SAFETY: just published, so alive until retired, which waits out the caller's pin.
+        // SAFETY: `NodePtr::from_raw`'s 1: from `NodeBox::into_raw`, not null, alive; its
+        // 2: just published, so it is retired only once out of the table, and freed only
+        // after the caller's pin (`'g`) ends; its 3: the `into_raw` pointer itself.
         unsafe { NodePtr::from_raw(raw) }
     }
 
     fn take_back(self) -> NodeBox<K, V> {
         let raw = self.0;
         std::mem::forget(self);
-        // SAFETY: never published; from `NodeBox::into_raw`.
+        // SAFETY: `NodeBox::from_raw`'s 1: from `NodeBox::into_raw`; its 2: never published
+        // (no slot holds it), so nobody else reaches it, and `self` is consumed.
         unsafe { NodeBox::from_raw(raw) }
     }
 }
 
 impl<K, V> Drop for Unpublished<K, V> {
     fn drop(&mut self) {
-        // SAFETY: never published (no slot holds it); from `NodeBox::into_raw`; freed once.
+        // SAFETY: `NodeBox::from_raw`'s 1: from `NodeBox::into_raw`; its 2: never published
+        // (no slot holds it), and `publish`/`take_back` forget `self`, so this drop is the
+        // only owner, once.
         drop(unsafe { NodeBox::from_raw(self.0) });
     }
 }
@@ -191,7 +196,10 @@ impl<K, V> Table<K, V> {
         word: Word<K, V>,
         keep: &mut impl FnMut(NodePtr<'g, K, V>) -> bool,
     ) -> Option<Result<NodePtr<'g, K, V>, NodePtr<'g, K, V>>> {
-        // SAFETY: as in `lookup`.
+        // SAFETY: `NodePtr::from_raw`'s 1: a published slot word names a live node; its 2:
+        // the caller's scan read it under its guard (`'g`), and a node is retired only
+        // once out of every slot, so freed only after that pin; its 3: slot words carry
+        // the `into_raw` pointer (`Word::published`).
         let old = unsafe { NodePtr::from_raw(old_word.node().expect("found")) };
         if keep(old) {
             return Some(Err(old));

@@ -140,7 +140,8 @@ impl<K, V> Wheel<K, V> {
     ///    filed in its own segment's wheel).
     /// 3. The caller holds the segment's maintenance lock.
     pub(crate) unsafe fn unschedule(&mut self, node: *mut Node<K, V>) -> bool {
-        // SAFETY: alive (our 1). Relaxed: as in `schedule`.
+        // SAFETY: alive (our 1). Relaxed: SCHEDULED is read and written only by this wheel's
+        // methods under the maintenance lock (our 3), whose acquire and release order them.
         let scheduled = unsafe { (*node).meta.load(Ordering::Relaxed) } & SCHEDULED != 0;
         if scheduled {
             // SAFETY: `cancel`'s 1: SCHEDULED, so linked by `schedule` on this wheel (our
@@ -178,7 +179,8 @@ impl<K, V> Wheel<K, V> {
                 }
             }
         }
-        // SAFETY: alive (our 1). Relaxed: as in `schedule`.
+        // SAFETY: alive (our 1). Relaxed: SCHEDULED is read and written only by this wheel's
+        // methods under the maintenance lock (our 2), whose acquire and release order them.
         unsafe { (*node).meta.fetch_and(!SCHEDULED, Ordering::Relaxed) };
     }
 
@@ -282,7 +284,7 @@ impl<K, V> Wheel<K, V> {
         // SAFETY: `schedule`'s 1, 2 and 3: our 1, 2 and 3.
         if d == crate::clock::NEVER || d <= target || !unsafe { self.schedule(node, d) } {
             // Handed out: no longer in the wheel. SAFETY: alive until handed out (our 1).
-            // Relaxed: as in `schedule`.
+            // Relaxed: SCHEDULED is only touched under the maintenance lock (our 3).
             unsafe { (*node).meta.fetch_and(!SCHEDULED, Ordering::Relaxed) };
             fire(node, d);
         }

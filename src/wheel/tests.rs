@@ -36,11 +36,12 @@ impl Rng {
 /// A node's wheel links.
 ///
 /// # Safety
-/// `node` is alive and nobody else touches its links now.
+/// 1. `node` is alive.
+/// 2. Nobody else touches its links now.
 unsafe fn wheel_links<K, V>(node: *mut Node<K, V>) -> (*mut Node<K, V>, *mut Node<K, V>) {
-    // SAFETY: the caller's contract: alive, links not in use elsewhere.
+    // SAFETY: our 1: alive, so the reference is valid.
     let cell = unsafe { &(*node).wheel };
-    // SAFETY: as above.
+    // SAFETY: our 2: no other access to the links while we read them.
     cell.with(|l| unsafe { ((*l).prev, (*l).next) })
 }
 
@@ -50,7 +51,8 @@ impl<K, V> Wheel<K, V> {
     /// (the first node's `prev` is its slot's mark).
     ///
     /// # Safety
-    /// Every scheduled node is alive; the caller owns the wheel or holds its lock.
+    /// 1. Every scheduled node is alive.
+    /// 2. The caller owns the wheel or holds its lock (nobody else touches the links).
     pub(crate) unsafe fn walk(&self) -> Vec<(usize, usize, *mut Node<K, V>)> {
         let mut out = Vec::new();
         for (l, level) in self.levels.iter().enumerate() {
@@ -60,7 +62,7 @@ impl<K, V> Wheel<K, V> {
                 let mut prev = mark(l, s);
                 let mut node = list.head;
                 while !node.is_null() {
-                    // SAFETY: our contract: linked nodes are alive, their links ours.
+                    // SAFETY: `wheel_links`'s 1: a linked node is alive (our 1); its 2: our 2.
                     let (p, next) = unsafe { wheel_links(node) };
                     assert_eq!(p, prev, "broken back link at level {l} slot {s}");
                     out.push((l, s, node));
@@ -295,7 +297,8 @@ fn schedule_refuses_the_past_and_now_and_files_the_rest() {
     assert!(h.schedule(4, 1000 + 64 * 64));
     assert!(h.schedule(5, NEVER - 1), "the largest deadline has a slot");
     assert!(h.schedule(6, 1 << 40));
-    // SAFETY: as above.
+    // SAFETY: `walk`'s 1: the harness's nodes live as long as it does; its 2: the harness
+    // owns the wheel.
     let mut filed: Vec<_> = unsafe { h.wheel.walk() }
         .into_iter()
         .map(|(l, s, n)| (key(n), l, s))
@@ -443,11 +446,13 @@ fn cancel_before_and_after_a_cascade() {
     // Advancing into the slot cascades node 0 to level 0 (slot 100 - 64 = 36 past 64).
     let (_, fired) = h.advance(70, usize::MAX);
     assert!(fired.is_empty());
-    // SAFETY: as above.
+    // SAFETY: `walk`'s 1: the harness's nodes live as long as it does; its 2: the harness
+    // owns the wheel.
     assert_eq!(unsafe { h.wheel.walk() }, vec![(0, 36, h.nodes[0])]);
     h.cancel(0);
     h.check(true);
-    // SAFETY: as above.
+    // SAFETY: `walk`'s 1: the harness's nodes live as long as it does; its 2: the harness
+    // owns the wheel.
     assert!(unsafe { h.wheel.walk() }.is_empty());
     assert!(h.wheel.levels.iter().all(|l| l.occupied == 0));
     assert!(
