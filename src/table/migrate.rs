@@ -1,8 +1,8 @@
 //! Growing, shrinking and rehashing a table: an incremental copy into a new allocation,
 //! one group at a time. The protocol and its hard cases are in the `table` module's essay.
 
-use super::raw::{sealed, step, Raw, GROUP};
-use super::word::{tag_of, Ctrl, Word, MAX_OVERFLOW};
+use super::raw::{add_overflow, sealed, step, sub_overflow, Raw, GROUP};
+use super::word::{tag_of, Ctrl, Word};
 use super::Table;
 use crate::entry::node::Node;
 use crate::sync::{self, Ordering};
@@ -319,7 +319,9 @@ impl<K, V> Table<K, V> {
                     // Marks first (readers must meet them before the entry), then the
                     // claim-and-publish in one CAS.
                     for m in 0..steps {
-                        mark(next, step(home, m, next.len()));
+                        // A target sized for its entries never has a count near the
+                        // maximum (and a saturated one only costs lookups a longer walk).
+                        add_overflow(next, step(home, m, next.len()), 1);
                     }
                     // AcqRel. The Release half pairs with the Acquire `Group::slot` loads
                     // of readers of `next`: the marks above come first, and so do the
@@ -337,7 +339,7 @@ impl<K, V> Table<K, V> {
                         return;
                     }
                     for m in 0..steps {
-                        unmark(next, step(home, m, next.len()));
+                        sub_overflow(next, step(home, m, next.len()));
                     }
                     continue 'retry;
                 }
@@ -447,49 +449,6 @@ impl<K, V> Table<K, V> {
         }
         let next = self.next_of(raw, guard);
         self.help_copy(raw, next, budget, guard)
-    }
-}
-
-/// Raises a group's overflow count (copies only: a target table sized for its entries
-/// never has one anywhere near the maximum, and a saturated count stays saturated, so it
-/// only costs lookups a longer walk).
-fn mark<K, V>(raw: &Raw<K, V>, g: usize) {
-    let group = &raw.groups[g];
-    let mut c = group.ctrl();
-    while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: stronger than the proof needs. The mark reaches readers of the copy
-        // through `copy_node`'s Release CAS, which program order puts after it, and a
-        // retry needs only the word the CAS saw. Kept so that every write to a control
-        // word is a Release (`Group::ctrl`'s Acquire pairs with whichever it reads).
-        match group.ctrl.compare_exchange(
-            c.0,
-            c.plus_overflow(1).0,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return,
-            Err(now) => c = Ctrl(now),
-        }
-    }
-}
-
-/// Undoes [`mark`].
-fn unmark<K, V>(raw: &Raw<K, V>, g: usize) {
-    let group = &raw.groups[g];
-    let mut c = group.ctrl();
-    while c.overflow() < MAX_OVERFLOW {
-        // AcqRel: stronger than the proof needs (a lowered count publishes nothing: the
-        // copy it counted never became visible); kept so that every write to a control
-        // word is a Release.
-        match group.ctrl.compare_exchange(
-            c.0,
-            c.minus_overflow().0,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return,
-            Err(now) => c = Ctrl(now),
-        }
     }
 }
 

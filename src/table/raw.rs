@@ -37,7 +37,7 @@ impl<K, V> Group<K, V> {
     pub(crate) fn ctrl(&self) -> Ctrl {
         // Acquire pairs with the Release RMWs on the control word: the commit in
         // `claim_and_commit`, `clear_named` (the edge a committer's scan relies on),
-        // `add_overflow`, `sub_overflow`, `migrate`'s `mark` and `unmark`, and
+        // `add_overflow` and `sub_overflow` (inserts' and copies' alike), and
         // `copy_group`'s MOVED `fetch_or` (the edge waiters and readers rely on).
         Ctrl(self.ctrl.load(Ordering::Acquire))
     }
@@ -110,7 +110,8 @@ pub(crate) fn step(home: usize, steps: usize, len: usize) -> usize {
     (home + steps) % len
 }
 
-/// Raises group `g`'s overflow count by `n` (saturating: see `word`).
+/// Raises group `g`'s overflow count by `n` (saturating: see `word`), for an insert's
+/// probe or a migration's copy.
 pub(super) fn add_overflow<K, V>(raw: &Raw<K, V>, g: usize, n: u64) {
     let group = &raw.groups[g];
     let mut c = group.ctrl();
