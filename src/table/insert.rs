@@ -114,10 +114,7 @@ impl<K, V> Table<K, V> {
                 self.help_publish(raw, home, c0, offset);
                 continue;
             }
-            let scan = self.scan(raw, hash, |n| {
-                // SAFETY: `n` is a node of this table reached under `guard`.
-                eq(&n.key, &node.node().key)
-            });
+            let scan = self.scan(raw, hash, |n| eq(&n.key, &node.node().key));
             let free = match scan {
                 Scan::Migrating => continue,
                 Scan::Found(at, old_word) => {

@@ -1,7 +1,7 @@
 //! Growing, shrinking and rehashing a table: an incremental copy into a new allocation,
 //! one group at a time. The protocol and its hard cases are in the `table` module's essay.
 
-use super::raw::{add_overflow, sealed, step, sub_overflow, Raw, GROUP};
+use super::raw::{add_overflow, sealed, step, sub_overflow, Group, Raw, GROUP};
 use super::word::{tag_of, Ctrl, Word};
 use super::Table;
 use crate::entry::node::Node;
@@ -214,21 +214,7 @@ impl<K, V> Table<K, V> {
         // would need its own argument (and a loom run).
         let before = Ctrl(group.ctrl.fetch_or(Ctrl::NEW.frozen().0, Ordering::AcqRel));
         if before.is_frozen() {
-            // Another thread is copying this group: wait for it (one group's worth of
-            // work; it runs no user code and takes no lock).
-            let mut rounds = 0u32;
-            loop {
-                let c = group.ctrl();
-                if c.is_moved() {
-                    return c;
-                }
-                rounds = rounds.wrapping_add(1);
-                if sync::MODEL || rounds % 64 != 0 {
-                    sync::yield_now();
-                } else {
-                    std::thread::sleep(std::time::Duration::from_micros(10));
-                }
-            }
+            return wait_moved(group);
         }
         // Freeze every slot, so no insert, replace or remove can change it any more.
         let mut skipped = [false; GROUP];
@@ -465,5 +451,23 @@ impl<K, V> OldTable<K, V> {
         // SAFETY: 1. from `Box::into_raw` (in `start_migration` or `Table::new`); 2. retired
         // once, by `install`'s winning CAS, and freed once (this consumes `self`).
         drop(unsafe { Box::from_raw(self.0) });
+    }
+}
+
+/// Waits for another thread copying `group` to mark it moved (one group's worth of work;
+/// it runs no user code and takes no lock), and returns its moved control word.
+fn wait_moved<K, V>(group: &Group<K, V>) -> Ctrl {
+    let mut rounds = 0u32;
+    loop {
+        let c = group.ctrl();
+        if c.is_moved() {
+            return c;
+        }
+        rounds = rounds.wrapping_add(1);
+        if sync::MODEL || rounds % 64 != 0 {
+            sync::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(10));
+        }
     }
 }
