@@ -31,7 +31,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     tti: Option<Duration>,
     max_capacity: Option<u64>,
     weigher: Option<Weigher<K, V>>,
-    expiry: Option<super::expiry::Policy<K, V>>,
+    expiry: Option<super::expiry::BoxedExpiry<K, V>>,
     listener: Option<Listener<K, V>>,
     reaper: Option<Duration>,
     clock: Option<Box<dyn Clock>>,
@@ -302,7 +302,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// assert_eq!(cache.get("long"), None);
     /// ```
     pub fn expire_after(mut self, expiry: impl Expiry<K, V>) -> Self {
-        self.expiry = Some(super::expiry::policy(expiry));
+        self.expiry = Some(super::expiry::boxed(expiry));
         self
     }
 

@@ -311,15 +311,15 @@ pub(crate) struct Asked<E: ?Sized> {
     policy: E,
 }
 
-/// A cache's policy, boxed as the cache holds it.
-pub(crate) type Policy<K, V> = Box<Asked<dyn Expiry<K, V>>>;
+/// A cache's `Expiry` policy, boxed as the cache holds it.
+pub(crate) type BoxedExpiry<K, V> = Box<Asked<dyn Expiry<K, V>>>;
 
 const UNKNOWN: usize = 0;
 const NOT_OVERRIDDEN: usize = 1;
 const OVERRIDDEN: usize = 2;
 
-/// Boxes a policy for a cache.
-pub(super) fn policy<K, V>(policy: impl Expiry<K, V>) -> Policy<K, V> {
+/// Boxes an `Expiry` policy for a cache.
+pub(super) fn boxed<K, V>(policy: impl Expiry<K, V>) -> BoxedExpiry<K, V> {
     Box::new(Asked {
         reads: AtomicUsize::new(UNKNOWN),
         policy,

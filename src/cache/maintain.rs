@@ -5,7 +5,7 @@
 use super::departures::Departures;
 use super::{Inner, MAX_RECLAIM_WAIT};
 use crate::entry::reclaim::{self, Progress};
-use crate::segment::{Fired, Mode, Segment, Turn};
+use crate::segment::{Mode, Segment, Sink, Turn};
 use crate::stats::Event;
 use crate::sync::{self, Patience};
 use crossbeam_epoch::{self as epoch, Guard};
@@ -170,7 +170,7 @@ impl<K, V, S> Inner<K, V, S> {
             return;
         }
         out.turned = true;
-        let mut sink = Fired::new(self.notifier.wants(), &mut out.turn);
+        let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);
         let mode = if self.limits.far_over() {
             Mode::Press
         } else {
@@ -183,7 +183,7 @@ impl<K, V, S> Inner<K, V, S> {
             // segment (chosen per thread, round robin), so the bound holds globally.
             let other =
                 (index + 1 + next_helped() % (self.segments.len() - 1)) % self.segments.len();
-            let mut sink = Fired::new(self.notifier.wants(), sink.into_out());
+            let mut sink = Sink::new(self.notifier.wants(), sink.into_out());
             let turn = self.segments[other].maintain(now, mode, guard, &mut sink);
             self.count(&turn);
         }
@@ -233,7 +233,7 @@ impl<K, V, S> Inner<K, V, S> {
     ) -> Turn {
         let turn = {
             let guard = epoch::pin();
-            let mut sink = Fired::new(self.notifier.wants(), &mut out.turn);
+            let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);
             self.segments[index].maintain(now, mode, &guard, &mut sink)
         };
         self.count(&turn);

@@ -132,7 +132,7 @@ pub(crate) struct Inner<K, V, S> {
     /// Coalesced loads in progress (`get_with` and friends).
     flights: Flights<K, V>,
     /// The per-entry expiry policy, if any (see `expiry`).
-    expiry: Option<expiry::Policy<K, V>>,
+    expiry: Option<expiry::BoxedExpiry<K, V>>,
     /// The `Instant` the clock's zero stands for, for the policy (see `expiry`).
     origin: std::time::Instant,
     /// The cache owns `K`s and `V`s: Send/Sync follow theirs (the segments alone, holding

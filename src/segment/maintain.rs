@@ -2,7 +2,7 @@
 //! wheel, evicts while over the bound, and hands every departure to the caller's sink.
 
 use super::Held;
-use super::{Fired, Maint, Mode, Segment, Turn, FULL_CHUNK, MIGRATE_BUDGET, WRITE_BUDGET};
+use super::{Maint, Mode, Segment, Sink, Turn, FULL_CHUNK, MIGRATE_BUDGET, WRITE_BUDGET};
 use crate::clock::NEVER;
 use crate::entry::node::{Node, NodePtr, DETACHED, QUEUED, RELEASED, REMOVED, SCHEDULED, UNLINKED};
 use crate::entry::RemovalCause;
@@ -59,13 +59,13 @@ impl<K, V> Segment<K, V> {
 
     /// One maintenance turn: applies queued requests, advances the wheel to `now`, takes a
     /// step of table maintenance (shrinking, copying), all within the mode's budget (see
-    /// the module docs). Entries it expired go to `fired`.
+    /// the module docs). Entries it expired go to `sink`.
     pub(crate) fn maintain(
         &self,
         now: u64,
         mode: Mode,
         guard: &Guard,
-        fired: &mut Fired<'_, K, V>,
+        sink: &mut Sink<'_, K, V>,
     ) -> Turn {
         let (mut budget, migrate_budget, mut drain) = match mode {
             Mode::Write | Mode::Press => (WRITE_BUDGET, MIGRATE_BUDGET, true),
@@ -83,14 +83,14 @@ impl<K, V> Segment<K, V> {
                 return turn;
             };
             let maint = &mut *locked;
-            fired.generation = maint.generation;
+            sink.generation = maint.generation;
             if drain && maint.backlog.0.is_null() {
                 maint.backlog.0 = self.take_stack();
                 turn.drained = true;
             }
-            self.apply(maint, &mut budget, guard, fired, &mut turn);
-            let caught_up = self.advance_wheel(maint, now, &mut budget, guard, fired, &mut turn);
-            let over = self.evict(maint, now, &mut budget, guard, fired, &mut turn);
+            self.apply(maint, &mut budget, guard, sink, &mut turn);
+            let caught_up = self.advance_wheel(maint, now, &mut budget, guard, sink, &mut turn);
+            let over = self.evict(maint, now, &mut budget, guard, sink, &mut turn);
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
             turn.migrating = self.table.maintain(migrate_budget, guard);
@@ -136,7 +136,7 @@ impl<K, V> Segment<K, V> {
         now: u64,
         budget: &mut usize,
         guard: &Guard,
-        fired: &mut Fired<'_, K, V>,
+        sink: &mut Sink<'_, K, V>,
         turn: &mut Turn,
     ) -> bool {
         let Maint { wheel, queues, .. } = maint;
@@ -154,7 +154,7 @@ impl<K, V> Segment<K, V> {
                     if d == NEVER {
                         // A read took its deadline away: it has left the wheel, live.
                     } else {
-                        self.expire(node, queues, guard, fired, turn);
+                        self.expire(node, queues, guard, sink, turn);
                     }
                 },
             )
@@ -168,7 +168,7 @@ impl<K, V> Segment<K, V> {
         maint: &mut Maint<K, V>,
         budget: &mut usize,
         guard: &Guard,
-        fired: &mut Fired<'_, K, V>,
+        sink: &mut Sink<'_, K, V>,
         turn: &mut Turn,
     ) {
         for slot in self.handoff.cancels.iter() {
@@ -190,7 +190,7 @@ impl<K, V> Segment<K, V> {
             // alive while we hold the lock; its 3: ring slots hold the `into_raw` pointer.
             let node = unsafe { NodePtr::from_raw(raw) };
             if self.serve(maint, node, true) {
-                self.expire(raw, &mut maint.queues, guard, fired, turn);
+                self.expire(raw, &mut maint.queues, guard, sink, turn);
             }
         }
         while *budget > 0 && !maint.backlog.0.is_null() {
@@ -219,7 +219,7 @@ impl<K, V> Segment<K, V> {
                     // holder sets, after unscheduling it; its 2: not SCHEDULED, so on no
                     // wheel list; its 3: lock held.
                     if !unsafe { maint.wheel.schedule(raw, d) } {
-                        self.expire(raw, &mut maint.queues, guard, fired, turn);
+                        self.expire(raw, &mut maint.queues, guard, sink, turn);
                         continue;
                     }
                 }
@@ -241,7 +241,7 @@ impl<K, V> Segment<K, V> {
         raw: *mut Node<K, V>,
         queues: &mut Queues<K, V>,
         guard: &Guard,
-        fired: &mut Fired<'_, K, V>,
+        sink: &mut Sink<'_, K, V>,
         turn: &mut Turn,
     ) {
         // SAFETY: `NodePtr::from_raw`'s 1: the node was on the wheel or the stack (callers:
@@ -257,7 +257,7 @@ impl<K, V> Segment<K, V> {
                 // its 3: lock held.
                 unsafe { queues.unlink(raw) };
             }
-            self.departed(node, RemovalCause::Expired, fired);
+            self.departed(node, RemovalCause::Expired, sink);
         }
     }
 
@@ -267,21 +267,21 @@ impl<K, V> Segment<K, V> {
         &self,
         node: NodePtr<'_, K, V>,
         cause: RemovalCause,
-        fired: &mut Fired<'_, K, V>,
+        sink: &mut Sink<'_, K, V>,
     ) {
         self.refund(node);
-        if fired.hold {
+        if sink.hold {
             // Relaxed: counted under the maintenance lock, which `owed_before` takes too,
             // so a generation's counts are complete when it is flipped.
-            self.owed[usize::from(fired.generation)].fetch_add(1, Ordering::Relaxed);
+            self.owed[usize::from(sink.generation)].fetch_add(1, Ordering::Relaxed);
             // SAFETY: 1. the slot's CAS made us the remover, and RELEASED is not set yet
             // (it is set below only without a hold); 2. the node is in our table; 3. the
             // sink's vector belongs to an operation's `Departures`, which borrows the
             // cache; 4. counted just above.
-            let held = unsafe { Held::new(node, cause, self, Some(fired.generation)) };
-            fired.out.push(held);
+            let held = unsafe { Held::new(node, cause, self, Some(sink.generation)) };
+            sink.out.push(held);
         }
-        let released = if fired.hold { 0 } else { RELEASED };
+        let released = if sink.hold { 0 } else { RELEASED };
         // A read's re-file request may be pending on the ring (a timed node, QUEUED: see
         // `refile`); serving it detaches the node then. Setting REMOVED first (AcqRel, as
         // in `removed`) stops further requests, so without one the wheel side is done.
@@ -302,7 +302,7 @@ impl<K, V> Segment<K, V> {
         now: u64,
         budget: &mut usize,
         guard: &Guard,
-        fired: &mut Fired<'_, K, V>,
+        sink: &mut Sink<'_, K, V>,
         turn: &mut Turn,
     ) -> bool {
         while self.limits.over() {
@@ -330,7 +330,7 @@ impl<K, V> Segment<K, V> {
                     turn.evicted += 1;
                     RemovalCause::Evicted
                 };
-                self.departed(node, cause, fired);
+                self.departed(node, cause, sink);
             }
         }
         false

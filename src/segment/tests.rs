@@ -72,7 +72,7 @@ impl Fixture {
         let mut out = Vec::new();
         let turn = self
             .seg
-            .maintain(now, mode, guard, &mut Fired::new(false, &mut out));
+            .maintain(now, mode, guard, &mut Sink::new(false, &mut out));
         assert!(out.is_empty(), "held departures without asking");
         turn
     }
@@ -363,12 +363,9 @@ fn expire_held(f: &Fixture, keys: std::ops::Range<u64>, at: u64) -> Vec<Held<u64
     }
     f.turn(at, Mode::Write, &guard);
     let mut out = Vec::new();
-    let t = f.seg.maintain(
-        at + 10,
-        Mode::Write,
-        &guard,
-        &mut Fired::new(true, &mut out),
-    );
+    let t = f
+        .seg
+        .maintain(at + 10, Mode::Write, &guard, &mut Sink::new(true, &mut out));
     assert_eq!(t.expired, keys.clone().count());
     for held in &out {
         assert_eq!(held.cause, RemovalCause::Expired);
