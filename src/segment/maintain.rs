@@ -59,7 +59,7 @@ impl<K, V> Segment<K, V> {
 
     /// One maintenance turn: applies queued requests, advances the wheel to `now`, takes a
     /// step of table maintenance (shrinking, copying), all within the mode's budget (see
-    /// the module docs). Entries it expired go to `sink`.
+    /// the module docs). What it takes out (expired or evicted) goes to `sink`.
     pub(crate) fn maintain(
         &self,
         now: u64,

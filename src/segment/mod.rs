@@ -44,7 +44,7 @@
 //! it into the segment's eviction queues (`evict`) when it applies the request, and while
 //! the cache is over its bound a turn evicts within the same budget.
 //!
-//! Entries sink are returned to the caller, who counts them and, with no lock held and
+//! Entries taken out are returned to the caller, who counts them and, with no lock held and
 //! unpinned, runs the listener. Nothing here runs user code, and nothing flushes the epoch
 //! (which runs crossbeam's deferred closures, anyone's) while holding the lock.
 
@@ -63,7 +63,7 @@ pub(crate) use held::Held;
 use std::ptr;
 use std::sync::Arc;
 
-/// Units of work (a request applied, an entry sink or re-filed) a write-path turn may do.
+/// Units of work (a request applied, an entry fired or re-filed) a write-path turn may do.
 pub(crate) const WRITE_BUDGET: usize = 64;
 /// Units of work a full turn does per lock hold.
 pub(crate) const FULL_CHUNK: usize = 4096;
@@ -168,7 +168,7 @@ pub(crate) struct Segment<K, V> {
 
 /// Where a turn's departures go: counted, and held for the listener when `hold`.
 pub(crate) struct Sink<'a, K, V> {
-    /// Keep sink nodes held (`RELEASED` unset) in `out`, for the listener.
+    /// Keep the nodes taken out held (`RELEASED` unset) in `out`, for the listener.
     hold: bool,
     /// The generation of [`Segment::owed`] the holds count in (set under the lock).
     generation: u8,
