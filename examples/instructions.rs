@@ -1,0 +1,72 @@
+//! A deterministic single-thread workload for counting instructions per operation, which
+//! the noise of a shared machine does not blur (wall-clock benchmarks are in `benches/`).
+//!
+//! Each run builds the same cache (a fixed hasher, 8 segments, a one-hour TTL) with
+//! 100,000 `Arc<[u8; 256]>` entries, then does one phase: `setup` (nothing more), `hit`
+//! (1,000,000 gets of present keys), `miss` (1,000,000 gets of absent keys) or `churn`
+//! (300,000 inserts of new keys, each followed by the removal of an old one). Count with
+//! callgrind and subtract `setup`'s total:
+//!
+//! ```text
+//! cargo build --release --example instructions
+//! for p in setup hit miss churn; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$p \
+//!     target/release/examples/instructions $p 2>&1 | grep Collected
+//! done
+//! ```
+//!
+//! Per operation: (`hit` - `setup`) / 10^6, and so on; `setup` / 10^5 for an insert.
+
+use std::sync::Arc;
+use std::time::Duration;
+use wheelcache::{Cache, CacheBuilder};
+
+const ENTRIES: u64 = 100_000;
+
+fn main() {
+    let phase = std::env::args().nth(1).unwrap_or_default();
+    let cache: Cache<u64, Arc<[u8; 256]>, ahash::RandomState> = CacheBuilder::new()
+        .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+        .segments(8)
+        .time_to_live(Duration::from_secs(3600))
+        .build();
+    let value = Arc::new([0u8; 256]);
+    for k in 0..ENTRIES {
+        cache.insert(k, Arc::clone(&value));
+    }
+    // xorshift64: the same keys in the same order every run.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut sum = 0usize;
+    match phase.as_str() {
+        "hit" => {
+            for _ in 0..1_000_000 {
+                sum += cache.get(&(next() % ENTRIES)).map_or(0, |v| v.len());
+            }
+        }
+        "miss" => {
+            for _ in 0..1_000_000 {
+                sum += cache
+                    .get(&(ENTRIES + next() % ENTRIES))
+                    .map_or(0, |v| v.len());
+            }
+        }
+        "churn" => {
+            for i in 0..300_000u64 {
+                cache.insert(ENTRIES + i, Arc::clone(&value));
+                cache.remove(&i);
+            }
+        }
+        "setup" => {}
+        other => {
+            eprintln!("unknown phase {other:?}: use setup, hit, miss or churn");
+            std::process::exit(2);
+        }
+    }
+    std::hint::black_box(sum);
+}
