@@ -6,11 +6,10 @@ use super::expiry::Deadline;
 use super::read::Look;
 use super::{Inner, Op};
 use crate::clock::{Reading, NEVER};
-use crate::entry::node::{ExtInit, NodeBox, NodePtr, DETACHED, REMOVED, UNLINKED};
+use crate::entry::node::{ExtInit, NodeBox, NodePtr};
 use crate::entry::RemovalCause;
 use crate::segment::{Held, Segment};
 use crate::stats::Event;
-use crate::sync::{self};
 use crate::table::Insert;
 use crossbeam_epoch::{self as epoch};
 use std::borrow::Borrow;
@@ -190,9 +189,7 @@ where
             // The value was never stored: it leaves as a node that only its remover holds
             // (never linked, never scheduled), so it is told like any departure, and
             // freed through the reclamation like any node.
-            let node = NodeBox::new(hash, key, value, NEVER, None);
-            node.meta
-                .fetch_or(REMOVED | UNLINKED | DETACHED, sync::Ordering::Relaxed);
+            let node = NodeBox::never_stored(hash, key, value);
             let segment = out.segment();
             // SAFETY: 1. from `NodeBox::into_raw`, alive until retired, and this thread is
             // its only holder (its remover), RELEASED unset; 2. its holds settle in the

@@ -4,12 +4,14 @@
 //! |--------|---------------|
 //! | `node` | the node's layouts (plain, extended, timed), its flags word and the raw handles (`NodeBox`, `NodePtr`) |
 //! | `cause` | why an entry left ([`RemovalCause`]) |
+//! | `lifecycle` | the flags' named transitions, and who may make each |
 //! | `reclaim` | retired batches, their grace periods, bounded frees |
 //!
 //! Everything above imports from here; this module imports only the clock's tick
 //! constants and the `sync` shim.
 
 pub(crate) mod cause;
+mod lifecycle;
 pub(crate) mod node;
 pub(crate) mod reclaim;
 

@@ -52,7 +52,7 @@
 //! of the table, set by the remover with `UNLINKED` in the RMW that may also set
 //! `QUEUED`), `SCHEDULED` (linked in a wheel slot: set and cleared only by the wheel
 //! itself, `Wheel::schedule`, `cancel` and `advance`'s hand-out, under the maintenance
-//! lock).
+//! lock). Who may change each flag, and through which named transition: `lifecycle`.
 
 use crate::clock::{DEADLINE_BITS, NEVER};
 use crate::sync::{AtomicU64, Ordering, UnsafeCell};

@@ -61,14 +61,8 @@ impl<K, V> Segment<K, V> {
             self.table
                 .settle(node, REMOVED | UNLINKED | DETACHED | released);
         } else {
-            // One RMW sets REMOVED and claims the queue slot. AcqRel pairs with the drainer's
-            // AcqRel `fetch_and` of QUEUED (in `Segment::apply` and `Segment::serve`), so
-            // whichever comes second sees the other's flag and what came before it.
-            // It cannot be a node's last hold: DETACHED comes only after REMOVED.
-            let old = node
-                .meta
-                .fetch_or(REMOVED | UNLINKED | QUEUED | released, Ordering::AcqRel);
-            debug_assert_eq!(old & DETACHED, 0);
+            // One RMW sets REMOVED and claims the request slot (see `remove_queued`).
+            let old = node.remove_queued(!hold);
             if old & QUEUED == 0 {
                 // Drained already (so scheduled, or firing): ask for a cancellation.
                 self.push_cancel(node);
@@ -82,15 +76,9 @@ impl<K, V> Segment<K, V> {
     /// node's scheduling request, a removal's, another read's), that one is served after
     /// this and reads the new deadline. A removed node needs none.
     pub(crate) fn refile(&self, node: NodePtr<'_, K, V>) {
-        // AcqRel: Release publishes the timer's new deadline to whichever `fetch_and` of
-        // QUEUED serves the node's request (in `serve` or `apply`), which comes after this
-        // in the flag's order; Acquire pairs with a remover's `fetch_or`.
-        let old = node.meta.fetch_or(QUEUED, Ordering::AcqRel);
-        if old & (QUEUED | REMOVED) == 0 {
+        if node.ask_refile() {
             self.push_cancel(node);
         }
-        // With REMOVED set, QUEUED may now be set on a node that no request names: nothing
-        // reads it there (the node is detached by its remover's request or already was).
     }
 
     /// Queues a scheduling request for a new node (QUEUED, in no wheel slot).

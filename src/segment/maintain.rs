@@ -4,7 +4,7 @@
 use super::Held;
 use super::{Maint, Mode, Segment, Sink, Turn, FULL_CHUNK, MIGRATE_BUDGET, WRITE_BUDGET};
 use crate::clock::NEVER;
-use crate::entry::node::{Node, NodePtr, DETACHED, QUEUED, RELEASED, REMOVED, SCHEDULED, UNLINKED};
+use crate::entry::node::{Node, NodePtr, DETACHED, RELEASED, REMOVED, SCHEDULED, UNLINKED};
 use crate::entry::RemovalCause;
 use crate::evict::Queues;
 use crate::sync::{self, fence, Ordering};
@@ -24,9 +24,8 @@ impl<K, V> Segment<K, V> {
         node: NodePtr<'_, K, V>,
         due: bool,
     ) -> bool {
-        // AcqRel: pairs with the remover's `fetch_or` in `removed`, and with the reader's in
-        // `refile` (its new deadline is read below).
-        let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
+        // Its new deadline, if a reader asked, is read below (see `take_request`).
+        let old = node.take_request();
         if old & REMOVED == 0 {
             // SAFETY: `unschedule`'s 1: a QUEUED node is not DETACHED, so alive; its 2: a
             // node is only filed in its own segment's wheel; its 3: lock held.
@@ -205,8 +204,7 @@ impl<K, V> Segment<K, V> {
             // QUEUED node whose request is not applied is in no wheel slot; its 3: the
             // pushes' Release and `take_stack`'s Acquire swap order the link's writes.
             maint.backlog.0 = unsafe { node.link() };
-            // AcqRel: pairs with the remover's `fetch_or` in `removed`.
-            let old = node.meta.fetch_and(!QUEUED, Ordering::AcqRel);
+            let old = node.take_request();
             if old & REMOVED != 0 {
                 // SAFETY: `unschedule`'s 1: QUEUED, so alive; its 2: a node is only filed
                 // in its own segment's wheel; its 3: lock held.
@@ -283,10 +281,9 @@ impl<K, V> Segment<K, V> {
         }
         let released = if sink.hold { 0 } else { RELEASED };
         // A read's re-file request may be pending on the ring (a timed node, QUEUED: see
-        // `refile`); serving it detaches the node then. Setting REMOVED first (AcqRel, as
-        // in `removed`) stops further requests, so without one the wheel side is done.
-        let queued =
-            node.timer().is_some() && node.meta.fetch_or(REMOVED, Ordering::AcqRel) & QUEUED != 0;
+        // `refile`); serving it detaches the node then. Setting REMOVED first stops
+        // further requests, so without one the wheel side is done.
+        let queued = node.timer().is_some() && node.remove_by_maintainer();
         let detached = if queued { 0 } else { DETACHED };
         // Last use of `node` here: without a hold this may retire it.
         self.table
@@ -315,7 +312,7 @@ impl<K, V> Segment<K, V> {
             // predates its retirement; its 3: queue links carry the `into_raw` pointer.
             let node: NodePtr<'_, K, V> = unsafe { NodePtr::from_raw(raw) };
             // A removed node's remover has queued its cancellation, which detaches it.
-            if node.meta.load(Ordering::Relaxed) & REMOVED != 0 {
+            if node.is_removed() {
                 continue;
             }
             if self.table.remove_node(&node, guard) {

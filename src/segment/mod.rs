@@ -48,7 +48,7 @@
 //! unpinned, runs the listener. Nothing here runs user code, and nothing flushes the epoch
 //! (which runs crossbeam's deferred closures, anyone's) while holding the lock.
 
-use crate::entry::node::{Node, NodePtr, DETACHED, QUEUED, REMOVED};
+use crate::entry::node::{Node, NodePtr, DETACHED, REMOVED};
 use crate::evict::{Limits, Queues};
 use crate::sync::{self, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::table::{Table, Tuning};
@@ -266,7 +266,7 @@ impl<K, V> Drop for Segment<K, V> {
                 // membership is ours; its 2: a stacked node is in no wheel slot; its 3:
                 // `&mut self` orders every earlier write of the link before this.
                 next = unsafe { node.link() };
-                let old = node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
+                let old = node.take_request();
                 if old & REMOVED != 0 {
                     self.table.settle(node, DETACHED);
                 }
@@ -282,7 +282,7 @@ impl<K, V> Drop for Segment<K, V> {
                 // matters: a removed node's (a live one, asking for a re-file, stays in
                 // the table, which frees it).
                 let node = unsafe { NodePtr::from_raw(raw) };
-                let old = node.meta.fetch_and(!QUEUED, Ordering::Relaxed);
+                let old = node.take_request();
                 if old & REMOVED != 0 {
                     self.table.settle(node, DETACHED);
                 }

@@ -1,0 +1,104 @@
+//! The node's lifecycle flags, changed only through the named transitions here (and the
+//! three holds' releases, `Table::settle`; and `SCHEDULED`, which the wheel owns).
+//!
+//! | flag | set by | when, under what | cleared |
+//! |------|--------|------------------|---------|
+//! | `QUEUED` | the writer linking a node the maintainer must see ([`NodeBox::new`] with a deadline or an extension); the remover ([`Node::remove_queued`]); a reader whose policy moved the deadline earlier ([`Node::ask_refile`]) | lock-free, one RMW; at most one request is pending | by the maintenance-lock holder taking the request ([`Node::take_request`]) |
+//! | `REMOVED` | the remover ([`Node::remove_queued`], or `settle` for a node the maintainer never sees); a maintainer that expired or evicted it ([`Node::remove_by_maintainer`]); a value never stored ([`NodeBox::never_stored`]) | once, by the thread whose CAS took the node out of its slot | never |
+//! | `SCHEDULED` | `Wheel::schedule` | under the maintenance lock | `Wheel::cancel`, or `advance` handing the node out |
+//! | `UNLINKED`, `DETACHED`, `RELEASED` | the three holders (see `node`'s lifecycle) through `Table::settle`; all three at once for a value never stored | once each; the last retires the node | never |
+//!
+//! Each transition is one atomic RMW, with the ordering the protocol needs (said at each),
+//! and checks its precondition with a `debug_assert!` that prints the flags.
+
+use super::node::{Node, NodeBox, DETACHED, QUEUED, RELEASED, REMOVED, UNLINKED};
+use crate::clock::NEVER;
+use crate::sync::Ordering;
+
+impl<K, V> Node<K, V> {
+    /// The remover's one RMW for a node the maintainer may hold a request for: sets
+    /// `REMOVED` and `UNLINKED`, claims the request slot (`QUEUED`), and with `release`
+    /// lets go of the remover's hold (`RELEASED`). Returns the flags before: without
+    /// `QUEUED` there, the caller must queue a cancellation itself.
+    ///
+    /// AcqRel: pairs with the drainer's AcqRel [`take_request`](Self::take_request), so
+    /// whichever comes second sees the other's flag and what came before it. It cannot be
+    /// the node's last hold: `DETACHED` comes only after `REMOVED`.
+    #[inline]
+    pub(crate) fn remove_queued(&self, release: bool) -> u64 {
+        let released = if release { RELEASED } else { 0 };
+        let old = self
+            .meta
+            .fetch_or(REMOVED | UNLINKED | QUEUED | released, Ordering::AcqRel);
+        debug_assert_eq!(
+            old & (REMOVED | DETACHED),
+            0,
+            "removed twice, or detached before removal: flags {old:#x}"
+        );
+        old
+    }
+
+    /// The maintenance-lock holder takes the node's pending request (clears `QUEUED`).
+    /// Returns the flags before (`REMOVED` there: the request is a removal's).
+    ///
+    /// AcqRel: pairs with the remover's [`remove_queued`](Self::remove_queued) and a
+    /// reader's [`ask_refile`](Self::ask_refile) (whose new deadline the caller reads next).
+    #[inline]
+    pub(crate) fn take_request(&self) -> u64 {
+        let old = self.meta.fetch_and(!QUEUED, Ordering::AcqRel);
+        debug_assert!(old & QUEUED != 0, "no request pending: flags {old:#x}");
+        old
+    }
+
+    /// A reader whose expiry policy moved the deadline earlier asks for a re-file (sets
+    /// `QUEUED`). True if this call made the request: none was pending and the node is
+    /// not removed (then the caller queues it on the cancel ring).
+    ///
+    /// AcqRel: Release publishes the timer's new deadline to the
+    /// [`take_request`](Self::take_request) that serves the node's request, after this in
+    /// the flag's order; Acquire pairs with a remover's
+    /// [`remove_queued`](Self::remove_queued).
+    #[inline]
+    pub(crate) fn ask_refile(&self) -> bool {
+        // With REMOVED set, QUEUED may now be set on a node that no request names: nothing
+        // reads it there (the node is detached by its remover's request or already was).
+        self.meta.fetch_or(QUEUED, Ordering::AcqRel) & (QUEUED | REMOVED) == 0
+    }
+
+    /// A maintainer took the node out of the table (expired or evicted it): sets
+    /// `REMOVED`, so no read asks for a re-file any more. True if a request is pending
+    /// (a read's re-file, on the ring): serving it detaches the node.
+    ///
+    /// AcqRel: as [`remove_queued`](Self::remove_queued)'s, against a reader's
+    /// [`ask_refile`](Self::ask_refile).
+    #[inline]
+    pub(crate) fn remove_by_maintainer(&self) -> bool {
+        let old = self.meta.fetch_or(REMOVED, Ordering::AcqRel);
+        debug_assert_eq!(old & REMOVED, 0, "removed twice: flags {old:#x}");
+        old & QUEUED != 0
+    }
+
+    /// Whether the node was taken out of the table (a hint for a maintainer holding the
+    /// lock: the remover's request, queued with it, is served under the same lock).
+    #[inline]
+    pub(crate) fn is_removed(&self) -> bool {
+        // Relaxed: read under the maintenance lock, which the remover's request must take
+        // before the node leaves the queues; a stale `false` only makes the evicter try
+        // the table, whose CAS then fails.
+        self.meta.load(Ordering::Relaxed) & REMOVED != 0
+    }
+}
+
+impl<K, V> NodeBox<K, V> {
+    /// A node for a value the cache refuses (zero TTL, too heavy, no room): never linked,
+    /// never scheduled, so removed with the table's and the wheel's holds gone; only its
+    /// remover holds it, to tell the listener (then `RELEASED` retires it).
+    pub(crate) fn never_stored(hash: u64, key: K, value: V) -> Self {
+        let node = Self::new(hash, key, value, NEVER, None);
+        // Relaxed: the node is not shared yet; whoever it is handed to gets it through a
+        // Release (the listener's queue lock, or this thread).
+        node.meta
+            .fetch_or(REMOVED | UNLINKED | DETACHED, Ordering::Relaxed);
+        node
+    }
+}
