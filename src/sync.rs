@@ -74,6 +74,36 @@ macro_rules! thread_cell {
 }
 pub(crate) use thread_cell;
 
+/// The type of a [`thread_cell!`] static.
+#[cfg(all(wheelcache_loom, feature = "loom"))]
+pub(crate) type LocalKey<T> = loom::thread::LocalKey<T>;
+/// The type of a [`thread_cell!`] static.
+#[cfg(not(all(wheelcache_loom, feature = "loom")))]
+pub(crate) type LocalKey<T> = std::thread::LocalKey<T>;
+
+/// A per-thread flag (a `thread_cell!` of `Cell<bool>`) raised for a scope: put back as it
+/// was when the guard drops, also while unwinding, so raised scopes nest. (The crate's
+/// flags of this shape: a coalesced load comparing keys, reclamation freeing nodes.)
+pub(crate) struct Raised {
+    flag: &'static LocalKey<std::cell::Cell<bool>>,
+    was: bool,
+}
+
+impl Raised {
+    /// Raises `flag` on this thread until the guard drops.
+    pub(crate) fn raise(flag: &'static LocalKey<std::cell::Cell<bool>>) -> Self {
+        let was = flag.with(|f| f.replace(true));
+        Self { flag, was }
+    }
+}
+
+impl Drop for Raised {
+    fn drop(&mut self) {
+        let was = self.was;
+        self.flag.with(|f| f.set(was));
+    }
+}
+
 /// Whether this is the model-checking build (constants shrink under it).
 pub(crate) const MODEL: bool = cfg!(all(wheelcache_loom, feature = "loom"));
 

@@ -5,8 +5,7 @@ use std::cell::Cell;
 use std::time::Duration;
 use wheelcache::{Cache, ManualClock, RemovalCause};
 use wheelcache_loom_tests::{
-    model_with_bound, model_with_branches, thread, thread_local, Arc, AtomicUsize, Fixed, Model,
-    Mutex, Ordering, Probe,
+    model_with_bound, thread, thread_local, Arc, AtomicUsize, Fixed, Model, Mutex, Ordering, Probe,
 };
 
 const MS: Duration = Duration::from_millis(1);

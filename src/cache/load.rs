@@ -210,7 +210,7 @@ impl<K: Eq, V> Flights<K, V> {
                 }
                 let same = match &slot.key {
                     Some(theirs) => {
-                        let _flag = Comparing::set();
+                        let _comparing = sync::Raised::raise(&COMPARING);
                         *theirs == key
                     }
                     None => return Some((Arc::clone(&slot.flight), false)),
@@ -261,22 +261,6 @@ impl<K: Eq, V> Flights<K, V> {
                 listed: true,
             }),
         }
-    }
-}
-
-/// Clears [`COMPARING`] when dropped (so a panicking `Eq` clears it too).
-struct Comparing;
-
-impl Comparing {
-    fn set() -> Self {
-        COMPARING.with(|c| c.set(true));
-        Self
-    }
-}
-
-impl Drop for Comparing {
-    fn drop(&mut self) {
-        COMPARING.with(|c| c.set(false));
     }
 }
 

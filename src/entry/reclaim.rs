@@ -357,10 +357,9 @@ impl<K, V> Reclaim<K, V> {
         self.freeing
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
-        let was = FREEING.with(|f| f.replace(true));
         Some(Token {
             flag: &self.freeing,
-            was,
+            _freeing: sync::Raised::raise(&FREEING),
         })
     }
 }
@@ -369,12 +368,12 @@ impl<K, V> Reclaim<K, V> {
 /// when unwinding.
 struct Token<'a> {
     flag: &'a AtomicBool,
-    was: bool,
+    /// This thread's freeing mark, put back as it was after `drop` below.
+    _freeing: sync::Raised,
 }
 
 impl Drop for Token<'_> {
     fn drop(&mut self) {
-        FREEING.with(|f| f.set(self.was));
         // Release pairs with the Acquire CAS in `take_token`: our queue changes are
         // visible to the next holder.
         self.flag.store(false, Ordering::Release);
