@@ -74,7 +74,7 @@ impl<K, V, S> Departures<'_, K, V, S> {
         // (`ManuallyDrop`) leaks nothing; it spares every operation two calls.
         debug_assert!(self.own.capacity() == 0 && self.turn.capacity() == 0);
         let segment = self.segment;
-        segment.table.reclaim.seal_if_full();
+        segment.reclaim.seal_if_full();
         // Unwinding: the listener has heard and the holds are released; freeing (which
         // runs `Drop`s) waits for the next operation.
         if self.turned && !std::thread::panicking() {

@@ -71,7 +71,7 @@ where
         // Departures queued by listeners (this thread's delivery loop takes a few rounds).
         self.notifier.deliver(None);
         for segment in self.segments.iter() {
-            segment.table.reclaim.seal();
+            segment.reclaim.seal();
         }
         migrating
     }
@@ -126,7 +126,7 @@ where
                 }
                 if !freed[index] {
                     freed[index] =
-                        segment.table.reclaim.free_pending(&mut targets[index]) == Progress::Done;
+                        segment.reclaim.free_pending(&mut targets[index]) == Progress::Done;
                 }
                 done &= freed[index] && !migrating[index] && !segment.table.garbage_pending();
                 done &= owed.as_ref().is_none_or(|g| segment.owed(g[index]) == 0);

@@ -1,17 +1,18 @@
-//! The node's lifecycle flags, changed only through the named transitions here (and the
-//! three holds' releases, `Table::settle`; and `SCHEDULED`, which the wheel owns).
+//! The node's lifecycle flags, changed only through the named transitions here (the three
+//! holds' releases among them, [`Reclaim::settle`]; `SCHEDULED` is the wheel's own).
 //!
 //! | flag | set by | when, under what | cleared |
 //! |------|--------|------------------|---------|
 //! | `QUEUED` | the writer linking a node the maintainer must see ([`NodeBox::new`] with a deadline or an extension); the remover ([`Node::remove_queued`]); a reader whose policy moved the deadline earlier ([`Node::ask_refile`]) | lock-free, one RMW; at most one request is pending | by the maintenance-lock holder taking the request ([`Node::take_request`]) |
 //! | `REMOVED` | the remover ([`Node::remove_queued`], or `settle` for a node the maintainer never sees); a maintainer that expired or evicted it ([`Node::remove_by_maintainer`]); a value never stored ([`NodeBox::never_stored`]) | once, by the thread whose CAS took the node out of its slot | never |
 //! | `SCHEDULED` | `Wheel::schedule` | under the maintenance lock | `Wheel::cancel`, or `advance` handing the node out |
-//! | `UNLINKED`, `DETACHED`, `RELEASED` | the three holders (see `node`'s lifecycle) through `Table::settle`; all three at once for a value never stored | once each; the last retires the node | never |
+//! | `UNLINKED`, `DETACHED`, `RELEASED` | the three holders (see `node`'s lifecycle) through [`Reclaim::settle`]; all three at once for a value never stored | once each; the last retires the node | never |
 //!
 //! Each transition is one atomic RMW, with the ordering the protocol needs (said at each),
 //! and checks its precondition with a `debug_assert!` that prints the flags.
 
-use super::node::{Node, NodeBox, DETACHED, QUEUED, RELEASED, REMOVED, UNLINKED};
+use super::node::{Node, NodeBox, NodePtr, DETACHED, HOLDS, QUEUED, RELEASED, REMOVED, UNLINKED};
+use super::reclaim::Reclaim;
 use crate::clock::NEVER;
 use crate::sync::Ordering;
 
@@ -86,6 +87,35 @@ impl<K, V> Node<K, V> {
         // before the node leaves the queues; a stale `false` only makes the evicter try
         // the table, whose CAS then fails.
         self.meta.load(Ordering::Relaxed) & REMOVED != 0
+    }
+}
+
+impl<K, V> Reclaim<K, V> {
+    /// Lets go of one or more of a node's holds (`UNLINKED`, `DETACHED`, `RELEASED`,
+    /// possibly with other flags); the call that sets the last of the three retires the
+    /// node here (its segment's reclamation).
+    pub(crate) fn settle(&self, node: NodePtr<'_, K, V>, flags: u64) {
+        // AcqRel pairs with the other holders' RMWs that let go of a hold (this same
+        // `fetch_or` by another holder, and `remove_queued`'s): the Release half publishes
+        // everything this holder did with the node; the Acquire half makes the other
+        // holders' accesses happen-before the free when this call is the last (the RMWs in
+        // between on `meta` continue their release sequences).
+        let old = node.meta.fetch_or(flags, Ordering::AcqRel);
+        debug_assert_eq!(
+            old & flags & HOLDS,
+            0,
+            "a hold released twice: flags {old:#x}"
+        );
+        if old & HOLDS != HOLDS && (old | flags) & HOLDS == HOLDS {
+            // SAFETY: `retire`'s 1: every node comes from `NodeBox::new`, and a `NodePtr`
+            // keeps the pointer's provenance (`NodePtr::from_raw`'s 3); its 2: all three
+            // holders are done with it: it is out of every table slot (UNLINKED), the wheel,
+            // hand-off and ring (DETACHED), and its remover's hands (RELEASED), so only
+            // threads pinned since before it left can reach it; its 3: the `fetch_or` lets
+            // exactly one call see the last hold go; its 4: the Acquire half of that
+            // `fetch_or` (above) orders the other holders' accesses before this call.
+            unsafe { self.retire(node.as_ptr()) };
+        }
     }
 }
 

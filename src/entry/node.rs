@@ -30,7 +30,7 @@
 //! ## Lifecycle
 //! **A node is freed one epoch grace period after the last of its three holders lets go**:
 //! the table, the wheel side and the remover. Each lets go by setting one flag with an RMW
-//! (`Table::settle`), and whichever sets the last of the three retires the node to its
+//! (`Reclaim::settle`), and whichever sets the last of the three retires the node to its
 //! segment's reclamation (`reclaim`):
 //! - `UNLINKED`: set by the node's *remover*: the one thread whose CAS took it out of its
 //!   table slot (a remove, a replacing insert, an expiry, `clear`). No other slot can hold

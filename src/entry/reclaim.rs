@@ -156,7 +156,7 @@ impl<K, V> Reclaim<K, V> {
     /// 3. It is retired exactly once (the three-hold handshake in `entry::node` picks one
     ///    caller).
     /// 4. Every access to the node's `wheel` field by its other holders happens-before
-    ///    this call (`Table::settle`'s AcqRel `fetch_or` gives that).
+    ///    this call (`Reclaim::settle`'s AcqRel `fetch_or` gives that).
     pub(crate) unsafe fn retire(&self, node: *mut Node<K, V>) {
         // Relaxed: a first guess for the CAS below, which checks it; nothing is read
         // through it.

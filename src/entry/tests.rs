@@ -1,14 +1,14 @@
 //! Unit tests for `entry`: the node's three layouts (with keys and values aligned to 1, 8
-//! and 64), its flags word, the three holds as `Table::settle` releases them, the access
+//! and 64), its flags word, the three holds as `Reclaim::settle` releases them, the access
 //! counter and the deadline's encoding.
 //!
-//! The holds are released through the table's `settle` (one layer up), since that is the
-//! one place the handshake is written; its reclamation is the entry's own.
+//! The holds are released through `Reclaim::settle`, the one place the handshake is
+//! written.
 
 use super::node::*;
+use super::reclaim::Reclaim;
 use crate::clock::{DEADLINE_BITS, NEVER};
 use crate::sync::Ordering;
-use crate::table::{Table, Tuning};
 use std::fmt::Debug;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -247,8 +247,8 @@ fn the_stack_link_round_trips() {
     }
 }
 
-/// A node the test still owns unless the table retired it: dropping it frees the node
-/// unless its stack link shows it in the table's limbo (behind `dummy`), even when a
+/// A node the test still owns unless `settle` retired it: dropping it frees the node
+/// unless its stack link shows it in the reclamation's limbo (behind `dummy`), even when a
 /// release panics.
 struct Unretired {
     raw: *mut Node<u64, Counted>,
@@ -281,26 +281,27 @@ fn counted(counter: &Arc<AtomicUsize>) -> *mut Node<u64, Counted> {
     NodeBox::new(1, 1, Counted(counter.clone()), NEVER, None).into_raw()
 }
 
-/// A node in a table of its own, released in the given steps. Returns whether it was
-/// retired after each step, its drops before the table is dropped, and after.
+/// A node with a reclamation of its own, released in the given steps. Returns whether it
+/// was retired after each step, its drops before the reclamation is dropped, and after.
 fn settle_steps(steps: &[u64]) -> (Vec<bool>, usize, usize) {
     let counter = Arc::new(AtomicUsize::new(0));
-    let table: Table<u64, Counted> = Table::new(0, Tuning::DEFAULT);
+    let reclaim: Reclaim<u64, Counted> = Reclaim::new();
     let dummy = counted(&Arc::new(AtomicUsize::new(0)));
-    // SAFETY: a fresh node nobody else reaches, retired once; the table frees it.
-    unsafe { table.reclaim.retire(dummy) };
+    // SAFETY: `retire`'s 1: from `NodeBox::new` via `into_raw`; its 2: a fresh node nobody
+    // else reaches; its 3: retired once, here; its 4: no other holder ever touched it.
+    unsafe { reclaim.retire(dummy) };
     let node = Unretired {
         raw: counted(&counter),
         dummy,
     };
     let mut retired = Vec::new();
     for &hold in steps {
-        table.settle(node.ptr(), hold);
+        reclaim.settle(node.ptr(), hold);
         retired.push(node.retired());
     }
     drop(node);
     let before = drops(&counter);
-    drop(table); // its reclamation's drop frees what was retired
+    drop(reclaim); // its drop frees what was retired
     (retired, before, drops(&counter))
 }
 

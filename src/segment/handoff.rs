@@ -58,7 +58,7 @@ impl<K, V> Segment<K, V> {
         self.refund(node);
         if !self.maintained(&node) {
             // Never queued, never scheduled: the wheel side is done already.
-            self.table
+            self.reclaim
                 .settle(node, REMOVED | UNLINKED | DETACHED | released);
         } else {
             // One RMW sets REMOVED and claims the request slot (see `remove_queued`).

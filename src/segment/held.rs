@@ -82,7 +82,7 @@ impl<K, V> Drop for Held<K, V> {
         // is not used after it; its 3: `node` came from a `NodePtr` (`as_non_null`).
         let node = unsafe { NodePtr::from_raw(self.node.as_ptr()) };
         // Obligation 2 of `new`: the node's table is this segment's.
-        segment.table.settle(node, RELEASED);
+        segment.reclaim.settle(node, RELEASED);
         if let Some(generation) = self.owed {
             // Obligation 4 of `new`: it was counted.
             segment.delivered(generation);

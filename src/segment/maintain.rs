@@ -52,7 +52,7 @@ impl<K, V> Segment<K, V> {
             // in ours (a node is only queued in its own segment); its 3: lock held.
             unsafe { maint.queues.unlink(node.as_ptr()) };
         }
-        self.table.settle(node, DETACHED);
+        self.reclaim.settle(node, DETACHED);
         false
     }
 
@@ -209,7 +209,7 @@ impl<K, V> Segment<K, V> {
                 // SAFETY: `unschedule`'s 1: QUEUED, so alive; its 2: a node is only filed
                 // in its own segment's wheel; its 3: lock held.
                 unsafe { maint.wheel.unschedule(raw) };
-                self.table.settle(node, DETACHED);
+                self.reclaim.settle(node, DETACHED);
             } else if old & SCHEDULED == 0 {
                 let d = self.wheel_deadline(node);
                 if d != NEVER {
@@ -286,7 +286,7 @@ impl<K, V> Segment<K, V> {
         let queued = node.timer().is_some() && node.remove_by_maintainer();
         let detached = if queued { 0 } else { DETACHED };
         // Last use of `node` here: without a hold this may retire it.
-        self.table
+        self.reclaim
             .settle(node, REMOVED | UNLINKED | detached | released);
     }
 

@@ -49,6 +49,7 @@
 //! (which runs crossbeam's deferred closures, anyone's) while holding the lock.
 
 use crate::entry::node::{Node, NodePtr, DETACHED, REMOVED};
+use crate::entry::reclaim::Reclaim;
 use crate::evict::{Limits, Queues};
 use crate::sync::{self, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::table::{Table, Tuning};
@@ -153,6 +154,9 @@ struct Maint<K, V> {
 #[derive(Debug)]
 pub(crate) struct Segment<K, V> {
     pub(crate) table: Table<K, V>,
+    /// Retired entries on their way to being freed (their last hold was let go here: see
+    /// [`Reclaim::settle`]).
+    pub(crate) reclaim: Reclaim<K, V>,
     handoff: CachePadded<HandOff<K, V>>,
     maint: Mutex<Maint<K, V>>,
     /// The cache's capacity and idle limits.
@@ -194,6 +198,7 @@ impl<K, V> Segment<K, V> {
     pub(crate) fn new(capacity: usize, tuning: Tuning, now: u64, limits: Arc<Limits>) -> Self {
         Self {
             table: Table::new(capacity, tuning),
+            reclaim: Reclaim::new(),
             handoff: CachePadded::new(HandOff {
                 head: AtomicPtr::new(ptr::null_mut()),
                 queued: AtomicUsize::new(0),
@@ -239,7 +244,7 @@ impl<K, V> Segment<K, V> {
     /// held and unpinned (it runs `Drop`s). Keeps the segment due while ready nodes are
     /// left, so freeing never falls behind retiring.
     pub(crate) fn free_ready(&self, budget: usize) {
-        if self.table.reclaim.free_ready(budget) {
+        if self.reclaim.free_ready(budget) {
             self.mark_due();
         }
     }
@@ -268,7 +273,7 @@ impl<K, V> Drop for Segment<K, V> {
                 next = unsafe { node.link() };
                 let old = node.take_request();
                 if old & REMOVED != 0 {
-                    self.table.settle(node, DETACHED);
+                    self.reclaim.settle(node, DETACHED);
                 }
             }
         }
@@ -284,7 +289,7 @@ impl<K, V> Drop for Segment<K, V> {
                 let node = unsafe { NodePtr::from_raw(raw) };
                 let old = node.take_request();
                 if old & REMOVED != 0 {
-                    self.table.settle(node, DETACHED);
+                    self.reclaim.settle(node, DETACHED);
                 }
             }
         }

@@ -130,8 +130,6 @@ mod word;
 
 pub(crate) use insert::Insert;
 
-use crate::entry::node::{NodePtr, HOLDS};
-use crate::entry::reclaim::Reclaim;
 use crate::sync::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 use raw::{Raw, GROUP};
@@ -201,8 +199,6 @@ pub(crate) struct Table<K, V> {
     /// Published, unremoved entries. Removals may be counted before the matching insert,
     /// so it can dip below zero for a moment; readers clamp.
     count: CachePadded<AtomicIsize>,
-    /// Retired entries on their way to being freed.
-    pub(crate) reclaim: Reclaim<K, V>,
     /// Retired tables whose deferred free has not run yet (shared with the closures, which
     /// may run after the table is gone).
     garbage: Arc<AtomicUsize>,
@@ -236,7 +232,6 @@ impl<K, V> Table<K, V> {
         Self {
             current: AtomicPtr::new(Box::into_raw(Box::new(Raw::new(groups)))),
             count: CachePadded::new(AtomicIsize::new(0)),
-            reclaim: Reclaim::new(),
             garbage: Arc::new(AtomicUsize::new(0)),
             tuning,
             scanners: AtomicUsize::new(0),
@@ -249,28 +244,6 @@ impl<K, V> Table<K, V> {
         // Relaxed: a count that publishes nothing and pairs with nothing (a hint for
         // sizing, and `len`'s answer, weakly consistent by design).
         usize::try_from(self.count.load(Ordering::Relaxed)).unwrap_or(0)
-    }
-
-    /// Lets go of one or more of a node's holds (`UNLINKED`, `DETACHED`, `RELEASED`, possibly
-    /// with other flags); the call that sets the last of the three retires the node.
-    pub(crate) fn settle(&self, node: NodePtr<'_, K, V>, flags: u64) {
-        // AcqRel pairs with the other holders' RMWs that let go of a hold (this same
-        // `fetch_or` by another holder, and `Segment::removed`'s AcqRel `fetch_or`): the
-        // Release half publishes everything this holder did with the node; the Acquire half
-        // makes the other holders' accesses happen-before the free when this call is the
-        // last (the RMWs in between on `meta` continue their release sequences).
-        let old = node.meta.fetch_or(flags, Ordering::AcqRel);
-        debug_assert_eq!(old & flags & HOLDS, 0, "a hold released twice");
-        if old & HOLDS != HOLDS && (old | flags) & HOLDS == HOLDS {
-            // SAFETY: `retire`'s 1: every node comes from `NodeBox::new`, and a `NodePtr`
-            // keeps the pointer's provenance (`NodePtr::from_raw`'s 3); its 2: all three
-            // holders are done with it: it is out of every table slot (UNLINKED), the wheel,
-            // hand-off and ring (DETACHED), and its remover's hands (RELEASED), so only
-            // threads pinned since before it left can reach it; its 3: the `fetch_or` lets
-            // exactly one call see the last hold go; its 4: the Acquire half of that
-            // `fetch_or` (above) orders the other holders' accesses before this call.
-            unsafe { self.reclaim.retire(node.as_ptr()) };
-        }
     }
 
     /// Whether retired tables are still waiting for their grace period.
