@@ -5,8 +5,8 @@
 //! at once. With one, it keeps the hold as a [`Held`], which keeps the node (so `&K` and
 //! `&V`) alive without any epoch pin, until the listener has heard of the departure.
 //!
-//! Letting go is the `Held`'s own `Drop`: it settles `RELEASED` on the node in its
-//! segment's table and, for a departure a maintenance turn took out, counts it delivered
+//! Letting go is the `Held`'s own `Drop`: it settles `RELEASED` on the node through its
+//! segment's reclamation (which retires it if that was the last hold) and, for a departure a maintenance turn took out, counts it delivered
 //! (`Segment::owed`). So a `Held` dropped on any path, a panic's unwinding included, still
 //! frees its node exactly once; what makes sure the listener hears of it first is the
 //! operation's `Departures` (in `cache`), which holds every `Held` the operation made and
@@ -81,7 +81,8 @@ impl<K, V> Drop for Held<K, V> {
         // until the settle below, the hold's one release (`drop` runs once), and `node`
         // is not used after it; its 3: `node` came from a `NodePtr` (`as_non_null`).
         let node = unsafe { NodePtr::from_raw(self.node.as_ptr()) };
-        // Obligation 2 of `new`: the node's table is this segment's.
+        // Obligation 2 of `new`: the node is this segment's, so retired into its
+        // reclamation if this was its last hold.
         segment.reclaim.settle(node, RELEASED);
         if let Some(generation) = self.owed {
             // Obligation 4 of `new`: it was counted.
