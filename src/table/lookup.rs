@@ -85,7 +85,8 @@ impl<K, V> Table<K, V> {
             if !copied {
                 return None;
             }
-            raw = self.next_of(raw, guard);
+            // SAFETY: `next_of`'s 1: the probe met a copied group of `raw`.
+            raw = unsafe { self.next_of(raw, guard) };
         }
     }
 

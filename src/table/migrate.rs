@@ -28,8 +28,16 @@ impl<K, V> Table<K, V> {
     }
 
     /// The table `raw` is being migrated to (readers that met a copied group follow it).
+    ///
+    /// # Safety
+    /// 1. The caller has seen `raw.next` set (not null), or met a copied group of `raw`
+    ///    (marked only after the target's store): `next` never goes back to null.
     #[inline]
-    pub(crate) fn next_of<'g>(&self, raw: &'g Raw<K, V>, _guard: &'g Guard) -> &'g Raw<K, V> {
+    pub(crate) unsafe fn next_of<'g>(
+        &self,
+        raw: &'g Raw<K, V>,
+        _guard: &'g Guard,
+    ) -> &'g Raw<K, V> {
         // Acquire pairs with the Release store of the target in `start_migration`: its
         // initialised groups are visible.
         let mut next = raw.next.load(Ordering::Acquire);
@@ -41,10 +49,8 @@ impl<K, V> Table<K, V> {
             next = raw.next.load(Ordering::Acquire);
         }
         debug_assert!(!next.is_null(), "a copied group implies a next table");
-        // SAFETY: 1. `next` is neither the marker (the loop) nor null: every caller comes
-        // here only after seeing `raw.next` set, or a copied group, which is marked only
-        // after the target's store, and `next` never goes back to null (the debug check
-        // above; a safe function, so this rests on its callers in this crate); 2. it is
+        // SAFETY: 1. `next` is neither the marker (the loop) nor null (our 1, checked in
+        // debug builds above); 2. it is
         // a table `start_migration` allocated, retired only after it in turn stopped being
         // current, so it outlives `raw`'s readers' guards (both were reachable when they
         // pinned); 3. only shared references to a `Raw` are made.
@@ -63,7 +69,8 @@ impl<K, V> Table<K, V> {
         if raw.next.load(Ordering::Acquire).is_null() {
             return raw;
         }
-        let next = self.next_of(raw, guard);
+        // SAFETY: `next_of`'s 1: `raw.next` was just seen set.
+        let next = unsafe { self.next_of(raw, guard) };
         self.help_copy(raw, next, HELP_GROUPS, guard);
         let home = raw.home(hash);
         for steps in 0..raw.len() {
@@ -396,7 +403,8 @@ impl<K, V> Table<K, V> {
             if raw.next.load(Ordering::Acquire).is_null() {
                 return raw;
             }
-            let next = self.next_of(raw, guard);
+            // SAFETY: `next_of`'s 1: `raw.next` was just seen set.
+            let next = unsafe { self.next_of(raw, guard) };
             for g in 0..raw.len() {
                 self.copy_group(raw, next, g, guard);
             }
@@ -433,7 +441,8 @@ impl<K, V> Table<K, V> {
         if raw.next.load(Ordering::Acquire).is_null() {
             return false;
         }
-        let next = self.next_of(raw, guard);
+        // SAFETY: `next_of`'s 1: `raw.next` was just seen set.
+        let next = unsafe { self.next_of(raw, guard) };
         self.help_copy(raw, next, budget, guard)
     }
 }

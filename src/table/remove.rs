@@ -25,7 +25,8 @@ impl<K, V> Table<K, V> {
                 Scan::Migrating => continue,
                 Scan::Absent(_) => return None,
                 Scan::Found(at, w) => {
-                    if let Some(node) = self.take(raw, hash, at, w) {
+                    // SAFETY: `take`'s 1: `scan` read `w` from `at` under `guard` (`'g`).
+                    if let Some(node) = unsafe { self.take(raw, hash, at, w) } {
                         return Some(node);
                     }
                 }
@@ -57,19 +58,13 @@ impl<K, V> Table<K, V> {
                     if w.is_pending() || w.node().map(|n| n.cast_const()) != Some(target) {
                         continue;
                     }
-                    if self
-                        .take(
-                            raw,
-                            hash,
-                            At {
-                                steps,
-                                group: g,
-                                slot: i,
-                            },
-                            w,
-                        )
-                        .is_some()
-                    {
+                    let at = At {
+                        steps,
+                        group: g,
+                        slot: i,
+                    };
+                    // SAFETY: `take`'s 1: `w` was just read from `at` under `guard`.
+                    if unsafe { self.take(raw, hash, at, w) }.is_some() {
                         return true;
                     }
                     continue 'retry;
@@ -84,7 +79,12 @@ impl<K, V> Table<K, V> {
 
     /// Takes the published `w` out of its slot (CAS to empty), then takes its overflow
     /// marks back; `Some` when this call did (it is the node's remover).
-    pub(super) fn take<'g>(
+    ///
+    /// # Safety
+    /// 1. `w` was read from slot `at` of `raw` under a guard that lives for `'g` (so its
+    ///    node, if the CAS takes it, is not freed before `'g` ends: the returned pointer's
+    ///    lifetime).
+    pub(super) unsafe fn take<'g>(
         &self,
         raw: &Raw<K, V>,
         hash: u64,
@@ -140,16 +140,13 @@ impl<K, V> Table<K, V> {
                     let hash = unsafe { (*node).hash };
                     let home = raw.home(hash);
                     let steps = (g + raw.len() - home) % raw.len();
-                    if let Some(node) = self.take(
-                        raw,
-                        hash,
-                        At {
-                            steps,
-                            group: g,
-                            slot: i,
-                        },
-                        w,
-                    ) {
+                    let at = At {
+                        steps,
+                        group: g,
+                        slot: i,
+                    };
+                    // SAFETY: `take`'s 1: `w` was just read from `at` under `guard` (`'g`).
+                    if let Some(node) = unsafe { self.take(raw, hash, at, w) } {
                         removed.push(node);
                     }
                 }

@@ -112,7 +112,8 @@ fn keys_past_a_copied_home_are_found() {
     let displaced = GROUP as u64 + 1;
     assert_eq!(raw.groups[0].ctrl().overflow(), 1);
     table.start_migration(raw, true, &guard);
-    let next = table.next_of(raw, &guard);
+    // SAFETY: `next_of`'s 1: the migration just started sets `raw.next` (single thread).
+    let next = unsafe { table.next_of(raw, &guard) };
     table.copy_group(raw, next, 0, &guard); // the home only
     assert!(raw.groups[0].ctrl().is_moved() && !raw.groups[1].ctrl().is_frozen());
     let found = table.lookup(displaced, |n| n.key == displaced, &guard);
