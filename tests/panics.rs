@@ -499,3 +499,33 @@ fn every_user_code_panic_in_every_operation_loses_nothing() {
     eprintln!("{runs} runs, {fired_runs} of them with the fault fired");
     assert!(runs > 1000, "{runs} runs");
 }
+
+/// The one combination the matrix (one fault at a time) cannot reach: a listener that
+/// panics while the operation that took its departure is already unwinding (a
+/// `V::clone` in `remove` panicked). The listener's panic is caught inside the unwinding
+/// (no abort), the departure is still heard once, and every instance is dropped once.
+#[test]
+fn a_listener_panicking_while_an_operation_unwinds_is_caught() {
+    let ledger = Arc::new(Ledger::default());
+    let heard = Arc::clone(&ledger);
+    let cache: C = Cache::builder()
+        .segments(1)
+        .eviction_listener(move |_: &Key, v: &Value, _| {
+            heard.heard(v.id);
+            panic!("the listener always panics");
+        })
+        .build();
+    let stored = Value::new(&ledger);
+    let id = stored.id;
+    cache.insert(Key::new(1, &ledger), stored);
+    ARMED.set(Some((Fault::ValueClone, 1)));
+    let unwound = catch_unwind(AssertUnwindSafe(|| cache.remove(&Key::new(1, &ledger))));
+    ARMED.set(None);
+    assert!(unwound.is_err(), "the clone's panic reaches the caller");
+    assert_eq!(ledger.heard_of(id), 1, "the departure was heard once");
+    assert_eq!(cache.len(), 0);
+    drop(cache);
+    for (i, (drops, _)) in ledger.records.lock().unwrap().iter() {
+        assert_eq!(*drops, 1, "instance {i} dropped {drops} times");
+    }
+}

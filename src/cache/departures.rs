@@ -23,7 +23,7 @@ pub(super) struct Departures<'c, K, V, S> {
     segment: &'c Segment<K, V>,
     /// The operation's own departures (what it removed or replaced, a value it did not
     /// store), heard first. Only pushed to; emptied only by `deliver`, which leaves an
-    /// unallocated vector, so an empty one needs no drop (see `Drop`).
+    /// unallocated vector, so an empty one needs no drop (see `end`).
     pub(super) own: ManuallyDrop<Vec<Held<K, V>>>,
     /// What its maintenance turns took out (as `own`).
     pub(super) turn: ManuallyDrop<Vec<Held<K, V>>>,
