@@ -7,8 +7,8 @@
 //! | public API and engine | `cache` | [`Cache`] and its docs (`api_keyed`, `api_whole`), [`CacheBuilder`], [`Pinned`], iteration, `compute`, [`Policy`]; the engine by what it does (`read`, `write`, `load`, `maintain`), the listener (`listener`), the reaper |
 //! | segment | `segment` | one table + one wheel + the eviction queues: the writers' side of the hand-off (`handoff`), the lock holder's (`maintain`), the remover's hold (`held`) |
 //! | structures | `table`, `wheel`, `evict` | lock-free open addressing (`lookup`, `insert`, `remove`, `migrate`); a hierarchical timing wheel (Varghese & Lauck); the capacity bound (S3-FIFO) and idle limits |
-//! | entry | `entry` | the node every layer stores (`node`), why it left (`cause`, [`RemovalCause`]), its reclamation (`reclaim`) |
-//! | base | `clock`, `stats`, `sync` | [`Clock`], [`MonotonicClock`], [`ManualClock`], ticks; [`CacheStats`]; the shim: atomics, cells, locks, thread-locals (`std`, or loom under `--cfg wheelcache_loom`) |
+//! | entry | `entry` | the node every layer stores (`node`), which of its links each structure uses (`links`), why it left (`cause`, [`RemovalCause`]), its reclamation (`reclaim`) |
+//! | base | `clock`, `intrusive`, `stats`, `sync` | [`Clock`], [`MonotonicClock`], [`ManualClock`], ticks; the one intrusive list (wheel slots, eviction queues) and the one intrusive stack (hand-off, limbo, sealed batches); [`CacheStats`]; the shim: atomics, cells, locks, thread-locals (`std`, or loom under `--cfg wheelcache_loom`) |
 //!
 //! Imports run down the table: a module imports only from the rows below its own.
 
@@ -16,6 +16,7 @@ mod cache;
 mod clock;
 mod entry;
 mod evict;
+mod intrusive;
 mod segment;
 mod stats;
 mod sync;

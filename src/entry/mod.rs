@@ -3,15 +3,17 @@
 //! | module | what it holds |
 //! |--------|---------------|
 //! | `node` | the node's layouts (plain, extended, timed), its flags word and the raw handles (`NodeBox`, `NodePtr`) |
+//! | `links` | which of its links fields each intrusive list or stack threads it through |
 //! | `cause` | why an entry left ([`RemovalCause`]) |
 //! | `lifecycle` | the flags' named transitions, and who may make each |
 //! | `reclaim` | retired batches, their grace periods, bounded frees |
 //!
 //! Everything above imports from here; this module imports only the clock's tick
-//! constants and the `sync` shim.
+//! constants, the intrusive list and stack, and the `sync` shim.
 
 pub(crate) mod cause;
 mod lifecycle;
+pub(crate) mod links;
 pub(crate) mod node;
 pub(crate) mod reclaim;
 

@@ -21,7 +21,7 @@
 //! - `Timer::deadline`: swapped by reads an expiry policy answers (see `cache::expiry`).
 //! - `wheel`: prev/next in a wheel slot while `SCHEDULED`, read and written only under the
 //!   segment's maintenance lock. When the node is in no wheel slot, `wheel.next` is the
-//!   node's link in at most one intrusive stack instead (see [`Node::link`]): the segment's
+//!   node's link in at most one intrusive stack instead (see `entry::links`): the segment's
 //!   hand-off stack while it waits to be scheduled (it is `QUEUED` and not yet
 //!   `SCHEDULED`), then its segment's limbo once retired (the wheel is done with it). Only
 //!   the thread that owns that stack membership touches it. A node is thus 32 bytes plus
@@ -55,6 +55,7 @@
 //! lock). Who may change each flag, and through which named transition: `lifecycle`.
 
 use crate::clock::{DEADLINE_BITS, NEVER};
+use crate::intrusive::Links;
 use crate::sync::{AtomicU64, Ordering, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -101,15 +102,11 @@ pub(crate) struct Ext<K, V> {
     /// A [`Timer`] precedes the extension (immutable; in the word's padding).
     timed: bool,
     /// The node's links in that queue: maintenance lock only.
-    pub(crate) links: UnsafeCell<QueueLinks<K, V>>,
+    pub(crate) links: UnsafeCell<NodeLinks<K, V>>,
 }
 
-/// A node's place in an eviction queue (see `evict::deque`).
-#[derive(Debug)]
-pub(crate) struct QueueLinks<K, V> {
-    pub(crate) prev: *mut Node<K, V>,
-    pub(crate) next: *mut Node<K, V>,
-}
+/// A node's links in one of the intrusive structures (see `entry::links`).
+pub(crate) type NodeLinks<K, V> = Links<Node<K, V>>;
 
 #[cfg(not(all(wheelcache_loom, feature = "loom")))]
 const _: () = assert!(std::mem::size_of::<Ext<u64, u64>>() == 32);
@@ -184,13 +181,6 @@ unsafe fn layout_of<K, V>(node: *mut Node<K, V>) -> Layout {
     }
 }
 
-/// The wheel's intrusive doubly linked list pointers.
-#[derive(Debug)]
-pub(crate) struct WheelLinks<K, V> {
-    pub(crate) prev: *mut Node<K, V>,
-    pub(crate) next: *mut Node<K, V>,
-}
-
 /// An entry: its hash, bookkeeping, key and value.
 #[derive(Debug)]
 pub(crate) struct Node<K, V> {
@@ -201,7 +191,7 @@ pub(crate) struct Node<K, V> {
     pub(crate) meta: AtomicU64,
     /// Wheel slot links, guarded by the segment's maintenance lock; `next` doubles as a
     /// stack link while the node is in no slot (see the ground rules).
-    pub(crate) wheel: UnsafeCell<WheelLinks<K, V>>,
+    pub(crate) wheel: UnsafeCell<NodeLinks<K, V>>,
     pub(crate) key: K,
     pub(crate) value: V,
 }
@@ -220,10 +210,7 @@ impl<K, V> Node<K, V> {
         Self {
             hash,
             meta: AtomicU64::new(meta),
-            wheel: UnsafeCell::new(WheelLinks {
-                prev: ptr::null_mut(),
-                next: ptr::null_mut(),
-            }),
+            wheel: UnsafeCell::new(Links::new()),
             key,
             value,
         }
@@ -289,35 +276,6 @@ impl<K, V> Node<K, V> {
         // lock); the flag bits in the word are untouched.
         self.meta
             .fetch_and(!(FREQ_MAX << FREQ_SHIFT), Ordering::Relaxed);
-    }
-
-    /// The node's stack link (`wheel.next`, see the ground rules).
-    ///
-    /// # Safety
-    /// 1. The caller owns the node's stack membership: it took the node off a stack it
-    ///    owns, or is about to push it, so no other thread touches `wheel` meanwhile.
-    /// 2. The node is in no wheel slot (so `wheel.next` is not a slot link).
-    /// 3. Every earlier write of the link by another thread happens-before this call (the
-    ///    stack's Release push and Acquire take give that).
-    #[inline]
-    pub(crate) unsafe fn link(&self) -> *mut Node<K, V> {
-        // SAFETY: 1 and 2: nobody else reads or writes `wheel` now; 3: the last write of
-        // the link is visible, so this read races with nothing.
-        self.wheel.with(|l| unsafe { (*l).next })
-    }
-
-    /// Sets the node's stack link.
-    ///
-    /// # Safety
-    /// 1. The caller owns the node's stack membership: it took the node off a stack it
-    ///    owns, or is about to push it.
-    /// 2. The node is in no wheel slot.
-    /// 3. Every earlier access to `wheel` by another thread happens-before this call.
-    #[inline]
-    pub(crate) unsafe fn set_link(&self, next: *mut Node<K, V>) {
-        // SAFETY: 1 and 2: nobody else reads or writes `wheel` now; 3: no earlier access
-        // races with this write.
-        self.wheel.with_mut(|l| unsafe { (*l).next = next });
     }
 }
 
@@ -465,10 +423,7 @@ impl<K, V> NodeBox<K, V> {
                     weight: init.weight,
                     queue: UnsafeCell::new(0),
                     timed: init.timer.is_some(),
-                    links: UnsafeCell::new(QueueLinks {
-                        prev: ptr::null_mut(),
-                        next: ptr::null_mut(),
-                    }),
+                    links: UnsafeCell::new(Links::new()),
                 };
                 let node = Node::with_flags(hash, key, value, deadline, true, EXT);
                 match init.timer {

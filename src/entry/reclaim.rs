@@ -15,8 +15,8 @@
 //! `Drop` could promise anything.
 //!
 //! ## The scheme: only grace periods go through crossbeam; the nodes stay ours
-//! 1. [`Reclaim::retire`] pushes a node onto the segment's *limbo* (a lock-free stack through
-//!    `Node::link`). It never seals, so it may be called anywhere, under a lock included.
+//! 1. [`Reclaim::retire`] pushes a node onto the segment's *limbo* (the intrusive Treiber
+//!    stack of `crate::intrusive`, through the node's `wheel.next`: see `entry::links`). It never seals, so it may be called anywhere, under a lock included.
 //! 2. [`Reclaim::seal`] (when [`BATCH`] nodes wait, and on every full maintenance pass; never
 //!    under a lock) takes the whole limbo as one batch, draws its number `n` from `sealed`,
 //!    pushes it onto the *sealed* stack, and defers a closure that only records "batch `n`'s
@@ -51,12 +51,15 @@
 //! Dropping the cache needs no epoch at all: the last handle is gone, so no thread can
 //! reach any node, and [`Drop`] frees everything at once, never waiting for another thread.
 
+use crate::entry::links::WheelField;
 use crate::entry::node::Node;
-use crate::sync::{self, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+use crate::intrusive::{Chain, Stack, StackLink};
+use crate::sync::{self, AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr::{self, NonNull};
+use std::ptr;
 use std::sync::Arc;
 
 /// Retired nodes that make a limbo due for sealing (fewer under Miri and loom, to exercise
@@ -74,24 +77,47 @@ pub(crate) fn is_freeing() -> bool {
     FREEING.with(Cell::get)
 }
 
-/// A sealed batch: a list of retired nodes (through `Node::link`) and its number.
+/// Retired nodes, chained through their stack links.
+type Nodes<K, V> = Chain<WheelField<K, V>>;
+
+/// A sealed batch: retired nodes (never none) and its number.
 struct Batch<K, V> {
-    head: NonNull<Node<K, V>>,
+    nodes: Nodes<K, V>,
     number: u64,
 }
 
-/// A sealed batch on the sealed stack.
+/// A sealed batch on the sealed stack (a box from `Box::into_raw` in `seal`).
 struct Sealed<K, V> {
     batch: Batch<K, V>,
     next: *mut Sealed<K, V>,
 }
 
+/// The sealed stack's link: [`Sealed::next`].
+struct SealedLink<K, V>(PhantomData<fn() -> (K, V)>);
+
+// SAFETY: `set_next` writes and `next` reads the same field, `Sealed::next`, and nothing
+// else.
+unsafe impl<K, V> StackLink for SealedLink<K, V> {
+    type Node = Sealed<K, V>;
+
+    unsafe fn set_next(node: *mut Sealed<K, V>, next: *mut Sealed<K, V>) {
+        // SAFETY: 1. the box is alive (`set_next`'s 1); 2. the link is the caller's alone
+        // (`set_next`'s 2), so this write races with nothing.
+        unsafe { (*node).next = next };
+    }
+
+    unsafe fn next(node: *mut Sealed<K, V>) -> *mut Sealed<K, V> {
+        // SAFETY: 1. alive (`next`'s 1); 2. no write races this read (`next`'s 2).
+        unsafe { (*node).next }
+    }
+}
+
 /// One segment's retired nodes on their way to being freed (see the module docs).
 pub(crate) struct Reclaim<K, V> {
-    limbo: AtomicPtr<Node<K, V>>,
+    limbo: Stack<WheelField<K, V>>,
     /// Nodes pushed onto `limbo` since it was last sealed (a hint for [`Self::seal_if_full`]).
     limbo_len: AtomicUsize,
-    sealed: AtomicPtr<Sealed<K, V>>,
+    sealed: Stack<SealedLink<K, V>>,
     /// Batches numbered so far.
     drawn: AtomicU64,
     /// One past the highest batch number whose grace period is known to be over; shared
@@ -134,9 +160,9 @@ pub(crate) enum Progress {
 impl<K, V> Reclaim<K, V> {
     pub(crate) fn new() -> Self {
         Self {
-            limbo: AtomicPtr::new(ptr::null_mut()),
+            limbo: Stack::default(),
             limbo_len: AtomicUsize::new(0),
-            sealed: AtomicPtr::new(ptr::null_mut()),
+            sealed: Stack::default(),
             drawn: AtomicU64::new(0),
             grace: Arc::new(AtomicU64::new(0)),
             freeing: AtomicBool::new(false),
@@ -158,23 +184,12 @@ impl<K, V> Reclaim<K, V> {
     /// 4. Every access to the node's `wheel` field by its other holders happens-before
     ///    this call (`Reclaim::settle`'s AcqRel `fetch_or` gives that).
     pub(crate) unsafe fn retire(&self, node: *mut Node<K, V>) {
-        // Relaxed: a first guess for the CAS below, which checks it; nothing is read
-        // through it.
-        let mut head = self.limbo.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `set_link`'s 1: by our 2 and 3 this thread alone holds the node now,
-            // so its stack membership is ours; its 2: unreachable from the wheel (our 2);
-            // its 3: our 4. The node is alive: by our 2 it is not freed yet.
-            unsafe { (*node).set_link(head) };
-            // Release pairs with the Acquire swap in `seal`: the link is visible there.
-            match self
-                .limbo
-                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(current) => head = current,
-            }
-        }
+        // SAFETY: `push`'s 1: the node came from `NodeBox::new` (our 1) and is freed only
+        // after a take returns it (sealing, then a free after its grace period); its 2: by
+        // our 2 and 3 this thread alone holds the node now, so its link (`wheel.next`:
+        // unreachable from the wheel, our 2) is ours, and our 4 orders its other holders'
+        // accesses before this.
+        unsafe { self.limbo.push(node) };
         // Relaxed: the count only decides when to seal; the stack itself is the truth.
         self.limbo_len.fetch_add(1, Ordering::Relaxed);
     }
@@ -195,37 +210,22 @@ impl<K, V> Reclaim<K, V> {
         // Relaxed: a hint of when to seal, pairs with nothing; reset before the swap so
         // pushes that miss the swap still count towards the next seal.
         self.limbo_len.store(0, Ordering::Relaxed);
-        // Acquire pairs with the Release pushes in `retire`: the links are visible.
-        let Some(head) = NonNull::new(self.limbo.swap(ptr::null_mut(), Ordering::Acquire)) else {
+        let nodes = self.limbo.take();
+        if nodes.is_empty() {
             return;
-        };
+        }
         // AcqRel: the Release half pairs with the Acquire half of every later draw (this
         // same `fetch_add`, by a later sealer): retiring this batch happens before every
         // later draw, and so before a later batch's defer (module docs). The Acquire half
         // is the other end of that edge, from earlier draws.
         let number = self.drawn.fetch_add(1, Ordering::AcqRel);
         let sealed = Box::into_raw(Box::new(Sealed {
-            batch: Batch { head, number },
+            batch: Batch { nodes, number },
             next: ptr::null_mut(),
         }));
-        // Relaxed: a first guess for the CAS below, which checks it.
-        let mut top = self.sealed.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: 1. `sealed` is a live box from `Box::into_raw` above; 2. it is ours
-            // alone until the CAS below publishes it, so this write races with nothing.
-            unsafe { (*sealed).next = top };
-            // Release pairs with the Acquire swap in `absorb_sealed` (and `Drop`'s, after
-            // the cache's last handle is gone): the box's contents are visible there.
-            match self.sealed.compare_exchange_weak(
-                top,
-                sealed,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(current) => top = current,
-            }
-        }
+        // SAFETY: `push`'s 1: a live box from `Box::into_raw` above, freed only by the
+        // taker (`absorb_sealed`, `Drop`); its 2: ours alone until this push publishes it.
+        unsafe { self.sealed.push(sealed) };
         let grace = Arc::clone(&self.grace);
         let guard = crossbeam_epoch::pin();
         guard.defer(move || {
@@ -291,18 +291,18 @@ impl<K, V> Reclaim<K, V> {
     /// # Safety
     /// 1. The caller holds the freeing token.
     unsafe fn absorb_sealed(&self) {
-        // Acquire pairs with the Release CAS that pushes in `seal`.
-        let mut top = self.sealed.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut taken = self.sealed.take();
         self.queue.with_mut(|queue| {
             // SAFETY: 1: the token gives this thread the queue alone, and the previous
             // holder's writes happen-before ours (`Token::drop`, `take_token`).
             let queue = unsafe { &mut *queue };
-            while !top.is_null() {
+            // SAFETY: `pop`'s 1: boxes on the sealed stack are alive until their taker
+            // frees them; its 2: the take made this chain ours.
+            while let Some(top) = unsafe { taken.pop() } {
                 // SAFETY: 1. boxes on the sealed stack come from `Box::into_raw` in `seal`;
-                // 2. the swap above made this thread their only owner, and its Acquire
-                // made their contents visible; 3. each is taken once (we move past it).
+                // 2. the take made this thread their only owner, and its Acquire made their
+                // contents visible; 3. each is taken once (`pop` moved past it).
                 let sealed = unsafe { Box::from_raw(top) };
-                top = sealed.next;
                 queue.push_back(sealed.batch);
             }
         });
@@ -335,14 +335,10 @@ impl<K, V> Reclaim<K, V> {
                 // thread holds it; its 3: the links were written before `retire`'s Release
                 // CAS, acquired by `seal`'s swap, and the batch reached us through `seal`'s
                 // Release CAS, `absorb_sealed`'s Acquire swap and the token's hand-overs.
-                match unsafe { free_some(queue[i].head.as_ptr(), left) } {
-                    None => {
-                        queue.remove(i);
-                    }
-                    Some(rest) => {
-                        queue[i].head = rest;
-                        return true;
-                    }
+                if unsafe { free_some(&mut queue[i].nodes, left) } {
+                    queue.remove(i);
+                } else {
+                    return true;
                 }
             }
             false
@@ -380,31 +376,29 @@ impl Drop for Token<'_> {
     }
 }
 
-/// Frees nodes from the front of a chain while `left` lasts; returns what remains.
+/// Frees nodes from the front of a chain while `left` lasts; returns whether the chain
+/// is empty now.
 ///
 /// # Safety
-/// 1. Every node on the chain (from `node` through `Node::link` to null) came from
-///    `NodeBox::new`, with its allocation's provenance.
+/// 1. Every node on the chain came from `NodeBox::new`, with its allocation's provenance.
 /// 2. The caller owns them all: each is retired and past its grace period (or the cache
 ///    is gone), so no other thread reaches it or its link.
 /// 3. Every earlier access to them (their links' writes included) happens-before this
 ///    call.
-unsafe fn free_some<K, V>(
-    mut node: *mut Node<K, V>,
-    left: &mut usize,
-) -> Option<NonNull<Node<K, V>>> {
+unsafe fn free_some<K, V>(nodes: &mut Nodes<K, V>, left: &mut usize) -> bool {
     while *left > 0 {
-        let current = NonNull::new(node)?;
-        // SAFETY: the node is alive (our 2: not freed yet, we free it just below); `link`'s
-        // 1: we own its chain membership (our 2); its 2: a retired node is in no wheel
-        // slot; its 3: our 3. The link is read before its node is freed.
-        node = unsafe { current.as_ref().link() };
+        // SAFETY: `pop`'s 1: the first node is alive (our 2: not freed yet, we free it
+        // just below) with its provenance (our 1); its 2: our 2 and 3. `pop` reads the
+        // link before the node is freed.
+        let Some(node) = (unsafe { nodes.pop() }) else {
+            return true;
+        };
         // SAFETY: `free_node`'s 1: our 1 and 2 (from `NodeBox::new`, reachable by nobody
-        // else); its 2: freed exactly once, here: the loop has moved past it.
-        unsafe { free_node(current.as_ptr()) };
+        // else); its 2: freed exactly once, here: `pop` has moved past it.
+        unsafe { free_node(node) };
         *left -= 1;
     }
-    NonNull::new(node)
+    nodes.is_empty()
 }
 
 /// Raises `grace` to at least `to` (a deferred closure's one act: see [`Reclaim::seal`]).
@@ -444,41 +438,41 @@ pub(crate) unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
     }));
 }
 
-/// Frees a linked list of nodes, catching panics from key and value `Drop`s.
+/// Frees a chain of nodes, catching panics from key and value `Drop`s.
 ///
 /// # Safety
 /// 1. Every node on the chain came from `NodeBox::new`, with its allocation's provenance.
 /// 2. The caller owns them all: no other thread reaches any of them or their links.
 /// 3. Every earlier access to them happens-before this call.
-unsafe fn free_chain<K, V>(node: *mut Node<K, V>) {
+unsafe fn free_chain<K, V>(mut nodes: Nodes<K, V>) {
     let mut all = usize::MAX;
     // SAFETY: `free_some`'s 1, 2 and 3 are our 1, 2 and 3.
-    let rest = unsafe { free_some(node, &mut all) };
-    debug_assert!(rest.is_none());
+    let emptied = unsafe { free_some(&mut nodes, &mut all) };
+    debug_assert!(emptied);
 }
 
 impl<K, V> Drop for Reclaim<K, V> {
     fn drop(&mut self) {
         // `&mut self`: the cache is being dropped, so its last handle is gone and no thread
-        // can reach any node, pinned or not (module docs): free everything now. Relaxed:
-        // whatever handed us `&mut self` (the last `Arc`'s drop, a join) ordered every
-        // other thread's pushes before this.
-        let limbo = self.limbo.swap(ptr::null_mut(), Ordering::Relaxed);
+        // can reach any node, pinned or not (module docs): free everything now. The takes'
+        // Acquire is stronger than needed here: whatever handed us `&mut self` (the last
+        // `Arc`'s drop, a join) ordered every other thread's pushes before this.
+        let limbo = self.limbo.take();
         // SAFETY: `free_chain`'s 1: retired nodes come from `NodeBox::new` (`retire`'s 1);
         // its 2: `&mut self` and no handle left, so nobody else reaches them; its 3: the
         // hand-over of `&mut self` ordered every other access before this.
         unsafe { free_chain(limbo) };
-        // Relaxed: `&mut self`; the hand-over that gave it ordered every push before this.
-        let mut top = self.sealed.swap(ptr::null_mut(), Ordering::Relaxed);
-        while !top.is_null() {
+        let mut sealed = self.sealed.take();
+        // SAFETY: `pop`'s 1: boxes on the sealed stack live until their taker frees them;
+        // its 2: the take made this chain ours.
+        while let Some(top) = unsafe { sealed.pop() } {
             // SAFETY: 1. boxes on the sealed stack come from `Box::into_raw` in `seal`;
-            // 2. `&mut self`: ours alone; 3. each is taken once (we move past it).
+            // 2. `&mut self`: ours alone; 3. each is taken once (`pop` moved past it).
             let sealed = unsafe { Box::from_raw(top) };
-            top = sealed.next;
             // SAFETY: `free_chain`'s 1: a sealed batch holds retired nodes (`retire`'s 1);
             // its 2 and 3: `&mut self`, with no handle left, so nobody else reaches them
             // and every other access came before.
-            unsafe { free_chain(sealed.batch.head.as_ptr()) };
+            unsafe { free_chain(sealed.batch.nodes) };
         }
         let queue = self.queue.with_mut(|q| {
             // SAFETY: `&mut self`: exclusive, and every other access came before it.
@@ -488,7 +482,7 @@ impl<K, V> Drop for Reclaim<K, V> {
             // SAFETY: `free_chain`'s 1: a queued batch holds retired nodes (`retire`'s 1);
             // its 2 and 3: `&mut self`, with no handle left, so nobody else reaches them
             // and every other access came before.
-            unsafe { free_chain(batch.head.as_ptr()) };
+            unsafe { free_chain(batch.nodes) };
         }
     }
 }

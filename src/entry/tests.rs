@@ -5,9 +5,11 @@
 //! The holds are released through `Reclaim::settle`, the one place the handshake is
 //! written.
 
+use super::links::WheelField;
 use super::node::*;
 use super::reclaim::Reclaim;
 use crate::clock::{DEADLINE_BITS, NEVER};
+use crate::intrusive::StackLink;
 use crate::sync::Ordering;
 use std::fmt::Debug;
 use std::sync::atomic::AtomicUsize;
@@ -238,12 +240,15 @@ fn the_access_counter_saturates_and_leaves_the_rest_alone() {
 fn the_stack_link_round_trips() {
     let a = NodeBox::new(1, 1u64, 1u64, NEVER, None);
     let b = NodeBox::new(2, 2u64, 2u64, NEVER, None).into_raw();
-    // SAFETY: we own both nodes; neither is on a stack or in a wheel slot.
+    let a = a.into_raw();
+    // SAFETY: `next`'s and `set_next`'s 1: we own both nodes, alive until dropped here;
+    // their 2: neither is on a stack or in a wheel slot, and this is the only thread.
     unsafe {
-        assert!(a.link().is_null(), "a new node links nowhere");
-        a.set_link(b);
-        assert_eq!(a.link(), b);
+        assert!(WheelField::next(a).is_null(), "a new node links nowhere");
+        WheelField::set_next(a, b);
+        assert_eq!(WheelField::next(a), b);
         drop(NodeBox::from_raw(b));
+        drop(NodeBox::from_raw(a));
     }
 }
 
@@ -264,7 +269,7 @@ impl Unretired {
     /// Whether `settle` retired the node: `retire` pushed it onto the limbo, on `dummy`.
     fn retired(&self) -> bool {
         // SAFETY: single-threaded: nobody else touches the link; in no wheel slot.
-        unsafe { self.ptr().link() == self.dummy }
+        unsafe { WheelField::next(self.raw) == self.dummy }
     }
 }
 

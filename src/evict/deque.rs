@@ -1,8 +1,12 @@
-//! An intrusive FIFO of nodes threaded through their extensions' queue links
-//! ([`QueueLinks`]): push at the back, pop at the front, unlink anywhere in O(1). Only the
-//! segment's maintenance-lock holder touches a queue or any node's queue links.
+//! An eviction queue: a FIFO of nodes on the shared intrusive list, threaded through their
+//! extensions' queue links ([`QueueField`]), with its back, length and weight: push at the
+//! back, pop at the front, unlink anywhere in O(1). Each node carries a stamp of which
+//! queue holds it. Only the segment's maintenance-lock holder touches a queue or any
+//! node's queue links and stamp.
 
-use crate::entry::node::{ext_of, Ext, Node, QueueLinks};
+use crate::entry::links::QueueField;
+use crate::entry::node::{ext_of, Ext, Node};
+use crate::intrusive::list::{is_node, List};
 use std::ptr;
 
 /// In no queue.
@@ -21,24 +25,6 @@ pub(crate) const MAIN: u8 = 2;
 pub(crate) unsafe fn ext<'a, K, V>(node: *mut Node<K, V>) -> &'a Ext<K, V> {
     // SAFETY: `ext_of`'s 1, 2 and 3: our 1, 2 and 3.
     unsafe { ext_of(node) }.expect("a bounded cache's nodes have an extension")
-}
-
-/// Runs `f` on a node's queue links.
-///
-/// # Safety
-/// 1. `node` is alive, extended, with its allocation's provenance, while `f` runs.
-/// 2. The caller holds the maintenance lock, which guards every node's queue links, and
-///    `f` does not reach this node's links another way.
-unsafe fn with_links<K, V, R>(
-    node: *mut Node<K, V>,
-    f: impl FnOnce(&mut QueueLinks<K, V>) -> R,
-) -> R {
-    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference is used only while `f` runs). The
-    // `&mut`: our 2: no other access to the links exists while `f` runs, and earlier ones
-    // (under the lock) happen-before it.
-    unsafe { ext(node) }
-        .links
-        .with_mut(|l| f(unsafe { &mut *l }))
 }
 
 /// Which queue holds `node` ([`NONE`], [`SMALL`] or [`MAIN`]).
@@ -66,7 +52,9 @@ unsafe fn set_queue<K, V>(node: *mut Node<K, V>, id: u8) {
 /// A FIFO of nodes (oldest at the front) and their total weight.
 #[derive(Debug)]
 pub(crate) struct Deque<K, V> {
-    front: *mut Node<K, V>,
+    /// Oldest first; the list's tag is null (no one needs to find a queue from a node:
+    /// the stamp names it).
+    list: List<QueueField<K, V>>,
     back: *mut Node<K, V>,
     /// Which queue this is ([`SMALL`] or [`MAIN`]), stamped on its nodes.
     id: u8,
@@ -78,7 +66,7 @@ impl<K, V> Deque<K, V> {
     pub(crate) fn new(id: u8) -> Self {
         debug_assert!(id == SMALL || id == MAIN, "queue id {id}");
         Self {
-            front: ptr::null_mut(),
+            list: List::default(),
             back: ptr::null_mut(),
             id,
             len: 0,
@@ -88,14 +76,14 @@ impl<K, V> Deque<K, V> {
 
     /// The queue's state for a failed check's message: (id, front, back, len, weight).
     fn shape(&self) -> (u8, *mut Node<K, V>, *mut Node<K, V>, usize, u64) {
-        (self.id, self.front, self.back, self.len, self.weight)
+        (self.id, self.list.head(), self.back, self.len, self.weight)
     }
 
     /// Whether the ends and the counts agree: both ends null exactly when the queue is
     /// empty, and an empty queue weighs nothing (O(1): no walk).
     fn ends_agree(&self) -> bool {
-        self.front.is_null() == self.back.is_null()
-            && self.front.is_null() == (self.len == 0)
+        self.list.is_empty() == self.back.is_null()
+            && self.list.is_empty() == (self.len == 0)
             && (self.len != 0 || self.weight == 0)
     }
 
@@ -105,37 +93,26 @@ impl<K, V> Deque<K, V> {
     /// 1. `node` is alive, extended, with its allocation's provenance, and stays alive
     ///    until it is popped or unlinked.
     /// 2. `node` is in no queue.
-    /// 3. The caller holds the maintenance lock.
+    /// 3. Every node in this queue is alive (as each push promised).
+    /// 4. The caller holds the maintenance lock.
     pub(crate) unsafe fn push_back(&mut self, node: *mut Node<K, V>) {
-        let back = self.back;
         debug_assert!(
             self.ends_agree(),
             "queue (id, front, back, len, weight) {:?}",
             self.shape()
         );
-        // SAFETY: `queue_of`'s, `set_queue`'s and `with_links`' 1 for `node`: our 1; for
-        // `back`: a node of this queue, alive by the 1 of the push that queued it. Their 2:
-        // our 3 (each closure touches only the links it is given).
+        // SAFETY: `queue_of`'s and `set_queue`'s 1 and 2: our 1 and 4. `push_front`'s and
+        // `insert_after`'s 1: our 1; their 2: in no queue (our 2), and the stamp says so
+        // for every node off a queue; 3: our 3 (`back` is on this list); 4: our 4, the lock
+        // guarding every node's queue links; `push_front`'s 5: null is no node, and this
+        // list's tag on every push.
         unsafe {
             debug_assert_eq!(queue_of(node), NONE, "{node:p} is queued already");
-            debug_assert!(
-                with_links(node, |l| l.prev.is_null() && l.next.is_null()),
-                "{node:p}, in no queue, still has links"
-            );
-            debug_assert!(
-                back.is_null() || with_links(back, |l| l.next.is_null()),
-                "the back {back:p} of queue {:?} has a successor",
-                self.shape()
-            );
             set_queue(node, self.id);
-            with_links(node, |l| {
-                l.prev = back;
-                l.next = ptr::null_mut();
-            });
-            if back.is_null() {
-                self.front = node;
+            if self.back.is_null() {
+                self.list.push_front(ptr::null_mut(), node);
             } else {
-                with_links(back, |l| l.next = node);
+                self.list.insert_after(self.back, node);
             }
         }
         self.back = node;
@@ -146,7 +123,8 @@ impl<K, V> Deque<K, V> {
 
     /// The oldest node, left in place.
     pub(crate) fn front(&self) -> Option<*mut Node<K, V>> {
-        (!self.front.is_null()).then_some(self.front)
+        let front = self.list.head();
+        (!front.is_null()).then_some(front)
     }
 
     /// The oldest node, taken out.
@@ -155,10 +133,7 @@ impl<K, V> Deque<K, V> {
     /// 1. Every node in this queue is alive (as each push promised).
     /// 2. The caller holds the maintenance lock.
     pub(crate) unsafe fn pop_front(&mut self) -> Option<*mut Node<K, V>> {
-        let node = self.front;
-        if node.is_null() {
-            return None;
-        }
+        let node = self.front()?;
         // SAFETY: `unlink`'s 1: the front is in this queue; its 2 and 3: our 1 and 2.
         unsafe { self.unlink(node) };
         Some(node)
@@ -176,10 +151,10 @@ impl<K, V> Deque<K, V> {
             "unlinking from queue (id, front, back, len, weight) {:?}",
             self.shape()
         );
-        // SAFETY: `queue_of`'s, `set_queue`'s, `with_links`' and `ext`'s 1 for `node` and
-        // its neighbours: they are in this queue (our 1), so alive (our 2), and were
-        // pushed extended with their provenance (`push_back`'s 1). Their 2: our 3 (each
-        // closure touches only the links it is given).
+        // SAFETY: `queue_of`'s, `set_queue`'s and `ext`'s 1 for `node`: in this queue (our
+        // 1), so alive (our 2), and pushed extended with its provenance (`push_back`'s 1);
+        // their 2: our 3. `List::unlink`'s 1: our 1 (this queue's nodes are its list's);
+        // its 2: our 2; its 3: our 3, the lock guarding every node's queue links.
         unsafe {
             debug_assert_eq!(
                 queue_of(node),
@@ -188,36 +163,9 @@ impl<K, V> Deque<K, V> {
                 self.shape()
             );
             set_queue(node, NONE);
-            let (prev, next) = with_links(node, |l| {
-                let pn = (l.prev, l.next);
-                *l = QueueLinks {
-                    prev: ptr::null_mut(),
-                    next: ptr::null_mut(),
-                };
-                pn
-            });
-            debug_assert!(
-                (prev.is_null() == (self.front == node)) && (next.is_null() == (self.back == node)),
-                "{node:p} (prev {prev:p}, next {next:p}) is out of place in {:?}",
-                self.shape()
-            );
-            if prev.is_null() {
-                self.front = next;
-            } else {
-                debug_assert!(
-                    with_links(prev, |l| l.next == node),
-                    "{node:p}'s prev {prev:p} does not lead back to it"
-                );
-                with_links(prev, |l| l.next = next);
-            }
-            if next.is_null() {
-                self.back = prev;
-            } else {
-                debug_assert!(
-                    with_links(next, |l| l.prev == node),
-                    "{node:p}'s next {next:p} does not lead back to it"
-                );
-                with_links(next, |l| l.prev = prev);
+            let prev = self.list.unlink(node);
+            if self.back == node {
+                self.back = if is_node(prev) { prev } else { ptr::null_mut() };
             }
             let w = u64::from(ext(node).weight);
             debug_assert!(

@@ -247,7 +247,7 @@ impl<K, V> Queues<K, V> {
         self.sketch.record(hash);
         // SAFETY: `beats_main`'s 1: every queued node was admitted under our 1 and is
         // still queued, so alive; its 2: our 3. `push_back`'s 1: our 1 and 2; its 2: our
-        // 2; its 3: our 3.
+        // 2; its 3: every queued node is alive, as for `beats_main`; its 4: our 3.
         unsafe {
             if self.ghost.take(hash) && self.beats_main(hash) {
                 self.main.push_back(node);
@@ -298,7 +298,7 @@ impl<K, V> Queues<K, V> {
             // SAFETY: `pop_front`'s 1 and 2: our 1 and 2. The popped node was queued, so it
             // is alive (our 1) and extended (`admit`'s 2): reading its `hash` and `meta`
             // is sound, and `push_back`'s 1 (alive until popped: `admit`'s 1 carries
-            // over), 2 (just popped, so in no queue) and 3 (our 2) hold.
+            // over), 2 (just popped, so in no queue), 3 (our 1) and 4 (our 2) hold.
             unsafe {
                 if from_small {
                     let node = self.small.pop_front()?;

@@ -4,7 +4,9 @@
 
 use super::{Segment, CANCELS, HANDOFF_BATCH};
 use crate::clock::NEVER;
+use crate::entry::links::WheelField;
 use crate::entry::node::{Node, NodePtr, DETACHED, EXT, QUEUED, RELEASED, REMOVED, UNLINKED};
+use crate::intrusive::Chain;
 use crate::sync::{self, Ordering};
 use std::ptr;
 
@@ -83,27 +85,12 @@ impl<K, V> Segment<K, V> {
 
     /// Queues a scheduling request for a new node (QUEUED, in no wheel slot).
     pub(super) fn push(&self, node: NodePtr<'_, K, V>) {
-        let node = node.as_ptr();
-        // Relaxed: a first guess for the CAS below, which checks it.
-        let mut head = self.handoff.head.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the node is alive (a `NodePtr` under the caller's guard). `set_link`'s
-            // 1: the node is QUEUED and not yet on the stack, so we, its inserter, own its
-            // stack membership; its 2: it is in no wheel slot (not yet drained); its 3: no
-            // other thread has touched its `wheel` (it was only just published).
-            unsafe { (*node).set_link(head) };
-            // Release pairs with the Acquire swap in `take_stack`: the link (and the node's
-            // flags) are visible to the drainer.
-            match self.handoff.head.compare_exchange_weak(
-                head,
-                node,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(current) => head = current,
-            }
-        }
+        // SAFETY: `push`'s 1: the node carries its allocation's provenance (a `NodePtr`),
+        // and stays alive until the maintainer takes it: it is QUEUED, so not DETACHED, so
+        // not retired. Its 2: the node is QUEUED and not yet on the stack, so we, its
+        // inserter, own its `wheel` links: it is in no wheel slot (not yet drained) and no
+        // other thread has touched them (it was only just published).
+        unsafe { self.handoff.stack.push(node.as_ptr()) };
         // Relaxed: a hint for `due`; the stack itself is the truth.
         self.handoff.queued.fetch_add(1, Ordering::Relaxed);
     }
@@ -156,10 +143,9 @@ impl<K, V> Segment<K, V> {
     }
 
     /// Takes the whole hand-off stack. Maintenance lock held.
-    pub(super) fn take_stack(&self) -> *mut Node<K, V> {
-        // Reset first, so pushes that miss this swap still count towards the next turn.
+    pub(super) fn take_stack(&self) -> Chain<WheelField<K, V>> {
+        // Reset first, so pushes that miss this take still count towards the next turn.
         self.handoff.queued.store(0, Ordering::Relaxed);
-        // Acquire pairs with the Release CAS in `push`: the links and flags are visible.
-        self.handoff.head.swap(ptr::null_mut(), Ordering::Acquire)
+        self.handoff.stack.take()
     }
 }

@@ -83,7 +83,7 @@ impl<K, V> Segment<K, V> {
             };
             let maint = &mut *locked;
             sink.generation = maint.generation;
-            if drain && maint.backlog.0.is_null() {
+            if drain && maint.backlog.0.is_empty() {
                 maint.backlog.0 = self.take_stack();
                 turn.drained = true;
             }
@@ -93,7 +93,7 @@ impl<K, V> Segment<K, V> {
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
             turn.migrating = self.table.maintain(migrate_budget, guard);
-            turn.due_left = !maint.backlog.0.is_null() || !caught_up;
+            turn.due_left = !maint.backlog.0.is_empty() || !caught_up;
             turn.evict_left = over;
             // Relaxed: read by `due` as a hint; stored under the lock, so the maintainers'
             // values are ordered, and a later tick is never published before its work.
@@ -106,7 +106,7 @@ impl<K, V> Segment<K, V> {
             drop(locked);
             // SeqCst: pairs with the fence before a writer's `try_lock` (module docs).
             fence(Ordering::SeqCst);
-            if self.handoff.head.load(Ordering::Relaxed).is_null() {
+            if self.handoff.stack.looks_empty() {
                 return turn;
             }
             // A writer pushed while we held the lock and may have found it taken.
@@ -192,18 +192,20 @@ impl<K, V> Segment<K, V> {
                 self.expire(raw, &mut maint.queues, guard, sink, turn);
             }
         }
-        while *budget > 0 && !maint.backlog.0.is_null() {
+        while *budget > 0 {
+            // The link is read first (`pop` does): once scheduled, the node's links are the
+            // wheel's. SAFETY: `pop`'s 1: a QUEUED node is not DETACHED (only this lock's
+            // holder detaches it, after taking its request), so not retired: alive while
+            // we hold the lock, and stack links carry the `into_raw` pointer; its 2: the
+            // backlog is ours (under the lock), taken off the stack by `take_stack`, whose
+            // Acquire ordered the pushes' writes of the links, and a QUEUED node whose
+            // request is not applied is in no wheel slot, so nothing wrote them since.
+            let Some(raw) = (unsafe { maint.backlog.0.pop() }) else {
+                break;
+            };
             *budget -= 1;
-            let raw = maint.backlog.0;
-            // SAFETY: `NodePtr::from_raw`'s 1 and 2: a QUEUED node is not DETACHED (only
-            // this lock's holder detaches it, after taking its request), so not retired:
-            // alive while we hold the lock; its 3: stack links carry the `into_raw` pointer.
+            // SAFETY: `NodePtr::from_raw`'s 1, 2 and 3: as for `pop`'s 1 above.
             let node = unsafe { NodePtr::from_raw(raw) };
-            // Read the link first: once scheduled, the node's links are the wheel's.
-            // SAFETY: `Node::link`'s 1: the backlog is ours (under the lock); its 2: a
-            // QUEUED node whose request is not applied is in no wheel slot; its 3: the
-            // pushes' Release and `take_stack`'s Acquire swap order the link's writes.
-            maint.backlog.0 = unsafe { node.link() };
             let old = node.take_request();
             if old & REMOVED != 0 {
                 // SAFETY: `unschedule`'s 1: QUEUED, so alive; its 2: a node is only filed
@@ -291,8 +293,9 @@ impl<K, V> Segment<K, V> {
     }
 
     /// Evicts while the cache's total weight is over its bound and the budget lasts (see
-    /// `evict`); a victim already expired at `now` is reported as `Expired`. Returns whether it stopped with the total still over and entries left to
-    /// evict here. Maintenance lock held.
+    /// `evict`); a victim already expired at `now` is reported as `Expired`. Returns
+    /// whether it stopped with the total still over and entries left to evict here.
+    /// Maintenance lock held.
     pub(super) fn evict(
         &self,
         maint: &mut Maint<K, V>,

@@ -2,9 +2,9 @@
 //!
 //! Writers never wait for expiry work. The wheel sits behind the segment's *maintenance
 //! lock*, which is only ever taken with `try_lock` on the write path. A writer that links
-//! an entry with a deadline records that on the segment's **hand-off stack** (a Treiber
-//! stack threaded through the node's stack link, `Node::link`, drained whole by `swap`, so
-//! no ABA); one that removes a scheduled entry records it in the segment's **cancel ring**
+//! an entry with a deadline records that on the segment's **hand-off stack** (the
+//! intrusive Treiber stack of `crate::intrusive`, threaded through the node's `wheel.next`
+//! and taken whole, so no ABA); one that removes a scheduled entry records it in the segment's **cancel ring**
 //! (a few slots of node pointers: the node's wheel links are in use then, so it cannot go
 //! on the stack); a read whose expiry policy moved an entry's deadline earlier records a
 //! re-file request there too (see `cache::expiry`). Whoever holds the lock applies the
@@ -48,9 +48,11 @@
 //! unpinned, runs the listener. Nothing here runs user code, and nothing flushes the epoch
 //! (which runs crossbeam's deferred closures, anyone's) while holding the lock.
 
+use crate::entry::links::WheelField;
 use crate::entry::node::{Node, NodePtr, DETACHED, REMOVED};
 use crate::entry::reclaim::Reclaim;
 use crate::evict::{Limits, Queues};
+use crate::intrusive::{Chain, Stack};
 use crate::sync::{self, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::table::{Table, Tuning};
 use crate::wheel::Wheel;
@@ -83,7 +85,8 @@ const CANCELS: usize = if sync::MODEL { 2 } else { 32 };
 /// (a writer touches it with its push anyway), then the cancel ring.
 #[derive(Debug)]
 struct HandOff<K, V> {
-    head: AtomicPtr<Node<K, V>>,
+    /// Scheduling requests of new nodes (through their `wheel.next`).
+    stack: Stack<WheelField<K, V>>,
     /// Pushes since the last drain (a hint: reset before the drain's swap).
     queued: AtomicUsize,
     /// The first tick at which writes must maintain again; 0 when due work was left.
@@ -133,7 +136,7 @@ pub(crate) struct Turn {
 /// Requests taken off the hand-off stack but not yet applied (a list of still-`QUEUED`
 /// nodes through their stack links).
 #[derive(Debug)]
-struct Backlog<K, V>(*mut Node<K, V>);
+struct Backlog<K, V>(Chain<WheelField<K, V>>);
 
 // SAFETY: 1. the backlog's nodes are QUEUED, hence alive, and reached only by the holder
 // of the maintenance lock, inside whose `Mutex` the backlog moves; 2. a cache only
@@ -200,7 +203,7 @@ impl<K, V> Segment<K, V> {
             table: Table::new(capacity, tuning),
             reclaim: Reclaim::new(),
             handoff: CachePadded::new(HandOff {
-                head: AtomicPtr::new(ptr::null_mut()),
+                stack: Stack::default(),
                 queued: AtomicUsize::new(0),
                 due_at: AtomicU64::new(0),
                 cancel_at: AtomicUsize::new(0),
@@ -208,7 +211,7 @@ impl<K, V> Segment<K, V> {
             }),
             maint: Mutex::new(Maint {
                 wheel: Wheel::new(now),
-                backlog: Backlog(ptr::null_mut()),
+                backlog: Backlog(Chain::default()),
                 queues: Queues::new(),
                 generation: 0,
             }),
@@ -256,27 +259,28 @@ impl<K, V> Drop for Segment<K, V> {
         // and reclamation drops free every node exactly once: removed nodes are detached
         // (and retired, their other holds being gone); live ones stay in the table, which
         // frees them.
-        let backlog = std::mem::replace(&mut sync::lock(&self.maint).backlog.0, ptr::null_mut());
-        // Relaxed (here and below): `&mut self`, and whatever handed it to us (the last
-        // handle's drop) ordered every other thread's pushes and flag changes before this.
-        let stack = self.handoff.head.swap(ptr::null_mut(), Ordering::Relaxed);
-        for mut next in [backlog, stack] {
-            while !next.is_null() {
-                // SAFETY: `NodePtr::from_raw`'s 1 and 2: a QUEUED node is not DETACHED, so
-                // not retired, and nothing retires it before our `settle` below, which
-                // comes after its last use; its 3: the stack and backlog links hold the
-                // pointers `push` stored, from `NodePtr::as_ptr`.
-                let node = unsafe { NodePtr::from_raw(next) };
-                // SAFETY: `link`'s 1: we took the node off the stack or backlog, so its
-                // membership is ours; its 2: a stacked node is in no wheel slot; its 3:
-                // `&mut self` orders every earlier write of the link before this.
-                next = unsafe { node.link() };
+        let backlog = std::mem::take(&mut sync::lock(&self.maint).backlog.0);
+        // The take's Acquire is stronger than needed: `&mut self`, and whatever handed it
+        // to us (the last handle's drop) ordered every other thread's pushes before this.
+        let stack = self.handoff.stack.take();
+        for mut chain in [backlog, stack] {
+            // SAFETY: `pop`'s 1: a QUEUED node is not DETACHED, so not retired, and
+            // nothing retires it before our `settle` below, which comes after its last
+            // use; its 2: we took the chain off the stack or the backlog, so its links are
+            // ours, and `&mut self` orders every earlier write of them before this.
+            while let Some(raw) = unsafe { chain.pop() } {
+                // SAFETY: `NodePtr::from_raw`'s 1 and 2: as for `pop`'s 1 above; its 3: the
+                // stack and backlog links hold the pointers `push` stored, from
+                // `NodePtr::as_ptr`.
+                let node = unsafe { NodePtr::from_raw(raw) };
                 let old = node.take_request();
                 if old & REMOVED != 0 {
                     self.reclaim.settle(node, DETACHED);
                 }
             }
         }
+        // Relaxed: `&mut self`, and whatever handed it to us ordered every other thread's
+        // pushes and flag changes before this.
         for slot in self.handoff.cancels.iter() {
             let raw = slot.swap(ptr::null_mut(), Ordering::Relaxed);
             if !raw.is_null() {

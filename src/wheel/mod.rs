@@ -48,9 +48,11 @@
 
 mod level;
 
+use crate::entry::links::WheelField;
 use crate::entry::node::{Node, SCHEDULED};
+use crate::intrusive::list::splice_out;
 use crate::sync::Ordering;
-use level::{splice_out, Level, List, SLOTS};
+use level::{head_of, Level, SLOTS};
 
 /// Levels of 64 slots: enough that `64^LEVELS` exceeds every deadline (see the module docs).
 pub(crate) const LEVELS: usize = 10;
@@ -159,24 +161,23 @@ impl<K, V> Wheel<K, V> {
     ///    cancelled or handed out since (so it is alive, on one of our lists).
     /// 2. The caller holds the segment's maintenance lock.
     pub(crate) unsafe fn cancel(&mut self, node: *mut Node<K, V>) {
-        // SAFETY: `List::head_of`'s 1: by our 1, `node` is alive and on one of our lists
+        // SAFETY: `head_of`'s 1: by our 1, `node` is alive and on one of our lists
         // (invariant 2); its 2: our 2. `Level::unlink`'s 1: `node` heads the slot its
         // mark names; its 2: every node on our lists is alive (`schedule`'s 1); its 3: our
-        // 2. `splice_out`'s 1: our 1; its 2: `node`'s neighbours are on our lists, so
-        // alive (`schedule`'s 1); its 3: our 2.
+        // 2. `splice_out`'s 1: our 1, and `node` is not first (`head_of` found a node
+        // before it); its 2: `node`'s neighbours are on our lists, so alive (`schedule`'s
+        // 1); its 3: our 2.
         unsafe {
-            match List::head_of(node) {
+            match head_of(node) {
                 Some((level, slot)) => {
                     debug_assert!(
-                        level < LEVELS && self.levels[level].slots[slot].head == node,
+                        level < LEVELS && self.levels[level].slots[slot].head() == node,
                         "{node:p} names level {level}, slot {slot} as its list, headed by {:?}",
-                        self.levels.get(level).map(|l| l.slots[slot].head)
+                        self.levels.get(level).map(|l| l.slots[slot].head())
                     );
                     self.levels[level].unlink(slot, node);
                 }
-                None => {
-                    splice_out(node);
-                }
+                None => splice_out::<WheelField<K, V>>(node),
             }
         }
         // SAFETY: alive (our 1). Relaxed: SCHEDULED is read and written only by this wheel's

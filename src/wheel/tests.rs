@@ -3,7 +3,7 @@
 //! without a budget, cancelling before and after a cascade, re-scheduling, and the module's
 //! three invariants, checked after every step.
 
-use super::level::{mark, List};
+use super::level::{head_of, mark};
 use super::*;
 use crate::clock::NEVER;
 use crate::entry::node::NodeBox;
@@ -60,7 +60,7 @@ impl<K, V> Wheel<K, V> {
                 let bit = (level.occupied >> s) & 1 == 1;
                 assert_eq!(bit, !list.is_empty(), "occupancy bit of level {l} slot {s}");
                 let mut prev = mark(l, s);
-                let mut node = list.head;
+                let mut node = list.head();
                 while !node.is_null() {
                     // SAFETY: `wheel_links`'s 1: a linked node is alive (our 1); its 2: our 2.
                     let (p, next) = unsafe { wheel_links(node) };
@@ -213,7 +213,7 @@ impl Harness {
                 );
             }
             // SAFETY: linked, so alive; the harness owns the wheel.
-            let ((prev, _), head) = unsafe { (wheel_links(node), List::head_of(node)) };
+            let ((prev, _), head) = unsafe { (wheel_links(node), head_of(node)) };
             assert_eq!(
                 head,
                 (prev == mark(l, s)).then_some((l, s)),
