@@ -2,7 +2,8 @@
 //!
 //! Groups: `single_thread` (get hit/miss, insert new/replace, remove; with a plain
 //! single-threaded `HashMap` as the reference), `contended` (Zipf reads 100/0 and 90/10,
-//! cloned and borrowed, and the session workload, at 1, 2 and 8 threads; wheelcache
+//! cloned and borrowed, and the session workload of `peers/session.rs` (each thread keeps
+//! 512 live sessions across iterations), at 1, 2 and 8 threads; wheelcache
 //! also as `wheelcache+bound`, with `max_capacity` set to the workload's capacity), `grow` (10^6
 //! inserts into an empty, unsized map) and `expiry` (cost per lapsed entry, 10^3..10^6
 //! lapsing together), and `policy_reads` (wheelcache alone: what an expiry policy costs a
@@ -36,12 +37,13 @@
 mod peers;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use peers::session::{Sessions, Tally};
 use peers::{value, Dash, Moka, MutexMap, Papaya, Quick, RwLockMap, Subject, Wheel, WheelBounded};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 const KEYS: u64 = 100_000;
@@ -260,48 +262,28 @@ fn contended<S: Subject>(c: &mut Criterion) {
     }
     g.finish();
     let sessions = Arc::new(S::new(SESSION_TTL, 1 << 16));
-    // Each thread's next session id, kept across iterations (so ids never repeat) and
-    // touched only by its thread, at the start and end of a run.
-    let next: Arc<Vec<AtomicU64>> =
-        Arc::new((0..8u64).map(|t| AtomicU64::new((t + 1) << 40)).collect());
+    // Each thread's sessions (its window of live ones, its next id), kept across
+    // iterations so sessions live on between them; each is locked only by its thread.
+    let windows: Arc<Vec<Mutex<Sessions>>> =
+        Arc::new((0..8).map(|t| Mutex::new(Sessions::new(t))).collect());
     let mut g = short(c, "contended");
     for threads in [1usize, 2, 8] {
         g.throughput(Throughput::Elements(BATCH * threads as u64));
-        let (sessions, next) = (sessions.clone(), next.clone());
+        let (sessions, windows) = (sessions.clone(), windows.clone());
         g.bench_function(
             BenchmarkId::new(format!("session/{threads}t"), S::NAME),
             |b| {
                 b.iter_custom(|iters| {
-                    let next = next.clone();
+                    let windows = windows.clone();
                     threaded(&sessions, SESSION_TTL, threads, iters, move |s, t, ops| {
-                        let start = next[t].load(Ordering::Relaxed);
-                        let end = session_work(s, start, ops);
-                        next[t].store(end, Ordering::Relaxed);
+                        let mut tally = Tally::default();
+                        windows[t].lock().unwrap().run(s, ops, &mut tally);
                     })
                 })
             },
         );
     }
     g.finish();
-}
-
-/// The session workload on ids from `first` up: start (insert with TTL), 4 reads, end 70%
-/// / abandon 30%. Six operations per session. Returns the next unused id.
-fn session_work<S: Subject>(s: &S, first: u64, ops: u64) -> u64 {
-    let mut id = first;
-    let mut done = 0;
-    while done < ops {
-        s.insert(id, value(id));
-        for _ in 0..4 {
-            std::hint::black_box(s.read(id));
-        }
-        if id % 10 < 7 {
-            s.remove(id);
-        }
-        id += 1;
-        done += 6;
-    }
-    id
 }
 
 /// 10^6 inserts into an empty map that was not pre-sized: how growing costs.

@@ -1,30 +1,39 @@
 //! The story this crate exists for, measured: a session store under churn.
 //!
-//! Worker threads start sessions (insert with a TTL), read each four times, then end 70%
-//! of them (remove) and abandon the rest (left for the TTL). Each subject runs the same
-//! work in turn while a sampler records live heap bytes (a counting allocator) and RSS
-//! every 100 ms:
+//! Worker threads run the session workload of `benches/peers/session.rs`: each keeps a
+//! window of 512 live sessions and, per operation, reads a random one of them or (one in
+//! eight) ends one at a random point of its life (70% `remove`, 30% abandoned to the TTL)
+//! and starts a new one. Each subject runs the same work in turn while a sampler records
+//! live heap bytes (a counting allocator) and RSS every 100 ms:
 //!
 //! - `leaky map`: `Mutex<HashMap>` that never deletes (the bug from the story);
-//! - `Mutex<HashMap>`: with deadlines, swept every TTL/2 but at most every 100 ms (the
-//!   usual fix), and `dashmap` swept the same way (the fastest swept map here);
+//! - `Mutex<HashMap>`, `RwLock<HashMap>` and `dashmap`, with deadlines, swept every TTL/2
+//!   but at most every 100 ms from a thread of their own (the usual fix);
 //! - `wheelcache`: this crate;
-//! - `moka`: per-entry expiry.
+//! - `moka`: per-entry expiry;
+//! - `quick_cache`: no timers at all (deadlines checked on read, memory held by its bound).
+//!
+//! `--mode reaper` (the default): wheelcache runs its background reaper every 100 ms.
+//! `--mode housekeeping`: no reaper; a thread calls each subject's own maintenance
+//! (`run_pending_tasks` for wheelcache and moka, a sweep for the swept maps) every 100 ms.
 //!
 //! Each worker thread uses its own range of session ids (no shared counter). It prints a
-//! progress line per second, then a table and the ratios between subjects as measured
-//! (losses included), and writes two SVG charts: `target/session_churn.svg` (live heap
-//! over time: the leak on its own panel, the fixes zoomed on another) and
+//! progress line per second, then a table (throughput, hit ratio, insert and remove
+//! latency percentiles, memory) and the ratios between subjects as measured (losses
+//! included), and writes two SVG charts: `target/session_churn.svg` (live heap over time:
+//! the leak on its own panel, the fixes zoomed on another) and
 //! `target/session_churn_throughput.svg` (throughput and insert p99.9 per subject).
 //!
 //! `cargo run --release --example session_churn -- [--seconds N] [--threads T] [--ttl-ms M]
-//! [--only wheelcache,moka]`
-//! (`--seconds` is per subject; default 5, so about 20 s in all).
+//! [--mode reaper|housekeeping] [--only wheelcache,moka]`
+//! (`--seconds` is per subject; default 5, so about 40 s in all). For figures to compare,
+//! run each subject in its own process (`--only`), alternating rounds.
 
 #[path = "../benches/peers/mod.rs"]
 mod peers;
 
-use peers::{value, Dash, Moka, MutexMap, Subject, Value, Wheel};
+use peers::session::{Histogram, Sessions, Tally, WINDOW};
+use peers::{Dash, Moka, MutexMap, Quick, RwLockMap, Subject, Value, Wheel};
 use plotters::prelude::*;
 
 use std::collections::HashMap;
@@ -63,49 +72,6 @@ impl Subject for Leaky {
     }
 }
 
-/// A log-linear latency histogram (8 sub-buckets per power of two, in ns).
-#[derive(Clone)]
-struct Histogram(Vec<u64>);
-
-impl Histogram {
-    fn new() -> Self {
-        Self(vec![0; 64 * 8])
-    }
-    fn record(&mut self, ns: u64) {
-        let ns = ns.max(1);
-        let exp = 63 - ns.leading_zeros() as usize;
-        let sub = if exp >= 3 {
-            ((ns >> (exp - 3)) & 7) as usize
-        } else {
-            0
-        };
-        self.0[exp * 8 + sub] += 1;
-    }
-    fn merge(&mut self, other: &Self) {
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
-            *a += b;
-        }
-    }
-    /// The upper bound of the bucket holding quantile `q`.
-    fn quantile(&self, q: f64) -> u64 {
-        let total: u64 = self.0.iter().sum();
-        let target = ((total as f64) * q).ceil() as u64;
-        let mut seen = 0;
-        for (i, c) in self.0.iter().enumerate() {
-            seen += c;
-            if seen >= target.max(1) {
-                let (exp, sub) = (i / 8, i % 8);
-                return if exp >= 3 {
-                    (8 + sub as u64 + 1) << (exp - 3)
-                } else {
-                    1 << exp
-                };
-            }
-        }
-        0
-    }
-}
-
 struct Outcome {
     name: &'static str,
     len: usize,
@@ -116,8 +82,7 @@ struct Outcome {
     last: isize,
     live_sessions: f64,
     rss_peak: u64,
-    lat: Histogram,
-    max_ns: u64,
+    tally: Tally,
     series: Vec<(f64, isize)>,
 }
 
@@ -132,10 +97,26 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
+/// How lapsed entries leave during a run (see the module docs).
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Reaper,
+    Housekeeping,
+}
+
+/// The background cadence: every TTL/2, at most every 100 ms (the bench's rule).
+fn cadence(ttl: Duration) -> Duration {
+    (ttl / 2).max(Duration::from_millis(100))
+}
+
+fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration, mode: Mode) -> Outcome {
     let name = S::NAME;
     let base = counting::live_bytes();
-    let store = Arc::new(S::new(ttl, 1 << 16));
+    let every = cadence(ttl);
+    let store = Arc::new(match mode {
+        Mode::Reaper => S::with_reaper(ttl, 1 << 16, every),
+        Mode::Housekeeping => S::new(ttl, 1 << 16),
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let abandoned = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -143,50 +124,28 @@ fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
         .map(|t| {
             let (store, stop, abandoned) = (store.clone(), stop.clone(), abandoned.clone());
             std::thread::spawn(move || {
-                let mut lat = Histogram::new();
-                let (mut ops, mut max_ns, mut x) = (0u64, 0u64, 0x9E37_79B9u64 ^ t as u64);
-                let mut abandons = 0u64;
-                // This thread's own id range.
-                let mut id = (t as u64 + 1) << 40;
+                let mut sessions = Sessions::new(t);
+                let mut tally = Tally::default();
                 while !stop.load(Ordering::Relaxed) {
-                    for _ in 0..64 {
-                        id += 1;
-                        let session = value(id);
-                        let t0 = Instant::now();
-                        store.insert(id, session);
-                        let ns = t0.elapsed().as_nanos() as u64;
-                        lat.record(ns);
-                        max_ns = max_ns.max(ns);
-                        for _ in 0..4 {
-                            std::hint::black_box(store.read(id));
-                        }
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        if x % 10 < 7 {
-                            store.remove(id);
-                        } else {
-                            abandons += 1;
-                        }
-                        ops += 6;
-                    }
-                    // Published once per 64 sessions, for the sampler's estimate.
-                    abandoned.fetch_add(std::mem::take(&mut abandons), Ordering::Relaxed);
+                    let before = tally.abandoned;
+                    sessions.run(&*store, 256, &mut tally);
+                    // Published once per 256 operations, for the sampler's estimate.
+                    abandoned.fetch_add(tally.abandoned - before, Ordering::Relaxed);
                 }
-                (ops, lat, max_ns)
+                tally
             })
         })
         .collect();
-    // The bench's rule (benches/cache.rs): every TTL/2, at most every 100 ms.
-    let sweep_every = (ttl / 2).max(Duration::from_millis(100));
-    let sweeper = S::SWEPT.then(|| {
+    // Swept maps are swept in both modes; with housekeeping, every subject's own
+    // maintenance runs at the same cadence.
+    let background = (S::SWEPT || mode == Mode::Housekeeping).then(|| {
         let (store, stop) = (store.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut last = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(5));
-                if last.elapsed() >= sweep_every {
-                    store.sweep();
+                if last.elapsed() >= every {
+                    store.maintain();
                     last = Instant::now();
                 }
             }
@@ -204,7 +163,8 @@ fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
         let bytes = counting::live_bytes() - base;
         abandons.push(abandoned.load(Ordering::Relaxed));
         let back = abandons.len().saturating_sub(window + 1);
-        live_sessions = (abandons[abandons.len() - 1] - abandons[back]) as f64 + threads as f64;
+        live_sessions =
+            (abandons[abandons.len() - 1] - abandons[back]) as f64 + (threads * WINDOW) as f64;
         peak = peak.max(bytes);
         rss_peak = rss_peak.max(rss_bytes());
         series.push((t, bytes));
@@ -217,15 +177,11 @@ fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let mut lat = Histogram::new();
-    let (mut ops, mut max_ns) = (0, 0);
+    let mut tally = Tally::default();
     for w in workers {
-        let (o, l, m) = w.join().unwrap();
-        ops += o;
-        lat.merge(&l);
-        max_ns = max_ns.max(m);
+        tally.merge(&w.join().unwrap());
     }
-    if let Some(s) = sweeper {
+    if let Some(s) = background {
         s.join().unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -237,15 +193,14 @@ fn run<S: Subject>(threads: usize, secs: f64, ttl: Duration) -> Outcome {
     Outcome {
         name,
         len,
-        ops,
+        ops: tally.ops,
         secs: elapsed,
         peak,
         middle,
         last,
         live_sessions,
         rss_peak,
-        lat,
-        max_ns,
+        tally,
         series,
     }
 }
@@ -274,16 +229,46 @@ fn arg(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
+/// `p50 / p99 / p99.9 / max` of a histogram, in microseconds.
+fn percentiles(h: &Histogram) -> String {
+    let us = |ns: u64| ns as f64 / 1e3;
+    format!(
+        "{:.2} / {:.1} / {:.1} / {:.0}",
+        us(h.quantile(0.5)),
+        us(h.quantile(0.99)),
+        us(h.quantile(0.999)),
+        us(h.max)
+    )
+}
+
 fn main() {
     let secs = arg("--seconds", 5.0);
     let threads = arg("--threads", 4.0) as usize;
     let ttl = Duration::from_millis(arg("--ttl-ms", 200.0) as u64);
-    println!("session churn: {threads} threads, TTL {ttl:?}, {secs} s per subject; 4 reads per session, 70% ended, 30% abandoned");
+    let args: Vec<String> = std::env::args().collect();
+    let after = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.to_lowercase())
+    };
+    let mode = match after("--mode").as_deref() {
+        None | Some("reaper") => Mode::Reaper,
+        Some("housekeeping") => Mode::Housekeeping,
+        Some(other) => panic!("--mode {other}: expected reaper or housekeeping"),
+    };
+    let mode_name = match mode {
+        Mode::Reaper => "reaper (wheelcache's own; swept maps swept)",
+        Mode::Housekeeping => "housekeeping (each subject's own maintenance from a thread)",
+    };
+    println!(
+        "session churn: {threads} threads x {WINDOW} live sessions, TTL {ttl:?}, {secs} s per subject, \
+         background every {:?}: {mode_name}",
+        cadence(ttl)
+    );
     // `--only wheelcache,moka` runs a subset (names as in the table, case-insensitive).
-    let only: Vec<String> = std::env::args()
-        .skip_while(|a| a != "--only")
-        .nth(1)
-        .map(|list| list.to_lowercase().split(',').map(str::to_owned).collect())
+    let only: Vec<String> = after("--only")
+        .map(|list| list.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
     let mut outcomes = Vec::new();
     // moka runs last: it frees some memory through crossbeam-epoch well after its drop,
@@ -291,7 +276,9 @@ fn main() {
     let names = [
         Leaky::NAME,
         MutexMap::NAME,
+        RwLockMap::NAME,
         Dash::NAME,
+        Quick::NAME,
         Wheel::NAME,
         Moka::NAME,
     ];
@@ -301,54 +288,16 @@ fn main() {
         }
         println!("{name}:");
         outcomes.push(match i {
-            0 => run::<Leaky>(threads, secs, ttl),
-            1 => run::<MutexMap>(threads, secs, ttl),
-            2 => run::<Dash>(threads, secs, ttl),
-            3 => run::<Wheel>(threads, secs, ttl),
-            _ => run::<Moka>(threads, secs, ttl),
+            0 => run::<Leaky>(threads, secs, ttl, mode),
+            1 => run::<MutexMap>(threads, secs, ttl, mode),
+            2 => run::<RwLockMap>(threads, secs, ttl, mode),
+            3 => run::<Dash>(threads, secs, ttl, mode),
+            4 => run::<Quick>(threads, secs, ttl, mode),
+            5 => run::<Wheel>(threads, secs, ttl, mode),
+            _ => run::<Moka>(threads, secs, ttl, mode),
         });
     }
-    println!();
-    println!("| subject | Mops/s | peak heap MiB | final heap MiB | end/middle | bytes per live session | insert p50 | p99.9 | max | peak RSS MiB |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for o in &outcomes {
-        println!(
-            "| {} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} | {} ns | {} ns | {:.2} ms | {:.0} |",
-            o.name,
-            o.ops as f64 / o.secs / 1e6,
-            o.peak as f64 / 1048576.0,
-            o.last as f64 / 1048576.0,
-            o.last as f64 / o.middle.max(1) as f64,
-            o.last as f64 / o.live_sessions.max(1.0),
-            o.lat.quantile(0.5),
-            o.lat.quantile(0.999),
-            o.max_ns as f64 / 1e6,
-            o.rss_peak as f64 / 1048576.0,
-        );
-    }
-    if let Some(w) = outcomes.iter().find(|o| o.name == Wheel::NAME) {
-        println!();
-        let rate = |o: &Outcome| o.ops as f64 / o.secs;
-        let per = |o: &Outcome| o.last as f64 / o.live_sessions.max(1.0);
-        let p999 = |o: &Outcome| o.lat.quantile(0.999) as f64;
-        for o in outcomes
-            .iter()
-            .filter(|o| o.name != Wheel::NAME && o.name != Leaky::NAME)
-        {
-            let t = rate(w) / rate(o);
-            println!(
-                "wheelcache vs {}: throughput {t:.2}x ({}), memory per live session {:.2}x, insert p99.9 {:.2}x ({})",
-                o.name,
-                if t >= 1.0 { "faster" } else { "SLOWER" },
-                per(w) / per(o),
-                p999(w) / p999(o),
-                if p999(w) <= p999(o) { "no worse" } else { "WORSE" },
-            );
-        }
-    }
-    for o in &outcomes {
-        println!("{} entries held at the end: {}", o.name, o.len);
-    }
+    report(&outcomes);
     match chart(&outcomes) {
         Ok(path) => println!("memory chart: {path}"),
         Err(e) => println!("memory chart not written: {e}"),
@@ -359,13 +308,68 @@ fn main() {
     }
 }
 
+/// The tables, and wheelcache's ratios against every other subject.
+fn report(outcomes: &[Outcome]) {
+    println!();
+    println!("| subject | Mops/s | hits | insert p50 / p99 / p99.9 / max (us) | remove p50 / p99 / p99.9 / max (us) | read (1 in 16) p50 / p99 / p99.9 / max (us) |");
+    println!("|---|---|---|---|---|---|");
+    for o in outcomes {
+        let t = &o.tally;
+        println!(
+            "| {} | {:.2} | {:.2}% | {} | {} | {} |",
+            o.name,
+            o.ops as f64 / o.secs / 1e6,
+            100.0 * t.hits as f64 / t.reads.max(1) as f64,
+            percentiles(&t.insert),
+            percentiles(&t.remove),
+            percentiles(&t.read),
+        );
+    }
+    println!();
+    println!("| subject | peak heap MiB | final heap MiB | end/middle | bytes per live session | peak RSS MiB | entries at the end |");
+    println!("|---|---|---|---|---|---|---|");
+    for o in outcomes {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.2} | {:.0} | {:.0} | {} |",
+            o.name,
+            o.peak as f64 / 1048576.0,
+            o.last as f64 / 1048576.0,
+            o.last as f64 / o.middle.max(1) as f64,
+            o.last as f64 / o.live_sessions.max(1.0),
+            o.rss_peak as f64 / 1048576.0,
+            o.len,
+        );
+    }
+    let Some(w) = outcomes.iter().find(|o| o.name == Wheel::NAME) else {
+        return;
+    };
+    println!();
+    let rate = |o: &Outcome| o.ops as f64 / o.secs;
+    let per = |o: &Outcome| o.last as f64 / o.live_sessions.max(1.0);
+    let p999 = |h: &Histogram| h.quantile(0.999) as f64;
+    for o in outcomes
+        .iter()
+        .filter(|o| o.name != Wheel::NAME && o.name != Leaky::NAME)
+    {
+        let t = rate(w) / rate(o);
+        println!(
+            "wheelcache vs {}: throughput {t:.2}x ({}), memory per live session {:.2}x, insert p99.9 {:.2}x, remove p99.9 {:.2}x",
+            o.name,
+            if t >= 1.0 { "faster" } else { "SLOWER" },
+            per(w) / per(o),
+            p999(&w.tally.insert) / p999(&o.tally.insert),
+            p999(&w.tally.remove) / p999(&o.tally.remove).max(1.0),
+        );
+    }
+}
+
 fn chart_path(name: &str) -> Result<String, Box<dyn std::error::Error>> {
     let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     std::fs::create_dir_all(&dir)?;
     Ok(format!("{dir}/{name}"))
 }
 
-const COLORS: [RGBColor; 5] = [RED, BLUE, MAGENTA, GREEN, BLACK];
+const COLORS: [RGBColor; 7] = [RED, BLUE, CYAN, MAGENTA, YELLOW, GREEN, BLACK];
 
 fn color_of(outcomes: &[Outcome], name: &str) -> RGBColor {
     let i = outcomes.iter().position(|o| o.name == name).unwrap_or(0);
@@ -454,7 +458,7 @@ fn bars(outcomes: &[Outcome]) -> Result<String, Box<dyn std::error::Error>> {
         .collect();
     let p999: Vec<f64> = outcomes
         .iter()
-        .map(|o| o.lat.quantile(0.999) as f64 / 1e3)
+        .map(|o| o.tally.insert.quantile(0.999) as f64 / 1e3)
         .collect();
     bar_panel(
         &left,

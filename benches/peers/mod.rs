@@ -7,6 +7,8 @@
 //! capacity bound for memory).
 #![allow(dead_code)]
 
+pub(crate) mod session;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -36,6 +38,16 @@ pub(crate) trait Subject: Send + Sync + 'static {
     /// Whether entries need [`Subject::sweep`] to leave.
     const SWEPT: bool;
     fn new(ttl: Duration, capacity: usize) -> Self;
+    /// As `new`, for a run whose lapsed entries leave in the background every `every`: a
+    /// cache with a reaper of its own starts it; the others are as `new` (the harness
+    /// sweeps swept maps from a thread of its own at that cadence).
+    fn with_reaper(ttl: Duration, capacity: usize, every: Duration) -> Self
+    where
+        Self: Sized,
+    {
+        let _ = every;
+        Self::new(ttl, capacity)
+    }
     fn insert(&self, key: u64, value: Value);
     /// A cloned read.
     fn get(&self, key: u64) -> Option<Value>;
@@ -57,6 +69,22 @@ pub(crate) trait Subject: Send + Sync + 'static {
 pub(crate) struct WheelOf<const BOUND: bool>(wheelcache::Cache<u64, Value>);
 
 pub(crate) type Wheel = WheelOf<false>;
+
+impl<const BOUND: bool> WheelOf<BOUND> {
+    fn build(ttl: Duration, capacity: usize, reaper: Option<Duration>) -> Self {
+        let mut builder = wheelcache::Cache::builder()
+            .time_to_live(ttl)
+            .initial_capacity(capacity);
+        if let Some(every) = reaper {
+            builder = builder.background_reaper(every);
+        }
+        Self(if BOUND {
+            builder.max_capacity(capacity as u64).build()
+        } else {
+            builder.build()
+        })
+    }
+}
 pub(crate) type WheelBounded = WheelOf<true>;
 
 impl<const BOUND: bool> Subject for WheelOf<BOUND> {
@@ -68,14 +96,10 @@ impl<const BOUND: bool> Subject for WheelOf<BOUND> {
     const BORROWS: bool = true;
     const SWEPT: bool = false;
     fn new(ttl: Duration, capacity: usize) -> Self {
-        let builder = wheelcache::Cache::builder()
-            .time_to_live(ttl)
-            .initial_capacity(capacity);
-        Self(if BOUND {
-            builder.max_capacity(capacity as u64).build()
-        } else {
-            builder.build()
-        })
+        Self::build(ttl, capacity, None)
+    }
+    fn with_reaper(ttl: Duration, capacity: usize, every: Duration) -> Self {
+        Self::build(ttl, capacity, Some(every))
     }
     fn insert(&self, key: u64, value: Value) {
         self.0.insert(key, value);
