@@ -58,7 +58,8 @@ unsafe impl<K, V> StackLink for WheelField<K, V> {
 pub(crate) struct QueueField<K, V>(PhantomData<fn() -> (K, V)>);
 
 // SAFETY: `with_links` hands `f` the extension's `links` field on every call (a node's
-// extension never changes), a field no other adapter names, and touches nothing else.
+// extension never changes), a field no other adapter names, and writes nothing else (to
+// find the field it reads the node's `meta`, an atomic, and its immutable layout).
 unsafe impl<K, V> ListLinks for QueueField<K, V> {
     type Node = Node<K, V>;
 

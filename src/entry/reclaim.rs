@@ -188,7 +188,9 @@ impl<K, V> Reclaim<K, V> {
         // after a take returns it (sealing, then a free after its grace period); its 2: by
         // our 2 and 3 this thread alone holds the node now, so its link (`wheel.next`:
         // unreachable from the wheel, our 2) is ours, and our 4 orders its other holders'
-        // accesses before this.
+        // accesses before this. Its 3: whoever frees the node runs `K`'s and `V`'s `Drop`s
+        // on its own thread, which `Reclaim` allows only for `K, V: Send + Sync` (its
+        // `Send` and `Sync` impls).
         unsafe { self.limbo.push(node) };
         // Relaxed: the count only decides when to seal; the stack itself is the truth.
         self.limbo_len.fetch_add(1, Ordering::Relaxed);
@@ -224,7 +226,9 @@ impl<K, V> Reclaim<K, V> {
             next: ptr::null_mut(),
         }));
         // SAFETY: `push`'s 1: a live box from `Box::into_raw` above, freed only by the
-        // taker (`absorb_sealed`, `Drop`); its 2: ours alone until this push publishes it.
+        // taker (`absorb_sealed`, `Drop`); its 2: ours alone until this push publishes it;
+        // its 3: a batch holds retired nodes, which may be freed on any thread (as for
+        // `retire`'s push).
         unsafe { self.sealed.push(sealed) };
         let grace = Arc::clone(&self.grace);
         let guard = crossbeam_epoch::pin();
@@ -297,7 +301,8 @@ impl<K, V> Reclaim<K, V> {
             // holder's writes happen-before ours (`Token::drop`, `take_token`).
             let queue = unsafe { &mut *queue };
             // SAFETY: `pop`'s 1: boxes on the sealed stack are alive until their taker
-            // frees them; its 2: the take made this chain ours.
+            // frees them, and are the pointers `Box::into_raw` gave in `seal`; its 2: the
+            // take made this chain ours.
             while let Some(top) = unsafe { taken.pop() } {
                 // SAFETY: 1. boxes on the sealed stack come from `Box::into_raw` in `seal`;
                 // 2. the take made this thread their only owner, and its Acquire made their
@@ -463,8 +468,9 @@ impl<K, V> Drop for Reclaim<K, V> {
         // hand-over of `&mut self` ordered every other access before this.
         unsafe { free_chain(limbo) };
         let mut sealed = self.sealed.take();
-        // SAFETY: `pop`'s 1: boxes on the sealed stack live until their taker frees them;
-        // its 2: the take made this chain ours.
+        // SAFETY: `pop`'s 1: boxes on the sealed stack live until their taker frees them,
+        // and are the pointers `Box::into_raw` gave in `seal`; its 2: the take made this
+        // chain ours.
         while let Some(top) = unsafe { sealed.pop() } {
             // SAFETY: 1. boxes on the sealed stack come from `Box::into_raw` in `seal`;
             // 2. `&mut self`: ours alone; 3. each is taken once (`pop` moved past it).

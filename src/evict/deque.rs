@@ -134,7 +134,8 @@ impl<K, V> Deque<K, V> {
     /// 2. The caller holds the maintenance lock.
     pub(crate) unsafe fn pop_front(&mut self) -> Option<*mut Node<K, V>> {
         let node = self.front()?;
-        // SAFETY: `unlink`'s 1: the front is in this queue; its 2 and 3: our 1 and 2.
+        // SAFETY: `unlink`'s 1: the front is in this queue, and is the pointer its push was
+        // given (with its provenance: `push_back`'s 1); its 2 and 3: our 1 and 2.
         unsafe { self.unlink(node) };
         Some(node)
     }
@@ -142,7 +143,7 @@ impl<K, V> Deque<K, V> {
     /// Takes `node`, which is in this queue, out in O(1).
     ///
     /// # Safety
-    /// 1. `node` is in this queue.
+    /// 1. `node` is in this queue and carries its allocation's provenance.
     /// 2. Every node in this queue is alive (as each push promised).
     /// 3. The caller holds the maintenance lock.
     pub(crate) unsafe fn unlink(&mut self, node: *mut Node<K, V>) {
@@ -152,7 +153,7 @@ impl<K, V> Deque<K, V> {
             self.shape()
         );
         // SAFETY: `queue_of`'s, `set_queue`'s and `ext`'s 1 for `node`: in this queue (our
-        // 1), so alive (our 2), and pushed extended with its provenance (`push_back`'s 1);
+        // 1), so alive (our 2) and extended (`push_back`'s 1), with its provenance (our 1);
         // their 2: our 3. `List::unlink`'s 1: our 1 (this queue's nodes are its list's);
         // its 2: our 2; its 3: our 3, the lock guarding every node's queue links.
         unsafe {

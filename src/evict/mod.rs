@@ -266,7 +266,8 @@ impl<K, V> Queues<K, V> {
     /// 3. The caller holds the maintenance lock.
     pub(crate) unsafe fn unlink(&mut self, node: *mut Node<K, V>) {
         // SAFETY: `queue_of`'s 1: our 1 and 2; its 2: our 3. `Deque::unlink`'s 1: the
-        // stamp names the queue that holds the node, and by our 2 that queue is ours;
+        // stamp names the queue that holds the node, and by our 2 that queue is ours, and
+        // the pointer carries its allocation's provenance (our 2);
         // its 2: every queued node was admitted under `admit`'s 1, so alive; its 3: our 3.
         unsafe {
             match deque::queue_of(node) {

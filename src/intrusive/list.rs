@@ -44,7 +44,10 @@ impl<T> Links<T> {
 ///
 /// # Safety
 /// Implementors promise that `with_links` hands `f` the same `Links` field of `node` on
-/// every call, a field that no other adapter names, and touches nothing else.
+/// every call, a field that no other adapter names, and writes nothing else (it may read
+/// immutable or atomic state to find the field). The list relies on node pointers being
+/// non-null and at least 2-aligned (so that no node is taken for a tag); `List` checks the
+/// alignment at compile time.
 pub(crate) unsafe trait ListLinks {
     type Node;
 
@@ -77,7 +80,8 @@ unsafe fn links<A: ListLinks>(node: *mut A::Node) -> (*mut A::Node, *mut A::Node
 /// The tag of the list `node` leads, or `None` when it has a predecessor.
 ///
 /// # Safety
-/// 1. `node` is alive and on a list threaded through `A`'s links.
+/// 1. `node` is alive, carries its allocation's provenance, and is on a list threaded
+///    through `A`'s links.
 /// 2. The caller owns those links (holds the lock that guards them).
 pub(crate) unsafe fn tag_if_first<A: ListLinks>(node: *mut A::Node) -> Option<*mut A::Node> {
     // SAFETY: `links`' 1 and 2: our 1 and 2.
@@ -89,7 +93,8 @@ pub(crate) unsafe fn tag_if_first<A: ListLinks>(node: *mut A::Node) -> Option<*m
 /// no list's head changes, so the list itself is not needed.
 ///
 /// # Safety
-/// 1. `node` is alive and on a list threaded through `A`'s links, not first on it.
+/// 1. `node` is alive, carries its allocation's provenance, and is on a list threaded
+///    through `A`'s links, not first on it.
 /// 2. Its neighbours there are alive.
 /// 3. The caller owns the links of that list's nodes (holds the lock that guards them).
 pub(crate) unsafe fn splice_out<A: ListLinks>(node: *mut A::Node) {
@@ -174,6 +179,12 @@ impl<A: ListLinks> List<A> {
     ///    that guards them).
     /// 5. `tag` is not a node ([`is_node`] is false) and is this list's tag on every push.
     pub(crate) unsafe fn push_front(&mut self, tag: *mut A::Node, node: *mut A::Node) {
+        const {
+            assert!(
+                std::mem::align_of::<A::Node>() >= 2,
+                "nodes must be 2-aligned"
+            )
+        };
         debug_assert!(!is_node(tag), "{tag:p} is a node, not a list tag");
         debug_assert!(node.addr() & 1 == 0, "{node:p} is not 2-aligned");
         let head = self.head;
@@ -212,10 +223,20 @@ impl<A: ListLinks> List<A> {
     /// 3. `at` is on this list, and every node on it is alive.
     /// 4. The caller owns the links of `node` and of this list's nodes.
     pub(crate) unsafe fn insert_after(&mut self, at: *mut A::Node, node: *mut A::Node) {
+        const {
+            assert!(
+                std::mem::align_of::<A::Node>() >= 2,
+                "nodes must be 2-aligned"
+            )
+        };
         debug_assert!(node.addr() & 1 == 0, "{node:p} is not 2-aligned");
         // SAFETY: `links`' and `with_links`' 1 and 2 for `node`: our 1 and 4; for `at` and
         // its successor: our 3 and 4 (each closure touches only the links it is given).
         unsafe {
+            debug_assert!(
+                self.head == at || is_node(links::<A>(at).0),
+                "inserting after {at:p}, which is not on this list"
+            );
             debug_assert!(
                 links::<A>(node).0.is_null(),
                 "inserting {node:p}, already on a list (links {:?})",
@@ -244,7 +265,8 @@ impl<A: ListLinks> List<A> {
         if node.is_null() {
             return None;
         }
-        // SAFETY: `unlink`'s 1: the head is on this list; its 2 and 3: our 1 and 2.
+        // SAFETY: `unlink`'s 1: the head is on this list, and is the pointer its push was
+        // given (with its allocation's provenance: the push's 1); its 2 and 3: our 1 and 2.
         unsafe { self.unlink(node) };
         Some(node)
     }
@@ -253,7 +275,7 @@ impl<A: ListLinks> List<A> {
     /// or this list's tag when it was first).
     ///
     /// # Safety
-    /// 1. `node` is on this list.
+    /// 1. `node` is on this list and carries its allocation's provenance.
     /// 2. Every node on this list is alive.
     /// 3. The caller owns the links of this list's nodes.
     pub(crate) unsafe fn unlink(&mut self, node: *mut A::Node) -> *mut A::Node {

@@ -74,6 +74,9 @@ impl<A: StackLink> Stack<A> {
     /// 2. The caller owns `node`'s link until then: `node` is on no stack, and no other
     ///    thread reads or writes the link before a take hands it over; every earlier
     ///    access to the link happens-before this call.
+    /// 3. Handing `node` to whichever thread takes it is sound for its type (a `Stack` is
+    ///    `Send + Sync` whatever its nodes are; the stacks' owners require
+    ///    `K, V: Send + Sync`).
     pub(crate) unsafe fn push(&self, node: *mut A::Node) {
         // Relaxed: a first guess for the CAS below, which checks it; nothing is read
         // through it.
@@ -108,7 +111,9 @@ impl<A: StackLink> Stack<A> {
 }
 
 /// Nodes taken off a [`Stack`], owned by whoever holds this: walked with
-/// [`pop`](Self::pop), newest first.
+/// [`pop`](Self::pop), newest first. Dropping a chain that is not empty forgets its nodes
+/// (it owns no memory of theirs): every holder walks it to the end or settles what is
+/// left, as `Segment`'s and `Reclaim`'s `Drop`s do.
 pub(crate) struct Chain<A: StackLink> {
     head: *mut A::Node,
     _link: PhantomData<A>,

@@ -70,9 +70,10 @@ unsafe fn check(list: &List<ByLinks>, t: *mut TestNode, model: &[*mut TestNode])
     let mut node = list.head();
     let mut seen = Vec::new();
     while !node.is_null() {
-        // SAFETY: `with_links`' 1 and 2: alive and ours (our obligation). The id: alive,
-        // and never written after the node is made.
-        let (p, next, id) = unsafe { ByLinks::with_links(node, |l| (l.prev, l.next, (*node).id)) };
+        // SAFETY: `with_links`' 1 and 2: alive and ours (our obligation).
+        let (p, next) = unsafe { ByLinks::with_links(node, |l| (l.prev, l.next)) };
+        // SAFETY: alive (our obligation), and `id` is never written after the node is made.
+        let id = unsafe { (*node).id };
         assert_eq!(p, prev, "back link of node {id}");
         seen.push(node);
         prev = node;
@@ -140,6 +141,13 @@ fn lists_follow_a_model_through_random_operations() {
             for (i, list) in lists.iter().enumerate() {
                 check(list, tag(i), &model[i]);
             }
+            for &n in nodes
+                .iter()
+                .filter(|n| !model.iter().any(|m| m.contains(n)))
+            {
+                let prev = ByLinks::with_links(n, |l| l.prev);
+                assert!(prev.is_null(), "a node on no list has a null prev");
+            }
         }
     }
     for n in nodes {
@@ -147,12 +155,6 @@ fn lists_follow_a_model_through_random_operations() {
         drop(unsafe { Box::from_raw(n) });
     }
 }
-
-/// A node that is `Send` for the test's threads (the stack's contract is the test's).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut TestNode);
-// SAFETY: each node is pushed by one thread and, once taken, owned by the taker alone.
-unsafe impl Send for SendPtr {}
 
 #[test]
 fn every_pushed_node_is_taken_exactly_once() {
@@ -165,10 +167,10 @@ fn every_pushed_node_is_taken_exactly_once() {
             let stack = &stack;
             s.spawn(move || {
                 for i in 0..per {
-                    let n = SendPtr(node(t * per + i));
                     // SAFETY: `push`'s 1: fresh, freed only after the taker took it; its
-                    // 2: fresh, so its link is ours until a take.
-                    unsafe { stack.push(n.0) };
+                    // 2: fresh, so its link is ours until a take; its 3: a `TestNode` is
+                    // plain data, fine to free on the taker's thread.
+                    unsafe { stack.push(node(t * per + i)) };
                 }
             });
         }

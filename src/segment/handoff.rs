@@ -89,7 +89,9 @@ impl<K, V> Segment<K, V> {
         // and stays alive until the maintainer takes it: it is QUEUED, so not DETACHED, so
         // not retired. Its 2: the node is QUEUED and not yet on the stack, so we, its
         // inserter, own its `wheel` links: it is in no wheel slot (not yet drained) and no
-        // other thread has touched them (it was only just published).
+        // other thread has touched them (it was only just published). Its 3: the table
+        // already shares the node with every thread, and a cache stores only
+        // `K, V: Send + Sync`.
         unsafe { self.handoff.stack.push(node.as_ptr()) };
         // Relaxed: a hint for `due`; the stack itself is the truth.
         self.handoff.queued.fetch_add(1, Ordering::Relaxed);

@@ -27,8 +27,9 @@ impl<K, V> Segment<K, V> {
         // Its new deadline, if a reader asked, is read below (see `take_request`).
         let old = node.take_request();
         if old & REMOVED == 0 {
-            // SAFETY: `unschedule`'s 1: a QUEUED node is not DETACHED, so alive; its 2: a
-            // node is only filed in its own segment's wheel; its 3: lock held.
+            // SAFETY: `unschedule`'s 1: a QUEUED node is not DETACHED, so alive, and a
+            // `NodePtr`'s pointer carries its allocation's provenance; its 2: a node is only
+            // filed in its own segment's wheel; its 3: lock held.
             unsafe { maint.wheel.unschedule(node.as_ptr()) };
             let d = self.wheel_deadline(node);
             if d != NEVER {
@@ -37,14 +38,16 @@ impl<K, V> Segment<K, V> {
                 }
                 let d = d.max(maint.wheel.now() + 1).min(NEVER - 1);
                 // SAFETY: `schedule`'s 1: alive until DETACHED, which only this lock's holder
-                // sets, after unscheduling it; its 2: unscheduled just above; its 3: lock held.
+                // sets, after unscheduling it, and a `NodePtr`'s pointer (with its
+                // allocation's provenance); its 2: unscheduled just above; its 3: lock held.
                 let filed = unsafe { maint.wheel.schedule(node.as_ptr(), d) };
                 debug_assert!(filed, "filed after the wheel's now");
             }
             return false;
         }
-        // SAFETY: `unschedule`'s 1: it was QUEUED, so not DETACHED, so alive; its 2: a node
-        // is only filed in its own segment's wheel; its 3: lock held.
+        // SAFETY: `unschedule`'s 1: it was QUEUED, so not DETACHED, so alive, and a
+        // `NodePtr`'s pointer has its allocation's provenance; its 2: a node is only filed in
+        // its own segment's wheel; its 3: lock held.
         unsafe { maint.wheel.unschedule(node.as_ptr()) };
         if node.ext().is_some() {
             // SAFETY: `Queues::unlink`'s 1: alive until DETACHED, set below; its 2: extended
@@ -204,20 +207,25 @@ impl<K, V> Segment<K, V> {
                 break;
             };
             *budget -= 1;
-            // SAFETY: `NodePtr::from_raw`'s 1, 2 and 3: as for `pop`'s 1 above.
+            // SAFETY: `NodePtr::from_raw`'s 1: the node is alive (QUEUED, so not DETACHED,
+            // so not retired); its 2: it stays alive while we hold the lock, whose holder
+            // alone detaches it; its 3: stack links carry the pointer `push` was given, a
+            // `NodePtr`'s, with its allocation's provenance.
             let node = unsafe { NodePtr::from_raw(raw) };
             let old = node.take_request();
             if old & REMOVED != 0 {
-                // SAFETY: `unschedule`'s 1: QUEUED, so alive; its 2: a node is only filed
-                // in its own segment's wheel; its 3: lock held.
+                // SAFETY: `unschedule`'s 1: QUEUED, so alive, and the pointer the hand-off
+                // push was given (with its provenance); its 2: a node is only filed in its
+                // own segment's wheel; its 3: lock held.
                 unsafe { maint.wheel.unschedule(raw) };
                 self.reclaim.settle(node, DETACHED);
             } else if old & SCHEDULED == 0 {
                 let d = self.wheel_deadline(node);
                 if d != NEVER {
                     // SAFETY: `schedule`'s 1: alive until DETACHED, which only this lock's
-                    // holder sets, after unscheduling it; its 2: not SCHEDULED, so on no
-                    // wheel list; its 3: lock held.
+                    // holder sets, after unscheduling it, and the pointer the push was given
+                    // (with its provenance); its 2: not SCHEDULED, so on no wheel list; its
+                    // 3: lock held.
                     if !unsafe { maint.wheel.schedule(raw, d) } {
                         self.expire(raw, &mut maint.queues, guard, sink, turn);
                         continue;
@@ -319,7 +327,8 @@ impl<K, V> Segment<K, V> {
                 continue;
             }
             if self.table.remove_node(&node, guard) {
-                // SAFETY: `unschedule`'s 1: queued, so alive; its 2: a node is only filed
+                // SAFETY: `unschedule`'s 1: queued, so alive, and the pointer its admission
+                // was given (with its provenance: `admit`'s 2); its 2: a node is only filed
                 // in its own segment's wheel; its 3: lock held.
                 unsafe { maint.wheel.unschedule(raw) };
                 // A victim already past its TTL or idle deadline leaves as what it is.

@@ -271,12 +271,13 @@ impl<K, V> Drop for Segment<K, V> {
         for mut chain in [backlog, stack] {
             // SAFETY: `pop`'s 1: a QUEUED node is not DETACHED, so not retired, and
             // nothing retires it before our `settle` below, which comes after its last
-            // use; its 2: we took the chain off the stack or the backlog, so its links are
+            // use; the links hold `NodePtr` pointers, with their provenance; its 2: we took the chain off the stack or the backlog, so its links are
             // ours, and `&mut self` orders every earlier write of them before this.
             while let Some(raw) = unsafe { chain.pop() } {
-                // SAFETY: `NodePtr::from_raw`'s 1 and 2: as for `pop`'s 1 above; its 3: the
-                // stack and backlog links hold the pointers `push` stored, from
-                // `NodePtr::as_ptr`.
+                // SAFETY: `NodePtr::from_raw`'s 1: a QUEUED node is not DETACHED, so not
+                // retired; its 2: nothing retires it before our `settle` below, its last
+                // use; its 3: the stack and backlog links hold the pointers `push` stored,
+                // from `NodePtr::as_ptr`, with the allocation's provenance.
                 let node = unsafe { NodePtr::from_raw(raw) };
                 let old = node.take_request();
                 if old & REMOVED != 0 {

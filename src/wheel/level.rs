@@ -33,7 +33,8 @@ pub(crate) fn unmark<K, V>(prev: *mut Node<K, V>) -> Option<(usize, usize)> {
 /// The level and slot whose list `node` heads, or `None` if it has a predecessor.
 ///
 /// # Safety
-/// 1. `node` is alive and on one of the segment's wheel lists.
+/// 1. `node` is alive, carries its allocation's provenance, and is on one of the
+///    segment's wheel lists.
 /// 2. The caller holds the segment's maintenance lock, which guards the `wheel` links of
 ///    every node on those lists.
 pub(crate) unsafe fn head_of<K, V>(node: *mut Node<K, V>) -> Option<(usize, usize)> {
@@ -72,7 +73,8 @@ impl<K, V> Level<K, V> {
     /// Links `node` into `slot`; `level` is this level's index in its wheel.
     ///
     /// # Safety
-    /// 1. `node` is alive, and stays alive until it is unlinked (popped or cancelled).
+    /// 1. `node` is alive, carries its allocation's provenance, and stays alive until it
+    ///    is unlinked (popped or cancelled).
     /// 2. `node` is on no wheel list.
     /// 3. Every node in this level's slots is alive.
     /// 4. The caller holds the segment's maintenance lock.
@@ -112,7 +114,7 @@ impl<K, V> Level<K, V> {
     /// Takes `node`, which is in `slot`, out in O(1).
     ///
     /// # Safety
-    /// 1. `node` is on `slot`'s list.
+    /// 1. `node` is on `slot`'s list and carries its allocation's provenance.
     /// 2. Every node on that list is alive.
     /// 3. The caller holds the segment's maintenance lock.
     pub(crate) unsafe fn unlink(&mut self, slot: usize, node: *mut Node<K, V>) {

@@ -102,8 +102,8 @@ impl<K, V> Wheel<K, V> {
     /// possible idle deadline), or returns false (linking nothing) if `d` is already due.
     ///
     /// # Safety
-    /// 1. `node` is alive, and stays alive until it is cancelled or handed out by
-    ///    [`advance`](Self::advance).
+    /// 1. `node` is alive, carries its allocation's provenance (a `NodePtr`'s pointer),
+    ///    and stays alive until it is cancelled or handed out by [`advance`](Self::advance).
     /// 2. `node` is on no wheel list.
     /// 3. The caller holds the segment's maintenance lock.
     pub(crate) unsafe fn schedule(&mut self, node: *mut Node<K, V>, d: u64) -> bool {
@@ -137,7 +137,7 @@ impl<K, V> Wheel<K, V> {
     /// wheel sets and clears, says so). Returns whether it was.
     ///
     /// # Safety
-    /// 1. `node` is alive.
+    /// 1. `node` is alive and carries its allocation's provenance.
     /// 2. If `node` is `SCHEDULED`, it was scheduled on this wheel (a node is only ever
     ///    filed in its own segment's wheel).
     /// 3. The caller holds the segment's maintenance lock.
@@ -147,7 +147,8 @@ impl<K, V> Wheel<K, V> {
         let scheduled = unsafe { (*node).meta.load(Ordering::Relaxed) } & SCHEDULED != 0;
         if scheduled {
             // SAFETY: `cancel`'s 1: SCHEDULED, so linked by `schedule` on this wheel (our
-            // 2) and not cancelled or handed out since (both clear the flag); its 2: our 3.
+            // 2) and not cancelled or handed out since (both clear the flag), and the
+            // pointer carries its allocation's provenance (our 1); its 2: our 3.
             unsafe { self.cancel(node) };
         }
         scheduled
@@ -158,12 +159,13 @@ impl<K, V> Wheel<K, V> {
     ///
     /// # Safety
     /// 1. `node` was linked by [`schedule`](Self::schedule) on this wheel and not
-    ///    cancelled or handed out since (so it is alive, on one of our lists).
+    ///    cancelled or handed out since (so it is alive, on one of our lists), and carries
+    ///    its allocation's provenance.
     /// 2. The caller holds the segment's maintenance lock.
     pub(crate) unsafe fn cancel(&mut self, node: *mut Node<K, V>) {
-        // SAFETY: `head_of`'s 1: by our 1, `node` is alive and on one of our lists
-        // (invariant 2); its 2: our 2. `Level::unlink`'s 1: `node` heads the slot its
-        // mark names; its 2: every node on our lists is alive (`schedule`'s 1); its 3: our
+        // SAFETY: `head_of`'s 1: by our 1, `node` is alive, with its provenance, and on one
+        // of our lists (invariant 2); its 2: our 2. `Level::unlink`'s 1: `node` heads the
+        // slot its mark names (and has its provenance, our 1); its 2: every node on our lists is alive (`schedule`'s 1); its 3: our
         // 2. `splice_out`'s 1: our 1, and `node` is not first (`head_of` found a node
         // before it); its 2: `node`'s neighbours are on our lists, so alive (`schedule`'s
         // 1); its 3: our 2.
@@ -252,8 +254,9 @@ impl<K, V> Wheel<K, V> {
             // Each popped node is handed on (fired or re-filed) at once.
             while let Some(node) = unsafe { self.levels[level].pop(slot) } {
                 // SAFETY: `refile_one`'s 1: `node` was scheduled, so alive (our 1) until
-                // handed out, which `refile_one` does; its 2: just popped, so on no list;
-                // its 3: our 2.
+                // handed out, which `refile_one` does, and it is the pointer `schedule` was
+                // given, with its allocation's provenance (`schedule`'s 1); its 2: just
+                // popped, so on no list; its 3: our 2.
                 unsafe { self.refile_one(node, target, &deadline, &mut fire) };
                 *budget -= 1;
                 if *budget == 0 {
@@ -268,8 +271,9 @@ impl<K, V> Wheel<K, V> {
     /// `now`.
     ///
     /// # Safety
-    /// 1. `node` is alive, and stays alive until it is handed to `fire` or, if filed
-    ///    again, cancelled or handed out by a later [`advance`](Self::advance).
+    /// 1. `node` is alive, carries its allocation's provenance, and stays alive until it
+    ///    is handed to `fire` or, if filed again, cancelled or handed out by a later
+    ///    [`advance`](Self::advance).
     /// 2. `node` is on no wheel list.
     /// 3. The caller holds the segment's maintenance lock.
     unsafe fn refile_one(
