@@ -11,7 +11,7 @@ use common::{Ledger, Tracked};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use wheelcache::{Cache, ManualClock, RemovalCause};
 
@@ -21,6 +21,18 @@ const MS: Duration = Duration::from_millis(1);
 /// wait for the epoch (`wheelcache::MAX_RECLAIM_WAIT`, 100 ms) plus the work pending at the
 /// call, with room for a descheduled thread on a loaded 2-core machine.
 const CALL_BOUND: Duration = Duration::from_secs(1);
+
+/// Taken by the tests that pin or churn on purpose and by those whose bound assumes no
+/// other thread holds a pin, so that neither runs beside the other. (Under a loaded
+/// machine, the churn's descheduled pinned workers made a listener's nested
+/// `run_pending_tasks` wait its documented 100 ms for the epoch, 24 times in one test.)
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Session churn on `threads` threads (per-thread key ranges): insert with a 200 ms TTL,
 /// four reads, end 70% of sessions. Runs until `stop` is set.
@@ -56,6 +68,7 @@ fn churn(
 #[test]
 #[cfg_attr(miri, ignore = "real time and heavy churn")]
 fn housekeeping_calls_return_under_churn() {
+    let _serial = serial();
     let cache: Cache<u64, u64> = Cache::builder().build();
     let stop = Arc::new(AtomicBool::new(false));
     let workers = churn(&cache, 4, &stop);
@@ -112,6 +125,7 @@ fn housekeeping_calls_return_under_churn() {
 /// the epoch past its own pin, so it does the work it can and leaves.
 #[test]
 fn run_pending_tasks_while_pinned_returns_at_once() {
+    let _serial = serial();
     let cache: Cache<u64, u64> = Cache::builder().segments(2).build();
     for i in 0..1000 {
         cache.insert(i, i);
@@ -138,6 +152,7 @@ fn run_pending_tasks_while_pinned_returns_at_once() {
 /// fixed wait each. (Before: 200 ms per call, 20 s for 100 expiries.)
 #[test]
 fn listener_calling_run_pending_tasks_does_not_wait() {
+    let _serial = serial();
     let clock = ManualClock::new();
     let slot: Arc<OnceLock<Cache<u64, u64>>> = Arc::default();
     let inner = Arc::clone(&slot);
@@ -227,6 +242,7 @@ fn listener_writing_back_never_nests() {
 #[test]
 #[cfg_attr(miri, ignore = "real time")]
 fn drop_does_not_wait_for_pins_elsewhere() {
+    let _serial = serial();
     let ledger = Ledger::new();
     let other: Cache<u64, u64> = Cache::new();
     let (pinned_tx, pinned_rx) = mpsc::channel();

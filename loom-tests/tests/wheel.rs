@@ -84,3 +84,29 @@ fn cancel_vs_advance() {
         assert_eq!(departures.explicit.load(Ordering::SeqCst), 1);
     });
 }
+
+/// Removals overflow the cancel ring (two slots under loom) while another thread runs a
+/// full turn: the third request is boxed on the overflow stack instead of waiting for the
+/// lock, and every entry still leaves once, each value dropped once, none fired later.
+#[test]
+fn overflowed_cancels_vs_full_turn() {
+    model_body(|| {
+        let (cache, clock, departures) = model(false);
+        for k in 0..3 {
+            cache.insert_with_ttl(k, Probe::new(k), 5 * MS);
+        }
+        cache.run_pending_tasks(); // all three scheduled in the wheel
+        let c2 = cache.clone();
+        let t = thread::spawn(move || c2.run_pending_tasks());
+        for k in 0..3 {
+            assert!(cache.invalidate(&k));
+        }
+        t.join().unwrap();
+        cache.run_pending_tasks();
+        assert_eq!(cache.len(), 0);
+        clock.advance(5 * MS);
+        cache.run_pending_tasks();
+        assert_eq!(departures.total(), 3, "each entry left once");
+        assert_eq!(departures.explicit.load(Ordering::SeqCst), 3, "none fired");
+    });
+}

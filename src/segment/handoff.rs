@@ -1,14 +1,43 @@
 //! The writers' side of the hand-off: what a write, a removal or a re-filing read
-//! records for the maintainer (the stack, the cancel ring), and whether the segment is
-//! due for a turn.
+//! records for the maintainer (the stack, the cancel ring and its overflow), and whether
+//! the segment is due for a turn.
 
 use super::{Segment, CANCELS, HANDOFF_BATCH};
 use crate::clock::NEVER;
 use crate::entry::links::WheelField;
 use crate::entry::node::{Node, NodePtr, DETACHED, EXT, QUEUED, RELEASED, REMOVED, UNLINKED};
-use crate::intrusive::Chain;
-use crate::sync::{self, Ordering};
+use crate::intrusive::{Chain, StackLink};
+use crate::sync::Ordering;
+use std::marker::PhantomData;
 use std::ptr;
+
+/// A ring request that found every slot taken, boxed for the overflow stack (the one
+/// allocation on the hand-off's writer side, only when the maintainers are a whole ring
+/// behind).
+pub(super) struct Overflowed<K, V> {
+    pub(super) node: *mut Node<K, V>,
+    next: *mut Overflowed<K, V>,
+}
+
+/// The overflow stack's link: [`Overflowed::next`].
+pub(super) struct OverflowLink<K, V>(PhantomData<fn() -> (K, V)>);
+
+// SAFETY: `set_next` writes and `next` reads the same field, `Overflowed::next`, and
+// nothing else.
+unsafe impl<K, V> StackLink for OverflowLink<K, V> {
+    type Node = Overflowed<K, V>;
+
+    unsafe fn set_next(node: *mut Overflowed<K, V>, next: *mut Overflowed<K, V>) {
+        // SAFETY: 1. the box is alive (`set_next`'s 1); 2. the link is the caller's alone
+        // (`set_next`'s 2), so this write races with nothing.
+        unsafe { (*node).next = next };
+    }
+
+    unsafe fn next(node: *mut Overflowed<K, V>) -> *mut Overflowed<K, V> {
+        // SAFETY: 1. alive (`next`'s 1); 2. no write races this read (`next`'s 2).
+        unsafe { (*node).next }
+    }
+}
 
 impl<K, V> Segment<K, V> {
     /// Whether `node` goes through the hand-off: it has a deadline, or an extension (the
@@ -99,7 +128,7 @@ impl<K, V> Segment<K, V> {
 
     /// Queues a request for a drained node (QUEUED again, maybe in a wheel slot): a
     /// removal's cancellation or a read's re-file, in a free ring slot; when none is free,
-    /// waits for the lock and serves it directly.
+    /// boxed on the overflow stack. Never waits for the lock.
     pub(super) fn push_cancel(&self, node: NodePtr<'_, K, V>) {
         // Relaxed: only spreads the pushes over the ring.
         let start = self.handoff.cancel_at.fetch_add(1, Ordering::Relaxed);
@@ -123,10 +152,20 @@ impl<K, V> Segment<K, V> {
                 return;
             }
         }
-        // The ring is full: the maintainers are behind. Serve it ourselves, waiting for the
-        // lock (its holder's turn is bounded and runs no user code).
-        let mut locked = sync::lock(&self.maint);
-        self.serve(&mut locked, node, false);
+        // The ring is full: the maintainers are a ring behind. Box the request rather than
+        // wait for the lock (whose holder may be descheduled), and make the segment due.
+        let boxed = Box::into_raw(Box::new(Overflowed {
+            node: node.as_ptr(),
+            next: ptr::null_mut(),
+        }));
+        // SAFETY: `push`'s 1: a live box from `Box::into_raw` just above, freed only by its
+        // taker (`Segment::apply_overflow`, `Segment`'s `Drop`); its 2: ours alone until
+        // this push publishes it; its 3: it carries a pointer to a node of a cache, which
+        // stores only `K, V: Send + Sync`.
+        unsafe { self.handoff.overflow.push(boxed) };
+        // Relaxed: a hint for `due`.
+        self.handoff.queued.fetch_add(1, Ordering::Relaxed);
+        self.mark_due();
     }
 
     /// Whether a write at tick `now` should take its turn at maintenance (see the module

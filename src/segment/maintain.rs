@@ -59,6 +59,50 @@ impl<K, V> Segment<K, V> {
         false
     }
 
+    /// Applies the ring requests that overflowed (see `push_cancel`), oldest last, while
+    /// the budget lasts; what is left goes back on the overflow stack and the segment stays
+    /// due. A `full` turn applies all it took (bounded: what was pushed before its take),
+    /// so `run_pending_tasks` serves every removal that finished before it began.
+    /// Maintenance lock held.
+    fn apply_overflow(
+        &self,
+        maint: &mut Maint<K, V>,
+        budget: &mut usize,
+        full: bool,
+        guard: &Guard,
+        sink: &mut Sink<'_, K, V>,
+        turn: &mut Turn,
+    ) {
+        if self.handoff.overflow.looks_empty() {
+            return;
+        }
+        let mut taken = self.handoff.overflow.take();
+        // SAFETY: `pop`'s 1: overflow boxes live until their taker frees them (below), and
+        // are the pointers `Box::into_raw` gave in `push_cancel`; its 2: the take (Acquire,
+        // pairing with the pushes' Release) made the chain ours.
+        while let Some(boxed) = unsafe { taken.pop() } {
+            if *budget == 0 && !full {
+                // SAFETY: `push`'s 1: a live box, still freed only by its taker; its 2:
+                // ours (taken, and `pop` has read its link); its 3: as for its first push.
+                unsafe { self.handoff.overflow.push(boxed) };
+                self.mark_due();
+                continue;
+            }
+            *budget = budget.saturating_sub(1);
+            // SAFETY: 1. from `Box::into_raw` in `push_cancel`; 2. ours alone since the
+            // take; 3. freed once, here (`pop` moved past it).
+            let raw = unsafe { Box::from_raw(boxed) }.node;
+            // SAFETY: `NodePtr::from_raw`'s 1 and 2: a QUEUED node is not DETACHED (only
+            // this lock's holder detaches it, after taking its request), so not retired:
+            // alive while we hold the lock; its 3: the box holds the pointer `push_cancel`
+            // was given, a `NodePtr`'s.
+            let node = unsafe { NodePtr::from_raw(raw) };
+            if self.serve(maint, node, true) {
+                self.expire(raw, &mut maint.queues, guard, sink, turn);
+            }
+        }
+    }
+
     /// One maintenance turn: applies queued requests, advances the wheel to `now`, takes a
     /// step of table maintenance (shrinking, copying), all within the mode's budget (see
     /// the module docs). What it takes out (expired or evicted) goes to `sink`.
@@ -90,7 +134,8 @@ impl<K, V> Segment<K, V> {
                 maint.backlog.0 = self.take_stack();
                 turn.drained = true;
             }
-            self.apply(maint, &mut budget, guard, sink, &mut turn);
+            let full = matches!(mode, Mode::Full { .. });
+            self.apply(maint, &mut budget, full, guard, sink, &mut turn);
             let caught_up = self.advance_wheel(maint, now, &mut budget, guard, sink, &mut turn);
             let over = self.evict(maint, now, &mut budget, guard, sink, &mut turn);
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
@@ -163,16 +208,19 @@ impl<K, V> Segment<K, V> {
         }
     }
 
-    /// Applies the cancel ring's requests and the backlog's while the budget lasts.
-    /// Maintenance lock held.
+    /// Applies the cancel ring's requests, its overflow's and the backlog's while the
+    /// budget lasts (a `full` turn applies the whole overflow it takes). Maintenance lock
+    /// held.
     pub(super) fn apply(
         &self,
         maint: &mut Maint<K, V>,
         budget: &mut usize,
+        full: bool,
         guard: &Guard,
         sink: &mut Sink<'_, K, V>,
         turn: &mut Turn,
     ) {
+        self.apply_overflow(maint, budget, full, guard, sink, turn);
         for slot in self.handoff.cancels.iter() {
             if *budget == 0 {
                 return;

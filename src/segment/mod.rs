@@ -6,14 +6,14 @@
 //! intrusive Treiber stack of `crate::intrusive`, threaded through the node's `wheel.next`
 //! and taken whole, so no ABA); one that removes a scheduled entry records it in the segment's **cancel ring**
 //! (a few slots of node pointers: the node's wheel links are in use then, so it cannot go
-//! on the stack); a read whose expiry policy moved an entry's deadline earlier records a
+//! on the stack; when every slot is taken, the request is boxed onto an overflow stack); a read whose expiry policy moved an entry's deadline earlier records a
 //! re-file request there too (see `cache::expiry`). Whoever holds the lock applies the
 //! queued requests before advancing the wheel. The node's `QUEUED` flag keeps it queued
 //! at most once, and the drainer acts on the node's *current* flags, so a schedule
 //! request overtaken by a removal becomes a cancellation. When the ring is full (the
-//! maintainers are 32 requests behind), the remover (or re-filing reader) waits for the
-//! lock and serves its request itself: the one place a writer waits for maintenance, for
-//! one turn's bounded work.
+//! maintainers are 32 requests behind), the remover (or re-filing reader) boxes its
+//! request onto the overflow stack and marks the segment due: no writer ever waits for
+//! the maintenance lock (a bounded cache's back-pressure aside, see [`Mode::Press`]).
 //!
 //! Maintenance is amortised: a write takes its turn only when the segment is *due* —
 //! [`HANDOFF_BATCH`] requests have queued since the last drain, the clock has reached a
@@ -62,6 +62,7 @@ mod held;
 mod maintain;
 
 use crossbeam_utils::CachePadded;
+use handoff::OverflowLink;
 pub(crate) use held::Held;
 use std::ptr;
 use std::sync::Arc;
@@ -87,7 +88,7 @@ const HANDOFF_BATCH: usize = if sync::MODEL { 1 } else { 16 };
 const CANCELS: usize = if sync::MODEL { 2 } else { 32 };
 
 /// The hand-off stack and the write path's "is maintenance due?" state, on one cache line
-/// (a writer touches it with its push anyway), then the cancel ring.
+/// (a writer touches it with its push anyway), then the cancel ring and its overflow.
 #[derive(Debug)]
 struct HandOff<K, V> {
     /// Scheduling requests of new nodes (through their `wheel.next`).
@@ -101,6 +102,8 @@ struct HandOff<K, V> {
     /// Drained nodes with a request: removed ones whose wheel entry must be cancelled, live
     /// ones a read asked to re-file; null when free.
     cancels: CachePadded<[AtomicPtr<Node<K, V>>; CANCELS]>,
+    /// Ring requests that found every slot taken, boxed (see `push_cancel`).
+    overflow: Stack<OverflowLink<K, V>>,
 }
 
 /// How much maintenance a call may do, and whether it may wait for the lock.
@@ -213,6 +216,7 @@ impl<K, V> Segment<K, V> {
                 due_at: AtomicU64::new(0),
                 cancel_at: AtomicUsize::new(0),
                 cancels: CachePadded::new(std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
+                overflow: Stack::default(),
             }),
             maint: Mutex::new(Maint {
                 wheel: Wheel::new(now),
@@ -271,8 +275,9 @@ impl<K, V> Drop for Segment<K, V> {
         for mut chain in [backlog, stack] {
             // SAFETY: `pop`'s 1: a QUEUED node is not DETACHED, so not retired, and
             // nothing retires it before our `settle` below, which comes after its last
-            // use; the links hold `NodePtr` pointers, with their provenance; its 2: we took the chain off the stack or the backlog, so its links are
-            // ours, and `&mut self` orders every earlier write of them before this.
+            // use; the links hold `NodePtr` pointers, with their provenance; its 2: we took
+            // the chain off the stack or the backlog, so its links are ours, and `&mut self`
+            // orders every earlier write of them before this.
             while let Some(raw) = unsafe { chain.pop() } {
                 // SAFETY: `NodePtr::from_raw`'s 1: a QUEUED node is not DETACHED, so not
                 // retired; its 2: nothing retires it before our `settle` below, its last
@@ -287,20 +292,29 @@ impl<K, V> Drop for Segment<K, V> {
         }
         // Relaxed: `&mut self`, and whatever handed it to us ordered every other thread's
         // pushes and flag changes before this.
-        for slot in self.handoff.cancels.iter() {
-            let raw = slot.swap(ptr::null_mut(), Ordering::Relaxed);
-            if !raw.is_null() {
-                // SAFETY: `NodePtr::from_raw`'s 1 and 2: a node on the ring is QUEUED, so
-                // not DETACHED, hence not retired before our `settle` below, its last use;
-                // its 3: the ring holds the pointer `push_cancel` stored, from
-                // `NodePtr::as_ptr`. Its wheel is dropped with us, so only the hold
-                // matters: a removed node's (a live one, asking for a re-file, stays in
-                // the table, which frees it).
-                let node = unsafe { NodePtr::from_raw(raw) };
-                let old = node.take_request();
-                if old & REMOVED != 0 {
-                    self.reclaim.settle(node, DETACHED);
-                }
+        let ring = self.handoff.cancels.iter();
+        let ring = ring.map(|slot| slot.swap(ptr::null_mut(), Ordering::Relaxed));
+        let mut overflow = self.handoff.overflow.take();
+        let overflowed = std::iter::from_fn(|| {
+            // SAFETY: `pop`'s 1: overflow boxes live until their taker frees them (just
+            // below), and are the pointers `Box::into_raw` gave in `push_cancel`; its 2:
+            // the take made the chain ours.
+            let boxed = unsafe { overflow.pop() }?;
+            // SAFETY: 1. from `Box::into_raw` in `push_cancel`; 2. ours alone since the
+            // take; 3. freed once (`pop` moved past it).
+            Some(unsafe { Box::from_raw(boxed) }.node)
+        });
+        for raw in ring.chain(overflowed).filter(|raw| !raw.is_null()) {
+            // SAFETY: `NodePtr::from_raw`'s 1 and 2: a node on the ring or its overflow is
+            // QUEUED, so not DETACHED, hence not retired before our `settle` below, its last
+            // use; its 3: they hold the pointer `push_cancel` stored, from
+            // `NodePtr::as_ptr`. Its wheel is dropped with us, so only the hold matters: a
+            // removed node's (a live one, asking for a re-file, stays in the table, which
+            // frees it).
+            let node = unsafe { NodePtr::from_raw(raw) };
+            let old = node.take_request();
+            if old & REMOVED != 0 {
+                self.reclaim.settle(node, DETACHED);
             }
         }
     }

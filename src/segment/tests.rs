@@ -198,30 +198,69 @@ fn removing_a_scheduled_node_goes_through_the_cancel_ring() {
 }
 
 #[test]
-fn a_full_ring_makes_the_remover_serve_its_own_request() {
+fn a_full_ring_sends_the_request_to_the_overflow_and_the_remover_never_waits() {
     let f = Fixture::new();
-    let n = CANCELS as u64 + 1;
+    let n = CANCELS as u64 + 2;
     {
         let guard = crossbeam_epoch::pin();
         let nodes: Vec<_> = (0..n).map(|k| f.insert(k, T0 + 100, &guard)).collect();
         f.turn(T0, Mode::Write, &guard);
         assert_eq!(scheduled(&nodes), n as usize);
-        for k in 0..n - 1 {
+        assert!(!f.seg.due(T0));
+        for k in 0..CANCELS as u64 {
             f.remove(k, &guard);
             assert_eq!(f.ring(), k as usize + 1);
         }
-        assert_eq!(
-            (f.ring(), f.wheel_len()),
-            (CANCELS, n as usize),
-            "the ring is full"
+        assert!(
+            f.seg.handoff.overflow.looks_empty(),
+            "room on the ring so far"
         );
+        // The remover holds the lock's place: were it to wait for the lock, this would hang.
+        let held = sync::lock(&f.seg.maint);
+        f.remove(n - 2, &guard);
         f.remove(n - 1, &guard);
-        assert_eq!(f.ring(), CANCELS, "no room: served by the remover");
-        assert_eq!(f.wheel_len(), n as usize - 1, "out of the wheel at once");
-        assert_eq!(flags(nodes[n as usize - 1]), HOLDS | REMOVED);
-        let waiting = nodes[..n as usize - 1].iter();
-        assert!(waiting.clone().all(|&p| flags(p) & DETACHED == 0));
+        drop(held);
+        assert_eq!(f.ring(), CANCELS, "the ring is still full");
+        assert!(
+            !f.seg.handoff.overflow.looks_empty(),
+            "boxed on the overflow"
+        );
+        assert!(f.seg.due(T0), "and the segment is due");
+        assert_eq!(f.wheel_len(), n as usize, "nobody served them yet");
+        assert!(nodes.iter().all(|&p| flags(p) & DETACHED == 0));
         f.turn(T0, Mode::Write, &guard);
+        assert_eq!((f.ring(), f.wheel_len()), (0, 0));
+        assert!(f.seg.handoff.overflow.looks_empty());
+        assert!(nodes.iter().all(|&p| flags(p) == HOLDS | REMOVED));
+    }
+    f.finish(n as usize);
+}
+
+#[test]
+fn a_write_turn_leaves_overflow_past_its_budget_for_the_next() {
+    let f = Fixture::new();
+    let n = (CANCELS + WRITE_BUDGET + 3) as u64;
+    {
+        let guard = crossbeam_epoch::pin();
+        let nodes: Vec<_> = (0..n).map(|k| f.insert(k, T0 + 100, &guard)).collect();
+        while f.seg.due(T0) {
+            f.turn(T0, Mode::Write, &guard);
+        }
+        assert_eq!(scheduled(&nodes), n as usize);
+        for k in 0..n {
+            f.remove(k, &guard);
+        }
+        f.turn(T0, Mode::Write, &guard);
+        assert!(
+            !f.seg.handoff.overflow.looks_empty(),
+            "over the budget: some wait"
+        );
+        assert!(f.seg.due(T0), "the segment stays due");
+        f.turn(T0, Mode::Full { drain: true }, &guard);
+        assert!(
+            f.seg.handoff.overflow.looks_empty(),
+            "a full turn applies it all"
+        );
         assert_eq!((f.ring(), f.wheel_len()), (0, 0));
         assert!(nodes.iter().all(|&p| flags(p) == HOLDS | REMOVED));
     }
@@ -417,4 +456,25 @@ fn dropping_a_segment_with_requests_pending_frees_each_node_once() {
         assert_eq!((f.ring(), f.queued()), (1, 3));
     }
     f.finish(6);
+}
+
+#[test]
+fn dropping_a_segment_with_overflowed_requests_frees_each_node_once() {
+    let f = Fixture::new();
+    let n = CANCELS as u64 + 3;
+    {
+        let guard = crossbeam_epoch::pin();
+        for k in 0..n {
+            f.insert(k, T0 + 10, &guard);
+        }
+        while f.seg.due(T0) {
+            f.turn(T0, Mode::Write, &guard);
+        }
+        for k in 0..n {
+            f.remove(k, &guard); // the ring fills, then the overflow takes three
+        }
+        assert_eq!(f.ring(), CANCELS);
+        assert!(!f.seg.handoff.overflow.looks_empty());
+    }
+    f.finish(n as usize);
 }
