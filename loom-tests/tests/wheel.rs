@@ -2,7 +2,7 @@
 //! advances the wheel, and entries replaced or removed while their timer fires.
 
 use std::time::Duration;
-use wheelcache_loom_tests::{model, model_body, thread, Ordering, Probe};
+use wheelcache_loom_tests::{model, model_body, model_with_bound, thread, Ordering, Probe};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -90,7 +90,10 @@ fn cancel_vs_advance() {
 /// lock, and every entry still leaves once, each value dropped once, none fired later.
 #[test]
 fn overflowed_cancels_vs_full_turn() {
-    model_body(|| {
+    // Three removals and a full turn take more scheduling points than the default limit,
+    // and at preemption bound 2 the model ran past 7 minutes: bound 1, as the listener
+    // models (one preemption already puts the third removal inside the full turn).
+    model_with_bound(1, 10_000, || {
         let (cache, clock, departures) = model(false);
         for k in 0..3 {
             cache.insert_with_ttl(k, Probe::new(k), 5 * MS);
