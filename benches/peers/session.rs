@@ -142,8 +142,10 @@ impl Sessions {
         self.next
     }
 
-    /// Runs `ops` operations (filling the window first if it is not full: those inserts
-    /// count as operations too).
+    /// Runs `ops` steps (filling the window first if it is not full: those inserts count
+    /// as steps too). A step is one operation, except one that ends a session by `remove`
+    /// and starts another: two, and `tally.ops` counts both. (The bench's throughput counts
+    /// steps, the same for every subject.)
     pub(crate) fn run<S: Subject>(&mut self, s: &S, ops: u64, tally: &mut Tally) {
         for _ in 0..ops {
             tally.ops += 1;
