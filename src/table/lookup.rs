@@ -2,7 +2,7 @@
 //! protocol is explained in the `table` module's essay.
 
 use super::raw::{step, Raw, GROUP};
-use super::word::{tag_of, Word};
+use super::word::{tag_of, Want, Word};
 use super::Table;
 use crate::entry::node::{Node, NodePtr};
 use crossbeam_epoch::Guard;
@@ -45,6 +45,7 @@ impl<K, V> Table<K, V> {
         guard: &'g Guard,
     ) -> Option<NodePtr<'g, K, V>> {
         let tag = tag_of(hash);
+        let want = Want::new(tag);
         let mut raw = self.current(guard);
         loop {
             let home = raw.home(hash);
@@ -57,12 +58,19 @@ impl<K, V> Table<K, V> {
                 } else {
                     for i in 0..GROUP {
                         let word = group.slot(i);
-                        if word.is_moved() {
-                            copied = true;
-                            continue;
-                        }
-                        if !word.may_hold(tag) {
-                            continue;
+                        // One mask and compare rejects empty, pending and other tags' words;
+                        // only an unusual word (moved, untagged) needs the full checks.
+                        if !word.tagged_with(want) {
+                            if !word.unusual() {
+                                continue;
+                            }
+                            if word.is_moved() {
+                                copied = true;
+                                continue;
+                            }
+                            if !word.may_hold(tag) {
+                                continue;
+                            }
                         }
                         // SAFETY: `NodePtr::from_raw`'s 1: a published (or frozen published)
                         // word points at a node that was alive when loaded; its 2: nodes are

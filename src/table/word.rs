@@ -162,6 +162,30 @@ impl<K, V> Word<K, V> {
         Some(node)
     }
 
+    /// Whether this is a published (or frozen published) tagged word with `want`'s tag: the
+    /// readers' fast test, equal to `may_hold` on every tagged word.
+    #[inline]
+    pub(crate) fn tagged_with(self, want: Want) -> bool {
+        #[cfg(target_pointer_width = "64")]
+        return self.0.addr() & Want::MASK == want.0;
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            let _ = want;
+            false
+        }
+    }
+
+    /// Whether this word is neither empty nor tagged: moved, or a node stored untagged (an
+    /// address at or above 2^48, or any node on a 32-bit target). Only such a word can need
+    /// more than [`tagged_with`](Self::tagged_with) from a reader.
+    #[inline]
+    pub(crate) fn unusual(self) -> bool {
+        #[cfg(target_pointer_width = "64")]
+        return self.0.addr() & TAGGED == 0 && !self.is_empty();
+        #[cfg(not(target_pointer_width = "64"))]
+        return !self.is_empty();
+    }
+
     /// Whether this is a published word whose node may have hash tag `tag` (always true
     /// for an untagged word: its node must be looked at).
     #[inline]
@@ -178,6 +202,33 @@ impl<K, V> Word<K, V> {
         {
             let _ = tag;
             true
+        }
+    }
+}
+
+/// A reader's probe filter for one hash tag: the bits a published, tagged word with that tag
+/// has under [`Want::MASK`], so that one mask and compare per slot
+/// ([`Word::tagged_with`]) accepts exactly the published (or frozen published) tagged words
+/// with the tag. Every other word fails that test; of those, only the rare
+/// [`unusual`](Word::unusual) ones (moved, or an untagged node) need the slower checks.
+#[derive(Clone, Copy)]
+pub(crate) struct Want(usize);
+
+impl Want {
+    /// The tag bits, `PENDING` and `MOVED` (a moved word is untagged, so `TAGGED` already
+    /// tells it apart; `MOVED` is kept for clarity). `FROZEN` is left out: a reader treats
+    /// a frozen published word as published.
+    #[cfg(target_pointer_width = "64")]
+    const MASK: usize = TAG_BITS | PENDING | MOVED;
+
+    #[inline]
+    pub(crate) fn new(tag: usize) -> Self {
+        #[cfg(target_pointer_width = "64")]
+        return Self(TAGGED | (tag << TAG_SHIFT));
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            let _ = tag;
+            Self(0)
         }
     }
 }
@@ -299,6 +350,34 @@ mod tests {
         assert!(!w.may_hold(tag ^ 1) || node.addr() >> 48 != 0);
         let p = w.pending();
         assert!(p.is_pending() && !p.may_hold(tag));
+        // The readers' fast filter agrees with `may_hold` on every kind of word.
+        let untagged = Word::<u64, u64>(node.map_addr(|a| a & !TAG_BITS));
+        let kinds = [
+            w,
+            p,
+            w.frozen(),
+            p.frozen(),
+            untagged,
+            Word::EMPTY,
+            Word::EMPTY.frozen(),
+            Word::moved(),
+            Word::moved().frozen(),
+        ];
+        for (k, word) in kinds.into_iter().enumerate() {
+            for t in [tag, tag ^ 1, 0, 0x7fff] {
+                let fast = word.tagged_with(Want::new(t));
+                let slow = word.may_hold(t);
+                assert_eq!(
+                    fast || (word.unusual() && slow),
+                    slow,
+                    "word kind {k}, tag {t:#x}"
+                );
+                assert!(!fast || !word.unusual(), "word kind {k}");
+            }
+        }
+        assert!(w.tagged_with(Want::new(tag)) || node.addr() >> 48 != 0);
+        assert!(Word::<u64, u64>::moved().unusual() && untagged.unusual());
+        assert!(!Word::<u64, u64>::EMPTY.frozen().unusual() && !w.frozen().unusual());
         assert_eq!(p.node(), Some(node));
         assert_eq!(p.unpending(), w);
         let f = w.frozen();
