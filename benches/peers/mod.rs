@@ -13,19 +13,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// The value every subject stores: what a server keeps per session.
+/// The value every subject stores: what a server keeps per session, 256 bytes (a user id
+/// and a buffer of state), behind an `Arc` as servers share it.
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) user: u64,
-    pub(crate) state: [u8; 40],
+    pub(crate) state: [u8; 248],
 }
+
+const _: () = assert!(std::mem::size_of::<Session>() == 256);
 
 pub(crate) type Value = Arc<Session>;
 
 pub(crate) fn value(user: u64) -> Value {
     Arc::new(Session {
         user,
-        state: [0; 40],
+        state: [0; 248],
     })
 }
 
