@@ -50,15 +50,20 @@ where
     S: BuildHasher,
 {
     /// Full turns over every segment, bounded by what is due at `now` and queued when each
-    /// segment's first turn begins; then the listener for every expiry, and sealing. Returns
-    /// which segments' tables are migrating.
+    /// segment's first turn begins, evicting nothing (so every segment's lapsed entries
+    /// have left before `enforce_bound` evicts a live one); then the bound, the listener
+    /// for every expiry, and sealing. Returns which segments' tables are migrating.
     pub(super) fn maintain_all(&self, now: u64) -> Vec<bool> {
         let mut migrating = vec![false; self.segments.len()];
         for (index, migrating) in migrating.iter_mut().enumerate() {
             let mut drained = false;
             loop {
                 let mut out = Departures::new(self, index);
-                let turn = self.turn(index, now, Mode::Full { drain: !drained }, &mut out);
+                let mode = Mode::Full {
+                    drain: !drained,
+                    evict: false,
+                };
+                let turn = self.turn(index, now, mode, &mut out);
                 drained |= turn.drained;
                 *migrating = turn.migrating;
                 out.finish();
@@ -89,7 +94,15 @@ where
                     break;
                 }
                 let mut out = Departures::new(self, index);
-                let turn = self.turn(index, now, Mode::Full { drain: false }, &mut out);
+                let turn = self.turn(
+                    index,
+                    now,
+                    Mode::Full {
+                        drain: false,
+                        evict: true,
+                    },
+                    &mut out,
+                );
                 evicted += turn.evicted;
                 out.finish();
             }
@@ -120,7 +133,15 @@ where
                 if migrating[index] {
                     let mut out = Departures::new(self, index);
                     migrating[index] = self
-                        .turn(index, now, Mode::Full { drain: false }, &mut out)
+                        .turn(
+                            index,
+                            now,
+                            Mode::Full {
+                                drain: false,
+                                evict: true,
+                            },
+                            &mut out,
+                        )
                         .migrating;
                     out.finish();
                 }
@@ -170,6 +191,19 @@ impl<K, V, S> Inner<K, V, S> {
             return;
         }
         out.turned = true;
+        if self.limits.over() && self.segments.len() > 1 {
+            // Lapsed entries leave before live ones are evicted, cache-wide: every other
+            // segment that may hold one at `now` advances its wheel first (waiting for its
+            // lock: a bounded cache's back-pressure). A segment is swept at most once a
+            // tick, as a caught-up turn is not due again until the next.
+            for (other, segment) in self.segments.iter().enumerate() {
+                if other != index && segment.may_hold_lapsed(now) {
+                    let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);
+                    let turn = segment.maintain(now, Mode::Expire, guard, &mut sink);
+                    self.count(&turn);
+                }
+            }
+        }
         let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);
         let mode = if self.limits.far_over() {
             Mode::Press

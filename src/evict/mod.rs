@@ -47,6 +47,16 @@
 //! writers wait for their segment's lock to evict: back-pressure) plus the inserts in
 //! flight, about one maintenance batch per concurrent writer.
 //!
+//! **Lapsed entries leave first, cache-wide.** A segment's turn advances its wheel before
+//! it evicts, but the lapsed entries that hold the weight may sit in other segments. So a
+//! write that finds the total over the bound first sweeps every other segment that may
+//! hold an entry lapsed at its clock reading (`Segment::may_hold_lapsed`: its last turn
+//! ended at an earlier tick or left work) with an expire-only turn (`Mode::Expire`, which
+//! waits for the lock: back-pressure), and `run_pending_tasks` expires in every segment
+//! before it evicts in any. A caught-up segment is not swept again within the tick, so the
+//! sweep costs a lock per segment per tick at most. Writers racing on two segments can
+//! still evict a live entry while another writer's sweep is on its way to a lapsed one.
+//!
 //! ## Cost per entry
 //! An entry of a bounded or idle-expiring cache carries an extension (`entry::node::Ext`,
 //! 32 bytes: the idle tick, its weight, its queue and its links there), 2 to 4 bytes of

@@ -176,6 +176,15 @@ impl<K, V> Segment<K, V> {
             || self.limits.over()
     }
 
+    /// Whether the segment may hold an entry lapsed at `now`: its last turn left work, or
+    /// ended at an earlier tick (a turn that caught up at tick `t` expired everything due
+    /// by `t`, and an entry pushed after it cannot have lapsed by `t`: a TTL is at least a
+    /// tick). Ignores the bound, unlike [`due`](Self::due).
+    pub(crate) fn may_hold_lapsed(&self, now: u64) -> bool {
+        // Relaxed: as in `due`.
+        now >= self.handoff.due_at.load(Ordering::Relaxed)
+    }
+
     /// Marks the segment due, so the next write or read turn comes at once.
     pub(super) fn mark_due(&self) {
         // Relaxed: a hint that publishes nothing and pairs with nothing; a stale read in

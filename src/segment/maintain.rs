@@ -114,8 +114,8 @@ impl<K, V> Segment<K, V> {
         sink: &mut Sink<'_, K, V>,
     ) -> Turn {
         let (mut budget, migrate_budget, mut drain) = match mode {
-            Mode::Write | Mode::Press => (WRITE_BUDGET, MIGRATE_BUDGET, true),
-            Mode::Full { drain } => (FULL_CHUNK, usize::MAX, drain),
+            Mode::Write | Mode::Press | Mode::Expire => (WRITE_BUDGET, MIGRATE_BUDGET, true),
+            Mode::Full { drain, .. } => (FULL_CHUNK, usize::MAX, drain),
         };
         let mut turn = Turn::default();
         loop {
@@ -123,7 +123,7 @@ impl<K, V> Segment<K, V> {
             fence(Ordering::SeqCst);
             let maint = match mode {
                 Mode::Write => sync::try_lock(&self.maint),
-                Mode::Press | Mode::Full { .. } => Some(sync::lock(&self.maint)),
+                Mode::Press | Mode::Expire | Mode::Full { .. } => Some(sync::lock(&self.maint)),
             };
             let Some(mut locked) = maint else {
                 return turn;
@@ -137,7 +137,7 @@ impl<K, V> Segment<K, V> {
             let full = matches!(mode, Mode::Full { .. });
             self.apply(maint, &mut budget, full, guard, sink, &mut turn);
             let caught_up = self.advance_wheel(maint, now, &mut budget, guard, sink, &mut turn);
-            let over = self.evict(maint, now, &mut budget, guard, sink, &mut turn);
+            let over = mode.evicts() && self.evict(maint, now, &mut budget, guard, sink, &mut turn);
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
             turn.migrating = self.table.maintain(migrate_budget, guard);

@@ -114,11 +114,24 @@ pub(crate) enum Mode {
     /// A write while the cache is well over its bound (back-pressure, see `evict`): as
     /// `Write`, but waits for the lock (its holder's turn is bounded and runs no user code).
     Press,
+    /// A write's sweep of another segment before it evicts (see `Inner::turn_pinned`):
+    /// waits for the lock (back-pressure, as `Press`), at most [`WRITE_BUDGET`] units,
+    /// applies requests and advances the wheel, and evicts nothing, so lapsed entries leave
+    /// before live ones are evicted.
+    Expire,
     /// `run_pending_tasks` and the reaper: wait for the lock, at most [`FULL_CHUNK`] units.
     /// With `drain`, the turn takes the hand-off stack once the backlog is empty (reported
     /// in [`Turn::drained`]); the caller asks until it has, then stops asking, so requests
-    /// pushed after that are left to the writers.
-    Full { drain: bool },
+    /// pushed after that are left to the writers. With `evict`, it also evicts while the
+    /// cache is over its bound (a first pass over every segment expires without evicting).
+    Full { drain: bool, evict: bool },
+}
+
+impl Mode {
+    /// Whether a turn in this mode evicts while the cache is over its bound.
+    pub(crate) fn evicts(self) -> bool {
+        !matches!(self, Mode::Expire | Mode::Full { evict: false, .. })
+    }
 }
 
 /// What a maintenance turn did and left.

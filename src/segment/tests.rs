@@ -256,7 +256,14 @@ fn a_write_turn_leaves_overflow_past_its_budget_for_the_next() {
             "over the budget: some wait"
         );
         assert!(f.seg.due(T0), "the segment stays due");
-        f.turn(T0, Mode::Full { drain: true }, &guard);
+        f.turn(
+            T0,
+            Mode::Full {
+                drain: true,
+                evict: true,
+            },
+            &guard,
+        );
         assert!(
             f.seg.handoff.overflow.looks_empty(),
             "a full turn applies it all"
@@ -350,21 +357,52 @@ fn a_full_turn_does_everything_pending() {
         let nodes: Vec<_> = (0..n as u64)
             .map(|k| f.insert(k, T0 + 50, &guard))
             .collect();
-        let t = f.turn(T0, Mode::Full { drain: true }, &guard);
+        let t = f.turn(
+            T0,
+            Mode::Full {
+                drain: true,
+                evict: true,
+            },
+            &guard,
+        );
         assert!(t.drained && !t.due_left);
         assert_eq!(scheduled(&nodes), n);
         let late: Vec<_> = (0..5)
             .map(|k| f.insert(n as u64 + k, T0 + 50, &guard))
             .collect();
-        let t = f.turn(T0, Mode::Full { drain: false }, &guard);
+        let t = f.turn(
+            T0,
+            Mode::Full {
+                drain: false,
+                evict: true,
+            },
+            &guard,
+        );
         assert!(!t.drained, "asked not to drain");
         assert!(late
             .iter()
             .all(|&p| flags(p) & (QUEUED | SCHEDULED) == QUEUED));
         assert!(f.seg.due(T0), "left for the next write");
-        assert!(f.turn(T0, Mode::Full { drain: true }, &guard).drained);
+        assert!(
+            f.turn(
+                T0,
+                Mode::Full {
+                    drain: true,
+                    evict: true
+                },
+                &guard
+            )
+            .drained
+        );
         assert_eq!(scheduled(&late), 5);
-        let t = f.turn(T0 + 50, Mode::Full { drain: true }, &guard);
+        let t = f.turn(
+            T0 + 50,
+            Mode::Full {
+                drain: true,
+                evict: true,
+            },
+            &guard,
+        );
         assert_eq!((t.expired, t.due_left), (n + 5, false));
         assert_eq!(f.wheel_len(), 0);
     }
