@@ -28,6 +28,12 @@ pub use cache::{
 };
 pub use clock::{Clock, ManualClock, MonotonicClock, MIN_TICK};
 pub use entry::RemovalCause;
+/// The trait lookups take keys through: any `Q: Hash + Equivalent<K>`, which is every `Q`
+/// that `K` borrows as (`&str` for a `String` key) and any type of yours that implements it
+/// (a pair of `&str`s for a `(String, String)` key: see [`Cache::get`]). `Q` must hash as
+/// the key it stands for. Re-exported from the [`equivalent`](https://docs.rs/equivalent)
+/// crate, the trait hashbrown, indexmap and moka take lookups through.
+pub use equivalent::Equivalent;
 pub use stats::CacheStats;
 
 /// The most segments a cache may have (see [`CacheBuilder::segments`]), and the largest

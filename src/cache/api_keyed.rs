@@ -4,7 +4,7 @@
 use super::load::Outcome;
 use super::{Cache, CacheBuilder, Computed, Op, Pinned};
 use crossbeam_epoch::{self as epoch};
-use std::borrow::Borrow;
+use equivalent::Equivalent;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,10 +164,33 @@ where
     /// clock.advance(Duration::from_secs(11));
     /// assert_eq!(cache.get("a"), None); // unread for 11 s
     /// ```
+    ///
+    /// A key made of owned parts is found by borrowed ones through
+    /// [`Equivalent`](crate::Equivalent), with no allocation per lookup:
+    ///
+    /// ```
+    /// use wheelcache::{Cache, Equivalent};
+    ///
+    /// /// Hashes as `(String, String)` does: a `&str` hashes as its `String`.
+    /// #[derive(Hash)]
+    /// struct Pair<'a>(&'a str, &'a str);
+    ///
+    /// impl Equivalent<(String, String)> for Pair<'_> {
+    ///     fn equivalent(&self, key: &(String, String)) -> bool {
+    ///         self.0 == key.0 && self.1 == key.1
+    ///     }
+    /// }
+    ///
+    /// let cache: Cache<(String, String), u32> = Cache::new();
+    /// cache.insert(("tenant".to_string(), "user".to_string()), 7);
+    /// assert_eq!(cache.get(&Pair("tenant", "user")), Some(7));
+    /// assert!(cache.contains_key(&Pair("tenant", "user")));
+    /// assert_eq!(cache.remove(&Pair("tenant", "user")), Some(7));
+    /// assert_eq!(cache.pin().get(&Pair("tenant", "user")), None);
+    /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
         let (hash, index) = self.inner.locate(key);
@@ -205,8 +228,7 @@ where
     /// ```
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.inner.contains_key(key)
     }
@@ -232,8 +254,7 @@ where
     /// ```
     pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
         self.inner.remove(key, V::clone)
@@ -251,8 +272,7 @@ where
     /// ```
     pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.inner.remove(key, |_| ()).is_some()
     }

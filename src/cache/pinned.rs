@@ -4,7 +4,7 @@ use super::maintain::read_turn_owed;
 use super::read::Look;
 use super::{Cache, Iter};
 use crossbeam_epoch::Guard;
-use std::borrow::Borrow;
+use equivalent::Equivalent;
 use std::cell::Cell;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -72,8 +72,7 @@ where
     /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.find(key, Look::Get).map(|(_, v)| v)
     }
@@ -93,8 +92,7 @@ where
     /// ```
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.find(key, Look::Get)
     }
@@ -115,8 +113,7 @@ where
     /// ```
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.find(key, Look::Peek).is_some()
     }
@@ -141,8 +138,7 @@ where
 
     fn find<Q>(&self, key: &Q, look: Look) -> Option<(&K, &V)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let inner = &self.cache.inner;
         let (hash, index) = inner.locate(key);

@@ -8,7 +8,7 @@ use crate::entry::node::NodePtr;
 use crate::stats::Event;
 use crate::sync::Ordering;
 use crossbeam_epoch::{self as epoch, Guard};
-use std::borrow::Borrow;
+use equivalent::Equivalent;
 use std::hash::{BuildHasher, Hash};
 
 /// What a lookup is, for the statistics and for the entry it finds.
@@ -33,8 +33,7 @@ where
     /// `get` for a key already located.
     pub(super) fn get_located<Q>(&self, hash: u64, index: usize, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
         let mut out = Departures::new(self, index);
@@ -53,8 +52,7 @@ where
     /// Whether `key` has a live entry: a read that is neither counted nor an access.
     pub(super) fn contains_key<Q>(&self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let (hash, index) = self.locate(key);
         let mut out = Departures::new(self, index);
@@ -152,13 +150,12 @@ where
         look: Look,
     ) -> Option<NodePtr<'g, K, V>>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let touch = look != Look::Peek;
         let found = self.segments[index]
             .table
-            .lookup(hash, |n| n.key.borrow() == key, guard);
+            .lookup(hash, |n| key.equivalent(&n.key), guard);
         let found = if touch && self.asks_reads() {
             found.and_then(|n| self.live_and_asked(n, index))
         } else {

@@ -12,7 +12,7 @@ use crate::segment::{Held, Segment};
 use crate::stats::Event;
 use crate::table::Insert;
 use crossbeam_epoch::{self as epoch};
-use std::borrow::Borrow;
+use equivalent::Equivalent;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
@@ -261,8 +261,7 @@ where
 
     pub(super) fn remove<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let now = self.ticker.now();
         let (hash, index) = self.locate(key);
@@ -270,7 +269,7 @@ where
         let result = {
             let guard = epoch::pin();
             let table = &self.segments[index].table;
-            let node = table.remove(hash, |n| n.key.borrow() == key, &guard)?;
+            let node = table.remove(hash, |n| key.equivalent(&n.key), &guard)?;
             let cause = self.departed_by_caller(index, node, RemovalCause::Explicit, now, &mut out);
             // Still pinned: the node cannot be freed under us even when not held. A
             // panicking `read` (a `V::clone`) unwinds through `out`, which delivers.
