@@ -108,6 +108,7 @@ impl<K, V> Table<K, V> {
         mut matches: impl FnMut(&Node<K, V>) -> bool,
     ) -> Scan<K, V> {
         let tag = tag_of(hash);
+        let want = Want::new(tag);
         let home = raw.home(hash);
         let mut free = None;
         let mut searching = true;
@@ -123,10 +124,13 @@ impl<K, V> Table<K, V> {
             }
             for i in 0..GROUP {
                 let w = group.slot(i);
+                // The readers' one-compare filter first (see `lookup`): a frozen word passes
+                // it, and is caught by the check below before its node is looked at.
+                let candidate = searching && w.tagged_with(want);
                 if w.is_frozen() || w.is_moved() {
                     return Scan::Migrating;
                 }
-                if searching && w.may_hold(tag) {
+                if candidate || (searching && w.unusual() && w.may_hold(tag)) {
                     // SAFETY: 1. a published word points at a node that was alive when
                     // loaded; 2. nodes are freed only a grace period after leaving every
                     // slot, and the caller is pinned while we run (`raw` is a `&'g Raw`
