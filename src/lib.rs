@@ -17,6 +17,7 @@ mod clock;
 mod entry;
 mod evict;
 mod intrusive;
+mod panics;
 mod segment;
 mod stats;
 mod sync;

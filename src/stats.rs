@@ -52,7 +52,11 @@ use crossbeam_utils::CachePadded;
 /// let lookups = stats.hits + stats.misses;
 /// assert_eq!(stats.hits as f64 / lookups as f64, 0.5); // the hit ratio
 /// ```
+///
+/// With the `serde` feature it is `Serialize` and `Deserialize`, field by field (for a
+/// metrics endpoint or a log line).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CacheStats {
     /// Lookups that found a live entry: `get`, `pin().get` and `pin().get_key_value`
     /// calls, and the lookup each `get_with`, `try_get_with` and `optionally_get_with`

@@ -342,7 +342,35 @@ where
         V: Clone,
     {
         let init = || Outcome::of_value(init());
-        self.inner.load(key, init, Outcome::for_value).into_value()
+        self.inner
+            .load(key, false, init, Outcome::for_value)
+            .into_value()
+    }
+
+    /// [`get_with`](Self::get_with) by reference: the key is looked up as `&Q` and cloned
+    /// into a `K` only on a miss, so a hit costs no allocation (moka's `get_with_by_ref`).
+    /// One hit or one miss is counted, as for `get_with`.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<String, usize> = wheelcache::Cache::new();
+    /// assert_eq!(cache.get_with_by_ref("session-1", || 7), 7); // "session-1".to_owned()
+    /// assert_eq!(cache.get_with_by_ref("session-1", || unreachable!()), 7); // no clone
+    /// assert_eq!((cache.stats().hits, cache.stats().misses), (1, 1));
+    /// ```
+    pub fn get_with_by_ref<Q>(&self, key: &Q, init: impl FnOnce() -> V) -> V
+    where
+        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+        V: Clone,
+    {
+        let (hash, index) = self.inner.locate(key);
+        if let Some(value) = self.inner.get_located(hash, index, key) {
+            return value;
+        }
+        let init = || Outcome::of_value(init());
+        let outcome = self
+            .inner
+            .load(key.to_owned(), true, init, Outcome::for_value);
+        outcome.into_value()
     }
 
     /// [`get_with`](Self::get_with) for a loader that can fail: an `Err` is stored
@@ -363,7 +391,7 @@ where
     {
         let init = || Outcome::of_result(init());
         let shares = Outcome::for_result::<E>;
-        self.inner.load(key, init, shares).into_result()
+        self.inner.load(key, false, init, shares).into_result()
     }
 
     /// [`get_with`](Self::get_with) for a loader that may find nothing: `None` is stored
@@ -382,7 +410,7 @@ where
     {
         let init = || Outcome::of_option(init());
         self.inner
-            .load(key, init, Outcome::for_option)
+            .load(key, false, init, Outcome::for_option)
             .into_option()
     }
 

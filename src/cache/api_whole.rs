@@ -139,6 +139,16 @@ where
         IntoClones::new(self)
     }
 
+    /// The name given to [`CacheBuilder::name`](crate::CacheBuilder::name), if any.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// assert_eq!(cache.name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
     /// The configuration the cache was built with (see [`Policy`](crate::Policy)).
     ///
     /// ```
@@ -295,5 +305,31 @@ where
         } else {
             self.len() as u64
         }
+    }
+}
+
+/// `for (key, value) in &cache`: clones of every live entry, as [`Cache::iter`].
+///
+/// ```
+/// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+/// cache.insert(1, 10);
+/// cache.insert(2, 20);
+/// let mut sum = 0;
+/// for (key, value) in &cache {
+///     sum += key * value;
+/// }
+/// assert_eq!(sum, 50);
+/// ```
+impl<'a, K, V, S> IntoIterator for &'a Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    type Item = (K, V);
+    type IntoIter = IntoClones<'a, K, V, S>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }

@@ -39,6 +39,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     segments: Option<usize>,
     capacity: usize,
     tuning: Tuning,
+    name: Option<Arc<str>>,
     hasher: S,
     _types: PhantomData<fn(K, V)>,
 }
@@ -56,6 +57,7 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("tick", &self.tick)
             .field("segments", &self.segments)
             .field("initial_capacity", &self.capacity)
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +91,7 @@ impl<K, V> CacheBuilder<K, V, ahash::RandomState> {
             segments: None,
             capacity: 0,
             tuning: Tuning::DEFAULT,
+            name: None,
             hasher: ahash::RandomState::new(),
             _types: PhantomData,
         }
@@ -438,6 +441,19 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// A name for the cache, for logs and dashboards: [`Cache::name`] returns it and `Debug`
+    /// prints it (moka's `name`). Default: none.
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::builder().name("sessions").build();
+    /// assert_eq!(cache.name(), Some("sessions"));
+    /// assert!(format!("{cache:?}").contains("sessions"));
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     /// The number of segments, rounded up to a power of two and clamped to
     /// `1..=`[`MAX_SEGMENTS`] (zero means one). Default: four per available core.
     ///
@@ -524,6 +540,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             segments: self.segments,
             capacity: self.capacity,
             tuning: self.tuning,
+            name: self.name,
             hasher,
             _types: PhantomData,
         }
@@ -590,6 +607,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             flights: super::load::Flights::new(segments),
             expiry: self.expiry,
             origin: super::expiry::origin_of(reading),
+            name: self.name,
             _owns: PhantomData,
         });
         if let Some(interval) = self.reaper {

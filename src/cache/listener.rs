@@ -180,9 +180,12 @@ impl<K, V> Notifier<K, V> {
     /// the hold.
     fn tell(&self, held: Held<K, V>) {
         if let Some(listener) = &self.listener {
-            let _ = catch_unwind(AssertUnwindSafe(|| {
+            let told = catch_unwind(AssertUnwindSafe(|| {
                 listener(&held.key, &held.value, held.cause)
             }));
+            if let Err(payload) = told {
+                crate::panics::discarded("the eviction listener", payload);
+            }
         }
         drop(held);
     }

@@ -28,7 +28,7 @@ where
         shares: impl Fn(&Outcome<V>) -> bool,
     ) -> Outcome<V> {
         let wait = |flight: Arc<Flight<V>>| async move { flight.wait_async().await };
-        self.drive_load(key, init, shares, None, wait).await
+        self.drive_load(key, false, init, shares, None, wait).await
     }
 }
 
@@ -96,5 +96,29 @@ where
         let init = async { Outcome::of_result(init.await) };
         let shares = Outcome::for_result::<E>;
         self.inner.load_async(key, init, shares).await.into_result()
+    }
+
+    /// [`optionally_get_with`](Self::optionally_get_with) for an async loader: `None` is
+    /// stored nowhere and is what every caller awaiting that load receives; a later call
+    /// loads again.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
+    /// assert_eq!(cache.optionally_get_with_async(1, async { None }).await, None);
+    /// assert!(!cache.contains_key(&1));
+    /// assert_eq!(cache.optionally_get_with_async(1, async { Some(5) }).await, Some(5));
+    /// assert_eq!(cache.get(&1), Some(5));
+    /// # }
+    /// ```
+    pub async fn optionally_get_with_async(
+        &self,
+        key: K,
+        init: impl Future<Output = Option<V>>,
+    ) -> Option<V> {
+        let init = async { Outcome::of_option(init.await) };
+        let outcome = self.inner.load_async(key, init, Outcome::for_option).await;
+        outcome.into_option()
     }
 }

@@ -92,25 +92,29 @@ where
     S: BuildHasher,
 {
     /// A coalesced load for a blocking caller (`get_with` and friends): waits park the
-    /// thread, and the thread is the flight's leader if it leads.
+    /// thread, and the thread is the flight's leader if it leads. `looked`: the caller has
+    /// just looked the key up (a counted miss), so the first look is skipped.
     pub(super) fn load(
         &self,
         key: K,
+        looked: bool,
         init: impl FnOnce() -> Outcome<V>,
         shares: impl Fn(&Outcome<V>) -> bool,
     ) -> Outcome<V> {
         let me = Some(sync::thread_id());
         let wait = |flight: Arc<Flight<V>>| std::future::ready(flight.wait());
-        run_ready(self.drive_load(key, async { init() }, shares, me, wait))
+        run_ready(self.drive_load(key, looked, async { init() }, shares, me, wait))
     }
 
     /// The driver (see the module docs): the outcome this caller gets. `shares` says which
     /// outcomes of another caller's load this caller takes as its own; for any other it
     /// retries (and may lead). `me` is the leading thread (`None` for a task), `wait` how
-    /// this caller waits for a flight's end.
+    /// this caller waits for a flight's end. `looked`: skip the first look (the caller's
+    /// own lookup just missed, and counted as a miss).
     pub(super) async fn drive_load<W>(
         &self,
         key: K,
+        mut looked: bool,
         init: impl Future<Output = Outcome<V>>,
         shares: impl Fn(&Outcome<V>) -> bool,
         me: Option<ThreadId>,
@@ -123,8 +127,10 @@ where
         let mut key = key;
         let mut init = Some(init);
         loop {
-            if let Some(value) = self.get_located(hash, index, &key) {
-                return Outcome::Value(Arc::new(value));
+            if !std::mem::take(&mut looked) {
+                if let Some(value) = self.get_located(hash, index, &key) {
+                    return Outcome::Value(Arc::new(value));
+                }
             }
             let present = |k: &K| {
                 let guard = epoch::pin();

@@ -135,6 +135,8 @@ pub(crate) struct Inner<K, V, S> {
     expiry: Option<expiry::BoxedExpiry<K, V>>,
     /// The `Instant` the clock's zero stands for, for the policy (see `expiry`).
     origin: std::time::Instant,
+    /// The builder's `name`, if any.
+    name: Option<Arc<str>>,
     /// The cache owns `K`s and `V`s: Send/Sync follow theirs (the segments alone, holding
     /// raw pointers behind atomics, would say nothing about them).
     _owns: PhantomData<(K, V)>,
@@ -178,6 +180,7 @@ impl<K, V, S> Drop for Cache<K, V, S> {
 impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
+            .field("name", &self.inner.name)
             .field("len", &self.inner.len())
             .field("segments", &self.inner.segments.len())
             .field("time_to_live", &self.inner.ttl)

@@ -438,9 +438,15 @@ fn raise_grace(grace: &AtomicU64, to: u64) {
 pub(crate) unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
     // SAFETY: `free`'s 1 (allocated by `NodeBox::new`) is our 1; its 2 (nobody else
     // reaches it, freed once) is our 1 and 2.
-    let _ = catch_unwind(AssertUnwindSafe(move || unsafe {
+    let freed = catch_unwind(AssertUnwindSafe(move || unsafe {
         crate::entry::node::free(node)
     }));
+    if let Err(payload) = freed {
+        crate::panics::discarded(
+            "a key's or value's Drop (freeing a departed entry)",
+            payload,
+        );
+    }
 }
 
 /// Frees a chain of nodes, catching panics from key and value `Drop`s.
