@@ -12,6 +12,13 @@ use crossbeam_epoch::{self as epoch, Guard};
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};
 
+/// A full turn that evicts while the cache is over its bound, draining nothing new (see
+/// [`Mode::Full`]): the bound's rounds and a migration's.
+const EVICTING: Mode = Mode::Full {
+    drain: false,
+    evict: true,
+};
+
 /// Reads per thread between two looks at whether the read's segment is due for maintenance.
 pub(crate) const READ_TURN_EVERY: u32 = 64;
 
@@ -94,15 +101,7 @@ where
                     break;
                 }
                 let mut out = Departures::new(self, index);
-                let turn = self.turn(
-                    index,
-                    now,
-                    Mode::Full {
-                        drain: false,
-                        evict: true,
-                    },
-                    &mut out,
-                );
+                let turn = self.turn(index, now, EVICTING, &mut out);
                 evicted += turn.evicted;
                 out.finish();
             }
@@ -132,17 +131,7 @@ where
             for (index, segment) in self.segments.iter().enumerate() {
                 if migrating[index] {
                     let mut out = Departures::new(self, index);
-                    migrating[index] = self
-                        .turn(
-                            index,
-                            now,
-                            Mode::Full {
-                                drain: false,
-                                evict: true,
-                            },
-                            &mut out,
-                        )
-                        .migrating;
+                    migrating[index] = self.turn(index, now, EVICTING, &mut out).migrating;
                     out.finish();
                 }
                 if !freed[index] {
