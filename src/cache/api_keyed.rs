@@ -137,6 +137,46 @@ where
         self.inner.put(key, value, Some(ttl));
     }
 
+    /// Gives the live entry for `key` the deadline [`insert_with_ttl`](Self::insert_with_ttl)
+    /// with `ttl` would give it now, without replacing its value (Redis's `EXPIRE`,
+    /// actix-session's `update_ttl`). Returns false, changing nothing, when there is no live
+    /// entry. A zero `ttl` removes the entry, heard by the listener as `Expired`.
+    ///
+    /// - It is not a departure: the listener hears nothing, and no counter of
+    ///   [`stats`](Self::stats) moves (but the zero-TTL removal, an expiration).
+    /// - Like a write, it restarts the entry's idle time. An [`Expiry`](crate::Expiry)
+    ///   policy is not asked, as for `insert_with_ttl`, and its deadline is dropped.
+    /// - The entry is stored anew (entries are immutable nodes): its key and value are
+    ///   cloned (for an `Arc` value, the same allocation), its weight is kept, and in a
+    ///   bounded cache it re-enters the eviction queues as a new entry would.
+    /// - Atomic with respect to other writes of the key: if one replaces or removes the
+    ///   entry first, `set_ttl` applies to what is there then (or returns false).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use wheelcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<&str, Arc<String>> = Cache::builder().clock(clock.clone()).build();
+    /// let value = Arc::new("state".to_string());
+    /// cache.insert_with_ttl("s", Arc::clone(&value), Duration::from_secs(1));
+    /// assert!(cache.set_ttl("s", Duration::from_secs(60))); // the session was used
+    /// clock.advance(Duration::from_secs(30));
+    /// assert!(Arc::ptr_eq(&cache.get("s").unwrap(), &value)); // the same value
+    /// assert!(!cache.set_ttl("absent", Duration::from_secs(5)));
+    /// assert!(cache.set_ttl("s", Duration::ZERO)); // removed, as Expired
+    /// assert_eq!(cache.get("s"), None);
+    /// ```
+    pub fn set_ttl<Q>(&self, key: &Q, ttl: Duration) -> bool
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+        K: Clone,
+        V: Clone,
+    {
+        self.inner.set_ttl(key, ttl)
+    }
+
     /// A clone of the live value for `key`. Never returns an expired entry.
     ///
     /// It counts as a hit or a miss in [`stats`](Self::stats); when it finds the entry, it

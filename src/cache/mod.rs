@@ -52,6 +52,7 @@ mod maintain;
 mod pinned;
 mod read;
 mod reaper;
+mod retime;
 mod write;
 
 pub use builder::CacheBuilder;
