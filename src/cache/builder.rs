@@ -7,7 +7,7 @@ use crate::entry::RemovalCause;
 use crate::evict::Limits;
 use crate::segment::Segment;
 use crate::stats::Stats;
-use crate::sync::AtomicUsize;
+use crate::sync::{AtomicBool, AtomicUsize};
 use crate::table::Tuning;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -589,6 +589,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             self.weigher.is_some(),
             self.tti.map(|t| ticker.ticks_for(t)),
         ));
+        let timed = self.ttl.is_some() || self.tti.is_some() || self.expiry.is_some();
         let inner = Arc::new(Inner {
             segments: (0..segments)
                 .map(|_| Segment::new(per_segment, self.tuning, now, Arc::clone(&limits)))
@@ -608,6 +609,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             expiry: self.expiry,
             origin: super::expiry::origin_of(reading),
             name: self.name,
+            timed: AtomicBool::new(timed),
             _owns: PhantomData,
         });
         if let Some(interval) = self.reaper {

@@ -7,7 +7,7 @@ use super::{Inner, MAX_RECLAIM_WAIT};
 use crate::entry::reclaim::{self, Progress};
 use crate::segment::{Mode, Segment, Sink, Turn};
 use crate::stats::Event;
-use crate::sync::{self, Patience};
+use crate::sync::{self, Ordering, Patience};
 use crossbeam_epoch::{self as epoch, Guard};
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};
@@ -180,11 +180,14 @@ impl<K, V, S> Inner<K, V, S> {
             return;
         }
         out.turned = true;
-        if self.limits.over() && self.segments.len() > 1 {
+        // Relaxed: see `timed`.
+        let timed = self.timed.load(Ordering::Relaxed);
+        if timed && self.limits.over() && self.segments.len() > 1 {
             // Lapsed entries leave before live ones are evicted, cache-wide: every other
-            // segment that may hold one at `now` advances its wheel first (waiting for its
-            // lock: a bounded cache's back-pressure). A segment is swept at most once a
-            // tick, as a caught-up turn is not due again until the next.
+            // segment that may hold one at `now` advances its wheel first, unless its lock
+            // is taken (its holder is maintaining it; waiting made every over-the-bound
+            // write a convoy). A segment is swept at most once a tick, as a caught-up turn
+            // is not due again until the next.
             for (other, segment) in self.segments.iter().enumerate() {
                 if other != index && segment.may_hold_lapsed(now) {
                     let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);

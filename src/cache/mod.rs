@@ -67,7 +67,7 @@ use crate::clock::Ticker;
 use crate::evict::Limits;
 use crate::segment::Segment;
 use crate::stats::Stats;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use load::Flights;
 use std::fmt;
 
@@ -138,6 +138,10 @@ pub(crate) struct Inner<K, V, S> {
     origin: std::time::Instant,
     /// The builder's `name`, if any.
     name: Option<Arc<str>>,
+    /// Whether any entry was ever given a deadline (a TTL, a time-to-idle or a policy in
+    /// the configuration, or one `insert_with_ttl`): until then no entry can lapse, and an
+    /// over-the-bound write skips its sweep for lapsed entries (see `maintain`).
+    timed: AtomicBool,
     /// The cache owns `K`s and `V`s: Send/Sync follow theirs (the segments alone, holding
     /// raw pointers behind atomics, would say nothing about them).
     _owns: PhantomData<(K, V)>,

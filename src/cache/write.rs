@@ -10,6 +10,7 @@ use crate::entry::node::{ExtInit, NodeBox, NodePtr};
 use crate::entry::RemovalCause;
 use crate::segment::{Held, Segment};
 use crate::stats::Event;
+use crate::sync::Ordering;
 use crate::table::Insert;
 use crossbeam_epoch::{self as epoch};
 use equivalent::Equivalent;
@@ -42,6 +43,11 @@ where
         reading: Reading,
         weight: u32,
     ) -> NodeBox<K, V> {
+        if deadline.ttl != NEVER && !self.timed.load(Ordering::Relaxed) {
+            // Relaxed: a hint (see `timed`); a sweep that misses it skips nothing that
+            // could have lapsed, as this entry cannot have yet.
+            self.timed.store(true, Ordering::Relaxed);
+        }
         let timer = deadline.policy.map(|p| (p, reading.nanos()));
         let ext = (self.limits.extended() || timer.is_some()).then_some(ExtInit {
             idle: reading.tick(),

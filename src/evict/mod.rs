@@ -52,10 +52,12 @@
 //! write that finds the total over the bound first sweeps every other segment that may
 //! hold an entry lapsed at its clock reading (`Segment::may_hold_lapsed`: its last turn
 //! ended at an earlier tick or left work) with an expire-only turn (`Mode::Expire`, which
-//! waits for the lock: back-pressure), and `run_pending_tasks` expires in every segment
-//! before it evicts in any. A caught-up segment is not swept again within the tick, so the
-//! sweep costs a lock per segment per tick at most. Writers racing on two segments can
-//! still evict a live entry while another writer's sweep is on its way to a lapsed one.
+//! skips a segment whose lock is taken: its holder is maintaining it), and
+//! `run_pending_tasks` expires in every segment before it evicts in any. A caught-up
+//! segment is not swept again within the tick, so the sweep costs a lock per segment per
+//! tick at most. So the rule is exact for a single writer; writers racing on several
+//! segments can still evict a live entry while a lapsed one waits for its segment's
+//! holder or sweeper.
 //!
 //! ## Cost per entry
 //! An entry of a bounded or idle-expiring cache carries an extension (`entry::node::Ext`,

@@ -122,8 +122,8 @@ impl<K, V> Segment<K, V> {
             // SeqCst: pairs with the fence after unlocking below (see the module docs).
             fence(Ordering::SeqCst);
             let maint = match mode {
-                Mode::Write => sync::try_lock(&self.maint),
-                Mode::Press | Mode::Expire | Mode::Full { .. } => Some(sync::lock(&self.maint)),
+                Mode::Write | Mode::Expire => sync::try_lock(&self.maint),
+                Mode::Press | Mode::Full { .. } => Some(sync::lock(&self.maint)),
             };
             let Some(mut locked) = maint else {
                 return turn;

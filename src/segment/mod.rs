@@ -115,9 +115,9 @@ pub(crate) enum Mode {
     /// `Write`, but waits for the lock (its holder's turn is bounded and runs no user code).
     Press,
     /// A write's sweep of another segment before it evicts (see `Inner::turn_pinned`):
-    /// waits for the lock (back-pressure, as `Press`), at most [`WRITE_BUDGET`] units,
-    /// applies requests and advances the wheel, and evicts nothing, so lapsed entries leave
-    /// before live ones are evicted.
+    /// `try_lock` (a segment whose lock is taken is being maintained by its holder), at
+    /// most [`WRITE_BUDGET`] units, applies requests and advances the wheel, and evicts
+    /// nothing, so lapsed entries leave before live ones are evicted.
     Expire,
     /// `run_pending_tasks` and the reaper: wait for the lock, at most [`FULL_CHUNK`] units.
     /// With `drain`, the turn takes the hand-off stack once the backlog is empty (reported
