@@ -1,7 +1,8 @@
 //! An expiry policy's reads under loom: a read that moves a deadline earlier asks for a
 //! re-file (a request on the cancel ring, under the node's QUEUED flag) while the entry is
 //! removed, or while the wheel fires it at its old deadline. Either way the entry leaves
-//! once, its value is dropped once, and nothing is left filed or stored.
+//! once, its value is dropped once, and nothing is left filed or stored. And `set_ttl`'s
+//! swap of a re-timed node racing a removal.
 
 use std::time::{Duration, Instant};
 use wheelcache::{Expiry, ManualClock};
@@ -78,5 +79,38 @@ fn read_refile_vs_expiry() {
         assert_eq!(cache.len(), 0);
         assert_eq!(departures.total(), 1);
         assert_eq!(departures.expired.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// `set_ttl` (a new node with the same key and a clone of the value, swapped in by CAS,
+/// the old one retired without a departure) races the entry's removal and the wheel: the
+/// remove takes whichever node is in place, so the key leaves exactly once, as
+/// `Explicit`, nobody hears a `Replaced`, and every value and clone is dropped once
+/// (`Track`: a node the swap forgot to retire fails the model as leaked).
+#[test]
+fn set_ttl_vs_remove() {
+    model_body(|| {
+        let (builder, clock, departures) = model_builder();
+        let cache: Model = builder.build();
+        cache.insert_with_ttl(1, Probe::new(1), 2 * MS);
+        cache.run_pending_tasks(); // filed at 2 ms
+        let c2 = cache.clone();
+        let t = thread::spawn(move || c2.set_ttl(&1, 5 * MS));
+        let removed = cache.remove(&1).map(|p| p.check());
+        let retimed = t.join().unwrap();
+        assert_eq!(
+            removed,
+            Some(1),
+            "the remove finds the old node or its successor"
+        );
+        clock.advance(5 * MS);
+        cache.run_pending_tasks();
+        assert_eq!(cache.len(), 0);
+        assert_eq!(departures.explicit.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            departures.total(),
+            1,
+            "retimed {retimed}: no other departure"
+        );
     });
 }
