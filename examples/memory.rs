@@ -1,6 +1,6 @@
 //! Memory per entry, and what an emptied cache keeps, for every subject.
 //!
-//! For each subject: insert 10^6 entries (u64 key, `Arc` value of 64 bytes, 5 s TTL) and
+//! For each subject: insert 10^6 entries (u64 key, `Arc` value of 256 bytes, 5 s TTL) and
 //! report requested bytes per entry beyond the value's own allocation (key, value pointer
 //! and overhead; a counting allocator); then let every entry lapse, run the subject's maintenance (a sweep, or the
 //! cache's own), and report what it still holds.

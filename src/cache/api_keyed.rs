@@ -454,6 +454,64 @@ where
             .into_option()
     }
 
+    /// [`try_get_with`](Self::try_get_with) by reference: the key is cloned only on a
+    /// miss (moka's `try_get_with_by_ref`).
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<String, u32> = wheelcache::Cache::new();
+    /// assert!(cache.try_get_with_by_ref("k", || Err::<u32, _>("down")).is_err());
+    /// assert_eq!(cache.try_get_with_by_ref("k", || Ok::<_, &str>(3)), Ok(3));
+    /// assert_eq!(cache.try_get_with_by_ref("k", || Err("not asked")), Ok(3));
+    /// ```
+    pub fn try_get_with_by_ref<Q, E>(
+        &self,
+        key: &Q,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        let (hash, index) = self.inner.locate(key);
+        if let Some(value) = self.inner.get_located(hash, index, key) {
+            return Ok(value);
+        }
+        let init = || Outcome::of_result(init());
+        let shares = Outcome::for_result::<E>;
+        self.inner
+            .load(key.to_owned(), true, init, shares)
+            .into_result()
+    }
+
+    /// [`optionally_get_with`](Self::optionally_get_with) by reference: the key is cloned
+    /// only on a miss (moka's `optionally_get_with_by_ref`).
+    ///
+    /// ```
+    /// let cache: wheelcache::Cache<String, u32> = wheelcache::Cache::new();
+    /// assert_eq!(cache.optionally_get_with_by_ref("k", || None), None);
+    /// assert_eq!(cache.optionally_get_with_by_ref("k", || Some(4)), Some(4));
+    /// assert_eq!(cache.optionally_get_with_by_ref("k", || None), Some(4));
+    /// ```
+    pub fn optionally_get_with_by_ref<Q>(
+        &self,
+        key: &Q,
+        init: impl FnOnce() -> Option<V>,
+    ) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+        V: Clone,
+    {
+        let (hash, index) = self.inner.locate(key);
+        if let Some(value) = self.inner.get_located(hash, index, key) {
+            return Some(value);
+        }
+        let init = || Outcome::of_option(init());
+        self.inner
+            .load(key.to_owned(), true, init, Outcome::for_option)
+            .into_option()
+    }
+
     /// An atomic read-modify-write of `key`'s entry: `f` sees the live value (or `None`)
     /// and returns an [`Op`](crate::Op): keep it as it is, put a new value (stored with the default
     /// TTL, or an [`Expiry`](crate::Expiry) policy's earlier deadline), or remove the entry. The op is
