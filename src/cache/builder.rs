@@ -1,18 +1,18 @@
 //! Configuring a cache.
 
-use super::listener::{Listener, Notifier};
-use super::{reaper, Cache, Expiry, Inner, Weigher};
-use crate::clock::{Clock, MonotonicClock, Ticker};
+use super::listener::Listener;
+#[cfg(doc)]
+use super::Cache;
+use super::{Expiry, Weigher};
+use crate::clock::Clock;
+#[cfg(doc)]
+use crate::clock::MonotonicClock;
 use crate::entry::RemovalCause;
-use crate::evict::Limits;
-use crate::segment::Segment;
-use crate::stats::Stats;
-use crate::sync::{AtomicBool, AtomicUsize};
 use crate::table::Tuning;
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
+use std::hash::BuildHasher;
 use std::marker::PhantomData;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The most segments a cache may have. Each costs about 6.3 KiB even when empty (see
@@ -27,21 +27,21 @@ pub const MAX_INITIAL_CAPACITY: usize = 1 << 22;
 
 /// Builds a [`Cache`]. Every setting has a default; see each method.
 pub struct CacheBuilder<K, V, S = ahash::RandomState> {
-    ttl: Option<Duration>,
-    tti: Option<Duration>,
-    max_capacity: Option<u64>,
-    weigher: Option<Weigher<K, V>>,
-    expiry: Option<super::expiry::BoxedExpiry<K, V>>,
-    listener: Option<Listener<K, V>>,
-    reaper: Option<Duration>,
-    clock: Option<Box<dyn Clock>>,
-    tick: Duration,
-    segments: Option<usize>,
-    capacity: usize,
-    tuning: Tuning,
-    name: Option<Arc<str>>,
-    hasher: S,
-    _types: PhantomData<fn(K, V)>,
+    pub(super) ttl: Option<Duration>,
+    pub(super) tti: Option<Duration>,
+    pub(super) max_capacity: Option<u64>,
+    pub(super) weigher: Option<Weigher<K, V>>,
+    pub(super) expiry: Option<super::expiry::BoxedExpiry<K, V>>,
+    pub(super) listener: Option<Listener<K, V>>,
+    pub(super) reaper: Option<Duration>,
+    pub(super) clock: Option<Box<dyn Clock>>,
+    pub(super) tick: Duration,
+    pub(super) segments: Option<usize>,
+    pub(super) capacity: usize,
+    pub(super) tuning: Tuning,
+    pub(super) name: Option<Arc<str>>,
+    pub(super) hasher: S,
+    pub(super) _types: PhantomData<fn(K, V)>,
 }
 
 impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
@@ -544,77 +544,5 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             hasher,
             _types: PhantomData,
         }
-    }
-
-    /// Builds the cache (and starts the reaper, if asked for).
-    ///
-    /// # Panics
-    /// If the reaper was requested and the OS refuses to start a thread.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use wheelcache::Cache;
-    ///
-    /// let cache: Cache<u32, u32> = Cache::builder()
-    ///     .max_capacity(1_000)
-    ///     .time_to_live(Duration::from_secs(60))
-    ///     .build();
-    /// cache.insert(1, 1);
-    /// assert_eq!(cache.get(&1), Some(1));
-    /// assert_eq!(cache.policy().max_capacity(), Some(1_000));
-    /// assert_eq!(cache.time_to_live(), Some(Duration::from_secs(60)));
-    /// ```
-    pub fn build(self) -> Cache<K, V, S>
-    where
-        K: Hash + Eq + Send + Sync + 'static,
-        V: Send + Sync + 'static,
-        S: BuildHasher + Send + Sync + 'static,
-    {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let segments = self
-            .segments
-            .unwrap_or(threads.saturating_mul(4))
-            .clamp(1, MAX_SEGMENTS)
-            .next_power_of_two();
-        let monotonic = self.clock.is_none();
-        let clock = self
-            .clock
-            .unwrap_or_else(|| Box::new(MonotonicClock::new()));
-        let ticker = Ticker::new(clock, self.tick, monotonic);
-        let reading = ticker.read();
-        let now = reading.tick();
-        let per_segment = self.capacity.div_ceil(segments);
-        let limits = Arc::new(Limits::new(
-            self.max_capacity,
-            self.weigher.is_some(),
-            self.tti.map(|t| ticker.ticks_for(t)),
-        ));
-        let timed = self.ttl.is_some() || self.tti.is_some() || self.expiry.is_some();
-        let inner = Arc::new(Inner {
-            segments: (0..segments)
-                .map(|_| Segment::new(per_segment, self.tuning, now, Arc::clone(&limits)))
-                .collect(),
-            segment_bits: segments.trailing_zeros(),
-            hasher: self.hasher,
-            ticker,
-            ttl: self.ttl,
-            tti: self.tti,
-            limits,
-            weigher: self.weigher,
-            notifier: Notifier::new(self.listener),
-            stats: Stats::new(threads),
-            reaper: OnceLock::new(),
-            handles: AtomicUsize::new(1),
-            flights: super::load::Flights::new(segments),
-            expiry: self.expiry,
-            origin: super::expiry::origin_of(reading),
-            name: self.name,
-            timed: AtomicBool::new(timed),
-            _owns: PhantomData,
-        });
-        if let Some(interval) = self.reaper {
-            reaper::spawn(&inner, interval).expect("failed to spawn the wheelcache reaper thread");
-        }
-        Cache { inner }
     }
 }

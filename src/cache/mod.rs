@@ -34,6 +34,7 @@
 
 mod api_keyed;
 mod api_whole;
+mod build;
 mod builder;
 pub(crate) mod builder_limits {
     pub use super::builder::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS};
