@@ -62,6 +62,29 @@ pub(crate) fn thread_id() -> ThreadId {
     std::thread::current().id()
 }
 
+/// A number that tells this thread apart from those started near it, for spreading
+/// per-thread work over a few lanes (callers cache it per thread). On `std`, a counter
+/// drawn in the order threads first ask, so consecutive threads differ; under the model,
+/// a hash of loom's thread id (a static counter would carry over from one execution to
+/// the next, and a model's executions must be deterministic). A hint: nothing is ordered
+/// or published through it.
+pub(crate) fn thread_ordinal() -> usize {
+    #[cfg(all(wheelcache_loom, feature = "loom"))]
+    {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        thread_id().hash(&mut hasher);
+        hasher.finish() as usize
+    }
+    #[cfg(not(all(wheelcache_loom, feature = "loom")))]
+    {
+        // Relaxed: a counter that orders nothing (see above); a plain std atomic, outside
+        // any model, as it is never part of a synchronisation.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Thread-locals: loom's under the model (its threads share one OS thread), std's
 /// otherwise, with a `const` initialiser (loom's macro does not take one).
 macro_rules! thread_cell {

@@ -150,14 +150,15 @@ where
         }
     }
 
-    /// The reaper's round: the same bounded full turns, then one push of the epoch and
-    /// whatever is ready freed, without waiting.
+    /// The reaper's round: the same bounded full turns, then one push of the epoch, and
+    /// what was ready at its previous round already freed, without waiting (what is ready
+    /// now is left a round to the threads of its lane, see `entry::reclaim`).
     pub(super) fn reap(&self) {
         let now = self.ticker.now();
         let _ = self.maintain_all(now);
         epoch::pin().flush();
         for segment in self.segments.iter() {
-            segment.free_ready(usize::MAX);
+            segment.reclaim.free_stale();
         }
     }
 }

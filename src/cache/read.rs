@@ -66,13 +66,14 @@ where
         found
     }
 
-    /// The key's hash (the user's, mixed: see `table::mix`) and its segment.
+    /// The key's hash (the user's, mixed: see `table::mix`, cut to the table's 48 bits)
+    /// and its segment.
     pub(super) fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
-        let hash = crate::table::mix(self.hasher.hash_one(key));
-        // Top bits pick the segment; the table uses the low 32 bits (home group) and bits
-        // 32..47 (slot tags), so the three are independent.
-        let index = hash.checked_shr(64 - self.segment_bits).unwrap_or(0) as usize;
-        (hash, index)
+        let mixed = crate::table::mix(self.hasher.hash_one(key));
+        // Top bits pick the segment (at most 16: `MAX_SEGMENTS`); the table uses the low
+        // 32 bits (home group) and bits 32..47 (slot tags), so the three are independent.
+        let index = mixed.checked_shr(64 - self.segment_bits).unwrap_or(0) as usize;
+        (mixed & crate::table::HASH_MASK, index)
     }
 
     /// A found node's liveness check: its TTL deadline against the clock (read only when

@@ -12,8 +12,9 @@
 //! so the extension is found the same way in either.
 //!
 //! ## Ground rules for the fields of a `Node`
-//! - `hash`, `key`, `value`: written once before the node is published, read-only
-//!   afterwards; readable by any thread holding an epoch guard (or a [`Held`]).
+//! - `hash_lane`, `key`, `value`: written once before the node is published, read-only
+//!   afterwards; readable by any thread holding an epoch guard (or a [`Held`]). The first
+//!   holds the key's 48-bit table hash and the allocating thread's reclamation lane.
 //! - `meta`: the TTL deadline (immutable, low 55 bits; a [`Timer`]'s deadline, which reads
 //!   may move, is never later), the lifecycle flags below (changed by atomic RMW), `EXT`
 //!   (immutable) and the policy's 2-bit access counter in the top bits (raised by hits
@@ -54,9 +55,11 @@
 //! itself, `Wheel::schedule`, `cancel` and `advance`'s hand-out, under the maintenance
 //! lock). Who may change each flag, and through which named transition: `lifecycle`.
 
+use super::reclaim;
 use crate::clock::{DEADLINE_BITS, NEVER};
 use crate::intrusive::Links;
 use crate::sync::{AtomicU64, Ordering, UnsafeCell};
+use crate::table::HASH_MASK;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
@@ -74,6 +77,9 @@ pub(crate) const UNLINKED: u64 = 1 << (DEADLINE_BITS + 3);
 pub(crate) const DETACHED: u64 = 1 << (DEADLINE_BITS + 4);
 /// The remover is done with the node (its listener, if any, has returned).
 pub(crate) const RELEASED: u64 = 1 << (DEADLINE_BITS + 5);
+/// Where a node's hash word keeps its lane (above the 48 bits of the hash).
+const LANE_SHIFT: u32 = 56;
+const _: () = assert!(HASH_MASK >> LANE_SHIFT == 0 && reclaim::LANES <= 1 << (64 - LANE_SHIFT));
 /// The three holds on a node (see the lifecycle above): the last one set retires it.
 pub(crate) const HOLDS: u64 = UNLINKED | DETACHED | RELEASED;
 /// The node was allocated with an [`Ext`] before it (immutable).
@@ -184,8 +190,10 @@ unsafe fn layout_of<K, V>(node: *mut Node<K, V>) -> Layout {
 /// An entry: its hash, bookkeeping, key and value.
 #[derive(Debug)]
 pub(crate) struct Node<K, V> {
-    /// The key's full hash: where its probe starts, and its slot tag, with no user code.
-    pub(crate) hash: u64,
+    /// The key's hash (its low 48 bits, [`HASH_MASK`]: where its probe starts, and its slot
+    /// tag, with no user code), and the lane of the thread that allocated it in bits
+    /// 56..59 (see `entry::reclaim`). Read through [`Node::hash`] and [`Node::lane`].
+    hash_lane: u64,
     /// Deadline in ticks (low 55 bits), then the lifecycle flags and the access count (top
     /// 9: see the table above).
     pub(crate) meta: AtomicU64,
@@ -204,16 +212,31 @@ impl<K, V> Node<K, V> {
     }
 
     /// A node not yet linked; `queued` when the inserter will push it on the hand-off.
+    /// Keeps `hash`'s low 48 bits ([`HASH_MASK`]: all a table hash has); the node's lane is
+    /// the calling thread's.
     fn with_flags(hash: u64, key: K, value: V, deadline: u64, queued: bool, flags: u64) -> Self {
         debug_assert!(deadline <= NEVER);
         let meta = deadline | flags | if queued { QUEUED } else { 0 };
         Self {
-            hash,
+            hash_lane: (hash & HASH_MASK) | ((reclaim::home_lane() as u64) << LANE_SHIFT),
             meta: AtomicU64::new(meta),
             wheel: UnsafeCell::new(Links::new()),
             key,
             value,
         }
+    }
+
+    /// The key's table hash (48 bits: see [`HASH_MASK`]).
+    #[inline]
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash_lane & HASH_MASK
+    }
+
+    /// The lane of the thread that allocated the node (below `reclaim::LANES`): its
+    /// reclamation frees it on a thread of that lane when it can (see `entry::reclaim`).
+    #[inline]
+    pub(crate) fn lane(&self) -> usize {
+        (self.hash_lane >> LANE_SHIFT) as usize % reclaim::LANES
     }
 
     /// The deadline tick; [`NEVER`] for none. Immutable after publication, so `Relaxed`:

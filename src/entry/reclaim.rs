@@ -15,15 +15,17 @@
 //! `Drop` could promise anything.
 //!
 //! ## The scheme: only grace periods go through crossbeam; the nodes stay ours
-//! 1. [`Reclaim::retire`] pushes a node onto the segment's *limbo* (the intrusive Treiber
-//!    stack of `crate::intrusive`, through the node's `wheel.next`: see `entry::links`). It never seals, so it may be called anywhere, under a lock included.
+//! 1. [`Reclaim::retire`] pushes a node onto the segment's *limbo* for its lane (the
+//!    intrusive Treiber stack of `crate::intrusive`, through the node's `wheel.next`: see
+//!    `entry::links`; lanes below). It never seals, so it may be called anywhere, under a
+//!    lock included.
 //! 2. [`Reclaim::seal`] (when [`BATCH`] nodes wait, and on every full maintenance pass; never
-//!    under a lock) takes the whole limbo as one batch, draws its number `n` from `sealed`,
-//!    pushes it onto the *sealed* stack, and defers a closure that only records "batch `n`'s
+//!    under a lock) takes the whole limbo (every lane's, then one batch per lane), draws
+//!    their number `n` from `drawn`, pushes them onto the *sealed* stack, and defers a closure that only records "batch `n`'s
 //!    grace period is over" (`grace` raised to `n + 1`), flushing so the closure reaches
 //!    crossbeam's global queue at once.
-//! 3. [`Reclaim::free_ready`] frees every queued batch numbered below `grace`, up to a budget
-//!    of nodes. Maintenance turns call it with no lock held and no pin of ours: key and value
+//! 3. [`Reclaim::free_ready`] frees queued batches numbered below `grace` (its lane's
+//!    share of them, see "Lanes"), up to a budget of nodes. Maintenance turns call it with no lock held and no pin of ours: key and value
 //!    `Drop`s run there and nowhere else while the cache lives. A panic in one is caught and
 //!    discarded, and the rest of the batch is still freed.
 //!
@@ -35,16 +37,41 @@
 //! `n`'s nodes found it before it became unreachable, so it was pinned then, and has either
 //! unpinned since or was still pinned at `m`'s defer: either way it is no longer pinned.
 //!
+//! ## Lanes: a node goes home to be freed
+//! Freeing a node frees two allocations: the node, and usually the value's (an `Arc`'s
+//! contents). With a per-segment queue, whichever thread took the turn freed them, and in
+//! a server that is most often not the thread that allocated them. glibc's allocator
+//! (ptmalloc) gives each thread an arena; a chunk freed by another thread goes back to its
+//! own arena under that arena's lock once the freeing thread's small cache (tcache) is full,
+//! and collides there with the owner's own `malloc`s: the loser sleeps on a futex. In the
+//! session workload at two threads (`strace -f -k -e futex` showed the waits in
+//! `node::free` and `NodeBox::new`) that made insert and remove p99.9 about 50 us against
+//! 12 us with jemalloc preloaded, whose thread caches hand such frees back in bulk.
+//!
+//! So threads are dealt [`LANES`] lanes round robin, and a node records its allocating
+//! thread's lane (in its hash word, see `entry::node`). `retire` files it in its lane's
+//! limbo, one sealing takes every lane's limbo as batches of one number, and freeing is
+//! shared out:
+//! - an operation's pass ([`Reclaim::free_ready`]) frees its own lane's ready batches, and
+//!   of every other lane only those beyond the first [`SLACK`] ready ones: a lane whose
+//!   threads fall behind (or have gone) is helped, and what it leaves is bounded;
+//! - the background pass ([`Reclaim::free_stale`], the reaper's) frees whatever was already
+//!   ready at its previous pass, any lane: memory returns a round after its lane goes quiet;
+//! - `run_pending_tasks` and `Drop` free every lane, as before.
+//!
+//! The lane is a hint: which thread frees a node changes only where its memory goes back,
+//! never whether or when it may be freed (the grace argument above is per batch number).
+//!
 //! ## Ground rules
-//! - `limbo` and `sealed`: lock-free stacks, pushed by anyone, taken whole by `swap` (so no
-//!   ABA).
+//! - `limbo` (one stack per lane) and `sealed`: lock-free stacks, pushed by anyone, taken
+//!   whole by `swap` (so no ABA).
 //! - `queue`: the sealed batches taken off the stack and not yet freed, touched only by the
 //!   holder of the *freeing token* (`freeing`, taken by a CAS and never waited for: a thread
 //!   that finds it taken skips freeing). While it frees, the holder's thread is marked (see
 //!   [`is_freeing`]) so that a `Drop` calling back into the cache cannot wait for itself.
 //!
 //! ## One accounting
-//! What is not yet freed is exactly what is in `limbo`, `sealed` and `queue`. To free
+//! What is not yet freed is exactly what is in the lanes' `limbo`s, `sealed` and `queue`. To free
 //! everything retired before it started, `run_pending_tasks` seals, then, holding the token,
 //! moves the sealed stack into the queue and notes the highest number there; it is done once
 //! no batch at or below that number is left in the queue (see [`Reclaim::free_pending`]).
@@ -66,6 +93,33 @@ use std::sync::Arc;
 /// sealing with few operations).
 pub(crate) const BATCH: usize = if cfg!(miri) || sync::MODEL { 2 } else { 256 };
 
+/// Reclamation lanes per segment (see "Lanes" in the module docs): threads are dealt
+/// lanes round robin, and a node is filed under its allocating thread's.
+pub(crate) const LANES: usize = 8;
+
+/// Ready batches of each other lane that an operation's freeing pass leaves for that
+/// lane's own threads (see "Lanes" in the module docs).
+const SLACK: usize = 2;
+
+sync::thread_cell! {
+    /// This thread's lane, once dealt (`u8::MAX` before).
+    static LANE: Cell<u8> = Cell::new(u8::MAX);
+}
+
+/// The calling thread's reclamation lane (below [`LANES`]), dealt on first use.
+pub(crate) fn home_lane() -> usize {
+    LANE.with(|lane| {
+        let dealt = usize::from(lane.get());
+        if dealt < LANES {
+            return dealt;
+        }
+        let dealt = sync::thread_ordinal() % LANES;
+        // `LANES` fits in a `u8` (8), so this is exact.
+        lane.set(dealt as u8);
+        dealt
+    })
+}
+
 sync::thread_cell! {
     /// Set while this thread holds some segment's freeing token (and so runs `Drop`s).
     static FREEING: Cell<bool> = Cell::new(false);
@@ -80,10 +134,22 @@ pub(crate) fn is_freeing() -> bool {
 /// Retired nodes, chained through their stack links.
 type Nodes<K, V> = Chain<WheelField<K, V>>;
 
-/// A sealed batch: retired nodes (never none) and its number.
+/// A sealed batch: retired nodes of one lane (never none), and its number (shared by the
+/// batches of the other lanes sealed with it).
 struct Batch<K, V> {
     nodes: Nodes<K, V>,
     number: u64,
+    lane: usize,
+}
+
+/// Which ready batches a freeing pass may take.
+#[derive(Clone, Copy, Debug)]
+enum Share {
+    /// An operation's pass on a thread of this lane: the lane's own, and of each other
+    /// lane the ready batches beyond the first [`SLACK`].
+    Home(usize),
+    /// Every lane's, numbered below this.
+    Below(u64),
 }
 
 /// A sealed batch on the sealed stack (a box from `Box::into_raw` in `seal`).
@@ -114,7 +180,8 @@ unsafe impl<K, V> StackLink for SealedLink<K, V> {
 
 /// One segment's retired nodes on their way to being freed (see the module docs).
 pub(crate) struct Reclaim<K, V> {
-    limbo: Stack<WheelField<K, V>>,
+    /// Retired nodes not yet sealed, one stack per lane (a node goes to its own lane's).
+    limbo: [Stack<WheelField<K, V>>; LANES],
     /// Nodes pushed onto `limbo` since it was last sealed (a hint for [`Self::seal_if_full`]).
     limbo_len: AtomicUsize,
     sealed: Stack<SealedLink<K, V>>,
@@ -125,6 +192,10 @@ pub(crate) struct Reclaim<K, V> {
     grace: Arc<AtomicU64>,
     freeing: AtomicBool,
     queue: UnsafeCell<VecDeque<Batch<K, V>>>,
+    /// The `grace` that the last [`Reclaim::free_stale`] read: batches numbered below it
+    /// were ready then. Written only by the freeing token's holder; Relaxed, as the token's
+    /// hand-over (`Token::drop`'s Release, `take_token`'s Acquire) orders it.
+    stale: AtomicU64,
 }
 
 // SAFETY: 1. the raw node pointers are owned by the reclamation (nobody else can reach a
@@ -160,13 +231,14 @@ pub(crate) enum Progress {
 impl<K, V> Reclaim<K, V> {
     pub(crate) fn new() -> Self {
         Self {
-            limbo: Stack::default(),
+            limbo: std::array::from_fn(|_| Stack::default()),
             limbo_len: AtomicUsize::new(0),
             sealed: Stack::default(),
             drawn: AtomicU64::new(0),
             grace: Arc::new(AtomicU64::new(0)),
             freeing: AtomicBool::new(false),
             queue: UnsafeCell::new(VecDeque::new()),
+            stale: AtomicU64::new(0),
         }
     }
 
@@ -191,7 +263,8 @@ impl<K, V> Reclaim<K, V> {
         // accesses before this. Its 3: whoever frees the node runs `K`'s and `V`'s `Drop`s
         // on its own thread, which `Reclaim` allows only for `K, V: Send + Sync` (its
         // `Send` and `Sync` impls).
-        unsafe { self.limbo.push(node) };
+        // (The lane: an immutable field of the node, alive by our 1 and 2.)
+        unsafe { self.limbo[(*node).lane()].push(node) };
         // Relaxed: the count only decides when to seal; the stack itself is the truth.
         self.limbo_len.fetch_add(1, Ordering::Relaxed);
     }
@@ -209,27 +282,38 @@ impl<K, V> Reclaim<K, V> {
     /// module docs). Call with no lock held: the flush runs crossbeam's deferred closures,
     /// which may be anyone's.
     pub(crate) fn seal(&self) {
-        // Relaxed: a hint of when to seal, pairs with nothing; reset before the swap so
-        // pushes that miss the swap still count towards the next seal.
+        // Relaxed: a hint of when to seal, pairs with nothing; reset before the swaps so
+        // pushes that miss them still count towards the next seal.
         self.limbo_len.store(0, Ordering::Relaxed);
-        let nodes = self.limbo.take();
-        if nodes.is_empty() {
+        // Every lane is taken before the number is drawn: a batch's nodes must all be
+        // retired before its draw (module docs), however many lanes it spans.
+        let taken: [Nodes<K, V>; LANES] = std::array::from_fn(|lane| self.limbo[lane].take());
+        if taken.iter().all(Chain::is_empty) {
             return;
         }
         // AcqRel: the Release half pairs with the Acquire half of every later draw (this
-        // same `fetch_add`, by a later sealer): retiring this batch happens before every
+        // same `fetch_add`, by a later sealer): retiring these batches happens before every
         // later draw, and so before a later batch's defer (module docs). The Acquire half
         // is the other end of that edge, from earlier draws.
         let number = self.drawn.fetch_add(1, Ordering::AcqRel);
-        let sealed = Box::into_raw(Box::new(Sealed {
-            batch: Batch { nodes, number },
-            next: ptr::null_mut(),
-        }));
-        // SAFETY: `push`'s 1: a live box from `Box::into_raw` above, freed only by the
-        // taker (`absorb_sealed`, `Drop`); its 2: ours alone until this push publishes it;
-        // its 3: a batch holds retired nodes, which may be freed on any thread (as for
-        // `retire`'s push).
-        unsafe { self.sealed.push(sealed) };
+        for (lane, nodes) in taken.into_iter().enumerate() {
+            if nodes.is_empty() {
+                continue;
+            }
+            let sealed = Box::into_raw(Box::new(Sealed {
+                batch: Batch {
+                    nodes,
+                    number,
+                    lane,
+                },
+                next: ptr::null_mut(),
+            }));
+            // SAFETY: `push`'s 1: a live box from `Box::into_raw` above, freed only by the
+            // taker (`absorb_sealed`, `Drop`); its 2: ours alone until this push publishes
+            // it; its 3: a batch holds retired nodes, which may be freed on any thread (as
+            // for `retire`'s push).
+            unsafe { self.sealed.push(sealed) };
+        }
         let grace = Arc::clone(&self.grace);
         let guard = crossbeam_epoch::pin();
         guard.defer(move || {
@@ -238,9 +322,11 @@ impl<K, V> Reclaim<K, V> {
         guard.flush();
     }
 
-    /// Frees up to about `budget` nodes of batches whose grace period is over, with no lock
-    /// held. Returns true if some are ready and left (the caller keeps turns coming), false
-    /// when none are, or when another thread is freeing.
+    /// An operation's share of freeing: up to about `budget` nodes of batches whose grace
+    /// period is over, this thread's lane's first, then those of other lanes beyond the
+    /// [`SLACK`] ready ones each (module docs, "Lanes"), with no lock held. Returns true if
+    /// some it may free are ready and left (the caller keeps turns coming), false when none
+    /// are, or when another thread is freeing.
     pub(crate) fn free_ready(&self, budget: usize) -> bool {
         let Some(_token) = self.take_token() else {
             return false;
@@ -250,8 +336,30 @@ impl<K, V> Reclaim<K, V> {
         // (`_token`, alive to the end of this function).
         unsafe {
             self.absorb_sealed();
-            self.free_queued(&mut left, u64::MAX)
+            self.free_queued(&mut left, Share::Home(home_lane()))
         }
+    }
+
+    /// The background pass's share (the reaper's): every batch, whatever its lane, that
+    /// was ready at the previous call already, so each lane's own threads had a whole
+    /// period to free it. Unbounded (it runs on no caller's operation). Skipped if another
+    /// thread is freeing.
+    pub(crate) fn free_stale(&self) {
+        let Some(_token) = self.take_token() else {
+            return;
+        };
+        // Relaxed: written only under the token, whose hand-over orders it (see `stale`).
+        let below = self.stale.load(Ordering::Relaxed);
+        // Acquire pairs with the Release CAS in `raise_grace`, as in `free_queued`.
+        let ready = self.grace.load(Ordering::Acquire);
+        let mut left = usize::MAX;
+        // SAFETY: `absorb_sealed`'s and `free_queued`'s 1: we hold the freeing token
+        // (`_token`, alive to the end of this function).
+        unsafe {
+            self.absorb_sealed();
+            self.free_queued(&mut left, Share::Below(below));
+        }
+        self.stale.store(ready, Ordering::Relaxed);
     }
 
     /// One step of freeing everything retired before the first call of a round: `target`
@@ -277,7 +385,7 @@ impl<K, V> Reclaim<K, V> {
         });
         let mut left = usize::MAX;
         // SAFETY: `free_queued`'s 1: we hold the freeing token (`_token`).
-        unsafe { self.free_queued(&mut left, below) };
+        unsafe { self.free_queued(&mut left, Share::Below(below)) };
         self.queue.with(|queue| {
             // SAFETY: 1. we hold the token that guards the queue (`_token`), so nobody
             // writes it during this read; 2. our own writes to it precede this read.
@@ -313,23 +421,37 @@ impl<K, V> Reclaim<K, V> {
         });
     }
 
-    /// Frees every queued batch numbered below `below` whose grace period is over, while
+    /// Frees the queued batches whose grace period is over and that `share` allows, while
     /// `left` nodes of budget last. Returns true if such ready nodes are left.
     ///
     /// # Safety
     /// 1. The caller holds the freeing token.
-    unsafe fn free_queued(&self, left: &mut usize, below: u64) -> bool {
+    unsafe fn free_queued(&self, left: &mut usize, share: Share) -> bool {
         // Acquire pairs with the Release CAS in `raise_grace` (the deferred closures).
-        let grace = self.grace.load(Ordering::Acquire).min(below);
+        let grace = self.grace.load(Ordering::Acquire);
+        let (below, home) = match share {
+            Share::Home(lane) => (grace, Some(lane)),
+            Share::Below(below) => (grace.min(below), None),
+        };
+        // Ready batches of each other lane seen so far (for `Share::Home`).
+        let mut others = [0usize; LANES];
         self.queue.with_mut(|queue| {
             // SAFETY: 1: the token gives this thread the queue alone, and the previous
             // holder's writes happen-before ours (`Token::drop`, `take_token`).
             let queue = unsafe { &mut *queue };
             let mut i = 0;
             while i < queue.len() {
-                if queue[i].number >= grace {
+                let batch = &queue[i];
+                if batch.number >= below {
                     i += 1;
                     continue;
+                }
+                if home.is_some_and(|home| home != batch.lane) {
+                    others[batch.lane] += 1;
+                    if others[batch.lane] <= SLACK {
+                        i += 1;
+                        continue;
+                    }
                 }
                 if *left == 0 {
                     return true;
@@ -468,11 +590,12 @@ impl<K, V> Drop for Reclaim<K, V> {
         // can reach any node, pinned or not (module docs): free everything now. The takes'
         // Acquire is stronger than needed here: whatever handed us `&mut self` (the last
         // `Arc`'s drop, a join) ordered every other thread's pushes before this.
-        let limbo = self.limbo.take();
-        // SAFETY: `free_chain`'s 1: retired nodes come from `NodeBox::new` (`retire`'s 1);
-        // its 2: `&mut self` and no handle left, so nobody else reaches them; its 3: the
-        // hand-over of `&mut self` ordered every other access before this.
-        unsafe { free_chain(limbo) };
+        for limbo in &self.limbo {
+            // SAFETY: `free_chain`'s 1: retired nodes come from `NodeBox::new` (`retire`'s
+            // 1); its 2: `&mut self` and no handle left, so nobody else reaches them; its 3:
+            // the hand-over of `&mut self` ordered every other access before this.
+            unsafe { free_chain(limbo.take()) };
+        }
         let mut sealed = self.sealed.take();
         // SAFETY: `pop`'s 1: boxes on the sealed stack live until their taker frees them,
         // and are the pointers `Box::into_raw` gave in `seal`; its 2: the take made this
@@ -554,10 +677,112 @@ mod tests {
         // SAFETY: `absorb_sealed`'s and `free_queued`'s 1: we hold the token (`token`).
         assert!(!unsafe {
             reclaim.absorb_sealed();
-            reclaim.free_queued(&mut left, u64::MAX)
+            reclaim.free_queued(&mut left, Share::Below(u64::MAX))
         });
         drop(token);
         assert_eq!(left, usize::MAX - 2, "both batches freed");
+    }
+
+    /// Batches queued and not yet freed (a test-only peek: call with no other thread on
+    /// `reclaim`, so nothing writes the queue meanwhile).
+    fn queued(reclaim: &Reclaim<u64, u64>) -> usize {
+        // SAFETY: 1. no other thread uses `reclaim` (the caller's promise), so nothing
+        // writes the queue during this read.
+        reclaim.queue.with(|q| unsafe { (*q).len() })
+    }
+
+    /// Nodes made on a thread whose lane differs from this thread's (as addresses, to
+    /// cross back), with that lane.
+    fn foreign_nodes(count: u64) -> (Vec<usize>, usize) {
+        loop {
+            let (lane, nodes) = std::thread::spawn(move || {
+                let nodes: Vec<usize> = (0..count).map(|v| node(v) as usize).collect();
+                (home_lane(), nodes)
+            })
+            .join()
+            .unwrap();
+            if lane != home_lane() {
+                return (nodes, lane);
+            }
+            for raw in nodes {
+                // SAFETY: 1. from `node` (a `NodeBox::new` layout); 2. never published:
+                // ours alone, freed once, here.
+                unsafe { free_node(raw as *mut Node<u64, u64>) };
+            }
+        }
+    }
+
+    #[test]
+    fn an_operation_frees_its_lane_and_leaves_other_lanes_their_slack() {
+        let reclaim: Reclaim<u64, u64> = Reclaim::new();
+        let (theirs, lane) = foreign_nodes(SLACK as u64 + 1);
+        assert_eq!(
+            // SAFETY: 1. fresh from `node`, reachable by nobody.
+            unsafe { (*(theirs[0] as *mut Node<u64, u64>)).lane() },
+            lane,
+            "a node carries the lane of the thread that made it"
+        );
+        let mine = node(100);
+        // SAFETY: 1. a plain `Box<Node>` is a `NodeBox::new` layout; 2. fresh, reachable by
+        // nobody; 3. retired once, here; 4. this test's thread is the only one using it.
+        unsafe { reclaim.retire(mine) };
+        reclaim.seal();
+        for raw in theirs {
+            // SAFETY: 1. made by `node` (a `NodeBox::new` layout); 2. never published,
+            // reachable by nobody; 3. retired once, here; 4. its maker has been joined, so
+            // its writes happen-before this.
+            unsafe { reclaim.retire(raw as *mut Node<u64, u64>) };
+            reclaim.seal();
+        }
+        assert_eq!(queued(&reclaim), 0, "sealed, not yet absorbed");
+        // Pretend every grace period is over.
+        reclaim.grace.store(u64::MAX, Ordering::Release);
+        assert!(
+            !reclaim.free_ready(usize::MAX),
+            "nothing it may free is left"
+        );
+        assert_eq!(
+            queued(&reclaim),
+            SLACK,
+            "our lane's batch and the other lane's beyond its slack are freed"
+        );
+        reclaim.free_stale();
+        assert_eq!(queued(&reclaim), SLACK, "ready since the last pass only");
+        reclaim.free_stale();
+        assert_eq!(
+            queued(&reclaim),
+            0,
+            "ready at the last pass: freed, any lane"
+        );
+    }
+
+    #[test]
+    fn one_seal_numbers_every_lane_once() {
+        let reclaim: Reclaim<u64, u64> = Reclaim::new();
+        let (theirs, _) = foreign_nodes(2);
+        for raw in theirs
+            .into_iter()
+            .map(|a| a as *mut Node<u64, u64>)
+            .chain([node(7)])
+        {
+            // SAFETY: 1. `NodeBox::new` layouts; 2. fresh, reachable by nobody; 3. retired
+            // once, here; 4. the maker has been joined.
+            unsafe { reclaim.retire(raw) };
+        }
+        reclaim.seal();
+        assert_eq!(
+            reclaim.drawn.load(Ordering::Relaxed),
+            1,
+            "one number for both lanes"
+        );
+        let mut target = None;
+        let mut rounds = 0;
+        while reclaim.free_pending(&mut target) == Progress::Waiting {
+            crossbeam_epoch::pin().flush();
+            rounds += 1;
+            assert!(rounds < 100_000, "the grace period never ended");
+        }
+        assert_eq!(queued(&reclaim), 0, "run_pending_tasks frees every lane");
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn check_layouts<K: Copy + PartialEq + Debug, V: Copy + PartialEq + Debug>(key: 
         assert_eq!(at(raw.cast()) % align_of::<Node<K, V>>(), 0);
         assert_eq!(at((&ptr.key as *const K).cast()) % align_of::<K>(), 0);
         assert_eq!(at((&ptr.value as *const V).cast()) % align_of::<V>(), 0);
-        assert_eq!((ptr.hash, ptr.key, ptr.value), (42, key, value));
+        assert_eq!((ptr.hash(), ptr.key, ptr.value), (42, key, value));
         assert_eq!(ptr.deadline(), 1000);
         let meta = ptr.meta.load(Ordering::Relaxed);
         assert_eq!(meta & EXT != 0, ext.is_some(), "EXT says which layout");

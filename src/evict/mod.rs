@@ -239,7 +239,7 @@ impl<K, V> Queues<K, V> {
             Some(victim) => {
                 // SAFETY: 1: `victim` is queued, so alive; `hash` is immutable, so the read
                 // races with nothing.
-                let theirs = unsafe { (*victim).hash };
+                let theirs = unsafe { (*victim).hash() };
                 self.sketch.estimate(hash) > self.sketch.estimate(theirs)
             }
         }
@@ -254,7 +254,7 @@ impl<K, V> Queues<K, V> {
     /// 3. The caller holds the maintenance lock.
     pub(crate) unsafe fn admit(&mut self, node: *mut Node<K, V>) {
         // SAFETY: 1: alive; `hash` is immutable, so the read races with nothing.
-        let hash = unsafe { (*node).hash };
+        let hash = unsafe { (*node).hash() };
         self.sketch.fit(self.len() + 1);
         self.sketch.record(hash);
         // SAFETY: `beats_main`'s 1: every queued node was admitted under our 1 and is
@@ -322,7 +322,7 @@ impl<K, V> Queues<K, V> {
                         continue;
                     }
                     let entries = self.len();
-                    self.ghost.insert((*node).hash, entries);
+                    self.ghost.insert((*node).hash(), entries);
                     return Some(node);
                 }
                 let node = self.main.pop_front()?;
@@ -330,7 +330,7 @@ impl<K, V> Queues<K, V> {
                     // Hit since the hand last passed: the hits the sketch never saw (reads
                     // write nothing) are counted now, once per pass, so an entry that
                     // lives in main on hits alone keeps a frequency to defend its place.
-                    self.sketch.record((*node).hash);
+                    self.sketch.record((*node).hash());
                     self.main.push_back(node);
                     continue;
                 }

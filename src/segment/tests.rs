@@ -104,8 +104,9 @@ impl Fixture {
     }
 }
 
+/// A table hash (48 bits, as `Cache::locate` makes them) for key `k`.
 fn hash(k: u64) -> u64 {
-    k.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    k.wrapping_mul(0x9E37_79B9_7F4A_7C15) & crate::table::HASH_MASK
 }
 
 fn flags(p: P<'_>) -> u64 {

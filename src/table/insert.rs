@@ -98,7 +98,7 @@ impl<K, V> Table<K, V> {
         vacant: bool,
         guard: &'g Guard,
     ) -> Insert<'g, K, V> {
-        let hash = node.hash;
+        let hash = node.hash();
         // The raw pointer from `NodeBox::into_raw` is the one published, so whoever frees
         // the node frees it through a pointer with the allocation's provenance.
         let node = Unpublished(node.into_raw());

@@ -80,7 +80,7 @@ impl<K, V> Table<K, V> {
                         let node = unsafe {
                             NodePtr::from_raw(word.node().expect("a published word has a node"))
                         };
-                        if node.hash == hash && matches(&node) {
+                        if node.hash() == hash && matches(&node) {
                             return Some(node);
                         }
                     }
@@ -137,7 +137,7 @@ impl<K, V> Table<K, V> {
                     // borrowed from its guard: `writable`), so it stays alive while `n` is
                     // used; 3. only shared references to nodes are made.
                     let n = unsafe { &*w.node().expect("published") };
-                    if n.hash == hash && matches(n) {
+                    if n.hash() == hash && matches(n) {
                         return Scan::Found(
                             At {
                                 steps,

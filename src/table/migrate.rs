@@ -297,8 +297,8 @@ impl<K, V> Table<K, V> {
         raw_node: *mut Node<K, V>,
         _guard: &Guard,
     ) {
-        let word = Word::published(raw_node, tag_of(node.hash));
-        let home = next.home(node.hash);
+        let word = Word::published(raw_node, tag_of(node.hash()));
+        let home = next.home(node.hash());
         'retry: loop {
             for steps in 0..next.len() {
                 let g = step(home, steps, next.len());

@@ -140,6 +140,12 @@ use word::Word;
 /// hashing (Knuth, TAOCP vol. 3, 6.4).
 const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// The bits of a mixed hash a table and a node keep: the home group's (low 32) and the
+/// tag's (32..47). The top 16 pick the segment (`Cache::locate`), which a node never
+/// leaves, so a node's hash word has them free (it keeps its allocation lane there, see
+/// `entry::node`).
+pub(crate) const HASH_MASK: u64 = (1 << 48) - 1;
+
 /// The hash the table works with, from the user's: a folded multiply (the two halves of
 /// the 128-bit product with [`MIX`], xored), so that the low 32 bits (the home group),
 /// bits 32..47 (the tag) and the top bits (the segment) each depend on every bit of the

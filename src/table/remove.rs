@@ -38,7 +38,7 @@ impl<K, V> Table<K, V> {
     /// stored hash: no user code. True when this call removed it, making the caller its
     /// remover; false when it is no longer in the table.
     pub(crate) fn remove_node(&self, node: &Node<K, V>, guard: &Guard) -> bool {
-        let hash = node.hash;
+        let hash = node.hash();
         let target: *const Node<K, V> = node;
         'retry: loop {
             let raw = self.writable(hash, guard);
@@ -137,7 +137,7 @@ impl<K, V> Table<K, V> {
                     // SAFETY: 1. published in this table when loaded, so alive then; 2. read
                     // under `guard`, which keeps it from being freed; 3. `hash` is
                     // immutable, so the read races with nothing.
-                    let hash = unsafe { (*node).hash };
+                    let hash = unsafe { (*node).hash() };
                     let home = raw.home(hash);
                     let steps = (g + raw.len() - home) % raw.len();
                     let at = At {
