@@ -65,16 +65,17 @@ pub(crate) fn thread_id() -> ThreadId {
 /// A number that tells this thread apart from those started near it, for spreading
 /// per-thread work over a few lanes (callers cache it per thread). On `std`, a counter
 /// drawn in the order threads first ask, so consecutive threads differ; under the model,
-/// a hash of loom's thread id (a static counter would carry over from one execution to
-/// the next, and a model's executions must be deterministic). A hint: nothing is ordered
-/// or published through it.
+/// the model thread's index (a static counter would carry over from one execution to the
+/// next, and loom's `ThreadId` hashes its execution's number too, while a model's
+/// executions must be deterministic: loom prints only the index, so it is read from
+/// there). A hint: nothing is ordered or published through it.
 pub(crate) fn thread_ordinal() -> usize {
     #[cfg(all(wheelcache_loom, feature = "loom"))]
     {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        thread_id().hash(&mut hasher);
-        hasher.finish() as usize
+        let id = format!("{:?}", thread_id());
+        id.bytes().filter(u8::is_ascii_digit).fold(0usize, |n, d| {
+            n.wrapping_mul(10).wrapping_add(usize::from(d - b'0'))
+        })
     }
     #[cfg(not(all(wheelcache_loom, feature = "loom")))]
     {
