@@ -12,6 +12,7 @@
 //! constants, the intrusive list and stack, and the `sync` shim.
 
 pub(crate) mod cause;
+pub(crate) mod lane;
 mod lifecycle;
 pub(crate) mod links;
 pub(crate) mod node;

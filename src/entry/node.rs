@@ -55,7 +55,7 @@
 //! itself, `Wheel::schedule`, `cancel` and `advance`'s hand-out, under the maintenance
 //! lock). Who may change each flag, and through which named transition: `lifecycle`.
 
-use super::reclaim;
+use super::lane;
 use crate::clock::{DEADLINE_BITS, NEVER};
 use crate::intrusive::Links;
 use crate::sync::{AtomicU64, Ordering, UnsafeCell};
@@ -79,7 +79,7 @@ pub(crate) const DETACHED: u64 = 1 << (DEADLINE_BITS + 4);
 pub(crate) const RELEASED: u64 = 1 << (DEADLINE_BITS + 5);
 /// Where a node's hash word keeps its lane (above the 48 bits of the hash).
 const LANE_SHIFT: u32 = 56;
-const _: () = assert!(HASH_MASK >> LANE_SHIFT == 0 && reclaim::LANES <= 1 << (64 - LANE_SHIFT));
+const _: () = assert!(HASH_MASK >> LANE_SHIFT == 0 && lane::LANES <= 1 << (64 - LANE_SHIFT));
 /// The three holds on a node (see the lifecycle above): the last one set retires it.
 pub(crate) const HOLDS: u64 = UNLINKED | DETACHED | RELEASED;
 /// The node was allocated with an [`Ext`] before it (immutable).
@@ -218,7 +218,7 @@ impl<K, V> Node<K, V> {
         debug_assert!(deadline <= NEVER);
         let meta = deadline | flags | if queued { QUEUED } else { 0 };
         Self {
-            hash_lane: (hash & HASH_MASK) | ((reclaim::home_lane() as u64) << LANE_SHIFT),
+            hash_lane: (hash & HASH_MASK) | ((lane::home_lane() as u64) << LANE_SHIFT),
             meta: AtomicU64::new(meta),
             wheel: UnsafeCell::new(Links::new()),
             key,
@@ -232,11 +232,11 @@ impl<K, V> Node<K, V> {
         self.hash_lane & HASH_MASK
     }
 
-    /// The lane of the thread that allocated the node (below `reclaim::LANES`): its
+    /// The lane of the thread that allocated the node (below `lane::LANES`): its
     /// reclamation frees it on a thread of that lane when it can (see `entry::reclaim`).
     #[inline]
     pub(crate) fn lane(&self) -> usize {
-        (self.hash_lane >> LANE_SHIFT) as usize % reclaim::LANES
+        (self.hash_lane >> LANE_SHIFT) as usize % lane::LANES
     }
 
     /// The deadline tick; [`NEVER`] for none. Immutable after publication, so `Relaxed`:

@@ -78,6 +78,7 @@
 //! Dropping the cache needs no epoch at all: the last handle is gone, so no thread can
 //! reach any node, and [`Drop`] frees everything at once, never waiting for another thread.
 
+use crate::entry::lane::{home_lane, LANES};
 use crate::entry::links::WheelField;
 use crate::entry::node::Node;
 use crate::intrusive::{Chain, Stack, StackLink};
@@ -93,32 +94,9 @@ use std::sync::Arc;
 /// sealing with few operations).
 pub(crate) const BATCH: usize = if cfg!(miri) || sync::MODEL { 2 } else { 256 };
 
-/// Reclamation lanes per segment (see "Lanes" in the module docs): threads are dealt
-/// lanes round robin, and a node is filed under its allocating thread's.
-pub(crate) const LANES: usize = 8;
-
 /// Ready batches of each other lane that an operation's freeing pass leaves for that
 /// lane's own threads (see "Lanes" in the module docs).
 const SLACK: usize = 2;
-
-sync::thread_cell! {
-    /// This thread's lane, once dealt (`u8::MAX` before).
-    static LANE: Cell<u8> = Cell::new(u8::MAX);
-}
-
-/// The calling thread's reclamation lane (below [`LANES`]), dealt on first use.
-pub(crate) fn home_lane() -> usize {
-    LANE.with(|lane| {
-        let dealt = usize::from(lane.get());
-        if dealt < LANES {
-            return dealt;
-        }
-        let dealt = sync::thread_ordinal() % LANES;
-        // `LANES` fits in a `u8` (8), so this is exact.
-        lane.set(dealt as u8);
-        dealt
-    })
-}
 
 sync::thread_cell! {
     /// Set while this thread holds some segment's freeing token (and so runs `Drop`s).
