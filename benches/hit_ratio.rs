@@ -31,17 +31,14 @@
 //! quarter warms the cache).
 //!
 //! The one-thread table replays each stream in order. The 4-thread table shares one cache
-//! per subject among 4 threads: thread `t` replays requests t, t+4, t+8, ... of the same
-//! stream (the threads start together at a barrier and are not synchronised after, so the
-//! interleaving is the scheduler's), and the hits of all four are summed; warm-up is still
-//! the requests with index < len/4. Subjects there: wheelcache, moka, quick_cache, and the
-//! exact LRU wrapped in a `Mutex` (one lock around the whole list: the same policy, seeing
-//! the threads' interleaving). Next to wheelcache's figure: its 4-thread minus its
-//! one-thread figure, from start / after warm-up (the target is within 1 point).
-//! Loops are a special case there: their length is a multiple of 4, so thread `t` only
-//! ever asks for the keys `t` mod 4, and a thread that runs ahead of the others cycles
-//! over a quarter of the loop; their 4-thread figures measure the scheduling as much as
-//! the policy (the exact LRU's show by how much).
+//! per subject among 4 threads that take the stream's requests in order from one shared
+//! counter (each request goes to whichever thread asks next; the threads start together
+//! at a barrier), so the cache sees the stream's order up to the threads' interleaving,
+//! and the hits of all four are summed; warm-up is still the requests with index < len/4.
+//! Subjects there: wheelcache, moka, quick_cache, and the exact LRU wrapped in a `Mutex`
+//! (one lock around the whole list: the same policy, seeing the threads' interleaving).
+//! Next to wheelcache's figure: its 4-thread minus its one-thread figure, from start /
+//! after warm-up (the target is within 1 point).
 //!
 //! Every subject is used as its docs recommend: no manual maintenance calls (moka and
 //! wheelcache do their eviction work on the write path).
@@ -58,7 +55,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::Distribution;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
@@ -354,12 +351,12 @@ impl fmt::Display for Ratio {
     }
 }
 
-/// Replays requests `first`, `first + step`, ... of `stream` to `cache`.
-fn replay<C: Subject>(cache: &C, stream: &[u64], first: usize, step: usize) -> Hits {
+/// Replays `stream` to `cache`, in order.
+fn replay<C: Subject>(cache: &C, stream: &[u64]) -> Hits {
     let warm = stream.len() / 4;
     let mut hits = Hits::default();
-    for i in (first..stream.len()).step_by(step) {
-        if cache.request(stream[i]) {
+    for (i, &key) in stream.iter().enumerate() {
+        if cache.request(key) {
             hits.all += 1;
             hits.warm += u64::from(i >= warm);
         }
@@ -368,20 +365,35 @@ fn replay<C: Subject>(cache: &C, stream: &[u64], first: usize, step: usize) -> H
 }
 
 fn one_thread<C: Subject>(capacity: u64, stream: &[u64]) -> Ratio {
-    Ratio::of(replay(&C::new(capacity), stream, 0, 1), stream.len())
+    Ratio::of(replay(&C::new(capacity), stream), stream.len())
 }
 
-/// `THREADS` threads on one cache, thread `t` replaying requests t, t + THREADS, ...
+/// `THREADS` threads on one cache, taking the stream's requests in order from one shared
+/// counter (each request goes to whichever thread asks next).
 fn shared<C: Subject>(capacity: u64, stream: &[u64]) -> Ratio {
     let cache = C::new(capacity);
     let start = Barrier::new(THREADS);
+    let next = AtomicUsize::new(0);
+    let warm = stream.len() / 4;
     let hits = std::thread::scope(|s| {
         let threads: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (cache, start) = (&cache, &start);
+            .map(|_| {
+                let (cache, start, next) = (&cache, &start, &next);
                 s.spawn(move || {
                     start.wait();
-                    replay(cache, stream, t, THREADS)
+                    let mut hits = Hits::default();
+                    loop {
+                        // Relaxed: the counter only deals out indices; nothing is
+                        // published through it.
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&key) = stream.get(i) else {
+                            return hits;
+                        };
+                        if cache.request(key) {
+                            hits.all += 1;
+                            hits.warm += u64::from(i >= warm);
+                        }
+                    }
                 })
             })
             .collect();
@@ -485,7 +497,7 @@ fn main() {
             shared_rows.push(shared_row(&name, capacity, &keys, wheel));
         }
     }
-    println!("\nhit ratio (%), {THREADS} threads sharing one cache (thread t replays requests t, t+{THREADS}, ... of the stream), {n} requests per stream; each cell: from the first request / after warm-up (requests with index < len/4 excluded)\n");
+    println!("\nhit ratio (%), {THREADS} threads sharing one cache (taking the stream's requests in order from one shared counter), {n} requests per stream; each cell: from the first request / after warm-up (requests with index < len/4 excluded)\n");
     println!(
         "| stream | capacity | {} | {0} 4 threads - 1 thread | {} | {} | {} (Mutex) |",
         Wheel::NAME,

@@ -52,11 +52,14 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         let reading = ticker.read();
         let now = reading.tick();
         let per_segment = self.capacity.div_ceil(segments);
-        let limits = Arc::new(Limits::new(
-            self.max_capacity,
-            self.weigher.is_some(),
-            self.tti.map(|t| ticker.ticks_for(t)),
-        ));
+        let limits = Arc::new(
+            Limits::new(
+                self.max_capacity,
+                self.weigher.is_some(),
+                self.tti.map(|t| ticker.ticks_for(t)),
+            )
+            .shared_by(segments),
+        );
         let timed = self.ttl.is_some() || self.tti.is_some() || self.expiry.is_some();
         let inner = Arc::new(Inner {
             segments: (0..segments)

@@ -208,7 +208,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// keeps entries that are read again and lets one-off keys (a scan) pass through.
     ///
     /// The bound is global, not divided among segments: any entry up to `max` in weight
-    /// can be stored. After [`Cache::run_pending_tasks`] with no concurrent writers,
+    /// can be stored. Eviction keeps the segments' queues even: a segment gives up entries
+    /// only while it holds more than its share (`max` over the number of segments), so
+    /// concurrent writers do not shrink some segments for others. After [`Cache::run_pending_tasks`] with no concurrent writers,
     /// [`Cache::weighted_size`] is at most `max`; while writers run it may exceed it by a
     /// sixteenth (past that, writers wait for eviction) plus the inserts in flight, at most
     /// a maintenance turn's (64) per writer (the measured worst case with 8 inserters is

@@ -206,8 +206,9 @@ impl<K, V, S> Inner<K, V, S> {
         let turn = self.segments[index].maintain(now, mode, guard, &mut sink);
         self.count(&turn);
         if self.limits.over() && self.segments.len() > 1 {
-            // Still over the bound: this segment had too little to evict. Help one other
-            // segment (chosen per thread, round robin), so the bound holds globally.
+            // Still over the bound: this segment is down to its share of it, or had too
+            // little to evict. Help one other segment (chosen per thread, round robin), so
+            // the bound holds globally.
             let other =
                 (index + 1 + next_helped() % (self.segments.len() - 1)) % self.segments.len();
             let mut sink = Sink::new(self.notifier.wants(), sink.into_out());

@@ -194,3 +194,6 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

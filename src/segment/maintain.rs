@@ -348,9 +348,10 @@ impl<K, V> Segment<K, V> {
             .settle(node, REMOVED | UNLINKED | detached | released);
     }
 
-    /// Evicts while the cache's total weight is over its bound and the budget lasts (see
-    /// `evict`); a victim already expired at `now` is reported as `Expired`. Returns
-    /// whether it stopped with the total still over and entries left to evict here.
+    /// Evicts while the cache's total weight is over its bound, this segment's queues hold
+    /// more than its share of the bound, and the budget lasts (see `evict`); a victim
+    /// already expired at `now` is reported as `Expired`. Returns whether it stopped with
+    /// the total still over and entries left to evict here.
     /// Maintenance lock held.
     pub(super) fn evict(
         &self,
@@ -361,7 +362,9 @@ impl<K, V> Segment<K, V> {
         sink: &mut Sink<'_, K, V>,
         turn: &mut Turn,
     ) -> bool {
-        while self.limits.over() {
+        // Only down to the segment's share: the segments holding more than theirs give up
+        // the rest (see `evict`, "A global bound with per-segment queues").
+        while self.limits.over() && maint.queues.weight() > self.limits.share {
             // SAFETY: `Queues::victim`'s 1: a queued node is alive (it leaves the queues
             // before it is DETACHED); its 2: lock held.
             let Some(raw) = (unsafe { maint.queues.victim(budget) }) else {
