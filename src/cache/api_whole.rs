@@ -232,7 +232,9 @@ where
 
     /// A snapshot of the counters (see [`CacheStats`] for what each counts). Exact once
     /// the counted operations have returned; one taken while other threads work may miss
-    /// operations in flight.
+    /// operations in flight. Maintenance (the reaper's rounds included) counts a turn's
+    /// expirations and evictions when the turn ends, so [`len`](Self::len) can drop a
+    /// moment before those departures are counted.
     ///
     /// ```
     /// let cache: wheelcache::Cache<u32, u32> = wheelcache::Cache::new();
