@@ -1,8 +1,10 @@
 //! Eviction under loom: a victim taken out by the capacity bound while another thread
 //! reads it or removes it. The reader's borrowed value stays valid (a `Probe` read after
 //! its drop is a reported race), every departure is heard once with one cause, and every
-//! value is dropped (`Track`).
+//! value is dropped (`Track`). And across segments: a lapsed entry leaves before a live one
+//! is evicted, while another thread holds the lapsed entry's segment.
 
+use std::time::Duration;
 use wheelcache::{Cache, ManualClock, RemovalCause};
 use wheelcache_loom_tests::{
     model_with_branches, thread, Arc, AtomicUsize, Fixed, Model, Ordering, Probe,
@@ -81,5 +83,57 @@ fn eviction_racing_a_remove() {
         assert_eq!(removed.is_some(), explicit == 1);
         assert!(!cache.contains_key(&1));
         assert!(cache.len() <= 1);
+    });
+}
+
+/// Keys for the cross-segment model: `a` in segment 0, `b` and `c` in segment 1 (found
+/// with the crate's test hook; the hasher is fixed, so every execution finds the same).
+fn spread(cache: &Model) -> (u8, u8, u8) {
+    let mut first = (0..=u8::MAX).filter(|k| cache.segment_of_for_tests(k) == 0);
+    let mut second = (0..=u8::MAX).filter(|k| cache.segment_of_for_tests(k) == 1);
+    let a = first.next().expect("a key in segment 0");
+    let (b, c) = (second.next().expect("b"), second.next().expect("c"));
+    (a, b, c)
+}
+
+/// Lapsed before live, across segments. Two segments, a bound of 32, a TTL of 1 s, and
+/// weights `a` 16, `b` 8, `c` 9: `a` (segment 0) has lapsed and `b` (segment 1) is live.
+/// One thread inserts `c` into segment 1, which takes the total to 33, over the bound but
+/// within its back-pressure slack (a sixteenth), so its turn must expire `a`, not evict,
+/// while another thread runs `run_pending_tasks`, which holds segment 0's lock while it
+/// expires `a`. In every interleaving `a` leaves as `Expired` and no live entry is
+/// evicted. (A write that evicted after its sweep found segment 0's lock taken failed this
+/// model: `b` or `c` was evicted while `a` waited.)
+#[test]
+fn a_lapsed_entry_leaves_before_a_live_one_is_evicted() {
+    model_with_branches(20_000, || {
+        let (builder, clock, heard) = wheelcache_loom_tests::model_builder();
+        let cache = builder
+            .segments(2)
+            .max_capacity(32)
+            .weigher(|_, v: &Probe| u32::from(v.id % 32))
+            .time_to_live(Duration::from_secs(1))
+            .build();
+        let (a, b, c) = spread(&cache);
+        // Weights by value id: a's value weighs 16, b's 8, c's 9.
+        cache.insert(a, Probe::new(16));
+        clock.advance(Duration::from_secs(2));
+        cache.insert(b, Probe::new(8));
+        let maintainer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.run_pending_tasks())
+        };
+        cache.insert(c, Probe::new(9));
+        maintainer.join().unwrap();
+        cache.run_pending_tasks();
+        assert_eq!(
+            heard.evicted.load(Ordering::SeqCst),
+            0,
+            "a live entry evicted"
+        );
+        assert_eq!(heard.expired.load(Ordering::SeqCst), 1);
+        assert!(cache.contains_key(&b) && cache.contains_key(&c));
+        assert!(!cache.contains_key(&a));
+        assert_eq!(cache.weighted_size(), 17);
     });
 }

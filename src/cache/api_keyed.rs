@@ -273,6 +273,18 @@ where
         self.inner.contains_key(key)
     }
 
+    /// Internal, for this crate's own tests (behind the `internal-tiny-tables` feature, not
+    /// part of the API): the segment `key` belongs to, so a model can place keys in the
+    /// segments it needs.
+    #[cfg(feature = "internal-tiny-tables")]
+    #[doc(hidden)]
+    pub fn segment_of_for_tests<Q>(&self, key: &Q) -> usize
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        self.inner.locate(key).1
+    }
+
     /// Removes the entry for `key`, returning a clone of its value if it was live. The
     /// entry's timer is cancelled and its memory freed once no pinned reader can see it.
     /// The listener hears `Explicit` (or `Expired`, and this returns `None`, if the entry

@@ -210,11 +210,16 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// The bound is global, not divided among segments: any entry up to `max` in weight
     /// can be stored. Eviction keeps the segments' queues even: a segment gives up entries
     /// only while it holds more than its share (`max` over the number of segments), so
-    /// concurrent writers do not shrink some segments for others. After [`Cache::run_pending_tasks`] with no concurrent writers,
+    /// concurrent writers do not shrink some segments for others. After
+    /// [`Cache::run_pending_tasks`] with no concurrent writers,
     /// [`Cache::weighted_size`] is at most `max`; while writers run it may exceed it by a
     /// sixteenth (past that, writers wait for eviction) plus the inserts in flight, at most
     /// a maintenance turn's (64) per writer (the measured worst case with 8 inserters is
-    /// in the README). An entry heavier than `max` is never stored: it
+    /// in the README). Lapsed entries leave before live ones are evicted, whichever
+    /// segment holds them: a write over the bound first expires what may have lapsed in
+    /// the other segments, and while the excess is within the sixteenth it evicts nothing
+    /// if one of them is being maintained by another thread or has more lapsed than a
+    /// turn's budget. An entry heavier than `max` is never stored: it
     /// goes straight to the listener as `Evicted` (so `max_capacity(0)` stores nothing
     /// but zero-weight entries).
     ///

@@ -183,29 +183,24 @@ impl<K, V, S> Inner<K, V, S> {
         out.turned = true;
         // Relaxed: see `timed`.
         let timed = self.timed.load(Ordering::Relaxed);
-        if timed && self.limits.over() && self.segments.len() > 1 {
-            // Lapsed entries leave before live ones are evicted, cache-wide: every other
-            // segment that may hold one at `now` advances its wheel first, unless its lock
-            // is taken (its holder is maintaining it; waiting made every over-the-bound
-            // write a convoy). A segment is swept at most once a tick, as a caught-up turn
-            // is not due again until the next.
-            for (other, segment) in self.segments.iter().enumerate() {
-                if other != index && segment.may_hold_lapsed(now) {
-                    let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);
-                    let turn = segment.maintain(now, Mode::Expire, guard, &mut sink);
-                    self.count(&turn);
-                }
-            }
-        }
-        let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);
+        let swept = !(timed && self.limits.over() && self.segments.len() > 1)
+            || self.sweep_lapsed(index, now, guard, out);
         let mode = if self.limits.far_over() {
+            // Back-pressure: evicts even if a sweep was locked out (see `evict`).
             Mode::Press
-        } else {
+        } else if swept {
             Mode::Write
+        } else {
+            // A segment that may hold lapsed entries is being maintained by another thread,
+            // or has more due than a turn's budget: evict nothing this turn rather than a
+            // live entry while a lapsed one waits. The cache stays over the bound, so the
+            // next write takes a turn and sweeps again.
+            Mode::Expire
         };
+        let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);
         let turn = self.segments[index].maintain(now, mode, guard, &mut sink);
         self.count(&turn);
-        if self.limits.over() && self.segments.len() > 1 {
+        if mode.evicts() && self.limits.over() && self.segments.len() > 1 {
             // Still over the bound: this segment is down to its share of it, or had too
             // little to evict. Help one other segment (chosen per thread, round robin), so
             // the bound holds globally.
@@ -215,6 +210,30 @@ impl<K, V, S> Inner<K, V, S> {
             let turn = self.segments[other].maintain(now, mode, guard, &mut sink);
             self.count(&turn);
         }
+    }
+
+    /// Lapsed entries leave before live ones are evicted, cache-wide: every segment but
+    /// `index` that may hold an entry lapsed at `now` takes an expire-only turn, unless its
+    /// lock is taken (its holder is maintaining it; waiting made every over-the-bound write
+    /// a convoy). A segment is swept at most once a tick, as a caught-up turn is not due
+    /// again until the next. Returns whether every such segment caught up with `now`.
+    fn sweep_lapsed(
+        &self,
+        index: usize,
+        now: u64,
+        guard: &Guard,
+        out: &mut Departures<'_, K, V, S>,
+    ) -> bool {
+        let mut caught_up = true;
+        for (other, segment) in self.segments.iter().enumerate() {
+            if other != index && segment.may_hold_lapsed(now) {
+                let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);
+                let turn = segment.maintain(now, Mode::Expire, guard, &mut sink);
+                self.count(&turn);
+                caught_up &= !turn.locked_out && !turn.due_left;
+            }
+        }
+        caught_up
     }
 
     /// Counts what a maintenance turn expired and evicted.

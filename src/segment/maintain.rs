@@ -118,6 +118,7 @@ impl<K, V> Segment<K, V> {
             Mode::Full { drain, .. } => (FULL_CHUNK, usize::MAX, drain),
         };
         let mut turn = Turn::default();
+        let mut first = true;
         loop {
             // SeqCst: pairs with the fence after unlocking below (see the module docs).
             fence(Ordering::SeqCst);
@@ -126,6 +127,9 @@ impl<K, V> Segment<K, V> {
                 Mode::Press | Mode::Full { .. } => Some(sync::lock(&self.maint)),
             };
             let Some(mut locked) = maint else {
+                // Only a first attempt's failure means the turn did nothing (a later one's
+                // holder takes the request this turn went round for).
+                turn.locked_out = first;
                 return turn;
             };
             let maint = &mut *locked;
@@ -171,6 +175,7 @@ impl<K, V> Segment<K, V> {
             }
             // Go round again, within the same budget, so its request is not stranded.
             drain = true;
+            first = false;
         }
     }
 

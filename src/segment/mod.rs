@@ -114,10 +114,11 @@ pub(crate) enum Mode {
     /// A write while the cache is well over its bound (back-pressure, see `evict`): as
     /// `Write`, but waits for the lock (its holder's turn is bounded and runs no user code).
     Press,
-    /// A write's sweep of another segment before it evicts (see `Inner::turn_pinned`):
-    /// `try_lock` (a segment whose lock is taken is being maintained by its holder), at
-    /// most [`WRITE_BUDGET`] units, applies requests and advances the wheel, and evicts
-    /// nothing, so lapsed entries leave before live ones are evicted.
+    /// A write's sweep of another segment before it evicts, or its own turn when a sweep
+    /// left lapsed entries behind (see `Inner::turn_pinned`): `try_lock` (a segment whose
+    /// lock is taken is being maintained by its holder), at most [`WRITE_BUDGET`] units,
+    /// applies requests and advances the wheel, and evicts nothing, so lapsed entries
+    /// leave before live ones are evicted.
     Expire,
     /// `run_pending_tasks` and the reaper: wait for the lock, at most [`FULL_CHUNK`] units.
     /// With `drain`, the turn takes the hand-off stack once the backlog is empty (reported
@@ -152,6 +153,9 @@ pub(crate) struct Turn {
     pub(crate) migrating: bool,
     /// This turn took the hand-off stack.
     pub(crate) drained: bool,
+    /// The turn did nothing: its `try_lock` found the lock taken (`Mode::Write` and
+    /// `Mode::Expire` only; another thread is maintaining the segment).
+    pub(crate) locked_out: bool,
 }
 
 /// Requests taken off the hand-off stack but not yet applied (a list of still-`QUEUED`
