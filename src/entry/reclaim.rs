@@ -21,9 +21,9 @@
 //!    lock included.
 //! 2. [`Reclaim::seal`] (when [`BATCH`] nodes wait, and on every full maintenance pass; never
 //!    under a lock) takes the whole limbo (every lane's, then one batch per lane), draws
-//!    their number `n` from `drawn`, pushes them onto the *sealed* stack, and defers a closure that only records "batch `n`'s
-//!    grace period is over" (`grace` raised to `n + 1`), flushing so the closure reaches
-//!    crossbeam's global queue at once.
+//!    their number `n` from `drawn`, pushes them onto the *sealed* stack, and defers a
+//!    closure that only records "batch `n`'s grace period is over" (`grace` raised to
+//!    `n + 1`), flushing so the closure reaches crossbeam's global queue at once.
 //! 3. [`Reclaim::free_ready`] frees queued batches numbered below `grace` (its lane's
 //!    share of them, see "Lanes"), up to a budget of nodes. Maintenance turns call it with no lock held and no pin of ours: key and value
 //!    `Drop`s run there and nowhere else while the cache lives. A panic in one is caught and
@@ -38,16 +38,9 @@
 //! unpinned since or was still pinned at `m`'s defer: either way it is no longer pinned.
 //!
 //! ## Lanes: a node goes home to be freed
-//! Freeing a node frees two allocations: the node, and usually the value's (an `Arc`'s
-//! contents). With a per-segment queue, whichever thread took the turn freed them, and in
-//! a server that is most often not the thread that allocated them. glibc's allocator
-//! (ptmalloc) gives each thread an arena; a chunk freed by another thread goes back to its
-//! own arena under that arena's lock once the freeing thread's small cache (tcache) is full,
-//! and collides there with the owner's own `malloc`s: the loser sleeps on a futex. In the
-//! session workload at two threads (`strace -f -k -e futex` showed the waits in
-//! `node::free` and `NodeBox::new`) that made insert and remove p99.9 about 50 us against
-//! 12 us with jemalloc preloaded, whose thread caches hand such frees back in bulk.
-//!
+//! A node freed by a thread other than its allocator's goes back to that thread's glibc
+//! arena under the arena's lock, colliding with the owner's `malloc`s (why and what it
+//! cost: `entry::lane`).
 //! So threads are dealt [`LANES`] lanes round robin, and a node records its allocating
 //! thread's lane (in its hash word, see `entry::node`). `retire` files it in its lane's
 //! limbo, one sealing takes every lane's limbo as batches of one number, and freeing is
