@@ -81,6 +81,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             origin: super::expiry::origin_of(reading),
             name: self.name,
             timed: AtomicBool::new(timed),
+            // Not under loom: its samples would add scheduling points to every model.
+            climber: (self.max_capacity.is_some() && !crate::sync::MODEL)
+                .then(|| std::sync::Mutex::new(crate::evict::climb::Climber::new())),
             _owns: PhantomData,
         });
         if let Some(interval) = self.reaper {

@@ -32,6 +32,22 @@ sync::thread_cell! {
     static HELPED: Cell<usize> = Cell::new(0);
 }
 
+/// Evicting turns per thread between two looks at the small queue's climber.
+const CLIMB_EVERY: u32 = 32;
+
+sync::thread_cell! {
+    /// Evicting turns this thread took since its last look (see [`CLIMB_EVERY`]).
+    static EVICTING_TURNS: Cell<u32> = Cell::new(0);
+}
+
+fn climb_owed() -> bool {
+    EVICTING_TURNS.with(|t| {
+        let n = t.get().wrapping_add(1);
+        t.set(n);
+        n % CLIMB_EVERY == 0
+    })
+}
+
 fn next_helped() -> usize {
     HELPED.with(|h| {
         let n = h.get().wrapping_add(1);
@@ -200,6 +216,9 @@ impl<K, V, S> Inner<K, V, S> {
         let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);
         let turn = self.segments[index].maintain(now, mode, guard, &mut sink);
         self.count(&turn);
+        if turn.evicted > 0 {
+            self.climb();
+        }
         if mode.evicts() && self.limits.over() && self.segments.len() > 1 {
             // Still over the bound: this segment is down to its share of it, or had too
             // little to evict. Help one other segment (chosen per thread, round robin), so
@@ -234,6 +253,26 @@ impl<K, V, S> Inner<K, V, S> {
             }
         }
         caught_up
+    }
+
+    /// A sample for the small queue's climber (see `evict::climb`), if it is free: looked
+    /// at by one evicting turn in [`CLIMB_EVERY`] per thread, so an idle or unfilled cache
+    /// never samples, and summing the striped counters stays off most turns.
+    fn climb(&self) {
+        let Some(climber) = &self.climber else {
+            return;
+        };
+        if !climb_owed() {
+            return;
+        }
+        let Ok(mut climber) = climber.try_lock() else {
+            return;
+        };
+        let (hits, misses) = self.stats.hits_and_misses();
+        let share = self.limits.small_share();
+        if let Some(next) = climber.sample(hits, misses, self.len() as u64, share) {
+            self.limits.set_small_share(next);
+        }
     }
 
     /// Counts what a maintenance turn expired and evicted.

@@ -143,6 +143,8 @@ pub(crate) struct Inner<K, V, S> {
     /// the configuration, or one `insert_with_ttl`): until then no entry can lapse, and an
     /// over-the-bound write skips its sweep for lapsed entries (see `maintain`).
     timed: AtomicBool,
+    /// The small queue's hill climber (a bounded cache only; see `evict::climb`).
+    climber: Option<std::sync::Mutex<crate::evict::climb::Climber>>,
     /// The cache owns `K`s and `V`s: Send/Sync follow theirs (the segments alone, holding
     /// raw pointers behind atomics, would say nothing about them).
     _owns: PhantomData<(K, V)>,

@@ -4,8 +4,10 @@
 //! ## The policy
 //! S3-FIFO (Yang, Zhang, Qiu, Yue and Vinayak, "FIFO queues are all you need for cache
 //! eviction", SOSP 2023), per segment, under the segment's maintenance lock:
-//! - a new entry joins the *small* queue (3% of the segment's weight: quick_cache's
-//!   choice; the paper's 10% measured 1-2 points lower on Zipf streams), unless its key's
+//! - a new entry joins the *small* queue (a share of the segment's weight that starts at
+//!   3%, quick_cache's choice, and is then adapted between 1% and 20% by a hill climber
+//!   on the cache's hit rate: `climb`; the paper's fixed 10% measured 1-2 points lower on
+//!   Zipf streams), unless its key's
 //!   hash is a *ghost* (evicted from small recently, see `ghost`) and TinyLFU admits it
 //!   (below), in which case it joins the *main* queue;
 //! - every entry has a 2-bit saturating access counter in its `meta` word
@@ -90,6 +92,7 @@
 //! maintenance budget, and never runs user code: victims are handed to the caller, who
 //! runs the listener unpinned.
 
+pub(crate) mod climb;
 pub(crate) mod deque;
 mod ghost;
 mod sketch;
@@ -117,6 +120,9 @@ pub(crate) struct Limits {
     /// Total weight of the stored entries (raised before an entry is linked, lowered by
     /// its remover, so it never dips below the true total).
     weight: CachePadded<AtomicU64>,
+    /// The small queue's share of each segment's weight, in thousandths: set by the hill
+    /// climber (see `climb`), read by every segment's hand.
+    small: AtomicU64,
 }
 
 impl Limits {
@@ -127,6 +133,7 @@ impl Limits {
             idle_ticks: idle_ticks.map_or(0, |t| t.saturating_add(1)),
             share: max.unwrap_or(u64::MAX),
             weight: CachePadded::new(AtomicU64::new(0)),
+            small: AtomicU64::new(climb::START),
         }
     }
 
@@ -149,6 +156,19 @@ impl Limits {
         // Relaxed: a gauge that pairs with nothing (no data is published through it);
         // maintenance rereads it every step.
         self.weight.load(Ordering::Relaxed)
+    }
+
+    /// The small queue's share of a segment's weight, in thousandths (see `climb`).
+    pub(crate) fn small_share(&self) -> u64 {
+        // Relaxed: a tuning knob that publishes nothing; a hand that reads the previous
+        // share evicts one entry by it, and the next step rereads it.
+        self.small.load(Ordering::Relaxed)
+    }
+
+    /// Sets the small queue's share (the climber's, under its lock).
+    pub(crate) fn set_small_share(&self, thousandths: u64) {
+        // Relaxed: as in `small_share`.
+        self.small.store(thousandths, Ordering::Relaxed);
     }
 
     /// Whether the total is over the bound.
@@ -223,10 +243,6 @@ impl Drop for Charge<'_> {
     }
 }
 
-/// The small queue's share of a segment's weight, in percent (quick_cache's default: the
-/// paper's 10% measured 1-2 points lower on our Zipf streams, see `benches/hit_ratio.rs`).
-const SMALL_PERCENT: u64 = 3;
-
 /// One segment's S3-FIFO queues (maintenance lock held for every call).
 #[derive(Debug)]
 pub(crate) struct Queues<K, V> {
@@ -257,7 +273,7 @@ impl<K, V> Queues<K, V> {
     /// # Safety
     /// 1. Every queued node is alive.
     /// 2. The caller holds the maintenance lock.
-    unsafe fn beats_main(&self, hash: u64) -> bool {
+    unsafe fn beats_main(&self, hash: u64, small: u64) -> bool {
         // TinyLFU guards a full main queue. While main holds well under its share (small
         // is over its own, as after a fill that went to small), there is no place to
         // defend: a returning ghost goes in. Without this, a segment whose sketch had
@@ -265,7 +281,7 @@ impl<K, V> Queues<K, V> {
         // ghost on ties and stayed at 10% hits with a small queue of 85% (1 run in 3 of the
         // loop at 10% capacity: 72-77% hits instead of 80.6%).
         let total = self.small.weight + self.main.weight;
-        if self.main.weight * 100 < total * (100 - 2 * SMALL_PERCENT) {
+        if self.main.weight * 1000 < total * 1000u64.saturating_sub(2 * small) {
             return true;
         }
         match self.main.front() {
@@ -279,14 +295,15 @@ impl<K, V> Queues<K, V> {
         }
     }
 
-    /// Queues a newly stored entry: main if its key is a ghost, else small.
+    /// Queues a newly stored entry: main if its key is a ghost, else small (`small`: the
+    /// small queue's share in thousandths, [`Limits::small_share`]).
     ///
     /// # Safety
     /// 1. `node` is alive, and stays alive until it is unlinked or handed out by
     ///    [`victim`](Self::victim).
     /// 2. `node` is extended (with its allocation's provenance) and in no queue.
     /// 3. The caller holds the maintenance lock.
-    pub(crate) unsafe fn admit(&mut self, node: *mut Node<K, V>) {
+    pub(crate) unsafe fn admit(&mut self, node: *mut Node<K, V>, small: u64) {
         // SAFETY: 1: alive; `hash` is immutable, so the read races with nothing.
         let hash = unsafe { (*node).hash() };
         self.sketch.fit(self.len() + 1);
@@ -295,7 +312,7 @@ impl<K, V> Queues<K, V> {
         // still queued, so alive; its 2: our 3. `push_back`'s 1: our 1 and 2; its 2: our
         // 2; its 3: every queued node is alive, as for `beats_main`; its 4: our 3.
         unsafe {
-            if self.ghost.take(hash) && self.beats_main(hash) {
+            if self.ghost.take(hash) && self.beats_main(hash, small) {
                 self.main.push_back(node);
             } else {
                 self.small.push_back(node);
@@ -336,17 +353,21 @@ impl<K, V> Queues<K, V> {
 
     /// The next victim, out of its queue (the caller takes it out of the table), spending
     /// one unit of `budget` per entry the hand looks at; `None` when the queues are empty or
-    /// the budget ran out.
+    /// the budget ran out. `small` is the small queue's share in thousandths.
     ///
     /// # Safety
     /// 1. Every queued node is alive.
     /// 2. The caller holds the maintenance lock.
-    pub(crate) unsafe fn victim(&mut self, budget: &mut usize) -> Option<*mut Node<K, V>> {
+    pub(crate) unsafe fn victim(
+        &mut self,
+        budget: &mut usize,
+        small: u64,
+    ) -> Option<*mut Node<K, V>> {
         while *budget > 0 {
             *budget -= 1;
             let total = self.small.weight + self.main.weight;
             let from_small = self.main.len == 0
-                || (self.small.len > 0 && self.small.weight * 100 > total * SMALL_PERCENT);
+                || (self.small.len > 0 && self.small.weight * 1000 > total * small);
             // SAFETY: `pop_front`'s 1 and 2: our 1 and 2. The popped node was queued, so it
             // is alive (our 1) and extended (`admit`'s 2): reading its `hash` and `meta`
             // is sound, and `push_back`'s 1 (alive until popped: `admit`'s 1 carries

@@ -102,7 +102,7 @@ fn queues(q: &Queues<u64, u64>) -> (Vec<u64>, Vec<u64>) {
 fn admit(q: &mut Queues<u64, u64>, node: *mut N) {
     // SAFETY: a pool node, alive until the test ends, extended, in no queue; the test is
     // the only thread (it stands for the lock holder).
-    unsafe { q.admit(node) };
+    unsafe { q.admit(node, climb::START) };
     queues(q);
 }
 
@@ -125,7 +125,7 @@ fn unlink(q: &mut Queues<u64, u64>, node: *mut N) {
 fn victim(q: &mut Queues<u64, u64>, budget: usize) -> (Option<u64>, usize) {
     let mut left = budget;
     // SAFETY: every queued node is a live pool node; the test is the only thread.
-    let v = unsafe { q.victim(&mut left) };
+    let v = unsafe { q.victim(&mut left, climb::START) };
     if let Some(v) = v {
         assert_eq!(queue(v), NONE, "a victim is out of its queue");
     }

@@ -289,7 +289,7 @@ impl<K, V> Segment<K, V> {
                     // lock's holder sets, after unlinking it; its 2: extended (with its
                     // provenance: from the stack), and in no queue (a node is admitted once,
                     // when its one schedule request is drained); its 3: lock held.
-                    unsafe { maint.queues.admit(raw) };
+                    unsafe { maint.queues.admit(raw, self.limits.small_share()) };
                 }
             }
         }
@@ -372,7 +372,8 @@ impl<K, V> Segment<K, V> {
         while self.limits.over() && maint.queues.weight() > self.limits.share {
             // SAFETY: `Queues::victim`'s 1: a queued node is alive (it leaves the queues
             // before it is DETACHED); its 2: lock held.
-            let Some(raw) = (unsafe { maint.queues.victim(budget) }) else {
+            let Some(raw) = (unsafe { maint.queues.victim(budget, self.limits.small_share()) })
+            else {
                 return *budget == 0 && maint.queues.len() > 0;
             };
             // SAFETY: `NodePtr::from_raw`'s 1: it was queued, so alive; its 2: `guard`
