@@ -218,7 +218,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// in the README). Lapsed entries leave before live ones are evicted, whichever
     /// segment holds them: a write over the bound first expires what may have lapsed in
     /// the other segments, and while the excess is within the sixteenth it evicts nothing
-    /// if one of them is being maintained by another thread or has more lapsed than a
+    /// if one of them is being maintained by another thread or has more work due than a
     /// turn's budget. An entry heavier than `max` is never stored: it
     /// goes straight to the listener as `Evicted` (so `max_capacity(0)` stores nothing
     /// but zero-weight entries).

@@ -199,8 +199,11 @@ impl<K, V, S> Inner<K, V, S> {
         out.turned = true;
         // Relaxed: see `timed`.
         let timed = self.timed.load(Ordering::Relaxed);
-        let swept = !(timed && self.limits.over() && self.segments.len() > 1)
-            || self.sweep_lapsed(index, now, guard, out);
+        // A timed cache of several segments that is not over its bound when the turn
+        // starts neither sweeps nor evicts: an insert landing meanwhile could otherwise take
+        // it over, and the turn evict a live entry with no sweep before it.
+        let swept = !(timed && self.segments.len() > 1)
+            || (self.limits.over() && self.sweep_lapsed(index, now, guard, out));
         let mode = if self.limits.far_over() {
             // Back-pressure: evicts even if a sweep was locked out (see `evict`).
             Mode::Press
@@ -208,9 +211,9 @@ impl<K, V, S> Inner<K, V, S> {
             Mode::Write
         } else {
             // A segment that may hold lapsed entries is being maintained by another thread,
-            // or has more due than a turn's budget: evict nothing this turn rather than a
-            // live entry while a lapsed one waits. The cache stays over the bound, so the
-            // next write takes a turn and sweeps again.
+            // or has more due than a turn's budget (or nothing was swept, above): evict
+            // nothing this turn rather than a live entry while a lapsed one waits. A cache
+            // left over the bound makes the next write take a turn and sweep again.
             Mode::Expire
         };
         let mut sink = Sink::new(self.notifier.wants(), &mut out.turn);

@@ -92,10 +92,11 @@ impl Climber {
             // No signal (as in a cache read only through calls that count no hits): stay.
             return None;
         }
+        if rate < previous {
+            self.step = -self.step;
+        }
         if (rate - previous).abs() >= RESTART {
             self.step = FIRST_STEP.abs().copysign(self.step);
-        } else if rate < previous {
-            self.step = -self.step;
         }
         let next = (share as f64 + self.step)
             .round()
@@ -149,6 +150,9 @@ mod tests {
         // Worse: turns back up.
         let up = feed(&mut c, &mut t, MIN_PERIOD, 0.515, down).unwrap();
         assert!(up > down, "reversed: {up}");
+        // A fall of 10 points or more also reverses, and restarts the step at 5.
+        let next = feed(&mut c, &mut t, MIN_PERIOD, 0.40, up).unwrap();
+        assert_eq!(next, up - 5, "reversed and restarted");
     }
 
     #[test]
