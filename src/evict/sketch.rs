@@ -3,13 +3,8 @@
 //! Policy", ACM TOS 2017), as Caffeine's `FrequencySketch` keeps it.
 //!
 //! Four rows of 4-bit saturating counters; a key's estimate is the least of its four
-//! counters. Counts are halved once the sketch has seen [`AGE_AFTER`] (3) times as many
-//! keys as it has counters per row (3-6 times the segment's entries), so old popularity
-//! fades. Caffeine waits for ten times the cache's size; here that kept a working set's old
-//! keys ahead of its new ones for several shifts: on the phase-change streams of
-//! `benches/hit_ratio.rs` aging at 3 instead of 10 gained 1.1-1.6 points (1% and 10%
-//! capacity), at a cost of 0.2-0.4 on Zipf streams and loops at 1% (4 and 5 were in
-//! between; 2 lost more on loops). It is fed by the maintainer only: each insert
+//! counters. Counts are halved once the sketch has seen ten times as many keys as it has
+//! counters per row, so old popularity fades. It is fed by the maintainer only: each insert
 //! it applies (for a cache filled on misses, the same as counting misses), and each pass of
 //! main's CLOCK hand over an entry hit since the previous pass. Reads never touch it, so a
 //! hit still writes nothing shared. 2 bytes per counter column,
@@ -17,8 +12,6 @@
 
 /// Rows of counters (each with its own hash of the key).
 const ROWS: usize = 4;
-/// Counts are halved after this many increments per counter of a row (see the module docs).
-const AGE_AFTER: usize = 3;
 /// Counters per `u64` word.
 const PER_WORD: usize = 16;
 const SEEDS: [u64; ROWS] = [
@@ -69,7 +62,7 @@ impl Sketch {
             }
         }
         self.adds += 1;
-        if self.adds >= self.width * AGE_AFTER {
+        if self.adds >= self.width * 10 {
             for w in &mut self.words {
                 *w = (*w >> 1) & 0x7777_7777_7777_7777;
             }
