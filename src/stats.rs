@@ -192,26 +192,22 @@ impl Stats {
         }
     }
 
+    /// The count of `event` summed over the stripes.
+    fn total(&self, event: Event) -> u64 {
+        self.stripes
+            .iter()
+            // Relaxed: each counter is read on its own; they order nothing.
+            .map(|s| s.0[event as usize].load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Hits and misses so far (the climber's sample; see `evict::climb`).
     pub(crate) fn hits_and_misses(&self) -> (u64, u64) {
-        let sum = |e: Event| -> u64 {
-            self.stripes
-                .iter()
-                // Relaxed: each counter is read on its own; they order nothing.
-                .map(|s| s.0[e as usize].load(Ordering::Relaxed))
-                .sum()
-        };
-        (sum(Event::Hit), sum(Event::Miss))
+        (self.total(Event::Hit), self.total(Event::Miss))
     }
 
     pub(crate) fn snapshot(&self, len: usize) -> CacheStats {
-        let sum = |e: Event| {
-            self.stripes
-                .iter()
-                // Relaxed: each counter is read on its own; they order nothing.
-                .map(|s| s.0[e as usize].load(Ordering::Relaxed))
-                .sum()
-        };
+        let sum = |e: Event| self.total(e);
         CacheStats {
             hits: sum(Event::Hit),
             misses: sum(Event::Miss),
