@@ -224,9 +224,8 @@ impl<K, V> Table<K, V> {
             return wait_moved(group);
         }
         // Freeze every slot, so no insert, replace or remove can change it any more.
-        let mut skipped = [false; GROUP];
         let mut frozen = [Word::<K, V>::moved(); GROUP];
-        for ((slot, skipped), frozen) in group.slots.iter().zip(&mut skipped).zip(&mut frozen) {
+        for (slot, frozen) in group.slots.iter().zip(&mut frozen) {
             // Acquire: a first guess for the CAS below, which acquires the word it reads
             // anyway; stronger than needed.
             let mut w = Word(slot.load(Ordering::Acquire));
@@ -243,18 +242,19 @@ impl<K, V> Table<K, V> {
             {
                 w = Word(now);
             }
-            // A claim not yet published: never visible, so not copied. Its word stays
-            // frozen (with its node) for good, so its inserter's publishing CAS fails on
-            // exactly its own node and it inserts again in the next table.
-            *skipped = w.is_pending();
             *frozen = w;
         }
+        // The node a frozen word has to copy. A claim not yet published was never visible,
+        // so it is not copied: its word stays frozen (with its node) for good, so its
+        // inserter's publishing CAS fails on exactly its own node and it inserts again in
+        // the next table.
+        let to_copy = |w: &Word<K, V>| if w.is_pending() { None } else { w.node() };
         // The nodes' hashes, read in a loop of their own: with no RMW between them the
         // loads overlap, where one after each freezing CAS waited for the last (a cache
         // miss per node: 77% of `copy_group`'s time while a table grew to 10^6 entries).
         let mut hashes = [0u64; GROUP];
-        for ((w, skipped), hash) in frozen.iter().zip(skipped).zip(&mut hashes) {
-            if let (false, Some(node)) = (skipped, w.node()) {
+        for (w, hash) in frozen.iter().zip(&mut hashes) {
+            if let Some(node) = to_copy(w) {
                 // SAFETY: 1. a published word of `raw`, frozen above, so its node is alive
                 // (only a remover's CAS on the slot could start its retirement, and none
                 // succeeds on a frozen word); 2. it stays alive while `guard` is held; 3.
@@ -262,16 +262,16 @@ impl<K, V> Table<K, V> {
                 *hash = unsafe { &*node }.hash();
             }
         }
-        for ((w, skipped), hash) in frozen.iter().zip(skipped).zip(hashes) {
-            if let (false, Some(node)) = (skipped, w.node()) {
+        for (w, hash) in frozen.iter().zip(hashes) {
+            if let Some(node) = to_copy(w) {
                 self.copy_node(next, hash, node, guard);
             }
         }
         // Empty the copied slots before marking the group moved: once a writer sees MOVED
         // it may remove a node from the next table, and no old slot may then still point at
         // it (see `entry::node`, UNLINKED).
-        for (slot, skipped) in group.slots.iter().zip(skipped) {
-            if !skipped {
+        for (slot, w) in group.slots.iter().zip(&frozen) {
+            if !w.is_pending() {
                 // Release pairs with the Acquire `Group::slot` loads in `lookup` and
                 // `scan`: the copies into `next` happen-before a reader that sees the
                 // marker, so following it to `next` finds them (the edge readers rely on).
