@@ -172,7 +172,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// `Expired`); one too large for the clock's range means no idle expiry. A read that
     /// races the moment an entry lapses may or may not extend it.
     ///
-    /// Each entry then carries a 32-byte extension (see [`max_capacity`](Self::max_capacity)).
+    /// Each entry then carries a 24-byte extension (see [`max_capacity`](Self::max_capacity)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -223,12 +223,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// goes straight to the listener as `Evicted` (so `max_capacity(0)` stores nothing
     /// but zero-weight entries).
     ///
-    /// Each entry of a bounded cache carries a 32-byte extension (its idle tick, weight and
-    /// queue links) and its share of the policy's memory: the ghost (16-bit fingerprints
-    /// of recently evicted keys, 2 bytes a slot, sized to about the segment's entries) and
-    /// a frequency sketch. With a bound and a time-to-idle, an entry costs 81 bytes beyond
-    /// its `K` and `V` in all (measured by `cargo test --release --test memory --
-    /// --nocapture`). A read of a hot entry writes nothing.
+    /// Each entry of a bounded cache carries a 24-byte extension (its idle tick and queue
+    /// id, its queue links), 8 bytes more if it weighs other than 1, and its share of the
+    /// policy's memory: the ghost (16-bit fingerprints of recently evicted keys, 2 bytes
+    /// a slot, sized to about the segment's entries) and a frequency sketch. With a bound
+    /// and a time-to-idle, an entry costs 73 bytes beyond its `K` and `V` in all (measured
+    /// by `cargo test --release --test memory -- --nocapture`). A read of a hot entry
+    /// writes nothing.
     ///
     /// ```
     /// use wheelcache::Cache;

@@ -10,7 +10,7 @@
 //! TTL itself and does not ask the policy, on writes or reads.
 //!
 //! ## Deadlines that reads move
-//! Each entry of a cache with a policy carries a *timer* (`entry::node::Timer`): the
+//! Each entry of a cache with a policy carries a *timer* (`entry::layout::Timer`): the
 //! policy's deadline, always at or before the TTL deadline the node holds immutably, and
 //! the write's time (the `last_modified_at` reads are told). Readers swap a new deadline
 //! into it. Expiry checks read the timer, so a read's answer takes effect at once; the

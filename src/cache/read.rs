@@ -6,7 +6,6 @@ use super::Inner;
 use crate::clock::{Reading, NEVER};
 use crate::entry::node::NodePtr;
 use crate::stats::Event;
-use crate::sync::Ordering;
 use crossbeam_epoch::{self as epoch, Guard};
 use equivalent::Equivalent;
 use std::hash::{BuildHasher, Hash};
@@ -102,13 +101,12 @@ where
             }
         } else {
             let now = read();
-            // Relaxed: see `Ext::idle`; a stamp is a hint that only moves later.
-            let idle = ext.idle.load(Ordering::Relaxed);
+            let idle = ext.idle();
             if now.reached(deadline) || now.tick() >= self.limits.idle_deadline(idle) {
                 return false;
             }
             if touch && idle < now.tick() {
-                ext.idle.store(now.tick(), Ordering::Relaxed);
+                ext.stamp(now.tick());
             }
         }
         if touch && self.limits.weighed {
@@ -136,9 +134,9 @@ where
     pub(super) fn expired_at(&self, node: &NodePtr<'_, K, V>, now: u64) -> bool {
         let deadline = node.expiry_deadline();
         (deadline != NEVER && deadline <= now)
-            || node.ext().is_some_and(|ext| {
-                now >= self.limits.idle_deadline(ext.idle.load(Ordering::Relaxed))
-            })
+            || node
+                .ext()
+                .is_some_and(|ext| now >= self.limits.idle_deadline(ext.idle()))
     }
 
     /// The live node for `key`, looked up as `look` says (see [`Look`]).

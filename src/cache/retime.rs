@@ -55,7 +55,7 @@ where
                 } else {
                     // User code (`Clone`) runs pinned here; a panic changes nothing.
                     let (k, v) = (seen.key.clone(), seen.value.clone());
-                    let weight = seen.ext().map_or(1, |ext| ext.weight);
+                    let weight = seen.weight();
                     let deadline = Deadline::ttl(Self::deadline(Some(ttl), reading));
                     let node = self.node(hash, k, v, deadline, reading, weight);
                     let charge = self.limits.charge_guard(weight);

@@ -8,7 +8,7 @@
 //! back to its own arena under that arena's lock once the freeing thread's small cache
 //! (tcache) is full, and collides there with the owner's own `malloc`s: the loser sleeps
 //! on a futex. In the session workload at two threads (`strace -f -k -e futex` showed the
-//! waits in `node::free` and `NodeBox::new`) that made insert and remove p99.9 about 50 us
+//! waits in `layout::free` and `NodeBox::new`) that made insert and remove p99.9 about 50 us
 //! against 12 us with jemalloc preloaded, whose thread caches hand such frees back in bulk.
 
 use crate::sync;

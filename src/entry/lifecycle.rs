@@ -11,7 +11,8 @@
 //! Each transition is one atomic RMW, with the ordering the protocol needs (said at each),
 //! and checks its precondition with a `debug_assert!` that prints the flags.
 
-use super::node::{Node, NodeBox, NodePtr, DETACHED, HOLDS, QUEUED, RELEASED, REMOVED, UNLINKED};
+use super::layout::NodeBox;
+use super::node::{Node, NodePtr, DETACHED, HOLDS, QUEUED, RELEASED, REMOVED, UNLINKED};
 use super::reclaim::Reclaim;
 use crate::clock::NEVER;
 use crate::sync::Ordering;

@@ -10,7 +10,8 @@
 //!
 //! The adapters only name the field; who may touch it is each `unsafe fn`'s obligation.
 
-use super::node::{ext_of, Node, NodeLinks};
+use super::layout::ext_of;
+use super::node::{Node, NodeLinks};
 use crate::intrusive::{ListLinks, StackLink};
 use std::marker::PhantomData;
 

@@ -2,7 +2,8 @@
 //!
 //! | module | what it holds |
 //! |--------|---------------|
-//! | `node` | the node's layouts (plain, extended, timed), its flags word and the raw handles (`NodeBox`, `NodePtr`) |
+//! | `node` | the node, its flags word and the guarded handle (`NodePtr`) |
+//! | `layout` | what goes in front of a node (extension, weight, timer), how it is found, and the owned handle that allocates and frees it (`NodeBox`) |
 //! | `links` | which of its links fields each intrusive list or stack threads it through |
 //! | `cause` | why an entry left ([`RemovalCause`]) |
 //! | `lifecycle` | the flags' named transitions, and who may make each |
@@ -13,6 +14,7 @@
 
 pub(crate) mod cause;
 pub(crate) mod lane;
+pub(crate) mod layout;
 mod lifecycle;
 pub(crate) mod links;
 pub(crate) mod node;

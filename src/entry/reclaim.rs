@@ -532,7 +532,7 @@ pub(crate) unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
     // SAFETY: `free`'s 1 (allocated by `NodeBox::new`) is our 1; its 2 (nobody else
     // reaches it, freed once) is our 1 and 2.
     let freed = catch_unwind(AssertUnwindSafe(move || unsafe {
-        crate::entry::node::free(node)
+        crate::entry::layout::free(node)
     }));
     if let Err(payload) = freed {
         crate::panics::discarded(

@@ -5,6 +5,7 @@
 //! The holds are released through `Reclaim::settle`, the one place the handshake is
 //! written.
 
+use super::layout::*;
 use super::links::WheelField;
 use super::node::*;
 use super::reclaim::Reclaim;
@@ -33,16 +34,27 @@ fn drops(counter: &Arc<AtomicUsize>) -> usize {
 #[repr(align(64))]
 struct Wide(u64);
 
-const LAYOUTS: [Option<ExtInit>; 3] = [
+/// Every layout: plain, extended, weighed, timed, weighed and timed.
+const LAYOUTS: [Option<ExtInit>; 5] = [
     None,
     Some(ExtInit {
         idle: 7,
+        weight: 1,
+        timer: None,
+    }),
+    Some(ExtInit {
+        idle: 8,
         weight: 3,
         timer: None,
     }),
     Some(ExtInit {
         idle: 9,
-        weight: 5,
+        weight: 1,
+        timer: Some((400, 123_456)),
+    }),
+    Some(ExtInit {
+        idle: 10,
+        weight: u32::MAX,
         timer: Some((400, 123_456)),
     }),
 ];
@@ -66,8 +78,19 @@ fn check_layouts<K: Copy + PartialEq + Debug, V: Copy + PartialEq + Debug>(key: 
         match (ext, ptr.ext(), ptr.timer()) {
             (None, None, None) => {}
             (Some(init), Some(e), timer) => {
-                assert_eq!(e.idle.load(Ordering::Relaxed), init.idle);
-                assert_eq!(e.weight, init.weight);
+                assert_eq!(e.idle(), init.idle);
+                assert_eq!(ptr.weight(), init.weight);
+                assert_eq!(
+                    ptr.prefixes(),
+                    if init.weight == 1 { 0 } else { WEIGHED }
+                        | if init.timer.is_some() { TIMED } else { 0 },
+                    "the hash word names the prefixes"
+                );
+                assert_eq!(
+                    ptr.lane(),
+                    super::lane::home_lane(),
+                    "the flags leave the lane"
+                );
                 assert_eq!(
                     at((e as *const Ext<K, V>).cast()) % align_of::<Ext<K, V>>(),
                     0

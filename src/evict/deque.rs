@@ -4,8 +4,9 @@
 //! queue holds it. Only the segment's maintenance-lock holder touches a queue or any
 //! node's queue links and stamp.
 
+use crate::entry::layout::{ext_of, weight_of, Ext};
 use crate::entry::links::QueueField;
-use crate::entry::node::{ext_of, Ext, Node};
+use crate::entry::node::Node;
 use crate::intrusive::list::{is_node, List};
 use std::ptr;
 
@@ -31,22 +32,22 @@ pub(crate) unsafe fn ext<'a, K, V>(node: *mut Node<K, V>) -> &'a Ext<K, V> {
 ///
 /// # Safety
 /// 1. `node` is alive, extended, with its allocation's provenance.
-/// 2. The caller holds the maintenance lock, which guards every node's `queue` stamp.
+/// 2. The caller holds the maintenance lock, which guards every node's queue stamp.
 pub(crate) unsafe fn queue_of<K, V>(node: *mut Node<K, V>) -> u8 {
-    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this call). The read:
-    // our 2: no write races it, and earlier writes (under the lock) happen-before it.
-    unsafe { ext(node) }.queue.with(|q| unsafe { *q })
+    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this call). Our 2 makes
+    // the stamp the last one set (see `Ext::queue`).
+    unsafe { ext(node) }.queue()
 }
 
 /// Stamps which queue holds `node`.
 ///
 /// # Safety
 /// 1. `node` is alive, extended, with its allocation's provenance.
-/// 2. The caller holds the maintenance lock, which guards every node's `queue` stamp.
+/// 2. The caller holds the maintenance lock, which guards every node's queue stamp.
 unsafe fn set_queue<K, V>(node: *mut Node<K, V>, id: u8) {
-    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this call). The write:
-    // our 2: it is the only access to the stamp now.
-    unsafe { ext(node) }.queue.with_mut(|q| unsafe { *q = id });
+    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this call). Our 2: the
+    // only writer of the stamp now (see `Ext::set_queue`).
+    unsafe { ext(node) }.set_queue(id);
 }
 
 /// A FIFO of nodes (oldest at the front) and their total weight.
@@ -117,8 +118,8 @@ impl<K, V> Deque<K, V> {
         }
         self.back = node;
         self.len += 1;
-        // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this statement).
-        self.weight += u64::from(unsafe { ext(node) }.weight);
+        // SAFETY: `weight_of`'s 1 and 2: our 1 (alive, with its provenance).
+        self.weight += u64::from(unsafe { weight_of(node) });
     }
 
     /// The oldest node, left in place.
@@ -152,10 +153,11 @@ impl<K, V> Deque<K, V> {
             "unlinking from queue (id, front, back, len, weight) {:?}",
             self.shape()
         );
-        // SAFETY: `queue_of`'s, `set_queue`'s and `ext`'s 1 for `node`: in this queue (our
-        // 1), so alive (our 2) and extended (`push_back`'s 1), with its provenance (our 1);
-        // their 2: our 3. `List::unlink`'s 1: our 1 (this queue's nodes are its list's);
-        // its 2: our 2; its 3: our 3, the lock guarding every node's queue links.
+        // SAFETY: `queue_of`'s and `set_queue`'s 1 for `node`: in this queue (our 1), so
+        // alive (our 2) and extended (`push_back`'s 1), with its provenance (our 1); their
+        // 2: our 3. `weight_of`'s 1 and 2: alive, with its provenance (as just said).
+        // `List::unlink`'s 1: our 1 (this queue's nodes are its list's); its 2: our 2;
+        // its 3: our 3, the lock guarding every node's queue links.
         unsafe {
             debug_assert_eq!(
                 queue_of(node),
@@ -168,7 +170,7 @@ impl<K, V> Deque<K, V> {
             if self.back == node {
                 self.back = if is_node(prev) { prev } else { ptr::null_mut() };
             }
-            let w = u64::from(ext(node).weight);
+            let w = u64::from(weight_of(node));
             debug_assert!(
                 self.weight >= w,
                 "{node:p} weighs {w}, more than {:?}",

@@ -87,10 +87,11 @@
 //! strictly needed.
 //!
 //! ## Cost per entry
-//! An entry of a bounded or idle-expiring cache carries an extension (`entry::node::Ext`,
-//! 32 bytes: the idle tick, its weight, its queue and its links there), 2 to 4 bytes of
-//! ghost and 2 to 4 bytes of sketch: with the node (32) and its share of the table
-//! (about 14), 81 bytes per entry beyond `K` and `V` in `tests/memory.rs`.
+//! An entry of a bounded or idle-expiring cache carries an extension (`entry::layout::Ext`,
+//! 24 bytes: the idle tick and its queue's id in one word, its links there; a weight
+//! other than 1 takes 8 bytes more), 2 to 4 bytes of ghost and 2 to 4 bytes of sketch:
+//! with the node (32) and its share of the table (about 14), 73 bytes per entry beyond
+//! `K` and `V` in `tests/memory.rs`.
 //! Caches with neither pay nothing: their nodes have no extension and no queues exist.
 //! Eviction work is O(1) per entry moved or evicted, bounded per call by the caller's
 //! maintenance budget, and never runs user code: victims are handed to the caller, who

@@ -6,7 +6,7 @@
 use super::deque::{self, Deque, NONE};
 use super::*;
 use crate::clock::NEVER;
-use crate::entry::node::{ExtInit, NodeBox};
+use crate::entry::layout::{ExtInit, NodeBox};
 
 type N = Node<u64, u64>;
 
@@ -84,7 +84,8 @@ fn walk(q: &Deque<u64, u64>, id_of_queue: u8) -> Vec<u64> {
         // the only thread, and holds no other reference to these links.
         let (p, next) = ext.links.with(|l| unsafe { ((*l).prev, (*l).next) });
         assert_eq!(p, prev, "{}'s back link", id(node));
-        weight += u64::from(ext.weight);
+        // SAFETY: a pool node, alive, with its provenance (from `into_raw`).
+        weight += u64::from(unsafe { crate::entry::layout::weight_of(node) });
         out.push(id(node));
         prev = node;
         node = next;

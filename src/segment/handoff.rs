@@ -56,10 +56,10 @@ impl<K, V> Segment<K, V> {
     pub(super) fn wheel_deadline(&self, node: NodePtr<'_, K, V>) -> u64 {
         let d = node.expiry_deadline();
         match node.ext() {
-            // Relaxed: the stamp is a hint that only ever moves the deadline later; the
-            // wheel re-reads it when the deadline comes.
+            // The stamp is a hint that only ever moves the deadline later; the wheel
+            // re-reads it when the deadline comes.
             Some(ext) if self.limits.idle_ticks != 0 => {
-                d.min(self.limits.idle_deadline(ext.idle.load(Ordering::Relaxed)))
+                d.min(self.limits.idle_deadline(ext.idle()))
             }
             _ => d,
         }
@@ -67,8 +67,8 @@ impl<K, V> Segment<K, V> {
 
     /// Uncounts a departed node's weight.
     pub(super) fn refund(&self, node: NodePtr<'_, K, V>) {
-        if let Some(ext) = node.ext() {
-            self.limits.refund(ext.weight);
+        if node.ext().is_some() {
+            self.limits.refund(node.weight());
         }
     }
 

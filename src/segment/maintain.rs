@@ -284,7 +284,7 @@ impl<K, V> Segment<K, V> {
                         continue;
                     }
                 }
-                if self.limits.weighed && node.ext().is_some_and(|e| e.weight != 0) {
+                if self.limits.weighed && node.ext().is_some() && node.weight() != 0 {
                     // SAFETY: `Queues::admit`'s 1: alive until DETACHED, which only this
                     // lock's holder sets, after unlinking it; its 2: extended (with its
                     // provenance: from the stack), and in no queue (a node is admitted once,

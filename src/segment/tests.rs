@@ -5,7 +5,8 @@
 
 use super::*;
 use crate::clock::NEVER;
-use crate::entry::node::{NodeBox, HOLDS, QUEUED, RELEASED, SCHEDULED, UNLINKED};
+use crate::entry::layout::NodeBox;
+use crate::entry::node::{HOLDS, QUEUED, RELEASED, SCHEDULED, UNLINKED};
 use crate::entry::RemovalCause;
 use crate::table::Insert;
 use crossbeam_epoch::Guard;

@@ -6,7 +6,8 @@ use super::raw::{add_overflow, clear_named, sub_overflow};
 use super::raw::{step, Raw, GROUP, MAX_PROBE};
 use super::word::{tag_of, Ctrl, Word};
 use super::Table;
-use crate::entry::node::{Node, NodeBox, NodePtr};
+use crate::entry::layout::NodeBox;
+use crate::entry::node::{Node, NodePtr};
 use crate::sync::Ordering;
 use crossbeam_epoch::Guard;
 

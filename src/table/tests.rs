@@ -2,7 +2,6 @@
 //! hashes that crowd one home (see the module essay).
 
 use super::*;
-use crate::entry::node;
 
 /// A table hash (48 bits, as `Cache::locate` makes them) for key `k`.
 fn hash(k: u64) -> u64 {
@@ -11,7 +10,7 @@ fn hash(k: u64) -> u64 {
 
 fn insert(table: &Table<u64, u64>, k: u64) -> bool {
     let guard = crossbeam_epoch::pin();
-    let node = node::NodeBox::new(hash(k), k, k, crate::clock::NEVER, None);
+    let node = crate::entry::layout::NodeBox::new(hash(k), k, k, crate::clock::NEVER, None);
     matches!(
         table.insert(node, |a, b| a == b, |_| false, &guard),
         Insert::New(_)
@@ -104,7 +103,7 @@ fn keys_past_a_copied_home_are_found() {
     // Hashes 1..=GROUP+1 all have home group 0 (their low 32 bits are tiny): the last
     // one is displaced into group 1.
     for h in 1..=(GROUP as u64 + 1) {
-        let node = node::NodeBox::new(h, h, h, crate::clock::NEVER, None);
+        let node = crate::entry::layout::NodeBox::new(h, h, h, crate::clock::NEVER, None);
         assert!(matches!(
             table.insert(node, |a, b| a == b, |_| false, &guard),
             Insert::New(_)
@@ -206,7 +205,7 @@ fn one_hash_for_every_key_fills_its_reach_then_refuses() {
     let same = 0x5678_9abc_def0;
     let put = |k: u64| {
         let guard = crossbeam_epoch::pin();
-        let node = node::NodeBox::new(same, k, k, crate::clock::NEVER, None);
+        let node = crate::entry::layout::NodeBox::new(same, k, k, crate::clock::NEVER, None);
         match table.insert(node, |a, b| a == b, |_| false, &guard) {
             Insert::New(_) => true,
             Insert::Full { unused } => {
@@ -262,7 +261,8 @@ fn a_full_small_table_grows_whatever_its_count() {
     let mut claims = Vec::new();
     for slot in &raw.groups[0].slots {
         if Word::<u64, u64>(slot.load(Ordering::Relaxed)).is_empty() {
-            let node = node::NodeBox::new(hash(100), 100, 100, crate::clock::NEVER, None);
+            let node =
+                crate::entry::layout::NodeBox::new(hash(100), 100, 100, crate::clock::NEVER, None);
             let p = node.into_raw();
             slot.store(Word::published(p, 0).pending().0, Ordering::Relaxed);
             claims.push(p);
@@ -279,7 +279,7 @@ fn a_full_small_table_grows_whatever_its_count() {
     for p in claims {
         // SAFETY: never published (the migration skipped the pending claims), so this
         // test owns them; single-threaded.
-        drop(unsafe { node::NodeBox::from_raw(p) });
+        drop(unsafe { crate::entry::layout::NodeBox::from_raw(p) });
     }
 }
 

@@ -6,7 +6,7 @@
 use super::level::{head_of, mark};
 use super::*;
 use crate::clock::NEVER;
-use crate::entry::node::NodeBox;
+use crate::entry::layout::NodeBox;
 use std::collections::{BTreeMap, BTreeSet};
 
 type N = Node<u64, u64>;
