@@ -104,17 +104,15 @@ impl<K, V> Ext<K, V> {
         (self.state.load(Ordering::Relaxed) >> QUEUE_SHIFT) as u8
     }
 
-    /// Sets the queue id (below 4), keeping the idle tick: for the maintenance-lock holder.
+    /// Moves the queue id from `from` (what [`queue`](Self::queue) says now) to `to`
+    /// (both below 4), keeping the idle tick: for the maintenance-lock holder.
     #[inline]
-    pub(crate) fn set_queue(&self, id: u8) {
-        debug_assert!(id < 4);
-        let bits = u64::from(id) << QUEUE_SHIFT;
-        // Relaxed: as in `queue`; the RMW keeps a concurrent reader's stamp (`stamp`).
-        let _ = self
-            .state
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                Some((s & !QUEUE_BITS) | bits)
-            });
+    pub(crate) fn set_queue(&self, from: u8, to: u8) {
+        debug_assert!(from < 4 && to < 4 && self.queue() == from);
+        // Relaxed: as in `queue`. One RMW that flips exactly the bits that differ, so a
+        // concurrent reader's stamp (`stamp`'s CAS) is kept, and no CAS loop is needed.
+        self.state
+            .fetch_xor(u64::from(from ^ to) << QUEUE_SHIFT, Ordering::Relaxed);
     }
 }
 
@@ -268,14 +266,19 @@ unsafe fn prefix<'a, P, K, V>(node: *mut Node<K, V>) -> &'a P {
 /// 2. `node` carries its whole allocation's provenance.
 #[inline]
 pub(crate) unsafe fn weight_of<K, V>(node: *mut Node<K, V>) -> u32 {
-    // SAFETY: 1. `layout_of`'s obligation: ours 1. 2. `prefix`'s 1: the layout says which
-    // `Prefixed` `NodeBox::new` allocated, and our 2 gives its provenance; its 2: the
-    // reference ends within this call (our 1).
+    // SAFETY: 1: alive, so a shared reference may be made to read its immutable hash word
+    // (the flags alone say which prefix: `WEIGHED` and `TIMED` are set only with `EXT`).
+    let prefixes = unsafe { &*node }.prefixes();
+    if prefixes & WEIGHED == 0 {
+        return 1;
+    }
+    // SAFETY: `prefix`'s 1: the flags say which `Prefixed` `NodeBox::new` allocated, and
+    // our 2 gives its provenance; its 2: the reference ends within this call (our 1).
     unsafe {
-        match layout_of(node) {
-            Layout::Weighed => prefix::<Weight, K, V>(node).0,
-            Layout::WeighedTimed => prefix::<WeighedTimer, K, V>(node).weight.0,
-            _ => 1,
+        if prefixes & TIMED == 0 {
+            prefix::<Weight, K, V>(node).0
+        } else {
+            prefix::<WeighedTimer, K, V>(node).weight.0
         }
     }
 }
@@ -292,16 +295,21 @@ impl<'g, K, V> NodePtr<'g, K, V> {
     /// The node's timer, if it was allocated with one (see [`Timer`]).
     #[inline]
     pub(crate) fn timer(self) -> Option<&'g Timer> {
+        // The flags alone say which prefix (`TIMED` and `WEIGHED` are set only with `EXT`).
+        let prefixes = self.prefixes();
+        if prefixes & TIMED == 0 {
+            return None;
+        }
         let node = self.as_ptr();
-        // SAFETY: 1. `layout_of`'s obligation: `from_raw`'s 1. 2. `prefix`'s 1: the layout
-        // says which `Prefixed` `NodeBox::new` allocated, with the provenance `from_raw`'s
-        // 3 promises; its 2: `from_raw`'s 2 (alive for `'g`).
+        // SAFETY: `prefix`'s 1: the flags say which `Prefixed` `NodeBox::new` allocated,
+        // with the provenance `from_raw`'s 3 promises; its 2: `from_raw`'s 2 (alive for
+        // `'g`).
         unsafe {
-            match layout_of(node) {
-                Layout::Timed => Some(prefix::<Timer, K, V>(node)),
-                Layout::WeighedTimed => Some(&prefix::<WeighedTimer, K, V>(node).timer),
-                _ => None,
-            }
+            Some(if prefixes & WEIGHED == 0 {
+                prefix::<Timer, K, V>(node)
+            } else {
+                &prefix::<WeighedTimer, K, V>(node).timer
+            })
         }
     }
 
