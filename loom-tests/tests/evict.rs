@@ -137,3 +137,40 @@ fn a_lapsed_entry_leaves_before_a_live_one_is_evicted() {
         assert_eq!(cache.weighted_size(), 17);
     });
 }
+
+/// The idle stamp and the queue id share a word (`entry::layout::Ext`): a read that
+/// stamps key 1 races the write whose turn moves key 1 from the small queue to main.
+/// Neither may lose the other's change: after the race, key 1 lives until 10 s after the
+/// read (a lost stamp let it lapse 10 s after its insert), and the queues stay consistent
+/// (a lost queue id trips the queues' own checks, and the final `len`).
+#[test]
+fn an_idle_stamp_survives_a_queue_move() {
+    model_with_branches(20_000, || {
+        let clock = ManualClock::new();
+        let cache: Model = Cache::builder()
+            .segments(1)
+            .clock(clock.clone())
+            .hasher(Fixed::default())
+            .max_capacity(2)
+            .time_to_idle(Duration::from_secs(10))
+            .build();
+        cache.insert(1, Probe::new(1));
+        // A hit while in the small queue: the write's turn below promotes key 1 to main.
+        assert_eq!(cache.get(&1).map(|v| v.check()), Some(1));
+        clock.advance(Duration::from_secs(5));
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(2, Probe::new(2));
+                cache.insert(3, Probe::new(3));
+            })
+        };
+        assert_eq!(cache.get(&1).map(|v| v.check()), Some(1), "read at 5 s");
+        writer.join().unwrap();
+        cache.run_pending_tasks();
+        clock.advance(Duration::from_secs(7));
+        cache.run_pending_tasks();
+        assert!(cache.contains_key(&1), "idle since 5 s, so alive at 12 s");
+        assert!(cache.len() <= 2, "len {}", cache.len());
+    });
+}

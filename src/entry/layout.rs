@@ -3,14 +3,18 @@
 //!
 //! ## Five layouts, one allocation each
 //! A cache with no bound, no time-to-idle and no expiry policy allocates a bare [`Node`]
-//! and pays for nothing else. Any of those features gives each node an [`Ext`] in front
-//! of it (24 bytes: the idle tick and queue id in one word, the eviction-queue links);
-//! `EXT` in the node's `meta` says so. In front of the extension go, only where needed:
+//! and pays for nothing else. A bound or a time-to-idle gives each node an [`Ext`] in
+//! front of it (24 bytes: the idle tick and queue id in one word, the eviction-queue
+//! links), and so does an expiry policy to each node whose write it answered (a write
+//! that did not ask it, such as `insert_with_ttl`'s, makes a bare node in a cache with
+//! only a policy); `EXT` in the node's `meta` says so. In front of the extension go,
+//! only where needed (sizes for keys and values aligned to at most 8; a prefix is padded
+//! to the allocation's alignment):
 //!
 //! | prefix | when | bytes |
 //! |--------|------|-------|
 //! | [`Weight`] | the entry weighs other than 1 (so a cache without a weigher has none) | 8 |
-//! | [`Timer`] | the cache has an expiry policy (see `cache::expiry`) | 16 |
+//! | [`Timer`] | the node's write was answered by an expiry policy (see `cache::expiry`) | 16 |
 //! | [`WeighedTimer`] | both | 24 |
 //!
 //! `WEIGHED` and `TIMED` in the node's hash word say which (immutable, set before the
@@ -30,9 +34,12 @@
 //! two bits) share one atomic word. Readers of an idle-expiring cache raise the tick with
 //! a CAS loop that only ever moves it later and carries the queue bits along; the
 //! maintenance-lock holder rewrites the queue bits with one RMW that carries the tick.
-//! Neither can undo the other's change. The tick had a word of its own, and the queue id
-//! and the weight another, until this packing and the weight prefix took the extension
-//! from 32 bytes to 24.
+//! Neither can undo the other's change: the loom model `an_idle_stamp_survives_a_queue_move`
+//! (`loom-tests/tests/evict.rs`) races a stamping read with the write whose turn moves
+//! the entry between queues (with the queue id written by a plain load and store, it
+//! fails), and a unit test races the two on threads. The tick had a word of its own, and
+//! the queue id and the weight another, until this packing and the weight prefix took the
+//! extension from 32 bytes to 24.
 
 use super::node::{Node, NodeLinks, NodePtr, EXT, TIMED, WEIGHED};
 use crate::clock::NEVER;
@@ -99,20 +106,28 @@ impl<K, V> Ext<K, V> {
     /// [`set_queue`]: Self::set_queue
     #[inline]
     pub(crate) fn queue(&self) -> u8 {
-        // Relaxed: the queue bits are written only under the maintenance lock, whose
-        // release and acquire order every write before this read.
+        // Relaxed: the queue bits change only by `set_queue`, under the maintenance lock,
+        // whose release and acquire order every such change before this read; readers'
+        // stamps also write the word, but carry the bits along (`stamp`'s CAS), and a load
+        // sees the word no older than the lock holder's own last RMW of it.
         (self.state.load(Ordering::Relaxed) >> QUEUE_SHIFT) as u8
     }
 
-    /// Moves the queue id from `from` (what [`queue`](Self::queue) says now) to `to`
-    /// (both below 4), keeping the idle tick: for the maintenance-lock holder.
+    /// Sets the queue id to `id` (below 4), keeping the idle tick: for the
+    /// maintenance-lock holder.
     #[inline]
-    pub(crate) fn set_queue(&self, from: u8, to: u8) {
-        debug_assert!(from < 4 && to < 4 && self.queue() == from);
-        // Relaxed: as in `queue`. One RMW that flips exactly the bits that differ, so a
-        // concurrent reader's stamp (`stamp`'s CAS) is kept, and no CAS loop is needed.
-        self.state
-            .fetch_xor(u64::from(from ^ to) << QUEUE_SHIFT, Ordering::Relaxed);
+    pub(crate) fn set_queue(&self, id: u8) {
+        debug_assert!(id < 4);
+        let bits = u64::from(id) << QUEUE_SHIFT;
+        // Relaxed: as in `queue`. A CAS loop that writes the whole id whatever the word
+        // held, and keeps a concurrent reader's stamp (a stamp landing between the load
+        // and the CAS fails it, and the loop retries with the new tick). Only the lock
+        // holder runs it, racing at most a reader's stamp once a tick.
+        let _ = self
+            .state
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some((s & !QUEUE_BITS) | bits)
+            });
     }
 }
 
@@ -301,9 +316,9 @@ impl<'g, K, V> NodePtr<'g, K, V> {
             return None;
         }
         let node = self.as_ptr();
-        // SAFETY: `prefix`'s 1: the flags say which `Prefixed` `NodeBox::new` allocated,
-        // with the provenance `from_raw`'s 3 promises; its 2: `from_raw`'s 2 (alive for
-        // `'g`).
+        // SAFETY: `prefix`'s 1: a live node (`from_raw`'s 1), and the flags say which
+        // `Prefixed` `NodeBox::new` allocated it in, with the provenance `from_raw`'s 3
+        // promises; its 2: `from_raw`'s 2 (alive for `'g`).
         unsafe {
             Some(if prefixes & WEIGHED == 0 {
                 prefix::<Timer, K, V>(node)
@@ -358,7 +373,9 @@ impl<K, V> NodeBox<K, V> {
         let prefixes = if weighed { WEIGHED } else { 0 } | if timer.is_some() { TIMED } else { 0 };
         let extended = Extended {
             ext: Ext::new(init.idle),
-            node: Node::extended(hash, key, value, deadline, prefixes),
+            // SAFETY: `extended`'s 1: the node goes into this `Extended`, which the match
+            // below boxes alone or in the `Prefixed` that `prefixes` names.
+            node: unsafe { Node::extended(hash, key, value, deadline, prefixes) },
         };
         let weight = Weight(init.weight);
         match (timer, weighed) {
@@ -399,13 +416,16 @@ impl<K, V> NodeBox<K, V> {
     pub(crate) fn into_parts(self) -> (K, V) {
         let raw = self.into_raw();
         // SAFETY: 1. we owned the node (from `NodeBox::new`, with its allocation's
-        // provenance), so `key` and `value` are initialised; 2. they are read out once
-        // here, and `release` then frees the rest without dropping them (its 1 and 2: we
-        // own the allocation, and nobody reaches it after us).
+        // provenance), so it is alive for `layout_of` (read before anything moves out),
+        // and `key` and `value` are initialised; 2. they are read out once here, and
+        // `release_in` then frees the rest without dropping them (its 1: `layout`, read
+        // above; its 2 and 3: we own the allocation, nobody reaches it after us, and the
+        // key and value were moved out).
         unsafe {
+            let layout = layout_of(raw);
             let key = ptr::read(ptr::addr_of!((*raw).key));
             let value = ptr::read(ptr::addr_of!((*raw).value));
-            release(raw, false);
+            release_in(raw, layout, false);
             (key, value)
         }
     }
@@ -447,23 +467,25 @@ impl<K, V> Drop for NodeBox<K, V> {
 /// 1. `node` came from [`NodeBox::new`] (with its allocation's provenance).
 /// 2. Nobody else owns or reaches it, and it is freed once.
 pub(crate) unsafe fn free<K, V>(node: *mut Node<K, V>) {
-    // SAFETY: `release`'s 1 and 2: ours.
-    unsafe { release(node, true) }
+    // SAFETY: `layout_of`'s obligation: the node is alive until freed (our 1 and 2). Then
+    // `release_in`'s 1: that layout; its 2 and 3: our 1 and 2 (the key and value are
+    // still in it, to drop).
+    unsafe { release_in(node, layout_of(node), true) }
 }
 
-/// Frees the allocation of `node`; drops the key and value with it when `contents`, else
-/// only gives the memory back (they were moved out).
+/// Frees the allocation of `node`, whose layout is `layout`; drops the key and value with
+/// it when `contents`, else only gives the memory back (they were moved out).
 ///
 /// # Safety
-/// 1. `node` came from [`NodeBox::new`] (with its allocation's provenance).
-/// 2. Nobody else owns or reaches it, and it is freed once; without `contents`, its key
+/// 1. `layout` is `node`'s (read by [`layout_of`] while the node was whole).
+/// 2. `node` came from [`NodeBox::new`] (with its allocation's provenance).
+/// 3. Nobody else owns or reaches it, and it is freed once; without `contents`, its key
 ///    and value were moved out.
-unsafe fn release<K, V>(node: *mut Node<K, V>, contents: bool) {
-    // SAFETY: `layout_of`'s obligation: the node is alive until freed below (our 1, 2).
-    // Then `release_as`'s 1: the layout names the type `NodeBox::new` allocated; its 2:
-    // our 2.
+unsafe fn release_in<K, V>(node: *mut Node<K, V>, layout: Layout, contents: bool) {
+    // SAFETY: `release_as`'s 1: the layout (our 1) names the type `NodeBox::new`
+    // allocated, and our 2 gives the provenance; its 2: our 3.
     unsafe {
-        match layout_of(node) {
+        match layout {
             Layout::Plain => release_as::<Node<K, V>, K, V>(node, contents),
             Layout::Extended => release_as::<Extended<K, V>, K, V>(node, contents),
             Layout::Weighed => release_as::<Prefixed<Weight, K, V>, K, V>(node, contents),
@@ -475,12 +497,12 @@ unsafe fn release<K, V>(node: *mut Node<K, V>, contents: bool) {
     }
 }
 
-/// [`release`] for a node allocated in a `W`.
+/// [`release_in`] for a node allocated in a `W`.
 ///
 /// # Safety
 /// 1. `node` is the node of a `Box<W>` that [`NodeBox::place`] leaked, with its
 ///    provenance.
-/// 2. As [`release`]'s 2.
+/// 2. As [`release_in`]'s 3.
 unsafe fn release_as<W: Whole<K, V>, K, V>(node: *mut Node<K, V>, contents: bool) {
     // SAFETY: 1: the allocation starts `W::NODE` before the node.
     let whole = unsafe { node.byte_sub(W::NODE) }.cast::<W>();

@@ -130,7 +130,18 @@ impl<K, V> Node<K, V> {
     /// A node to be allocated after an extension (and the `prefixes` named, [`WEIGHED`]
     /// and [`TIMED`]); it starts `QUEUED`: the inserter owes the segment's maintainer a
     /// request, pushed right after linking (see `entry::layout`).
-    pub(crate) fn extended(hash: u64, key: K, value: V, deadline: u64, prefixes: u64) -> Self {
+    ///
+    /// # Safety
+    /// 1. The node is placed in the allocation its flags name, as `entry::layout`'s
+    ///    `NodeBox::new` does, and in no other: whoever reaches it steps back from it to
+    ///    the extension and prefixes its flags promise.
+    pub(super) unsafe fn extended(
+        hash: u64,
+        key: K,
+        value: V,
+        deadline: u64,
+        prefixes: u64,
+    ) -> Self {
         debug_assert_eq!(prefixes & !(WEIGHED | TIMED), 0);
         let mut node = Self::with_flags(hash, key, value, deadline, true, EXT);
         node.hash_lane |= prefixes;

@@ -380,3 +380,91 @@ fn every_hold_released_twice_trips_the_debug_assertion() {
         );
     }
 }
+
+/// The extension's state word: the idle stamp only moves later and keeps the queue id;
+/// the queue id changes keep the stamp, also while another thread stamps.
+#[test]
+fn the_idle_stamp_and_the_queue_id_keep_each_other() {
+    let init = ExtInit {
+        idle: 5,
+        weight: 1,
+        timer: None,
+    };
+    let raw = NodeBox::new(1, 1u64, 1u64, NEVER, Some(init)).into_raw();
+    // SAFETY: from `into_raw`: alive until the `from_raw` below, with its provenance.
+    let ptr = unsafe { NodePtr::from_raw(raw) };
+    let ext = ptr.ext().expect("extended");
+    assert_eq!((ext.idle(), ext.queue()), (5, 0));
+    ext.set_queue(2);
+    assert_eq!((ext.idle(), ext.queue()), (5, 2));
+    ext.stamp(9);
+    assert_eq!((ext.idle(), ext.queue()), (9, 2));
+    ext.stamp(7);
+    assert_eq!(ext.idle(), 9, "a stamp never moves back");
+    ext.stamp(NEVER);
+    assert_eq!(
+        (ext.idle(), ext.queue()),
+        (NEVER, 2),
+        "the largest tick keeps the id"
+    );
+    ext.set_queue(1);
+    assert_eq!((ext.idle(), ext.queue()), (NEVER, 1));
+    ext.set_queue(0);
+    assert_eq!((ext.idle(), ext.queue()), (NEVER, 0));
+    // SAFETY: from `into_raw`, reached by nobody else.
+    drop(unsafe { NodeBox::from_raw(raw) });
+
+    // One thread stamps every tick up to `LAST` while another moves the id round until it
+    // is done: a stamp, once made, is never undone by a queue change (the stamper checks
+    // after each), and the last queue change stays.
+    const LAST: u64 = if cfg!(miri) { 200 } else { 2_000_000 };
+    let raw = NodeBox::new(1, 1u64, 1u64, NEVER, Some(ExtInit { idle: 0, ..init })).into_raw();
+    // SAFETY: as above; both threads end before the node is freed.
+    let ext = unsafe { NodePtr::from_raw(raw) }.ext().expect("extended");
+    /// The extension, shared by threads that touch only its atomic state word.
+    struct StateOnly<'a>(&'a Ext<u64, u64>);
+    // SAFETY: the threads below call only `stamp`, `set_queue`, `idle` and `queue`, which
+    // touch the atomic state word alone, never the links in their cell.
+    unsafe impl Sync for StateOnly<'_> {}
+    impl StateOnly<'_> {
+        fn ext(&self) -> &Ext<u64, u64> {
+            self.0
+        }
+    }
+    let shared = StateOnly(ext);
+    let (start, done) = (
+        std::sync::Barrier::new(2),
+        std::sync::atomic::AtomicBool::new(false),
+    );
+    let (undone, moves) = std::thread::scope(|s| {
+        let stamper = s.spawn(|| {
+            start.wait();
+            let undone = (1..=LAST)
+                .filter(|&t| {
+                    shared.ext().stamp(t);
+                    shared.ext().idle() < t
+                })
+                .count();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            undone
+        });
+        let mover = s.spawn(|| {
+            start.wait();
+            let mut moves = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                moves += 1;
+                shared.ext().set_queue((moves % 3) as u8);
+            }
+            shared.ext().set_queue(2);
+            moves
+        });
+        (stamper.join().unwrap(), mover.join().unwrap())
+    });
+    assert_eq!(
+        undone, 0,
+        "stamps undone by queue changes ({moves} changes)"
+    );
+    assert_eq!((ext.idle(), ext.queue()), (LAST, 2));
+    // SAFETY: from `into_raw`, reached by nobody else now.
+    drop(unsafe { NodeBox::from_raw(raw) });
+}

@@ -39,17 +39,15 @@ pub(crate) unsafe fn queue_of<K, V>(node: *mut Node<K, V>) -> u8 {
     unsafe { ext(node) }.queue()
 }
 
-/// Stamps which queue holds `node`: `to`, where the stamp said `from`.
+/// Stamps which queue holds `node`.
 ///
 /// # Safety
 /// 1. `node` is alive, extended, with its allocation's provenance.
 /// 2. The caller holds the maintenance lock, which guards every node's queue stamp.
-/// 3. `from` is the stamp `node` holds ([`queue_of`]); the change flips the bits that
-///    differ, so a wrong `from` would leave a wrong stamp.
-unsafe fn set_queue<K, V>(node: *mut Node<K, V>, from: u8, to: u8) {
+unsafe fn set_queue<K, V>(node: *mut Node<K, V>, id: u8) {
     // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this call). Our 2: the
     // only writer of the stamp now (see `Ext::set_queue`).
-    unsafe { ext(node) }.set_queue(from, to);
+    unsafe { ext(node) }.set_queue(id);
 }
 
 /// A FIFO of nodes (oldest at the front) and their total weight.
@@ -104,15 +102,14 @@ impl<K, V> Deque<K, V> {
             "queue (id, front, back, len, weight) {:?}",
             self.shape()
         );
-        // SAFETY: `queue_of`'s and `set_queue`'s 1 and 2: our 1 and 4; `set_queue`'s 3: in
-        // no queue (our 2), so the stamp is `NONE`. `push_front`'s and
+        // SAFETY: `queue_of`'s and `set_queue`'s 1 and 2: our 1 and 4. `push_front`'s and
         // `insert_after`'s 1: our 1; their 2: in no queue (our 2), and the stamp says so
         // for every node off a queue; 3: our 3 (`back` is on this list); 4: our 4, the lock
         // guarding every node's queue links; `push_front`'s 5: null is no node, and this
         // list's tag on every push.
         unsafe {
             debug_assert_eq!(queue_of(node), NONE, "{node:p} is queued already");
-            set_queue(node, NONE, self.id);
+            set_queue(node, self.id);
             if self.back.is_null() {
                 self.list.push_front(ptr::null_mut(), node);
             } else {
@@ -158,7 +155,7 @@ impl<K, V> Deque<K, V> {
         );
         // SAFETY: `queue_of`'s and `set_queue`'s 1 for `node`: in this queue (our 1), so
         // alive (our 2) and extended (`push_back`'s 1), with its provenance (our 1); their
-        // 2: our 3; `set_queue`'s 3: in this queue, so stamped with its id. `weight_of`'s 1 and 2: alive, with its provenance (as just said).
+        // 2: our 3. `weight_of`'s 1 and 2: alive, with its provenance (as just said).
         // `List::unlink`'s 1: our 1 (this queue's nodes are its list's); its 2: our 2;
         // its 3: our 3, the lock guarding every node's queue links.
         unsafe {
@@ -168,7 +165,7 @@ impl<K, V> Deque<K, V> {
                 "{node:p} is not in {:?}",
                 self.shape()
             );
-            set_queue(node, self.id, NONE);
+            set_queue(node, NONE);
             let prev = self.list.unlink(node);
             if self.back == node {
                 self.back = if is_node(prev) { prev } else { ptr::null_mut() };

@@ -84,7 +84,8 @@ fn walk(q: &Deque<u64, u64>, id_of_queue: u8) -> Vec<u64> {
         // the only thread, and holds no other reference to these links.
         let (p, next) = ext.links.with(|l| unsafe { ((*l).prev, (*l).next) });
         assert_eq!(p, prev, "{}'s back link", id(node));
-        // SAFETY: a pool node, alive, with its provenance (from `into_raw`).
+        // SAFETY: `weight_of`'s 1: a queued pool node, alive until the pool drops; its 2:
+        // the pointer `into_raw` gave, with its allocation's provenance.
         weight += u64::from(unsafe { crate::entry::layout::weight_of(node) });
         out.push(id(node));
         prev = node;
