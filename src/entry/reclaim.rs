@@ -47,7 +47,11 @@
 //! shared out:
 //! - an operation's pass ([`Reclaim::free_ready`]) frees its own lane's ready batches, and
 //!   of every other lane only those beyond the first [`SLACK`] ready ones: a lane whose
-//!   threads fall behind (or have gone) is helped, and what it leaves is bounded;
+//!   threads fall behind (or have gone) is helped, and what it leaves is bounded. A
+//!   lane's threads free in a segment only on their own turns there, and a thread that
+//!   is descheduled frees nothing, so the slack must cover a lane that is merely waiting
+//!   for the processor; every sealing makes one batch per lane, so `SLACK` is counted in
+//!   sealings (see its docs for what a smaller one cost);
 //! - the background pass ([`Reclaim::free_stale`], the reaper's) frees whatever was already
 //!   ready at its previous pass, any lane: memory returns a round after its lane goes quiet;
 //! - `run_pending_tasks` and `Drop` free every lane, as before.
@@ -89,7 +93,15 @@ pub(crate) const BATCH: usize = if cfg!(miri) || sync::MODEL { 2 } else { 256 };
 
 /// Ready batches of each other lane that an operation's freeing pass leaves for that
 /// lane's own threads (see "Lanes" in the module docs).
-const SLACK: usize = 2;
+///
+/// It was 2. With 8 threads on 2 cores a lane's thread is off the processor most of the
+/// time, so after two sealings the running threads freed its batches for it: half of all
+/// frees went to another thread's arena, and a helper that found the owner descheduled
+/// holding its arena lock slept on it (a `perf record -e sched:sched_switch` of the
+/// session workload put 2,210 of the workers' sleeps in `free`'s `lll_lock_wait`). At 8,
+/// 6% of frees were helps, and insert p99.9 there fell from 37-57 us to 12-13 us.
+/// The remainder it leaves is one lane's departures over 8 sealings of a segment.
+const SLACK: usize = 8;
 
 sync::thread_cell! {
     /// Set while this thread holds some segment's freeing token (and so runs `Drop`s).
