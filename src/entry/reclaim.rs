@@ -97,10 +97,13 @@ pub(crate) const BATCH: usize = if cfg!(miri) || sync::MODEL { 2 } else { 256 };
 /// It was 2. With 8 threads on 2 cores a lane's thread is off the processor most of the
 /// time, so after two sealings the running threads freed its batches for it: half of all
 /// frees went to another thread's arena, and a helper that found the owner descheduled
-/// holding its arena lock slept on it (a `perf record -e sched:sched_switch` of the
-/// session workload put 2,210 of the workers' sleeps in `free`'s `lll_lock_wait`). At 8,
-/// 6% of frees were helps, and insert p99.9 there fell from 37-57 us to 12-13 us.
-/// The remainder it leaves is one lane's departures over 8 sealings of a segment.
+/// holding its arena lock slept on it (`perf record -e sched:sched_switch` on the
+/// demonstration at 8 threads, 2 s: 2,472 of the workers' sleeps in `free`'s
+/// `lll_lock_wait` at 2, 491 at 8). At 8, 6% of frees were helps, and the demonstration's
+/// insert and remove p99.9 at 8 threads fell from 98-196 us to 16-22 us. The price is
+/// memory there: entries wait for their owner to run, and memory per live session rose
+/// from 391-409 bytes to 467-472 (at 1 and 2 threads, where owners keep up, it did not
+/// move). The remainder it leaves is one lane's departures over 8 sealings of a segment.
 const SLACK: usize = 8;
 
 sync::thread_cell! {
