@@ -102,8 +102,9 @@ pub(crate) const BATCH: usize = if cfg!(miri) || sync::MODEL { 2 } else { 256 };
 /// `lll_lock_wait` at 2, 491 at 8). At 8, 6% of frees were helps, and the demonstration's
 /// insert and remove p99.9 at 8 threads fell from 98-196 us to 16-22 us. The price is
 /// memory there: entries wait for their owner to run, and memory per live session rose
-/// from 391-409 bytes to 467-472 (at 1 and 2 threads, where owners keep up, it did not
-/// move). The remainder it leaves is one lane's departures over 8 sealings of a segment.
+/// by 5-20% in two sets of runs (391-460 bytes to 467-488; at 1 and 2 threads, where
+/// owners keep up, it did not move). At 4, the tail was 37-53 us and memory in between.
+/// The remainder it leaves is one lane's departures over 8 sealings of a segment.
 const SLACK: usize = 8;
 
 sync::thread_cell! {
