@@ -47,11 +47,8 @@
 //! shared out:
 //! - an operation's pass ([`Reclaim::free_ready`]) frees its own lane's ready batches, and
 //!   of every other lane only those beyond the first [`SLACK`] ready ones: a lane whose
-//!   threads fall behind (or have gone) is helped, and what it leaves is bounded. A
-//!   lane's threads free in a segment only on their own turns there, and a thread that
-//!   is descheduled frees nothing, so the slack must cover a lane that is merely waiting
-//!   for the processor; every sealing makes one batch per lane, so `SLACK` is counted in
-//!   sealings (see its docs for what a smaller one cost);
+//!   threads fall behind (or have gone) is helped, and what it leaves is bounded. The
+//!   slack (one batch per sealing) must cover an owner merely waiting for the processor;
 //! - the background pass ([`Reclaim::free_stale`], the reaper's) frees whatever was already
 //!   ready at its previous pass, any lane: memory returns a round after its lane goes quiet;
 //! - `run_pending_tasks` and `Drop` free every lane, as before.
@@ -94,17 +91,13 @@ pub(crate) const BATCH: usize = if cfg!(miri) || sync::MODEL { 2 } else { 256 };
 /// Ready batches of each other lane that an operation's freeing pass leaves for that
 /// lane's own threads (see "Lanes" in the module docs).
 ///
-/// It was 2. With 8 threads on 2 cores a lane's thread is off the processor most of the
-/// time, so after two sealings the running threads freed its batches for it: half of all
-/// frees went to another thread's arena, and a helper that found the owner descheduled
-/// holding its arena lock slept on it (`perf record -e sched:sched_switch` on the
-/// demonstration at 8 threads, 2 s: 2,472 of the workers' sleeps in `free`'s
-/// `lll_lock_wait` at 2, 491 at 8). At 8, 6% of frees were helps, and the demonstration's
-/// insert and remove p99.9 at 8 threads fell from 98-196 us to 16-22 us. The price is
-/// memory there: entries wait for their owner to run, and memory per live session rose
-/// by 5-20% in two sets of runs (391-460 bytes to 467-488; at 1 and 2 threads, where
-/// owners keep up, it did not move). At 4, the tail was 37-53 us and memory in between.
-/// The remainder it leaves is one lane's departures over 8 sealings of a segment.
+/// At 2, with 8 threads on 2 cores (owners mostly off the processor), helpers did half
+/// of all frees, into the owners' glibc arenas, and slept whenever an owner had been
+/// descheduled holding its arena's lock: 2,472 such sleeps in 2 s of the demonstration
+/// (`perf record -e sched:sched_switch`), 491 at 8, and its write p99.9 at 8 threads fell
+/// from 98-196 us to 16-22 us (README, "Performance"). The price: entries wait for their
+/// owner, up to 8 sealings of their lane's departures per segment (memory per live
+/// session at 8 threads up 5-20%; at 1 and 2 threads, unchanged).
 const SLACK: usize = 8;
 
 sync::thread_cell! {
