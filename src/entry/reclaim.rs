@@ -25,9 +25,9 @@
 //!    closure that only records "batch `n`'s grace period is over" (`grace` raised to
 //!    `n + 1`), flushing so the closure reaches crossbeam's global queue at once.
 //! 3. [`Reclaim::free_ready`] frees queued batches numbered below `grace` (its lane's
-//!    share of them, see "Lanes"), up to a budget of nodes. Maintenance turns call it with no lock held and no pin of ours: key and value
-//!    `Drop`s run there and nowhere else while the cache lives. A panic in one is caught and
-//!    discarded, and the rest of the batch is still freed.
+//!    share, see "Lanes"), up to a budget, with no lock held and no pin of ours: key and
+//!    value `Drop`s run there and nowhere else while the cache lives. A panic in one is
+//!    caught and discarded, and the rest of the batch is still freed.
 //!
 //! ## Why a batch numbered below `grace` may be freed
 //! `n < grace` means the closure of some batch `m >= n` has run. Retiring `n`'s nodes
@@ -47,8 +47,7 @@
 //! shared out:
 //! - an operation's pass ([`Reclaim::free_ready`]) frees its own lane's ready batches, and
 //!   of every other lane only those beyond the first [`SLACK`] ready ones: a lane whose
-//!   threads fall behind (or have gone) is helped, and what it leaves is bounded. The
-//!   slack (one batch per sealing) must cover an owner merely waiting for the processor;
+//!   threads fall behind (or have gone, or wait for the processor) is helped, boundedly;
 //! - the background pass ([`Reclaim::free_stale`], the reaper's) frees whatever was already
 //!   ready at its previous pass, any lane: memory returns a round after its lane goes quiet;
 //! - `run_pending_tasks` and `Drop` free every lane, as before.
@@ -88,16 +87,10 @@ use std::sync::Arc;
 /// sealing with few operations).
 pub(crate) const BATCH: usize = if cfg!(miri) || sync::MODEL { 2 } else { 256 };
 
-/// Ready batches of each other lane that an operation's freeing pass leaves for that
-/// lane's own threads (see "Lanes" in the module docs).
-///
-/// At 2, with 8 threads on 2 cores (owners mostly off the processor), helpers did half
-/// of all frees, into the owners' glibc arenas, and slept whenever an owner had been
-/// descheduled holding its arena's lock: 2,472 such sleeps in 2 s of the demonstration
-/// (`perf record -e sched:sched_switch`), 491 at 8, and its write p99.9 at 8 threads fell
-/// from 98-196 us to 16-22 us (README, "Performance"). The price: entries wait for their
-/// owner, up to 8 sealings of their lane's departures per segment (memory per live
-/// session at 8 threads up 5-20%; at 1 and 2 threads, unchanged).
+/// Ready batches (one per sealing) of each other lane that an operation's freeing pass
+/// leaves to that lane's threads ("Lanes" above). At 2, at 8 threads on 2 cores, helpers
+/// did half of all frees, into the owners' glibc arenas, and slept whenever an owner was
+/// descheduled holding its arena's lock (README, "Performance", for the tail and memory).
 const SLACK: usize = 8;
 
 sync::thread_cell! {
