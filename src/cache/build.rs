@@ -4,7 +4,7 @@
 use super::builder::{CacheBuilder, MAX_SEGMENTS};
 use super::listener::Notifier;
 use super::{reaper, Cache, Inner};
-use crate::clock::{MonotonicClock, Ticker};
+use crate::clock::Ticker;
 use crate::evict::Limits;
 use crate::segment::Segment;
 use crate::stats::Stats;
@@ -44,11 +44,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             .unwrap_or(threads.saturating_mul(4))
             .clamp(1, MAX_SEGMENTS)
             .next_power_of_two();
-        let monotonic = self.clock.is_none();
-        let clock = self
-            .clock
-            .unwrap_or_else(|| Box::new(MonotonicClock::new()));
-        let ticker = Ticker::new(clock, self.tick, monotonic);
+        let ticker = match self.clock {
+            Some(clock) => Ticker::new(clock, self.tick),
+            None => Ticker::monotonic(self.tick),
+        };
         let reading = ticker.read();
         let now = reading.tick();
         let per_segment = self.capacity.div_ceil(segments);

@@ -78,25 +78,35 @@ where
     /// A found node's liveness check: its TTL deadline against the clock (read only when
     /// it has one); with a time-to-idle, also its idle stamp, which a counted read (`touch`)
     /// moves to now. In a bounded cache a counted read also raises the node's access count.
+    /// A deadline alone is checked through `Ticker::lapsed`, which can decide it without
+    /// reading the clock (most reads).
+    #[inline]
     pub(super) fn live_now(&self, node: NodePtr<'_, K, V>, touch: bool) -> bool {
-        self.live_with(node, touch, || self.ticker.read())
+        self.live_with(
+            node,
+            touch,
+            |d| self.ticker.lapsed(d),
+            || self.ticker.read(),
+        )
     }
 
-    /// [`live_now`](Self::live_now) with the clock read by `read` (called only when there
-    /// is a deadline or an idle limit to check).
+    /// [`live_now`](Self::live_now) with the deadline checked by `lapsed` and the clock
+    /// read by `read` (each called only when there is a deadline or an idle limit to
+    /// check; `lapsed(d)` must answer `read().reached(d)`).
     #[inline]
     pub(super) fn live_with(
         &self,
         node: NodePtr<'_, K, V>,
         touch: bool,
+        lapsed: impl Fn(u64) -> bool,
         read: impl Fn() -> Reading,
     ) -> bool {
         let Some(ext) = node.ext() else {
-            return node.deadline() == NEVER || !read().reached(node.deadline());
+            return node.deadline() == NEVER || !lapsed(node.deadline());
         };
         let deadline = node.expiry_deadline();
         if self.limits.idle_ticks == 0 {
-            if deadline != NEVER && read().reached(deadline) {
+            if deadline != NEVER && lapsed(deadline) {
                 return false;
             }
         } else {
@@ -123,7 +133,7 @@ where
         index: usize,
     ) -> Option<NodePtr<'g, K, V>> {
         let reading = self.ticker.read();
-        if !self.live_with(node, true, || reading) {
+        if !self.live_with(node, true, |d| reading.reached(d), || reading) {
             return None;
         }
         self.ask_read(node, index, reading);

@@ -1,0 +1,103 @@
+//! The clock's unit tests: tick arithmetic, saturation, and the gated `lapsed`.
+
+use super::*;
+
+#[test]
+fn time_left_reaches_past_u64_nanoseconds() {
+    let clock = ManualClock::new();
+    let ticker = Ticker::new(Box::new(clock.clone()), Duration::from_millis(1));
+    let reading = ticker.read();
+    let thousand_years = Duration::from_secs(1_000 * 365 * 24 * 3600);
+    let deadline = reading.deadline_after(thousand_years);
+    assert_eq!(reading.until(deadline), Some(thousand_years));
+    assert_eq!(reading.until(NEVER), None);
+    clock.advance(Duration::from_micros(1500));
+    assert_eq!(ticker.read().until(2), Some(Duration::from_micros(500)));
+    assert_eq!(
+        ticker.read().until(1),
+        Some(Duration::ZERO),
+        "reached: none left"
+    );
+}
+
+#[test]
+fn deadlines_round_up_and_saturate() {
+    let clock = ManualClock::new();
+    let ticker = Ticker::new(Box::new(clock.clone()), Duration::from_millis(1));
+    clock.advance(Duration::from_micros(1500));
+    assert_eq!(ticker.now(), 1);
+    // 1.5 ms + 1 ms = 2.5 ms: due at tick 3, never earlier than the TTL.
+    assert_eq!(ticker.deadline_after(Duration::from_millis(1)), 3);
+    assert_eq!(ticker.deadline_after(Duration::ZERO), 2);
+    assert_eq!(ticker.deadline_after(Duration::MAX), NEVER);
+    let century = Duration::from_secs(100 * 365 * 24 * 3600);
+    let d = ticker.deadline_after(century);
+    assert!(d < NEVER && d > 3_000_000_000_000, "{d}");
+}
+
+#[test]
+fn reached_agrees_with_the_tick() {
+    let ticks = [1, 3, 1_000_000, u64::MAX / 7, u64::MAX];
+    let nanos = [0, 1, 2_999_999, 3_000_000, 1 << 40, u64::MAX - 1, u64::MAX];
+    let deadlines = [0, 1, 2, 3, 1 << 20, NEVER - 1, NEVER];
+    for tick_nanos in ticks {
+        for n in nanos {
+            let reading = Reading {
+                nanos: n,
+                tick_nanos,
+            };
+            for d in deadlines {
+                let by_tick = d != NEVER && reading.tick() >= d;
+                assert_eq!(reading.reached(d), by_tick, "n {n} t {tick_nanos} d {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn manual_clock_saturates() {
+    let clock = ManualClock::new();
+    clock.advance(Duration::MAX);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(clock.now_nanos(), u64::MAX);
+    let ticker = Ticker::new(Box::new(clock), Duration::ZERO);
+    assert_eq!(ticker.tick(), MIN_TICK);
+    // The oldest possible reading is still far from saturating deadlines.
+    assert_eq!(ticker.now(), u64::MAX / 1000);
+    assert!(ticker.now() < NEVER);
+    assert!(ticker.deadline_after(Duration::from_secs(1)) < NEVER);
+}
+
+/// The default clock's `lapsed` (gated where the target has the gate) agrees with
+/// readings taken around it, for deadlines from two ticks back to two ahead, with 1 ms
+/// and 1 us ticks. A boundary within 2 us of a reading is skipped (the gate samples its
+/// counter unordered: see `gate`).
+#[test]
+#[cfg_attr(miri, ignore = "30 ms of busy reading; there is no gate under Miri")]
+fn lapsed_agrees_with_readings_around_it() {
+    for tick in [Duration::from_millis(1), MIN_TICK] {
+        let ticker = Ticker::monotonic(tick);
+        let t = ticker.tick_nanos;
+        let end = std::time::Instant::now() + Duration::from_millis(30);
+        while std::time::Instant::now() < end {
+            let before = ticker.read();
+            let base = before.tick();
+            for d in base.saturating_sub(2)..=base + 2 {
+                let lapsed = ticker.lapsed(d);
+                let after = ticker.read();
+                let due = d * t;
+                if due + 2_000 <= before.nanos() {
+                    assert!(lapsed, "due {due}, read {} before", before.nanos());
+                }
+                if due > after.nanos() + 2_000 {
+                    assert!(!lapsed, "due {due}, read {} after", after.nanos());
+                }
+            }
+        }
+        assert!(!ticker.lapsed(NEVER));
+        assert!(
+            !ticker.lapsed(NEVER - 1),
+            "past u64 nanoseconds with 1 us ticks"
+        );
+    }
+}
