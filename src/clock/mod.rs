@@ -103,31 +103,18 @@ pub trait Clock: Send + Sync + 'static {
 /// its own. Copies share the origin, so they read the same time.
 ///
 /// **Reads that skip the clock.** A cache that made its own clock, on x86-64 Linux where
-/// the CPU has an invariant time-stamp counter and the kernel keeps it as its
-/// clocksource, checks a read entry's TTL mostly without a reading: each thread keeps its
-/// last reading with the counter's value at that time, and the counter then bounds how far
-/// the clock can have moved (its rate measured once per process, over the 10 ms after
-/// the first such check, and doubled as a margin). Only a deadline within that bound of
-/// now takes a reading. The
-/// answers are those a reading would give, except that the counter is read without a
-/// fence, so a read's time may come up to the processor's reorder window (on the order of
-/// 100 ns) before its place in the thread's order; that is well below one tick. On
-/// the machines measured here a reading costs about 20 ns in the middle of a read, the
+/// the kernel keeps the CPU's time-stamp counter as its clocksource, checks a read entry's
+/// TTL mostly without a reading: each thread keeps its last reading with the counter's
+/// value at that time, and the counter then bounds how far the clock can have moved (its
+/// rate measured once per process, at least 10 ms after the first such cache is built,
+/// and doubled as a margin). Only a deadline within that bound of now takes a reading, as
+/// does the first check once a reading is 2^28 counter ticks old (about 90 ms at 3 GHz).
+/// The answers are those a reading taken during the call would give; a bound seen broken
+/// (a counter reset by a sleep state, say) turns this off for the process. On the
+/// machines measured here a reading costs about 20 ns in the middle of a read, the
 /// counter about 5. Writes (which set deadlines), a time-to-idle and an expiry policy
 /// read the clock as before, and so does a cache given any clock, this type included,
 /// through [`CacheBuilder::clock`](crate::CacheBuilder::clock).
-///
-/// ```
-/// use wheelcache::{Cache, Clock, MonotonicClock};
-///
-/// let clock = MonotonicClock::new();
-/// let copy = clock;
-/// let (a, b) = (clock.now_nanos(), copy.now_nanos());
-/// assert!(b >= a); // one origin, never backwards
-/// let cache: Cache<u32, u32> = Cache::builder().clock(clock).build();
-/// cache.insert(1, 1);
-/// assert_eq!(cache.get(&1), Some(1));
-/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MonotonicClock {
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -381,6 +368,7 @@ impl Ticker {
             not(wheelcache_loom)
         ))]
         {
+            gate::prepare();
             ticker.gated = Some(clock.origin);
         }
         ticker
