@@ -18,8 +18,9 @@
 //! - otherwise undecided: the thread reads the clock, which renews its pair, and decides
 //!   with that reading.
 //!
-//! So the gate gives the answer a reading taken during the call would give. A deadline
-//! far from now is decided by the pair; one within the interval's width reads the clock.
+//! So, while the invariants below hold, the gate gives the answer a reading taken during
+//! the call would give. A deadline far from now is decided by the pair; one within the
+//! interval's width reads the clock.
 //!
 //! ## Invariants, and what they rest on
 //! 1. **`m` is at most the time now**: `CLOCK_MONOTONIC` never goes back, and this thread
@@ -35,23 +36,26 @@
 //!       Linux checks this at boot before it keeps `tsc` (where it trusts the platform, it
 //!       skips the check; a later change of clocksource is not watched: see 4);
 //!    3. `S` at least the clock's nanoseconds per tick: twice a measured upper bound. The
-//!       measurement brackets each clock reading between two counter reads (the second
-//!       ordered, `rdtscp`) and divides the clock's advance by the smallest counter
-//!       advance the brackets allow, so a preempted reading only raises it. A window with
-//!       a suspend in it (`CLOCK_BOOTTIME` moved against `CLOCK_MONOTONIC` by over 1 ms),
-//!       longer than a second, or giving a rate outside 0.125-16 GHz is measured again.
-//!       The factor 2 covers NTP's slewing (at most 0.05%) many times over.
+//!       measurement brackets a `CLOCK_BOOTTIME` reading between two counter reads (the
+//!       second ordered, `rdtscp`) at each end of a window of 10 ms to 1 s, and divides
+//!       the boot clock's advance by the smallest counter advance the brackets allow: a
+//!       preempted reading only raises it, and so does a suspend (the boot clock runs
+//!       through it, the monotonic one does not). A rate outside 0.125-16 GHz is measured
+//!       again. The factor 2 covers the kernel's frequency adjustments (NTP and chrony
+//!       slew by at most 10%) several times over.
 //! 3. **A pair goes stale.** Every pair carries the gate's state word (`STATE`: the scale
 //!    and a generation) and decides only while it still matches; a counter difference
 //!    over `MAX_ELAPSED` (about 90 ms at 3 GHz) decides nothing, nor does one that wrapped
 //!    (a counter behind `c`). So each busy thread reads the clock at least every
 //!    `MAX_ELAPSED` ticks.
-//! 4. **A broken bound closes the gate.** Each renewal checks the old pair against the new
-//!    reading: a reading past the old pair's upper bound (a counter reset by a sleep state,
-//!    a skew the kernel did not catch, a wrong scale) closes the gate for the process,
-//!    and every later check reads the clock. A counter seen going back bumps the
-//!    generation, so every thread's pair is renewed before it decides again. What remains
-//!    unguarded: a thread idle from a counter reset until the counter climbs back to its
+//! 4. **A bound seen broken closes the gate.** A renewal whose old pair could still decide
+//!    (same generation, under `MAX_ELAPSED` ticks old) checks it against the new reading: a
+//!    reading past the old pair's upper bound (a skew the kernel did not catch, a counter
+//!    slower than measured) closes the gate for the process, and every later check reads
+//!    the clock. A counter seen going back (a reset by a sleep state, a core behind)
+//!    bumps the generation, so every thread's pair is renewed before it decides again.
+//!    What these checks cannot see: a pair older than `MAX_ELAPSED`, a counter that
+//!    stalls, and a thread idle from a counter reset until the counter climbs back to its
 //!    pair's value, whose first check then falls within `MAX_ELAPSED` of that value, with
 //!    no other thread having checked in between.
 //!
@@ -82,9 +86,6 @@ const SCALE_MASK: u64 = (1 << SCALE_BITS) - 1;
 /// The least and most a measurement window may span.
 const WINDOW_NS: u64 = 10_000_000;
 const MAX_WINDOW_NS: u64 = 1_000_000_000;
-/// A window over which `CLOCK_BOOTTIME` gained more than this on `CLOCK_MONOTONIC` had a
-/// suspend in it (or a preemption between the two readings): measured again.
-const MAX_SUSPEND_NS: u64 = 1_000_000;
 /// The largest counter difference a pair decides with (invariant 3).
 const MAX_ELAPSED: u64 = 1 << 28;
 /// Added to the upper bound for a counter sampled early (see Ordering).
@@ -114,34 +115,37 @@ thread_local! {
     static PAIR: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
 }
 
-/// A clock reading bracketed by two counter reads, the second one ordered after it.
+/// A `CLOCK_BOOTTIME` reading bracketed by two counter reads, the second one ordered
+/// after it (the first is before the thread's `CLOCK_MONOTONIC` reading, which comes
+/// before this one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Sample {
     before: u64,
-    mono: u64,
+    boot: u64,
     after: u64,
-    /// `CLOCK_BOOTTIME - CLOCK_MONOTONIC`: grows by the time spent suspended.
-    suspended: u64,
 }
 
 #[inline]
 fn counter() -> u64 {
     // SAFETY: 1. `rdtsc` exists on every x86-64 processor and reads a register, touching
     // no memory; 2. it needs no target feature; 3. in a thread for which it is disabled
-    // (CR4.TSD, set by `prctl(PR_SET_TSC, PR_TSC_SIGSEGV)`) it faults with SIGSEGV rather
-    // than reading a wrong value; `supported` checks the setting of the thread that builds
-    // the first cache, and a thread that disables it later has asked for that fault.
+    // (CR4.TSD, set per thread by `prctl(PR_SET_TSC, PR_TSC_SIGSEGV)`) it faults with
+    // SIGSEGV rather than reading a wrong value. `supported` checks the setting of the
+    // thread that builds the first cache only; a reader thread that disabled it gets that
+    // fault (memory-safe, and what it asked for).
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 /// The counter, read after every earlier instruction has finished (`rdtscp`).
 fn counter_ordered() -> u64 {
+    debug_assert_eq!(SUPPORTED.get(), Some(&true), "the gate was not prepared");
     let mut aux = 0u32;
     // SAFETY: 1. `rdtscp` writes the processor id into `aux`, a valid, writable `u32` for
-    // the call's duration; 2. the processor has the instruction: this runs only while the
-    // gate is measuring or open, which `prepare` allows only where `/proc/cpuinfo` lists
-    // `rdtscp`; 3. with CR4.TSD set it faults with SIGSEGV, never reading a wrong value (see
-    // `counter`'s 3).
+    // the call's duration; 2. the processor has the instruction: this runs only from
+    // `renew`, only from `passed`, which is called only by a `Ticker` whose gate
+    // `prepare` allowed, and `prepare` allows it only where `/proc/cpuinfo` lists `rdtscp`
+    // (checked in debug builds above); 3. with CR4.TSD set it faults with SIGSEGV, never
+    // reading a wrong value (see `counter`'s 3).
     unsafe { core::arch::x86_64::__rdtscp(&mut aux) }
 }
 
@@ -151,8 +155,8 @@ fn boottime_nanos() -> u64 {
         tv_nsec: 0,
     };
     // SAFETY: 1. `ts` is a valid, writable `timespec` for the call's duration; 2.
-    // `CLOCK_BOOTTIME` exists on every Linux since 2.6.39, and a failure leaves `ts` zero,
-    // which only makes the window's suspend check measure again.
+    // `CLOCK_BOOTTIME` exists on every Linux since 2.6.39, and a failure leaves `ts` zero:
+    // a window with a zero reading measures again (`scale_from`).
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
@@ -176,15 +180,16 @@ pub(super) fn decide(pair: (u64, u64, u64), now: u64, state: u64, due: u64) -> O
     (m.saturating_add(span).saturating_add(SLACK) < due).then_some(false)
 }
 
-/// Whether the monotonic clock has reached `due` (nanoseconds since boot).
+/// Whether the monotonic clock has reached `due` (nanoseconds since boot). Call only
+/// after [`prepare`] returned `true` (it is what allows the counter instructions).
 #[inline]
 pub(crate) fn passed(due: u64) -> bool {
     let state = STATE.load(Ordering::Relaxed);
-    if let Some(answer) = decide(PAIR.get(), counter(), state, due) {
-        return answer;
-    }
     if state & SCALE_MASK == CLOSED {
         return monotonic_nanos() >= due;
+    }
+    if let Some(answer) = decide(PAIR.get(), counter(), state, due) {
+        return answer;
     }
     renew(state) >= due
 }
@@ -202,7 +207,8 @@ pub(super) enum Verdict {
 }
 
 /// Judges the old pair by a new reading `mono`, bracketed by counter reads `before` and
-/// `after` (the second ordered after the reading).
+/// `after` (the second ordered after the reading). A bracket that went backwards (the
+/// thread moved to a core whose counter is behind) counts as the counter going back.
 pub(super) fn verdict(
     old: (u64, u64, u64),
     before: u64,
@@ -211,7 +217,9 @@ pub(super) fn verdict(
     state: u64,
 ) -> Verdict {
     let (old_c, old_m, _) = old;
-    if old_m == 0 {
+    if after.wrapping_sub(before) > u64::MAX / 2 {
+        Verdict::Back
+    } else if old_m == 0 {
         Verdict::Fine // no old pair
     } else if before.wrapping_sub(old_c) > u64::MAX / 2 {
         Verdict::Back
@@ -223,33 +231,41 @@ pub(super) fn verdict(
 }
 
 /// Reads the clock, judges the old pair by it, measures if the gate is measuring, renews
-/// this thread's pair, and returns the reading.
+/// this thread's pair, and returns the reading. The new pair carries `state`, the word
+/// loaded before its counter was read (or the word this renewal bumped it to): a word
+/// loaded later could be a generation bumped after that counter value, which the bump
+/// was meant to retire.
 #[cold]
 fn renew(state: u64) -> u64 {
     let old = PAIR.get();
+    let measuring = state & SCALE_MASK == MEASURING;
     let before = counter();
     let mono = monotonic_nanos();
+    // While measuring, `CLOCK_BOOTTIME` inside the same bracket (see `scale_from`).
+    let boot = if measuring { boottime_nanos() } else { 0 };
     let after = counter_ordered();
+    let mut word = state;
     match verdict(old, before, mono, after, state) {
         Verdict::Back => {
-            // A failed exchange means the state moved on anyway.
-            let _ = STATE.compare_exchange(
-                state,
-                state.wrapping_add(1 << SCALE_BITS),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+            let bumped = state.wrapping_add(1 << SCALE_BITS);
+            // A failed exchange means the state moved on anyway: the pair then carries
+            // the old word and decides nothing.
+            if STATE
+                .compare_exchange(state, bumped, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                word = bumped;
+            }
         }
         Verdict::Broken => close(),
-        Verdict::Fine if state & SCALE_MASK == MEASURING => measure(Sample {
+        Verdict::Fine if measuring => measure(Sample {
             before,
-            mono,
+            boot,
             after,
-            suspended: boottime_nanos().wrapping_sub(mono),
         }),
         Verdict::Fine => {}
     }
-    PAIR.set((before, mono, STATE.load(Ordering::Relaxed)));
+    PAIR.set((before, mono, word));
     mono
 }
 
@@ -265,12 +281,16 @@ fn close() {
 }
 
 /// `S` from a window's first and last samples (invariant 2.3), or `None` to measure again.
+///
+/// The rate is `CLOCK_BOOTTIME`'s: it runs through suspends, so over any interval it
+/// advances at least as much as `CLOCK_MONOTONIC` does, and a suspend inside the window
+/// (during which the counter may run or stop) can only raise `S`.
 pub(super) fn scale_from(start: Sample, end: Sample) -> Option<u64> {
-    let ns = end.mono.checked_sub(start.mono)?;
-    // The counter advanced at least this between the two clock readings.
+    let ns = end.boot.checked_sub(start.boot)?;
+    // The counter advanced at least this between the two readings: `start.after` was read
+    // after the first, `end.before` before the second.
     let ticks = end.before.checked_sub(start.after)?;
-    let suspended = end.suspended.wrapping_sub(start.suspended);
-    if !(WINDOW_NS..=MAX_WINDOW_NS).contains(&ns) || suspended > MAX_SUSPEND_NS {
+    if !(WINDOW_NS..=MAX_WINDOW_NS).contains(&ns) {
         return None;
     }
     if ticks <= ns / 8 || ticks / 16 >= ns {
@@ -280,31 +300,38 @@ pub(super) fn scale_from(start: Sample, end: Sample) -> Option<u64> {
     Some((u128::from(ns) << 33).div_ceil(u128::from(ticks)) as u64)
 }
 
-/// Takes a sample into the current window: opens the gate when the window measures, or
-/// starts the window again from it.
+/// One step of measuring: the window's start and a new sample give the window's new
+/// start and, when the window measures, the scale.
+pub(super) fn measure_step(start: Option<Sample>, sample: Sample) -> (Option<Sample>, Option<u64>) {
+    let Some(first) = start else {
+        return (Some(sample), None);
+    };
+    if (first.boot..first.boot.saturating_add(WINDOW_NS)).contains(&sample.boot) {
+        return (start, None); // not long enough yet
+    }
+    match scale_from(first, sample) {
+        Some(scale) => (start, Some(scale)),
+        None => (Some(sample), None), // too long, backwards or out of range: start again
+    }
+}
+
+/// Takes a sample into the current window, and opens the gate when the window measures.
 fn measure(sample: Sample) {
     // `try_lock`: a thread that finds another measuring reads the clock this time.
     let Ok(mut start) = START.try_lock() else {
         return;
     };
-    let Some(first) = *start else {
-        *start = Some(sample);
-        return;
-    };
-    if sample.mono < first.mono.saturating_add(WINDOW_NS) && sample.mono >= first.mono {
-        return; // not long enough yet
-    }
-    match scale_from(first, sample) {
-        Some(scale) => {
-            // Keeps the generation (a renewal may have bumped it while measuring); fails
-            // only if the state moved on from measuring (closed) meanwhile.
-            let state = STATE.load(Ordering::Relaxed);
-            if state & SCALE_MASK == MEASURING {
-                let open = (state & !SCALE_MASK) | scale;
-                let _ = STATE.compare_exchange(state, open, Ordering::Relaxed, Ordering::Relaxed);
-            }
+    let (next, scale) = measure_step(*start, sample);
+    *start = next;
+    if let Some(scale) = scale {
+        // Keeps the generation (a renewal may have bumped it while measuring). A failed
+        // exchange (closed, or bumped since the load) leaves the gate measuring: the next
+        // sample tries again.
+        let state = STATE.load(Ordering::Relaxed);
+        if state & SCALE_MASK == MEASURING {
+            let open = (state & !SCALE_MASK) | scale;
+            let _ = STATE.compare_exchange(state, open, Ordering::Relaxed, Ordering::Relaxed);
         }
-        None => *start = Some(sample),
     }
 }
 
@@ -331,12 +358,14 @@ fn supported() -> bool {
         && std::fs::read_to_string(CLOCKSOURCE).is_ok_and(|source| source.trim() == "tsc")
 }
 
-/// Called when a cache with the default clock is built: checks the machine once, and
-/// closes the gate where it cannot work.
-pub(crate) fn prepare() {
-    if !*SUPPORTED.get_or_init(supported) {
+/// Called when a cache with the default clock is built: checks the machine once, closes
+/// the gate where it cannot work, and says whether [`passed`] may be used.
+pub(crate) fn prepare() -> bool {
+    let supported = *SUPPORTED.get_or_init(supported);
+    if !supported {
         close();
     }
+    supported
 }
 
 #[cfg(test)]

@@ -103,18 +103,20 @@ pub trait Clock: Send + Sync + 'static {
 /// its own. Copies share the origin, so they read the same time.
 ///
 /// **Reads that skip the clock.** A cache that made its own clock, on x86-64 Linux where
-/// the kernel keeps the CPU's time-stamp counter as its clocksource, checks a read entry's
-/// TTL mostly without a reading: each thread keeps its last reading with the counter's
-/// value at that time, and the counter then bounds how far the clock can have moved (its
-/// rate measured once per process, at least 10 ms after the first such cache is built,
-/// and doubled as a margin). Only a deadline within that bound of now takes a reading, as
-/// does the first check once a reading is 2^28 counter ticks old (about 90 ms at 3 GHz).
-/// The answers are those a reading taken during the call would give; a bound seen broken
-/// (a counter reset by a sleep state, say) turns this off for the process. On the
-/// machines measured here a reading costs about 20 ns in the middle of a read, the
-/// counter about 5. Writes (which set deadlines), a time-to-idle and an expiry policy
-/// read the clock as before, and so does a cache given any clock, this type included,
-/// through [`CacheBuilder::clock`](crate::CacheBuilder::clock).
+/// the kernel keeps the CPU's time-stamp counter as its clocksource (and the CPU reports
+/// `constant_tsc`, `nonstop_tsc` and `rdtscp`, and the building thread may read the
+/// counter), checks a read entry's TTL mostly without a reading: each thread keeps its
+/// last reading with the counter's value at that time, and the counter then bounds how
+/// far the clock can have moved (its rate measured once per process, at least 10 ms after
+/// the first such cache is built, and doubled as a margin). Only a deadline within that
+/// bound of now takes a reading, as does the first check once a reading is 2^28 counter
+/// ticks old (about 90 ms at 3 GHz). While the counter behaves as the kernel promises,
+/// the answers are those a reading taken during the call would give; a bound seen broken
+/// turns this off for the process (the `gate` module's docs list what is checked and
+/// what is not). On the machines measured here a reading costs about 20 ns in the middle
+/// of a read, the counter about 5. Writes (which set deadlines), a time-to-idle and an
+/// expiry policy read the clock as before, and so does a cache given any clock, this type
+/// included, through [`CacheBuilder::clock`](crate::CacheBuilder::clock).
 #[derive(Debug, Clone, Copy)]
 pub struct MonotonicClock {
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -368,8 +370,7 @@ impl Ticker {
             not(wheelcache_loom)
         ))]
         {
-            gate::prepare();
-            ticker.gated = Some(clock.origin);
+            ticker.gated = gate::prepare().then_some(clock.origin);
         }
         ticker
     }

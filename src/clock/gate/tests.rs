@@ -48,45 +48,63 @@ fn a_pair_decides_only_what_its_bound_covers() {
     assert_eq!(decide((0, 0, 0), now, state, 1), None, "no pair yet");
 }
 
-/// A timeline: the counter runs at `ghz`, the clock at 1 ns per ns.
+/// A timeline: the boot clock runs at 1 ns per ns, the counter at `ghz` except for
+/// `stopped` ns before `stop_at` (a sleep state that stops it).
 struct Timeline {
     ghz: f64,
+    stop_at: u64,
+    stopped: u64,
 }
 
 impl Timeline {
-    /// A sample whose counter is read at `t`, the clock `late` ns later, and the counter
-    /// again `after` ns after that, with `suspended` ns of suspend so far.
-    fn sample(&self, t: u64, late: u64, after: u64, suspended: u64) -> Sample {
-        let counter = |ns: u64| (ns as f64 * self.ghz) as u64;
+    fn new(ghz: f64) -> Self {
+        Self {
+            ghz,
+            stop_at: u64::MAX,
+            stopped: 0,
+        }
+    }
+
+    fn counter(&self, ns: u64) -> u64 {
+        let running = if ns >= self.stop_at {
+            ns - self.stopped
+        } else {
+            ns
+        };
+        (running as f64 * self.ghz) as u64
+    }
+
+    /// A sample whose counter is read at `t`, the boot clock `late` ns later, and the
+    /// counter again `after` ns after that.
+    fn sample(&self, t: u64, late: u64, after: u64) -> Sample {
         Sample {
-            before: counter(t),
-            mono: t + late,
-            after: counter(t + late + after),
-            suspended,
+            before: self.counter(t),
+            boot: t + late,
+            after: self.counter(t + late + after),
         }
     }
 }
 
-/// However the clock readings are delayed inside their brackets (a preemption of up to
-/// 30 ms, in the first sample or the last), the measured scale is at least twice the
-/// real one (or, where the delays make the rate look below 0.125 GHz, there is none);
-/// windows that are too short or long, or hold a suspend, measure again.
+/// However the readings are delayed inside their brackets (a preemption of up to 30 ms,
+/// in the first sample or the last), the measured scale is at least twice the real one
+/// (or, where the delays make the rate look below 0.125 GHz, there is none); a window
+/// too short, too long or backwards measures again.
 #[test]
 fn a_measured_scale_covers_the_clock_whatever_the_delays() {
     for ghz in [0.2, 1.0, 2.45, 3.0, 5.5] {
-        let line = Timeline { ghz };
+        let line = Timeline::new(ghz);
         let real = (1u64 << 32) as f64 / ghz;
         let delays = [0, 50, 10_000, 3_000_000, 30_000_000];
         for late0 in delays {
             for after0 in delays {
                 for late1 in delays {
-                    let start = line.sample(1_000_000_000, late0, after0, 7);
-                    let end_at = start.mono + after0 + 20_000_000;
-                    let end = line.sample(end_at, late1, 40, 7);
+                    let start = line.sample(1_000_000_000, late0, after0);
+                    let end_at = start.boot + after0 + 20_000_000;
+                    let end = line.sample(end_at, late1, 40);
                     let Some(scale) = scale_from(start, end) else {
                         // Only a rate the delays pushed out of range is measured again.
-                        let apparent =
-                            (end.before - start.after) as f64 / (end.mono - start.mono) as f64;
+                        let ticks = (end.before - start.after) as f64;
+                        let apparent = ticks / (end.boot - start.boot) as f64;
                         assert!(
                             apparent <= 0.125,
                             "{ghz} GHz, delays {late0}/{after0}/{late1}"
@@ -100,39 +118,79 @@ fn a_measured_scale_covers_the_clock_whatever_the_delays() {
                 }
             }
         }
-        let start = line.sample(1_000_000_000, 0, 40, 7);
-        let at = |ms: u64| start.mono + ms * 1_000_000;
+        let start = line.sample(1_000_000_000, 0, 40);
+        let at = |ms: u64| start.boot + ms * 1_000_000;
+        assert_eq!(scale_from(start, line.sample(at(5), 0, 40)), None, "5 ms");
         assert_eq!(
-            scale_from(start, line.sample(at(5), 0, 40, 7)),
-            None,
-            "5 ms"
-        );
-        assert_eq!(
-            scale_from(start, line.sample(at(1_500), 0, 40, 7)),
+            scale_from(start, line.sample(at(1_500), 0, 40)),
             None,
             "1.5 s"
         );
-        let asleep = line.sample(at(20), 0, 40, 7 + 2_000_000);
-        assert_eq!(scale_from(start, asleep), None, "2 ms suspended");
         assert_eq!(
-            scale_from(line.sample(at(20), 0, 40, 7), start),
+            scale_from(line.sample(at(20), 0, 40), start),
             None,
             "backwards"
         );
     }
     let start = Sample {
         before: 0,
-        mono: 0,
+        boot: 0,
         after: 10,
-        suspended: 0,
     };
     let slow = Sample {
         before: 1_000_010, // 0.1 GHz over 10 ms
-        mono: 10_000_000,
+        boot: 10_000_000,
         after: 1_000_020,
-        suspended: 0,
     };
     assert_eq!(scale_from(start, slow), None, "below 0.125 GHz");
+}
+
+/// A suspend inside the window can only raise the scale: the boot clock runs through it
+/// whether the counter stops (here) or runs on (the same as no suspend).
+#[test]
+fn a_suspend_in_the_window_only_raises_the_scale() {
+    let ghz = 3.0;
+    let real = (1u64 << 32) as f64 / ghz;
+    for stopped in [1_000_000, 30_000_000, 100_000_000] {
+        let line = Timeline {
+            ghz,
+            stop_at: 1_005_000_000,
+            stopped,
+        };
+        let start = line.sample(1_000_000_000, 0, 40);
+        let end = line.sample(1_000_000_000 + 20_000_000 + stopped, 0, 40);
+        let scale = scale_from(start, end).expect("in range");
+        assert!(scale as f64 >= 2.0 * real, "{stopped} ns stopped: {scale}");
+    }
+}
+
+#[test]
+fn measuring_keeps_its_window_until_it_measures() {
+    let line = Timeline::new(3.0);
+    let first = line.sample(1_000_000_000, 0, 40);
+    assert_eq!(measure_step(None, first), (Some(first), None));
+    let early = line.sample(1_005_000_000, 0, 40);
+    assert_eq!(
+        measure_step(Some(first), early),
+        (Some(first), None),
+        "5 ms in"
+    );
+    let late = line.sample(1_020_000_000, 0, 40);
+    let (start, scale) = measure_step(Some(first), late);
+    assert_eq!(start, Some(first));
+    assert!(scale.is_some_and(|s| s as f64 >= 2.0 * (1u64 << 32) as f64 / 3.0));
+    let stale = line.sample(3_000_000_000, 0, 40);
+    assert_eq!(
+        measure_step(Some(first), stale),
+        (Some(stale), None),
+        "2 s: again"
+    );
+    let older = line.sample(900_000_000, 0, 40);
+    assert_eq!(
+        measure_step(Some(first), older),
+        (Some(older), None),
+        "backwards: again"
+    );
 }
 
 #[test]
@@ -167,7 +225,9 @@ fn a_renewal_judges_the_old_pair() {
 /// Calls `passed` until the gate has measured its window (or closed), and says whether
 /// it is open.
 fn opened() -> bool {
-    prepare();
+    if !prepare() {
+        return false;
+    }
     for _ in 0..200 {
         let _ = passed(u64::MAX);
         if STATE.load(Ordering::Relaxed) & SCALE_MASK != MEASURING {
@@ -236,4 +296,41 @@ fn a_fresh_thread_reads_the_clock_first() {
     })
     .join()
     .unwrap();
+}
+
+/// A pair that has aged (tens of milliseconds, under `MAX_ELAPSED`) still never calls a
+/// reached time not passed: this is where a scale below the real one would show, as the
+/// slack no longer hides it.
+#[test]
+fn an_aged_pair_still_bounds_the_clock() {
+    if !opened() {
+        return;
+    }
+    for sleep_ms in [20, 40, 60] {
+        let _ = passed(u64::MAX); // undecided: renews the pair
+        std::thread::sleep(Duration::from_millis(sleep_ms));
+        let now = monotonic_nanos();
+        assert!(passed(now), "{sleep_ms} ms after a renewal");
+        assert!(passed(now.saturating_sub(5_000_000)));
+    }
+}
+
+/// The scale the gate measured is at least twice a rate bracketed here, independently,
+/// over 50 ms.
+#[test]
+fn the_measured_scale_covers_an_independent_measurement() {
+    if !opened() {
+        return;
+    }
+    let (c0, m0) = (counter_ordered(), monotonic_nanos());
+    std::thread::sleep(Duration::from_millis(50));
+    let (m1, c1) = (monotonic_nanos(), counter_ordered());
+    // `c0` was read before `m0` and `c1` after `m1`, so the counter advanced at least as
+    // much as the clock did: a lower bound on ns per tick, within a few ns in 50 ms.
+    let ns_per_tick_low = (m1 - m0) as f64 / (c1 - c0) as f64;
+    let scale = (STATE.load(Ordering::Relaxed) & SCALE_MASK) as f64 / (1u64 << 32) as f64;
+    assert!(
+        scale >= 2.0 * ns_per_tick_low * 0.99,
+        "scale {scale} ns per tick against a measured {ns_per_tick_low}"
+    );
 }
