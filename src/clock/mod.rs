@@ -5,7 +5,8 @@
 //! (the default) reads the system's monotonic clock, a vDSO call on Linux that takes no
 //! lock. With it, on x86-64 Linux, most checks of a deadline read no clock at all: the
 //! `gate` submodule bounds the time with the CPU's time-stamp counter and decides every
-//! deadline that is not close, exactly as a reading would.
+//! deadline that is not close, as a reading during the call would while the counter
+//! behaves as the kernel promises (the submodule's docs say what it checks).
 //! [`ManualClock`] is moved by hand, so tests and simulations decide exactly when an entry
 //! is due.
 //!
