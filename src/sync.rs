@@ -200,6 +200,31 @@ pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     }
 }
 
+/// Asks the processor to start loading the cache line at `p` into its caches: a hint
+/// only. No value is read into the program, nothing is ordered, and no address faults, so
+/// any pointer will do, even one to freed memory. A no-op off x86-64, under Miri and under
+/// loom (where it would be no scheduling point either).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(miri),
+        not(all(wheelcache_loom, feature = "loom"))
+    ))]
+    // SAFETY: 1. `prefetcht0` reads nothing the program sees and raises no fault for any
+    // address, mapped or not (Intel SDM, "PREFETCHh"), so the pointer need not be valid;
+    // 2. `_mm_prefetch` needs SSE, which is in every x86-64 target's baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        not(miri),
+        not(all(wheelcache_loom, feature = "loom"))
+    )))]
+    let _ = p;
+}
+
 /// Yields the processor (a loom scheduling point under the model).
 pub(crate) fn yield_now() {
     #[cfg(all(wheelcache_loom, feature = "loom"))]

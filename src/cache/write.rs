@@ -114,11 +114,14 @@ where
         };
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
+        // Pinned before the node is built (no user code runs there), so that the home
+        // group's cache miss overlaps the allocation.
+        let guard = epoch::pin();
+        segment.table.prefetch_home(hash, &guard);
         let node = self.node(hash, key, value, deadline, now, weight);
         let charge = self.limits.charge_guard(weight);
         let mut out = Departures::new(self, index);
         let full = {
-            let guard = epoch::pin();
             let inserted = segment.table.insert(node, |a, b| a == b, |_| false, &guard);
             let full = match inserted {
                 Insert::New(new) => {
@@ -142,6 +145,7 @@ where
             self.turn_pinned(index, now.tick(), &guard, &mut out);
             full
         };
+        drop(guard);
         if let Some(unused) = full {
             // No room for the key's hash (see `Insert::Full`): refused like a value
             // heavier than the bound. The key was absent, so nothing was replaced.
