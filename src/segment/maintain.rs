@@ -60,10 +60,10 @@ impl<K, V> Segment<K, V> {
     }
 
     /// Applies the ring requests that overflowed (see `push_cancel`), oldest last, while
-    /// the budget lasts; what is left goes back on the overflow stack and the segment stays
-    /// due. A `full` turn applies all it took (bounded: what was pushed before its take),
-    /// so `run_pending_tasks` serves every removal that finished before it began.
-    /// Maintenance lock held.
+    /// the budget lasts; what is left goes back on the overflow stack, and the return
+    /// value says so (the segment stays due). A `full` turn applies all it took (bounded:
+    /// what was pushed before its take), so `run_pending_tasks` serves every removal that
+    /// finished before it began. Maintenance lock held.
     fn apply_overflow(
         &self,
         maint: &mut Maint<K, V>,
@@ -72,10 +72,11 @@ impl<K, V> Segment<K, V> {
         guard: &Guard,
         sink: &mut Sink<'_, K, V>,
         turn: &mut Turn,
-    ) {
+    ) -> bool {
         if self.handoff.overflow.looks_empty() {
-            return;
+            return false;
         }
+        let mut left = false;
         let mut taken = self.handoff.overflow.take();
         // SAFETY: `pop`'s 1: overflow boxes live until their taker frees them (below), and
         // are the pointers `Box::into_raw` gave in `push_cancel`; its 2: the take (Acquire,
@@ -85,7 +86,7 @@ impl<K, V> Segment<K, V> {
                 // SAFETY: `push`'s 1: a live box, still freed only by its taker; its 2:
                 // ours (taken, and `pop` has read its link); its 3: as for its first push.
                 unsafe { self.handoff.overflow.push(boxed) };
-                self.mark_due();
+                left = true;
                 continue;
             }
             *budget = budget.saturating_sub(1);
@@ -101,6 +102,7 @@ impl<K, V> Segment<K, V> {
                 self.expire(raw, &mut maint.queues, guard, sink, turn);
             }
         }
+        left
     }
 
     /// One maintenance turn: applies queued requests, advances the wheel to `now`, takes a
@@ -139,13 +141,13 @@ impl<K, V> Segment<K, V> {
                 turn.drained = true;
             }
             let full = matches!(mode, Mode::Full { .. });
-            self.apply(maint, &mut budget, full, guard, sink, &mut turn);
+            let left = self.apply(maint, &mut budget, full, guard, sink, &mut turn);
             let caught_up = self.advance_wheel(maint, now, &mut budget, guard, sink, &mut turn);
             let over = mode.evicts() && self.evict(maint, now, &mut budget, guard, sink, &mut turn);
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
             turn.migrating = self.table.maintain(migrate_budget, guard);
-            turn.due_left = !maint.backlog.0.is_empty() || !caught_up;
+            turn.due_left = left || !maint.backlog.0.is_empty() || !caught_up;
             turn.evict_left = over;
             // Relaxed: read by `due` as a hint; stored under the lock, so the maintainers'
             // values are ordered, and a later tick is never published before its work.
@@ -214,8 +216,10 @@ impl<K, V> Segment<K, V> {
     }
 
     /// Applies the cancel ring's requests, its overflow's and the backlog's while the
-    /// budget lasts (a `full` turn applies the whole overflow it takes). Maintenance lock
-    /// held.
+    /// budget lasts (a `full` turn applies the whole overflow it takes). Returns whether
+    /// the budget ran out with ring or overflow requests left (the backlog speaks for
+    /// itself): the turn then leaves the segment due, as the requests' own count no longer
+    /// does (the drain that began the turn reset it). Maintenance lock held.
     pub(super) fn apply(
         &self,
         maint: &mut Maint<K, V>,
@@ -224,11 +228,16 @@ impl<K, V> Segment<K, V> {
         guard: &Guard,
         sink: &mut Sink<'_, K, V>,
         turn: &mut Turn,
-    ) {
-        self.apply_overflow(maint, budget, full, guard, sink, turn);
-        for slot in self.handoff.cancels.iter() {
+    ) -> bool {
+        let overflow_left = self.apply_overflow(maint, budget, full, guard, sink, turn);
+        for (i, slot) in self.handoff.cancels.iter().enumerate() {
             if *budget == 0 {
-                return;
+                // Relaxed: a hint, as in the loop below (the swap that takes a request
+                // is the truth); a request pushed after this look counts towards `due`.
+                let ring_left = self.handoff.cancels[i..]
+                    .iter()
+                    .any(|s| !s.load(Ordering::Relaxed).is_null());
+                return overflow_left || ring_left;
             }
             // Relaxed first: most slots are empty, and an empty slot needs no swap.
             if slot.load(Ordering::Relaxed).is_null() {
@@ -293,6 +302,7 @@ impl<K, V> Segment<K, V> {
                 }
             }
         }
+        overflow_left
     }
 
     /// A due node left the wheel: take it out of the table unless someone else already
