@@ -208,17 +208,19 @@ pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 pub(crate) fn prefetch<T>(p: *const T) {
     #[cfg(all(
         target_arch = "x86_64",
+        target_feature = "sse",
         not(miri),
         not(all(wheelcache_loom, feature = "loom"))
     ))]
     // SAFETY: 1. `prefetcht0` reads nothing the program sees and raises no fault for any
     // address, mapped or not (Intel SDM, "PREFETCHh"), so the pointer need not be valid;
-    // 2. `_mm_prefetch` needs SSE, which is in every x86-64 target's baseline.
+    // 2. `_mm_prefetch` needs SSE, which the `cfg` above requires of the target.
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
     };
     #[cfg(not(all(
         target_arch = "x86_64",
+        target_feature = "sse",
         not(miri),
         not(all(wheelcache_loom, feature = "loom"))
     )))]

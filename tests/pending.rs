@@ -43,7 +43,8 @@ fn returns_after_other_threads_turns_have_delivered() {
         clock.advance(Duration::from_millis(2));
         let writer = {
             let cache = cache.clone();
-            // A new tick: this write's turn expires every due entry (50 < its 64 units).
+            // A new tick: this write's turn expires the first due entries (its turn does up
+            // to 16 units of work), and `run_pending_tasks` the rest.
             std::thread::spawn(move || cache.insert(DUE, 0))
         };
         on_start.recv().unwrap();

@@ -105,7 +105,7 @@ fn a_tier_fed_by_a_listener_expires_on_time() {
     let left = l2.len();
     println!("second tier: {first} lapsed, {expired} expired and heard, {left} left");
     // Every lapsed entry left through the second tier's own turns (each write turn does
-    // up to 64 units of wheel work; 10,000 writes take hundreds of turns).
+    // up to 16 units of wheel work; 10,000 writes take hundreds of turns).
     assert_eq!(expired, first, "every lapsed entry expired and was heard");
     assert!(left <= 10_000, "{left} entries left");
     assert_eq!(heard.replaced.load(Ordering::Relaxed), 0);

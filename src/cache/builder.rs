@@ -214,7 +214,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// [`Cache::run_pending_tasks`] with no concurrent writers,
     /// [`Cache::weighted_size`] is at most `max`; while writers run it may exceed it by a
     /// sixteenth (past that, writers wait for eviction) plus the inserts in flight, at most
-    /// a maintenance turn's (64) per writer (the measured worst case with 8 inserters is
+    /// a maintenance turn's (16) per writer (the measured worst case with 8 inserters is
     /// in the README). Lapsed entries leave before live ones are evicted, whichever
     /// segment holds them: a write over the bound first expires what may have lapsed in
     /// the other segments, and while the excess is within the sixteenth it evicts nothing

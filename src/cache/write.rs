@@ -114,13 +114,14 @@ where
         };
         let (hash, index) = self.locate(&key);
         let segment = &self.segments[index];
+        let charge = self.limits.charge_guard(weight);
+        // Made before the pin, so that an unwind drops the guard first (see `Departures`).
+        let mut out = Departures::new(self, index);
         // Pinned before the node is built (no user code runs there), so that the home
         // group's cache miss overlaps the allocation.
         let guard = epoch::pin();
         segment.table.prefetch_home(hash, &guard);
         let node = self.node(hash, key, value, deadline, now, weight);
-        let charge = self.limits.charge_guard(weight);
-        let mut out = Departures::new(self, index);
         let full = {
             let inserted = segment.table.insert(node, |a, b| a == b, |_| false, &guard);
             let full = match inserted {

@@ -64,7 +64,7 @@ impl<K, V> Segment<K, V> {
     /// value says so (the segment stays due). A `full` turn applies all it took (bounded:
     /// what was pushed before its take), so `run_pending_tasks` serves every removal that
     /// finished before it began. Maintenance lock held.
-    fn apply_overflow(
+    pub(super) fn apply_overflow(
         &self,
         maint: &mut Maint<K, V>,
         budget: &mut usize,
@@ -147,11 +147,14 @@ impl<K, V> Segment<K, V> {
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
             turn.migrating = self.table.maintain(migrate_budget, guard);
-            turn.due_left = left || !maint.backlog.0.is_empty() || !caught_up;
+            // Requests left on the ring or the overflow keep the segment due; a full turn's
+            // caller does not repeat for them (they came after the turn began, and removers
+            // could keep refilling the ring for ever: see `Mode::Full`).
+            turn.due_left = (left && !full) || !maint.backlog.0.is_empty() || !caught_up;
             turn.evict_left = over;
             // Relaxed: read by `due` as a hint; stored under the lock, so the maintainers'
             // values are ordered, and a later tick is never published before its work.
-            let due_at = if turn.due_left || turn.evict_left || turn.migrating {
+            let due_at = if left || turn.due_left || turn.evict_left || turn.migrating {
                 0
             } else {
                 now + 1
@@ -160,6 +163,12 @@ impl<K, V> Segment<K, V> {
             drop(locked);
             // SeqCst: pairs with the fence before a writer's `try_lock` (module docs).
             fence(Ordering::SeqCst);
+            if !self.handoff.overflow.looks_empty() {
+                // A remover boxed a request while we held the lock, and the `due_at` store
+                // above may have overwritten its mark (a hint: the request count, or the
+                // next tick, would bring a turn anyway, later).
+                self.mark_due();
+            }
             if self.handoff.stack.looks_empty() {
                 return turn;
             }

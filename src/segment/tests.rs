@@ -206,9 +206,7 @@ fn a_full_ring_sends_the_request_to_the_overflow_and_the_remover_never_waits() {
     {
         let guard = crossbeam_epoch::pin();
         let nodes: Vec<_> = (0..n).map(|k| f.insert(k, T0 + 100, &guard)).collect();
-        while f.seg.due(T0) {
-            f.turn(T0, Mode::Write, &guard);
-        }
+        turns_while_due(&f, &guard);
         assert_eq!(scheduled(&nodes), n as usize);
         for k in 0..CANCELS as u64 {
             f.remove(k, &guard);
@@ -233,9 +231,7 @@ fn a_full_ring_sends_the_request_to_the_overflow_and_the_remover_never_waits() {
         assert!(nodes.iter().all(|&p| flags(p) & DETACHED == 0));
         // Write turns serve them within their budget, and the segment stays due until
         // every one is served.
-        while f.seg.due(T0) {
-            f.turn(T0, Mode::Write, &guard);
-        }
+        turns_while_due(&f, &guard);
         assert_eq!((f.ring(), f.wheel_len()), (0, 0));
         assert!(f.seg.handoff.overflow.looks_empty());
         assert!(nodes.iter().all(|&p| flags(p) == HOLDS | REMOVED));
@@ -255,9 +251,7 @@ fn a_write_turn_leaves_overflow_past_its_budget_for_the_next() {
         let nodes: Vec<_> = (0..n + kept)
             .map(|k| f.insert(k, T0 + 100, &guard))
             .collect();
-        while f.seg.due(T0) {
-            f.turn(T0, Mode::Write, &guard);
-        }
+        turns_while_due(&f, &guard);
         assert_eq!(scheduled(&nodes), (n + kept) as usize);
         for k in 0..n {
             f.remove(k, &guard);
@@ -287,6 +281,59 @@ fn a_write_turn_leaves_overflow_past_its_budget_for_the_next() {
         assert!(removed.iter().all(|&p| flags(p) == HOLDS | REMOVED));
     }
     f.finish((n + kept) as usize);
+}
+
+/// Write turns at `T0` while the segment is due; fails if it is still due after more
+/// turns than any pending work needs (a segment that stays due for ever).
+fn turns_while_due(f: &Fixture, guard: &Guard) {
+    for _ in 0..1_000 {
+        if !f.seg.due(T0) {
+            return;
+        }
+        f.turn(T0, Mode::Write, guard);
+    }
+    panic!("still due after 1,000 write turns");
+}
+
+#[test]
+fn applying_the_overflow_says_whether_it_left_requests() {
+    let f = Fixture::new();
+    let n = CANCELS as u64 + 5;
+    {
+        let guard = crossbeam_epoch::pin();
+        let nodes: Vec<_> = (0..n).map(|k| f.insert(k, T0 + 100, &guard)).collect();
+        turns_while_due(&f, &guard);
+        assert_eq!(scheduled(&nodes), n as usize);
+        {
+            // Held, so that every removal past the ring's slots is boxed on the overflow.
+            let _held = sync::lock(&f.seg.maint);
+            for k in 0..n {
+                f.remove(k, &guard);
+            }
+        }
+        let mut out = Vec::new();
+        let mut sink = Sink::new(false, &mut out);
+        let mut turn = Turn::default();
+        let mut maint = sync::lock(&f.seg.maint);
+        let mut budget = 2;
+        let left =
+            f.seg
+                .apply_overflow(&mut maint, &mut budget, false, &guard, &mut sink, &mut turn);
+        assert!(left && budget == 0, "two of five applied, three left");
+        assert!(!f.seg.handoff.overflow.looks_empty());
+        let mut budget = 10;
+        let left =
+            f.seg
+                .apply_overflow(&mut maint, &mut budget, false, &guard, &mut sink, &mut turn);
+        assert!(!left && budget == 7, "the three left applied, none left");
+        assert!(f.seg.handoff.overflow.looks_empty());
+        drop(maint);
+        assert!(out.is_empty());
+        turns_while_due(&f, &guard);
+        assert_eq!((f.ring(), f.wheel_len()), (0, 0));
+        assert!(nodes.iter().all(|&p| flags(p) == HOLDS | REMOVED));
+    }
+    f.finish(n as usize);
 }
 
 #[test]
