@@ -71,9 +71,9 @@ use std::sync::Arc;
 /// One unit costs about 150-250 ns (a node's neighbours, a table slot, a retirement), so
 /// this bounds a write's own tail: at 64, the write that took a turn at a tick where
 /// hundreds of sessions lapsed did about 10 us of work, which was the session workload's
-/// insert and remove p99.9 at 1 thread (8-10 us). At 16 (one `HANDOFF_BATCH`) that p99.9
-/// is 4-5 us, with throughput level; the work is the same, spread over more turns. (16
-/// is also `HANDOFF_BATCH` outside loom: one turn applies a batch of requests.)
+/// insert and remove p99.9 at 1 thread (8-10 us). At 16 that p99.9 is 4-5 us, with
+/// throughput level; the work is the same, spread over more turns. (16 is also
+/// `HANDOFF_BATCH` outside loom: one turn applies a batch of requests.)
 pub(crate) const WRITE_BUDGET: usize = 16;
 /// Units of work a full turn does per lock hold.
 pub(crate) const FULL_CHUNK: usize = 4096;
