@@ -2,7 +2,9 @@
 //! wheel, evicts while over the bound, and hands every departure to the caller's sink.
 
 use super::Held;
-use super::{Maint, Mode, Segment, Sink, Turn, FULL_CHUNK, MIGRATE_BUDGET, WRITE_BUDGET};
+use super::{
+    Maint, Mode, Segment, Sink, Turn, EVICT_BUDGET, FULL_CHUNK, MIGRATE_BUDGET, WRITE_BUDGET,
+};
 use crate::clock::NEVER;
 use crate::entry::node::{Node, NodePtr, DETACHED, RELEASED, REMOVED, SCHEDULED, UNLINKED};
 use crate::entry::RemovalCause;
@@ -119,6 +121,12 @@ impl<K, V> Segment<K, V> {
             Mode::Write | Mode::Press | Mode::Expire => (WRITE_BUDGET, MIGRATE_BUDGET, true),
             Mode::Full { drain, .. } => (FULL_CHUNK, usize::MAX, drain),
         };
+        // A write's eviction has a budget of its own (see `EVICT_BUDGET`); a full turn's
+        // shares the chunk.
+        let mut evict_budget = match mode {
+            Mode::Full { .. } => None,
+            _ => Some(EVICT_BUDGET),
+        };
         let mut turn = Turn::default();
         let mut first = true;
         loop {
@@ -143,7 +151,10 @@ impl<K, V> Segment<K, V> {
             let full = matches!(mode, Mode::Full { .. });
             let left = self.apply(maint, &mut budget, full, guard, sink, &mut turn);
             let caught_up = self.advance_wheel(maint, now, &mut budget, guard, sink, &mut turn);
-            let over = mode.evicts() && self.evict(maint, now, &mut budget, guard, sink, &mut turn);
+            let over = mode.evicts() && {
+                let budget = evict_budget.as_mut().unwrap_or(&mut budget);
+                self.evict(maint, now, budget, guard, sink, &mut turn)
+            };
             // Starts shrinking a mostly empty table, copies a few groups of a migration:
             // no user code, no flush.
             turn.migrating = self.table.maintain(migrate_budget, guard);
