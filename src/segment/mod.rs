@@ -123,7 +123,8 @@ struct HandOff<K, V> {
 /// How much maintenance a call may do, and whether it may wait for the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// Write and read paths: `try_lock`, at most [`WRITE_BUDGET`] units.
+    /// Write and read paths: `try_lock`, at most [`WRITE_BUDGET`] units, and at most
+    /// [`EVICT_BUDGET`] more evicting.
     Write,
     /// A write while the cache is well over its bound (back-pressure, see `evict`): as
     /// `Write`, but waits for the lock (its holder's turn is bounded and runs no user code).
