@@ -206,8 +206,9 @@ impl<K, V> Table<K, V> {
             if g >= raw.len() {
                 break;
             }
-            // The next group is most likely this thread's, or the next helper's: its
-            // nodes' hashes load while this group is copied.
+            // The group two ahead is most likely this thread's next but one, or the next
+            // helper's: its nodes' hashes load while this group and the next are copied
+            // (one ahead left too little time: 2% slower in alternating runs).
             prefetch_nodes(raw, g + 2);
             self.copy_group(raw, next, g, guard);
         }
