@@ -107,7 +107,8 @@ where
     }
 
     pub(super) fn put(&self, key: K, value: V, ttl: Option<Duration>) {
-        let now = self.ticker.read();
+        // Its tick and its deadline for `ttl` are all `put` asks of it (no policy here).
+        let now = self.ticker.read_for(ttl);
         let (deadline, weight) = match self.admit(&key, &value, ttl, None, now, false) {
             Ok(admitted) => admitted,
             Err(cause) => return self.put_expired(key, value, now.tick(), cause),

@@ -22,6 +22,14 @@
 //! the call would give. A deadline far from now is decided by the pair; one within the
 //! interval's width reads the clock.
 //!
+//! Writes ask two more questions of the same interval: which tick it is (the wheel's
+//! advance, a removal's cause) and which tick a new entry's TTL ends in. Both answers are
+//! monotone in the time, so where the interval's two ends give the same one, so does every
+//! time between them, and a reading during the call would too ([`bounds`]; the ticker
+//! checks the ends and reads the clock where they differ). With 1 ms ticks about one
+//! write in a hundred finds the ends apart, and a pair lives about a quarter of a
+//! millisecond before its interval is wider than a tick.
+//!
 //! ## Invariants, and what they rest on
 //! 1. **`m` is at most the time now**: `CLOCK_MONOTONIC` never goes back, and this thread
 //!    read `m` earlier.
@@ -163,21 +171,29 @@ fn boottime_nanos() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
-/// The decision a pair makes (see The bound): `None` when it cannot decide.
+/// The interval `[m, m + (c' - c) * S + SLACK]` a pair bounds the clock in at counter
+/// value `now` (see The bound), or `None` where the pair bounds nothing (invariant 3).
 #[inline]
-pub(super) fn decide(pair: (u64, u64, u64), now: u64, state: u64, due: u64) -> Option<bool> {
+pub(super) fn interval(pair: (u64, u64, u64), now: u64, state: u64) -> Option<(u64, u64)> {
     let (c, m, word) = pair;
-    if m >= due {
-        return Some(true); // invariant 1, whatever the state
-    }
     let scale = state & SCALE_MASK;
     let elapsed = now.wrapping_sub(c);
     if word != state || scale <= CLOSED || elapsed > MAX_ELAPSED {
-        return None; // invariant 3
+        return None;
     }
     // elapsed <= 2^28 and scale < 2^40: the product fits 68 bits, the span 36.
     let span = ((u128::from(elapsed) * u128::from(scale)) >> 32) as u64;
-    (m.saturating_add(span).saturating_add(SLACK) < due).then_some(false)
+    Some((m, m.saturating_add(span).saturating_add(SLACK)))
+}
+
+/// The decision a pair makes (see The bound): `None` when it cannot decide.
+#[inline]
+pub(super) fn decide(pair: (u64, u64, u64), now: u64, state: u64, due: u64) -> Option<bool> {
+    if pair.1 >= due {
+        return Some(true); // invariant 1, whatever the state
+    }
+    let (_, hi) = interval(pair, now, state)?;
+    (hi < due).then_some(false)
 }
 
 /// Whether the monotonic clock has reached `due` (nanoseconds since boot). Call only
@@ -192,6 +208,42 @@ pub(crate) fn passed(due: u64) -> bool {
         return answer;
     }
     renew(state) >= due
+}
+
+/// Bounds `(lo, hi)` on the monotonic clock during the call: this thread's pair's
+/// interval where the pair bounds the clock, else a reading (which renews the pair) as
+/// `(m, m)`. Writes use it for the current tick and a new entry's deadline where the
+/// whole interval gives one answer (`Ticker::read_for`). Call only after [`prepare`]
+/// returned `true`.
+#[inline]
+pub(crate) fn bounds() -> (u64, u64) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state & SCALE_MASK == CLOSED {
+        let m = monotonic_nanos();
+        return (m, m);
+    }
+    if let Some(bounds) = interval(PAIR.get(), counter(), state) {
+        return bounds;
+    }
+    let m = renew(state);
+    (m, m)
+}
+
+/// A reading of the monotonic clock that also renews this thread's pair (where the gate
+/// is open), so that the checks after it decide by the pair again. Call only after
+/// [`prepare`] returned `true`.
+pub(crate) fn read() -> u64 {
+    let state = STATE.load(Ordering::Relaxed);
+    if state & SCALE_MASK == CLOSED {
+        return monotonic_nanos();
+    }
+    renew(state)
+}
+
+/// Whether the gate has measured its scale and is not closed.
+#[cfg(test)]
+pub(super) fn is_open() -> bool {
+    STATE.load(Ordering::Relaxed) & SCALE_MASK > CLOSED
 }
 
 /// What a renewal learns from the thread's old pair (invariant 4).

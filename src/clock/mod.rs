@@ -27,9 +27,11 @@
     not(wheelcache_loom)
 ))]
 mod gate;
+mod reading;
 
 use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
+pub(crate) use reading::Reading;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -416,10 +418,43 @@ impl Ticker {
     }
 
     /// The current tick (rounded down): an entry with deadline `d` is expired once
-    /// `now() >= d`.
+    /// `now() >= d`. Decided by the TSC gate without a clock reading where it can (see
+    /// [`read_for`](Self::read_for)).
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        self.read().tick()
+        self.read_for(None).tick()
+    }
+
+    /// A reading for a write: its [`tick`](Reading::tick), and its
+    /// [`deadline_after`](Reading::deadline_after) for `ttl`, are those of a reading taken
+    /// during the call. With the gate (see `gate`) it is an interval the time lies in,
+    /// bounded without reading the clock, used only where both its ends give those same
+    /// answers; elsewhere, and where they differ, a reading. Its other answers are a
+    /// reading's only when it is one (see [`Reading`]).
+    #[inline]
+    pub(crate) fn read_for(&self, ttl: Option<Duration>) -> Reading {
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_os = "linux",
+            not(miri),
+            not(wheelcache_loom)
+        ))]
+        if let Some(origin) = self.gated {
+            // Since the origin, as `MonotonicClock::now_nanos` (a pair read before this
+            // cache was made bounds the time from below at 0, which is still true).
+            let (lo, hi) = gate::bounds();
+            let bounded = Reading {
+                lo: lo.saturating_sub(origin),
+                hi: hi.saturating_sub(origin),
+                tick_nanos: self.tick_nanos,
+            };
+            if bounded.decides(ttl) {
+                return bounded;
+            }
+            return Reading::exact(gate::read().saturating_sub(origin), self.tick_nanos);
+        }
+        let _ = ttl;
+        self.read()
     }
 
     /// One reading of the clock, to derive both "now" and deadlines from (clamped for a
@@ -431,10 +466,7 @@ impl Ticker {
             None => nanos,
             Some(latest) => self.clamp(latest, nanos),
         };
-        Reading {
-            nanos,
-            tick_nanos: self.tick_nanos,
-        }
+        Reading::exact(nanos, self.tick_nanos)
     }
 
     /// A user's clock that steps back is bad input (see [`Clock`]): a reading in a tick
@@ -473,70 +505,6 @@ impl Ticker {
 
     pub(crate) fn tick(&self) -> Duration {
         Duration::from_nanos(self.tick_nanos)
-    }
-}
-
-/// A clock reading (nanoseconds) with the tick size to convert it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Reading {
-    nanos: u64,
-    tick_nanos: u64,
-}
-
-impl Reading {
-    /// The current tick, rounded down (see [`Ticker::now`]).
-    #[inline]
-    pub(crate) fn tick(self) -> u64 {
-        (self.nanos / self.tick_nanos).min(NEVER)
-    }
-
-    /// Whether an entry with `deadline` has lapsed at this reading: `tick() >= deadline`,
-    /// computed with a multiplication instead of a division, because every read asks.
-    /// (`floor(n / t) >= d` exactly when `n >= d * t`; past `u64` the product exceeds any
-    /// reading.) [`NEVER`] never lapses.
-    #[inline]
-    pub(crate) fn reached(self, deadline: u64) -> bool {
-        deadline != NEVER
-            && deadline
-                .checked_mul(self.tick_nanos)
-                .is_some_and(|due| self.nanos >= due)
-    }
-
-    /// Nanoseconds since the clock's origin.
-    #[inline]
-    pub(crate) fn nanos(self) -> u64 {
-        self.nanos
-    }
-
-    /// The time left at this reading before `deadline` (zero once reached), or `None` for
-    /// [`NEVER`].
-    pub(crate) fn until(self, deadline: u64) -> Option<Duration> {
-        if deadline == NEVER {
-            return None;
-        }
-        let due = u128::from(deadline) * u128::from(self.tick_nanos);
-        let left = due.saturating_sub(u128::from(self.nanos));
-        // Deadlines reach past `u64` nanoseconds (584 years): split into whole seconds.
-        let secs = u64::try_from(left / 1_000_000_000).unwrap_or(u64::MAX);
-        let nanos = u32::try_from(left % 1_000_000_000).unwrap_or(0);
-        Some(Duration::new(secs, nanos))
-    }
-
-    /// The tick at which an entry stored at this reading with `ttl` expires, rounded up so
-    /// no entry expires early; [`NEVER`] when that lies past the range.
-    pub(crate) fn deadline_after(self, ttl: Duration) -> u64 {
-        // u64 arithmetic when it fits (every realistic TTL), u128 otherwise.
-        let due = u64::try_from(ttl.as_nanos())
-            .ok()
-            .and_then(|ttl| self.nanos.checked_add(ttl));
-        let ticks = match due {
-            Some(due) => due.div_ceil(self.tick_nanos),
-            None => {
-                let due = u128::from(self.nanos) + ttl.as_nanos();
-                u64::try_from(due.div_ceil(u128::from(self.tick_nanos))).unwrap_or(NEVER)
-            }
-        };
-        ticks.min(NEVER)
     }
 }
 

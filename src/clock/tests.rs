@@ -42,10 +42,7 @@ fn reached_agrees_with_the_tick() {
     let deadlines = [0, 1, 2, 3, 1 << 20, NEVER - 1, NEVER];
     for tick_nanos in ticks {
         for n in nanos {
-            let reading = Reading {
-                nanos: n,
-                tick_nanos,
-            };
+            let reading = Reading::exact(n, tick_nanos);
             for d in deadlines {
                 let by_tick = d != NEVER && reading.tick() >= d;
                 assert_eq!(reading.reached(d), by_tick, "n {n} t {tick_nanos} d {d}");
@@ -100,5 +97,67 @@ fn lapsed_agrees_with_readings_around_it() {
             !ticker.lapsed(NEVER - 1),
             "past u64 nanoseconds with 1 us ticks"
         );
+    }
+}
+
+/// A write's reading (`read_for`, bounded by the TSC gate where the target has it) gives
+/// the tick and the deadline that readings taken around it allow: never before the one
+/// before it, never past the one after it. With 1 ms ticks, where the gate is open, most
+/// must come without a reading (a bounded reading's ends differ).
+#[test]
+#[cfg_attr(miri, ignore = "30 ms of busy reading; there is no gate under Miri")]
+fn a_write_reading_agrees_with_readings_around_it() {
+    let ttls = [
+        None,
+        Some(Duration::from_millis(200)),
+        Some(Duration::from_nanos(1_234_567)),
+        Some(Duration::MAX),
+    ];
+    for tick in [Duration::from_millis(1), MIN_TICK] {
+        let ticker = Ticker::monotonic(tick);
+        let (mut bounded, mut calls) = (0u64, 0u64);
+        let end = std::time::Instant::now() + Duration::from_millis(30);
+        while std::time::Instant::now() < end {
+            for ttl in ttls {
+                let before = ticker.read();
+                let reading = ticker.read_for(ttl);
+                let after = ticker.read();
+                if gate_open(&ticker) {
+                    calls += 1;
+                    bounded += u64::from(reading.lo != reading.hi);
+                }
+                assert!(before.tick() <= reading.tick() && reading.tick() <= after.tick());
+                assert!(reading.lo <= after.nanos() && reading.hi >= before.nanos());
+                if let Some(ttl) = ttl {
+                    let d = reading.deadline_after(ttl);
+                    assert!(before.deadline_after(ttl) <= d, "{ttl:?} from {before:?}");
+                    assert!(d <= after.deadline_after(ttl), "{ttl:?} to {after:?}");
+                }
+            }
+        }
+        if tick == Duration::from_millis(1) && calls > 0 {
+            assert!(bounded * 2 > calls, "{bounded} of {calls} bounded");
+        }
+    }
+}
+
+/// Whether `ticker`'s readings for writes may be bounded by the gate now.
+fn gate_open(ticker: &Ticker) -> bool {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(miri),
+        not(wheelcache_loom)
+    ))]
+    return ticker.gated.is_some() && gate::is_open();
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(miri),
+        not(wheelcache_loom)
+    )))]
+    {
+        let _ = ticker;
+        false
     }
 }
