@@ -443,12 +443,8 @@ impl Ticker {
             // Since the origin, as `MonotonicClock::now_nanos` (a pair read before this
             // cache was made bounds the time from below at 0, which is still true).
             let (lo, hi) = gate::bounds();
-            let bounded = Reading {
-                lo: lo.saturating_sub(origin),
-                hi: hi.saturating_sub(origin),
-                tick_nanos: self.tick_nanos,
-            };
-            if bounded.decides(ttl) {
+            let (lo, hi) = (lo.saturating_sub(origin), hi.saturating_sub(origin));
+            if let Some(bounded) = Reading::bounded(lo, hi, self.tick_nanos, ttl) {
                 return bounded;
             }
             return Reading::exact(gate::read().saturating_sub(origin), self.tick_nanos);

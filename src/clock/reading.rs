@@ -6,6 +6,9 @@ use super::Ticker;
 use super::NEVER;
 use std::time::Duration;
 
+/// A tick not computed yet (no tick is above [`NEVER`]).
+const UNKNOWN: u64 = u64::MAX;
+
 /// A clock reading (nanoseconds) with the tick size to convert it.
 ///
 /// Most readings are one reading of the clock (`lo == hi`). [`Ticker::read_for`] may
@@ -14,11 +17,20 @@ use std::time::Duration;
 /// answer as any time in it would (a deadline is a tick boundary), and
 /// [`deadline_after`](Self::deadline_after) answers from `hi`, so that no entry expires
 /// early (exactly so for the TTL the reading was made for).
+///
+/// The tick is computed once, and so is the deadline for the TTL a bounded reading was
+/// made for: a 64-bit division costs about 13 ns on the AMD EPYC this crate is measured
+/// on, and a write asked for four of them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reading {
     pub(super) lo: u64,
     pub(super) hi: u64,
-    pub(super) tick_nanos: u64,
+    tick_nanos: u64,
+    /// The tick, where computed already ([`UNKNOWN`] otherwise: a read that only asks
+    /// [`reached`](Self::reached) divides nothing).
+    tick: u64,
+    /// The TTL this reading was made for, and its deadline (see [`Self::bounded`]).
+    made_for: Option<(Duration, u64)>,
 }
 
 impl Reading {
@@ -29,11 +41,14 @@ impl Reading {
             lo: nanos,
             hi: nanos,
             tick_nanos,
+            tick: UNKNOWN,
+            made_for: None,
         }
     }
 
-    /// Whether every time in `[lo, hi]` gives this reading's tick, and its deadline for
-    /// `ttl`: both are monotone in the time, so it is enough that the two ends agree.
+    /// The reading for a time known to lie in `[lo, hi]` (`lo <= hi`), if every time there
+    /// gives one tick, and one deadline for `ttl`: both are monotone in the time, so it is
+    /// enough that the two ends agree.
     #[inline]
     #[cfg_attr(
         not(all(
@@ -44,18 +59,52 @@ impl Reading {
         )),
         allow(dead_code) // only the gate makes intervals
     )]
-    pub(super) fn decides(self, ttl: Option<Duration>) -> bool {
-        let t = self.tick_nanos;
-        let (lo, hi) = (Self::exact(self.lo, t), Self::exact(self.hi, t));
-        self.lo / t == self.hi / t
-            && ttl.is_none_or(|ttl| lo.deadline_after(ttl) == hi.deadline_after(ttl))
+    pub(super) fn bounded(
+        lo: u64,
+        hi: u64,
+        tick_nanos: u64,
+        ttl: Option<Duration>,
+    ) -> Option<Self> {
+        debug_assert!(lo <= hi);
+        let tick = lo / tick_nanos;
+        // `hi` is in `lo`'s tick if it is before the next one starts (or there is none),
+        // or both are at `NEVER` or past it.
+        if tick < NEVER
+            && (tick + 1)
+                .checked_mul(tick_nanos)
+                .is_some_and(|next| hi >= next)
+        {
+            return None;
+        }
+        let mut reading = Self {
+            lo,
+            hi,
+            tick_nanos,
+            tick: tick.min(NEVER),
+            made_for: None,
+        };
+        if let Some(ttl) = ttl {
+            let d = reading.deadline_after(ttl);
+            // `lo`'s deadline is at most `d` (monotone); it is `d` exactly when
+            // `ceil((lo + ttl) / t) >= d`, that is `lo + ttl > (d - 1) * t`, clamped to
+            // `NEVER` or not. In u128, where neither side overflows.
+            let lo_reaches = d == 0
+                || u128::from(lo) + ttl.as_nanos() > u128::from(d - 1) * u128::from(tick_nanos);
+            if !lo_reaches {
+                return None;
+            }
+            reading.made_for = Some((ttl, d));
+        }
+        Some(reading)
     }
 
     /// The current tick, rounded down (see [`Ticker::now`]).
     #[inline]
     pub(crate) fn tick(self) -> u64 {
-        debug_assert_eq!(self.lo / self.tick_nanos, self.hi / self.tick_nanos);
-        (self.lo / self.tick_nanos).min(NEVER)
+        if self.tick == UNKNOWN {
+            return (self.lo / self.tick_nanos).min(NEVER);
+        }
+        self.tick
     }
 
     /// Whether an entry with `deadline` has lapsed at this reading: `tick() >= deadline`,
@@ -95,7 +144,15 @@ impl Reading {
     /// The tick at which an entry stored at this reading with `ttl` expires, rounded up so
     /// no entry expires early (from an interval's later end); [`NEVER`] when that lies
     /// past the range.
+    #[inline]
     pub(crate) fn deadline_after(self, ttl: Duration) -> u64 {
+        match self.made_for {
+            Some((made_for, deadline)) if made_for == ttl => deadline,
+            _ => self.deadline_from_hi(ttl),
+        }
+    }
+
+    fn deadline_from_hi(self, ttl: Duration) -> u64 {
         // u64 arithmetic when it fits (every realistic TTL), u128 otherwise.
         let due = u64::try_from(ttl.as_nanos())
             .ok()

@@ -161,3 +161,53 @@ fn gate_open(ticker: &Ticker) -> bool {
         false
     }
 }
+
+/// A bounded reading is made exactly where every time in its interval gives its tick and
+/// its deadline for the TTL it was made for, and answers with them.
+#[test]
+fn a_bounded_reading_answers_as_every_time_in_it() {
+    let ticks = [1, 7, 1_000, 1_000_000, u64::MAX / 3];
+    let ttls = [
+        None,
+        Some(Duration::ZERO),
+        Some(Duration::from_nanos(1)),
+        Some(Duration::from_nanos(999_999)),
+        Some(Duration::from_millis(200)),
+        Some(Duration::from_secs(u64::MAX / 4)),
+        Some(Duration::MAX),
+    ];
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut made = 0;
+    for t in ticks {
+        for ttl in ttls {
+            for _ in 0..2_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let lo = match x % 3 {
+                    0 => x >> 8,
+                    1 => (x >> 40) * t.min(1 << 20),
+                    _ => u64::MAX - (x >> 44),
+                };
+                let hi = lo.saturating_add((x >> 12) % (t.saturating_mul(2)).max(2));
+                let ends = [lo, hi].map(|n| Reading::exact(n, t));
+                let agree = ends[0].tick() == ends[1].tick()
+                    && ttl.is_none_or(|d| ends[0].deadline_after(d) == ends[1].deadline_after(d));
+                let Some(r) = Reading::bounded(lo, hi, t, ttl) else {
+                    assert!(!agree, "refused [{lo}, {hi}] t {t} ttl {ttl:?}");
+                    continue;
+                };
+                made += 1;
+                assert!(agree, "made [{lo}, {hi}] t {t} ttl {ttl:?}");
+                for n in [lo, lo + (hi - lo) / 2, hi] {
+                    let exact = Reading::exact(n, t);
+                    assert_eq!(r.tick(), exact.tick(), "[{lo}, {hi}] t {t} at {n}");
+                    if let Some(d) = ttl {
+                        assert_eq!(r.deadline_after(d), exact.deadline_after(d), "at {n}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(made > 10_000, "{made} made");
+}
