@@ -578,3 +578,50 @@ fn dropping_a_segment_with_overflowed_requests_frees_each_node_once() {
     }
     f.finish(n as usize);
 }
+
+/// A full turn that runs out of its chunk with removals still on the cancel ring leaves
+/// the segment due for the next write, but does not ask its caller to repeat for them:
+/// they came after it began, and removers refilling the ring could keep a caller that
+/// repeats while requests are left (`run_pending_tasks`, the reaper) going for ever.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "16,000 nodes; what it checks is one condition, no unsafe code"
+)]
+fn a_full_turn_leaves_ring_requests_past_its_chunk_to_the_writers() {
+    let f = Fixture::new();
+    let full = Mode::Full {
+        drain: true,
+        evict: true,
+    };
+    // The first `CANCELS` removals fill the ring, the rest go to the overflow, which a
+    // full turn applies whole: more than a chunk of them leaves the ring's for later.
+    let n = (FULL_CHUNK + CANCELS + 8) as u64;
+    let kept = 3 * n; // so that no shrinking migration keeps the segment due on its own
+    {
+        let guard = crossbeam_epoch::pin();
+        let nodes: Vec<_> = (0..n + kept)
+            .map(|k| f.insert(k, T0 + 100, &guard))
+            .collect();
+        let mut rounds = 0;
+        while f.turn(T0, full, &guard).due_left {
+            rounds += 1;
+            assert!(rounds < 100, "scheduling never finished");
+        }
+        assert_eq!(scheduled(&nodes), (n + kept) as usize);
+        for k in 0..n {
+            f.remove(k, &guard);
+        }
+        assert_eq!(f.ring(), CANCELS);
+        let t = f.turn(T0, full, &guard);
+        assert!(!t.migrating);
+        assert_eq!(f.ring(), CANCELS, "the chunk ran out before the ring");
+        assert!(!t.due_left, "a full turn does not repeat for them");
+        assert!(f.seg.due(T0), "the segment stays due for the next write");
+        turns_while_due(&f, &guard);
+        assert_eq!((f.ring(), f.wheel_len()), (0, kept as usize));
+        let removed = &nodes[..n as usize];
+        assert!(removed.iter().all(|&p| flags(p) == HOLDS | REMOVED));
+    }
+    f.finish((n + kept) as usize);
+}
