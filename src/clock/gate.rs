@@ -26,9 +26,19 @@
 //! advance, a removal's cause) and which tick a new entry's TTL ends in. Both answers are
 //! monotone in the time, so where the interval's two ends give the same one, so does every
 //! time between them, and a reading during the call would too ([`bounds`]; the ticker
-//! checks the ends and reads the clock where they differ). With 1 ms ticks about one
-//! write in a hundred finds the ends apart, and a pair lives about a quarter of a
-//! millisecond before its interval is wider than a tick.
+//! checks the ends and reads the clock where they differ, which renews the pair). The
+//! interval is at least `SLACK` wide and widens by about twice the time elapsed, so a pair
+//! serves writes until its interval reaches a tick boundary (or, for a new entry, its
+//! TTL's): in a unit test writing in a loop with 1 ms ticks, one write in a hundred read
+//! the clock. With ticks under `8 * SLACK` (80 us) the ends would rarely agree, and
+//! writes read the clock directly (`Ticker::read_for`).
+//!
+//! A write also renews its pair after [`WRITE_RENEWAL`] answers from it. That is for the
+//! failures the checks below cannot see (a counter that stalls, say): a read misled by
+//! one answers "not yet" for a deadline that has passed, but a write misled by one would
+//! set a deadline from a time that is too early, and its entry would lapse before its
+//! TTL. Renewing judges the old pair against a real reading (invariant 4), so a stalled
+//! counter closes the gate within that many writes of each thread.
 //!
 //! ## Invariants, and what they rest on
 //! 1. **`m` is at most the time now**: `CLOCK_MONOTONIC` never goes back, and this thread
@@ -97,7 +107,9 @@ const MAX_WINDOW_NS: u64 = 1_000_000_000;
 /// The largest counter difference a pair decides with (invariant 3).
 const MAX_ELAPSED: u64 = 1 << 28;
 /// Added to the upper bound for a counter sampled early (see Ordering).
-const SLACK: u64 = 10_000;
+pub(super) const SLACK: u64 = 10_000;
+/// Answers a thread's pair gives writes before a write renews it (see the module docs).
+pub(super) const WRITE_RENEWAL: u32 = 64;
 /// Where Linux names its current clocksource (invariant 2.1).
 const CLOCKSOURCE: &str = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
 
@@ -121,6 +133,8 @@ thread_local! {
     /// its first reading: a lower bound of 0 is true, and state word 0 is never an open
     /// one, so it decides nothing.
     static PAIR: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
+    /// Answers [`bounds`] gave from this thread's pair since it was last renewed.
+    static SERVED: Cell<u32> = const { Cell::new(0) };
 }
 
 /// A `CLOCK_BOOTTIME` reading bracketed by two counter reads, the second one ordered
@@ -150,9 +164,9 @@ fn counter_ordered() -> u64 {
     let mut aux = 0u32;
     // SAFETY: 1. `rdtscp` writes the processor id into `aux`, a valid, writable `u32` for
     // the call's duration; 2. the processor has the instruction: this runs only from
-    // `renew`, only from `passed`, which is called only by a `Ticker` whose gate
-    // `prepare` allowed, and `prepare` allows it only where `/proc/cpuinfo` lists `rdtscp`
-    // (checked in debug builds above); 3. with CR4.TSD set it faults with SIGSEGV, never
+    // `renew`, only from `passed`, `bounds` and `read`, which are called only by a
+    // `Ticker` whose gate `prepare` allowed, and `prepare` allows it only where
+    // `/proc/cpuinfo` lists `rdtscp` (checked in debug builds above); 3. with CR4.TSD set it faults with SIGSEGV, never
     // reading a wrong value (see `counter`'s 3).
     unsafe { core::arch::x86_64::__rdtscp(&mut aux) }
 }
@@ -222,8 +236,12 @@ pub(crate) fn bounds() -> (u64, u64) {
         let m = monotonic_nanos();
         return (m, m);
     }
-    if let Some(bounds) = interval(PAIR.get(), counter(), state) {
-        return bounds;
+    let served = SERVED.get();
+    if served < WRITE_RENEWAL {
+        if let Some(bounds) = interval(PAIR.get(), counter(), state) {
+            SERVED.set(served + 1);
+            return bounds;
+        }
     }
     let m = renew(state);
     (m, m)
@@ -318,6 +336,7 @@ fn renew(state: u64) -> u64 {
         Verdict::Fine => {}
     }
     PAIR.set((before, mono, word));
+    SERVED.set(0);
     mono
 }
 
@@ -411,7 +430,8 @@ fn supported() -> bool {
 }
 
 /// Called when a cache with the default clock is built: checks the machine once, closes
-/// the gate where it cannot work, and says whether [`passed`] may be used.
+/// the gate where it cannot work, and says whether [`passed`], [`bounds`] and [`read`] may
+/// be used.
 pub(crate) fn prepare() -> bool {
     let supported = *SUPPORTED.get_or_init(supported);
     if !supported {

@@ -117,8 +117,10 @@ pub trait Clock: Send + Sync + 'static {
 /// the answers are those a reading taken during the call would give; a bound seen broken
 /// turns this off for the process (the `gate` module's docs list what is checked and
 /// what is not). On the machines measured here a reading costs about 20 ns in the middle
-/// of a read, the counter about 5. Writes (which set deadlines), a time-to-idle and an
-/// expiry policy read the clock as before, and so does a cache given any clock, this type
+/// of a read, the counter about 5. Writes (a new entry's deadline, the current tick) take
+/// the same bound where the time it allows gives one answer (with ticks of at least 80
+/// us; see the `gate` module), and otherwise read the clock. A time-to-idle and an expiry
+/// policy read the clock as before, and so does a cache given any clock, this type
 /// included, through [`CacheBuilder::clock`](crate::CacheBuilder::clock).
 #[derive(Debug, Clone, Copy)]
 pub struct MonotonicClock {
@@ -429,8 +431,9 @@ impl Ticker {
     /// [`deadline_after`](Reading::deadline_after) for `ttl`, are those of a reading taken
     /// during the call. With the gate (see `gate`) it is an interval the time lies in,
     /// bounded without reading the clock, used only where both its ends give those same
-    /// answers; elsewhere, and where they differ, a reading. Its other answers are a
-    /// reading's only when it is one (see [`Reading`]).
+    /// answers; elsewhere, where they differ, and with ticks under 80 us (where they
+    /// rarely agree), a reading. Its other answers are a reading's only when it is one
+    /// (see [`Reading`]).
     #[inline]
     pub(crate) fn read_for(&self, ttl: Option<Duration>) -> Reading {
         #[cfg(all(
@@ -439,9 +442,10 @@ impl Ticker {
             not(miri),
             not(wheelcache_loom)
         ))]
-        if let Some(origin) = self.gated {
+        if let Some(origin) = self.gated.filter(|_| self.tick_nanos >= 8 * gate::SLACK) {
             // Since the origin, as `MonotonicClock::now_nanos` (a pair read before this
-            // cache was made bounds the time from below at 0, which is still true).
+            // cache was made bounds the time from below at 0, which is still true). With
+            // shorter ticks the interval's ends would rarely agree: read the clock.
             let (lo, hi) = gate::bounds();
             let (lo, hi) = (lo.saturating_sub(origin), hi.saturating_sub(origin));
             if let Some(bounded) = Reading::bounded(lo, hi, self.tick_nanos, ttl) {

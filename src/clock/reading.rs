@@ -20,7 +20,7 @@ const UNKNOWN: u64 = u64::MAX;
 ///
 /// The tick is computed once, and so is the deadline for the TTL a bounded reading was
 /// made for: a 64-bit division costs about 13 ns on the AMD EPYC this crate is measured
-/// on, and a write asked for four of them.
+/// on, and a write asked for up to five of them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reading {
     pub(super) lo: u64,

@@ -210,4 +210,21 @@ fn a_bounded_reading_answers_as_every_time_in_it() {
         }
     }
     assert!(made > 10_000, "{made} made");
+    // The edges: a zero TTL at time zero (deadline 0), and `reached` at both ends.
+    let r = Reading::bounded(0, 0, 1_000, Some(Duration::ZERO)).expect("one time");
+    assert_eq!((r.tick(), r.deadline_after(Duration::ZERO)), (0, 0));
+    let r = Reading::bounded(2_001, 2_400, 1_000, Some(Duration::from_nanos(500))).unwrap();
+    assert_eq!(
+        (r.tick(), r.deadline_after(Duration::from_nanos(500))),
+        (2, 3)
+    );
+    assert!(r.reached(2) && !r.reached(3));
+    assert!(
+        Reading::bounded(2_001, 3_000, 1_000, None).is_none(),
+        "two ticks"
+    );
+    assert!(
+        Reading::bounded(2_001, 2_600, 1_000, Some(Duration::from_nanos(500))).is_none(),
+        "deadlines 3 and 4"
+    );
 }

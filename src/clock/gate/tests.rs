@@ -334,3 +334,24 @@ fn the_measured_scale_covers_an_independent_measurement() {
         "scale {scale} ns per tick against a measured {ns_per_tick_low}"
     );
 }
+
+/// A write renews its pair after `WRITE_RENEWAL` answers from it (so a counter that
+/// stalled is judged against a real reading within that many writes: see the module docs).
+#[test]
+fn writes_renew_their_pair_after_a_bounded_number_of_answers() {
+    if !opened() {
+        return;
+    }
+    std::thread::spawn(|| {
+        let _ = read(); // a fresh pair, nothing served from it yet
+        let pair = PAIR.get();
+        let renewed_at = (1..=WRITE_RENEWAL as usize + 1).find(|_| {
+            let _ = bounds();
+            PAIR.get() != pair
+        });
+        // Earlier is allowed (another test may bump the generation), never later.
+        assert!(renewed_at.is_some(), "{WRITE_RENEWAL} answers, no renewal");
+    })
+    .join()
+    .unwrap();
+}
