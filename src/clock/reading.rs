@@ -19,8 +19,8 @@ const UNKNOWN: u64 = u64::MAX;
 /// early (exactly so for the TTL the reading was made for).
 ///
 /// The tick is computed once, and so is the deadline for the TTL a bounded reading was
-/// made for: a 64-bit division costs about 13 ns on the AMD EPYC this crate is measured
-/// on, and a write asked for up to five of them.
+/// made for: a 64-bit division takes tens of cycles, and a write asked for up to five of
+/// them (the profile put the divisions' results among `read_for`'s hottest instructions).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reading {
     pub(super) lo: u64,
