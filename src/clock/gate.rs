@@ -29,8 +29,9 @@
 //! checks the ends and reads the clock where they differ, which renews the pair). The
 //! interval is at least `SLACK` wide and widens by about twice the time elapsed, so a pair
 //! serves writes until its interval reaches a tick boundary (or, for a new entry, its
-//! TTL's): in a unit test writing in a loop with 1 ms ticks, one write in a hundred read
-//! the clock. With ticks under `8 * SLACK` (80 us) the ends would rarely agree, and
+//! TTL's), and at most [`WRITE_RENEWAL`] writes (below): in a unit test writing in a loop
+//! with 1 ms ticks, about one write in forty read the clock, most of them for that renewal.
+//! With ticks under `8 * SLACK` (80 us) the ends would rarely agree, and
 //! writes read the clock directly (`Ticker::read_for`).
 //!
 //! A write also renews its pair after [`WRITE_RENEWAL`] answers from it. That is for the
