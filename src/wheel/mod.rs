@@ -25,13 +25,13 @@
 //! deadline (`clock::NEVER`), so every deadline has a slot. (An earlier design kept far
 //! deadlines on an overflow list re-filed once per 2^36-tick region crossed; with small
 //! ticks that was one pass over the list per 68 s of clock time.) The four top levels cost
-//! 2 KiB per segment and one occupancy-word test each per step while empty.
+//! 2 KiB per segment, and nothing per step while empty (invariant 4).
 //!
 //! ## Costs
 //! Schedule and cancel are O(1): intrusive doubly linked slot lists whose first node
 //! names its slot in place of a predecessor, so cancelling needs no deadline (an idle
 //! entry's deadline moves while it waits: the wheel holds it at the earliest possible one,
-//! and re-files it when that comes if it was read meanwhile). Finding the next due slot is one bit scan of a 64-bit occupancy word per level,
+//! and re-files it when that comes if it was read meanwhile). Finding the next due slot is one bit scan of a 64-bit occupancy word per non-empty level,
 //! so advancing costs O(levels) per non-empty slot crossed plus O(1) per entry fired or
 //! re-filed (at most `LEVELS` re-files per entry), never a scan of the table.
 //! [`Wheel::advance`] takes a budget and stops mid-slot when it runs out; the next call
@@ -42,6 +42,10 @@
 //!    whose processing a budget interrupted (all its entries are then due or re-filable).
 //! 2. A scheduled node is on exactly one slot list.
 //! 3. `now` never passes the start of an occupied slot without processing it.
+//! 4. `busy` has bit `l` set exactly when level `l` has a non-empty slot, so finding the
+//!    next slot reads only the occupancy words of levels that hold entries: each level's
+//!    word lies on its own cache line (beside its first slots), and a session cache whose
+//!    TTLs span two levels used to miss on the other eight lines at most maintenance turns.
 //!
 //! The wheel owns no node: it only links them. Ground rule: it, and every node's `wheel`
 //! links, are touched only under the segment's maintenance lock.
@@ -58,11 +62,17 @@ use level::{head_of, Level, SLOTS};
 pub(crate) const LEVELS: usize = 10;
 const SLOT_BITS: u32 = SLOTS.trailing_zeros();
 const _: () = assert!(SLOT_BITS * LEVELS as u32 > crate::clock::DEADLINE_BITS);
+const _: () = assert!(
+    LEVELS <= u16::BITS as usize,
+    "`Wheel::busy` has a bit per level"
+);
 
 /// One segment's wheel (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Wheel<K, V> {
     now: u64,
+    /// Bit `l` set iff level `l` has a non-empty slot (invariant 4).
+    busy: u16,
     levels: Box<[Level<K, V>; LEVELS]>,
 }
 
@@ -94,6 +104,7 @@ impl<K, V> Wheel<K, V> {
     pub(crate) fn new(now: u64) -> Self {
         Self {
             now,
+            busy: 0,
             levels: Box::new(std::array::from_fn(|_| Level::default())),
         }
     }
@@ -127,6 +138,7 @@ impl<K, V> Wheel<K, V> {
         // slots was scheduled under our 1 and not cancelled or handed out since, so it is
         // alive; its 5: `level` indexes `self.levels`.
         unsafe { self.levels[level].push(level, digit(d, level), node) };
+        self.busy |= 1 << level;
         // SAFETY: alive (our 1). Relaxed: SCHEDULED is read and written only by this
         // wheel's methods, under the maintenance lock (our 3), which orders them.
         unsafe { (*node).meta.fetch_or(SCHEDULED, Ordering::Relaxed) };
@@ -178,6 +190,7 @@ impl<K, V> Wheel<K, V> {
                         self.levels.get(level).map(|l| l.slots[slot].head())
                     );
                     self.levels[level].unlink(slot, node);
+                    self.settle_busy(level);
                 }
                 None => splice_out::<WheelField<K, V>>(node),
             }
@@ -187,10 +200,27 @@ impl<K, V> Wheel<K, V> {
         unsafe { (*node).meta.fetch_and(!SCHEDULED, Ordering::Relaxed) };
     }
 
+    /// Clears level `level`'s bit in `busy` if its last slot emptied (invariant 4).
+    #[inline]
+    fn settle_busy(&mut self, level: usize) {
+        if self.levels[level].occupied == 0 {
+            self.busy &= !(1 << level);
+        }
+    }
+
     /// The earliest non-empty slot, as (its start tick, level, slot).
     fn next_work(&self) -> Option<(u64, usize, usize)> {
+        debug_assert!(
+            (0..LEVELS).all(|l| (self.busy >> l) & 1 == u16::from(self.levels[l].occupied != 0)),
+            "busy levels {:#x} disagree with the levels' occupancy",
+            self.busy
+        );
         let mut best: Option<(u64, usize, usize)> = None;
-        for (l, level) in self.levels.iter().enumerate() {
+        let mut busy = self.busy;
+        while busy != 0 {
+            let l = busy.trailing_zeros() as usize;
+            busy &= busy - 1;
+            let level = &self.levels[l];
             // Invariant 1: nothing is filed before the level's current slot.
             debug_assert!(
                 level.occupied & !(u64::MAX << digit(self.now, l)) == 0,
@@ -253,6 +283,7 @@ impl<K, V> Wheel<K, V> {
             // SAFETY: `Level::pop`'s 1: our 1 (every scheduled node is alive); its 2: our 2.
             // Each popped node is handed on (fired or re-filed) at once.
             while let Some(node) = unsafe { self.levels[level].pop(slot) } {
+                self.settle_busy(level);
                 // SAFETY: `refile_one`'s 1: `node` was scheduled, so alive (our 1) until
                 // handed out, which `refile_one` does, and it is the pointer `schedule` was
                 // given, with its allocation's provenance (`schedule`'s 1); its 2: just
