@@ -144,6 +144,11 @@ impl<A: StackLink> Chain<A> {
         self.head.is_null()
     }
 
+    /// The first node, without taking it (null for none): for a prefetch, say.
+    pub(crate) fn first(&self) -> *mut A::Node {
+        self.head
+    }
+
     /// Takes the first node off the chain; its link is read before it is returned, so the
     /// caller may reuse the link (or free the node) at once.
     ///
