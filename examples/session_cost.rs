@@ -21,6 +21,12 @@
 //! 200 ms of real time, so under valgrind (30-50 times slower) sessions abandoned to it
 //! lapse after fewer steps than natively; it is the same for every subject.
 //!
+//! The same goes for all of wheelcache's time-driven work: a segment becomes due for a
+//! maintenance turn at every new tick, so under valgrind its writes take more turns per
+//! operation than natively (in 1.2 million steps, about 48,000 under callgrind against
+//! about 28,000 natively), and a turn's share of a write's count is overstated by that
+//! ratio. Add `--cache-sim=yes` to count simulated cache misses as well.
+//!
 //! `session_cost <subject> [steps]` (default 1,200,000 steps). It prints the operations
 //! and hits, to divide the counts by.
 #![allow(dead_code)] // the shared peers module has more than this uses
