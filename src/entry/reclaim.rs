@@ -477,7 +477,7 @@ impl Drop for Token<'_> {
 }
 
 /// Frees nodes from the front of a chain while `left` lasts; returns whether the chain
-/// is empty now.
+/// is empty now. Each node's successor, cold by now, is prefetched while it is freed.
 ///
 /// # Safety
 /// 1. Every node on the chain came from `NodeBox::new`, with its allocation's provenance.
@@ -487,15 +487,11 @@ impl Drop for Token<'_> {
 ///    call.
 unsafe fn free_some<K, V>(nodes: &mut Nodes<K, V>, left: &mut usize) -> bool {
     while *left > 0 {
-        // SAFETY: `pop`'s 1: the first node is alive (our 2: not freed yet, we free it
-        // just below) with its provenance (our 1); its 2: our 2 and 3. `pop` reads the
-        // link before the node is freed.
+        // SAFETY: `pop`'s 1: the first node is alive (our 2: not yet freed, that is below)
+        // with its provenance (our 1); its 2: our 2 and 3. `pop` reads the link first.
         let Some(node) = (unsafe { nodes.pop() }) else {
             return true;
         };
-        // The next node is cold by now (retired a grace period ago): start loading it while
-        // this one's key and value are dropped and its memory freed, so the next `pop`
-        // does not wait for the link.
         sync::prefetch(nodes.first());
         // SAFETY: `free_node`'s 1: our 1 and 2 (from `NodeBox::new`, reachable by nobody
         // else); its 2: freed exactly once, here: `pop` has moved past it.
