@@ -31,8 +31,9 @@
 //! Schedule and cancel are O(1): intrusive doubly linked slot lists whose first node
 //! names its slot in place of a predecessor, so cancelling needs no deadline (an idle
 //! entry's deadline moves while it waits: the wheel holds it at the earliest possible one,
-//! and re-files it when that comes if it was read meanwhile). Finding the next due slot is one bit scan of a 64-bit occupancy word per non-empty level,
-//! so advancing costs O(levels) per non-empty slot crossed plus O(1) per entry fired or
+//! and re-files it when that comes if it was read meanwhile). Finding the next due slot
+//! is one bit scan of a 64-bit occupancy word per non-empty level, so advancing costs
+//! O(levels) per non-empty slot crossed plus O(1) per entry fired or
 //! re-filed (at most `LEVELS` re-files per entry), never a scan of the table.
 //! [`Wheel::advance`] takes a budget and stops mid-slot when it runs out; the next call
 //! resumes there.
