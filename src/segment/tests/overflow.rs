@@ -9,9 +9,7 @@ fn a_full_ring_sends_the_request_to_the_overflow_and_the_remover_never_waits() {
     let n = CANCELS as u64 + 2;
     {
         let guard = crossbeam_epoch::pin();
-        let nodes: Vec<_> = (0..n).map(|k| f.insert(k, T0 + 100, &guard)).collect();
-        turns_while_due(&f, &guard);
-        assert_eq!(scheduled(&nodes), n as usize);
+        let nodes = inserted_and_scheduled(&f, n, &guard);
         for k in 0..CANCELS as u64 {
             f.remove(k, &guard);
             assert_eq!(f.ring(), k as usize + 1);
@@ -52,11 +50,7 @@ fn a_write_turn_leaves_overflow_past_its_budget_for_the_next() {
     let kept = 3 * n;
     {
         let guard = crossbeam_epoch::pin();
-        let nodes: Vec<_> = (0..n + kept)
-            .map(|k| f.insert(k, T0 + 100, &guard))
-            .collect();
-        turns_while_due(&f, &guard);
-        assert_eq!(scheduled(&nodes), (n + kept) as usize);
+        let nodes = inserted_and_scheduled(&f, n + kept, &guard);
         for k in 0..n {
             f.remove(k, &guard);
         }
@@ -89,6 +83,14 @@ fn a_write_turn_leaves_overflow_past_its_budget_for_the_next() {
 
 /// Write turns at `T0` while the segment is due; fails if it is still due after more
 /// turns than any pending work needs (a segment that stays due for ever).
+/// Inserts keys `0..n` with deadline `T0 + 100` and has write turns schedule them all.
+fn inserted_and_scheduled<'g>(f: &Fixture, n: u64, guard: &'g Guard) -> Vec<P<'g>> {
+    let nodes: Vec<_> = (0..n).map(|k| f.insert(k, T0 + 100, guard)).collect();
+    turns_while_due(f, guard);
+    assert_eq!(scheduled(&nodes), n as usize);
+    nodes
+}
+
 fn turns_while_due(f: &Fixture, guard: &Guard) {
     for _ in 0..1_000 {
         if !f.seg.due(T0) {
@@ -105,9 +107,7 @@ fn applying_the_overflow_says_whether_it_left_requests() {
     let n = CANCELS as u64 + 5;
     {
         let guard = crossbeam_epoch::pin();
-        let nodes: Vec<_> = (0..n).map(|k| f.insert(k, T0 + 100, &guard)).collect();
-        turns_while_due(&f, &guard);
-        assert_eq!(scheduled(&nodes), n as usize);
+        let nodes = inserted_and_scheduled(&f, n, &guard);
         {
             // Held, so that every removal past the ring's slots is boxed on the overflow.
             let _held = sync::lock(&f.seg.maint);
