@@ -163,6 +163,72 @@ fn a_loader_asking_for_its_own_key_panics() {
     assert_eq!(cache.get_with(5, || 50), 50);
 }
 
+/// The listener hears a loaded value that the cache refuses (a zero TTL) while the load
+/// is still listed; a `get_with` for the same key from there runs its own loader instead
+/// of waiting for the load that is waiting for the listener. (It waited for itself.)
+#[test]
+fn a_listener_loading_the_key_its_store_refused_does_not_wait_for_itself() {
+    let heard = Arc::new(AtomicUsize::new(0));
+    let cell: Arc<std::sync::OnceLock<Cache<u32, u32>>> = Arc::default();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .time_to_live(Duration::ZERO)
+        .eviction_listener({
+            let (cell, heard) = (Arc::clone(&cell), Arc::clone(&heard));
+            move |k, v, _| {
+                // Only the outer store's departure loads again (the inner one is refused
+                // too, and its departure is heard after this listener returns).
+                if heard.fetch_add(1, Ordering::SeqCst) == 0 {
+                    assert_eq!(*v, 1);
+                    assert_eq!(cell.get().unwrap().get_with(*k, || 2), 2);
+                }
+            }
+        })
+        .build();
+    cell.set(cache.clone()).ok();
+    within(Duration::from_secs(10), move || {
+        assert_eq!(cache.get_with(1, || 1), 1)
+    });
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        2,
+        "both refused values were heard"
+    );
+}
+
+/// The same for a value heavier than the bound (heard as `Evicted`, never stored).
+#[test]
+fn a_listener_loading_the_key_its_store_evicted_does_not_wait_for_itself() {
+    let cell: Arc<std::sync::OnceLock<Cache<u32, u32>>> = Arc::default();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(10)
+        .weigher(|_, v: &u32| *v)
+        .eviction_listener({
+            let cell = Arc::clone(&cell);
+            move |k, v, _| {
+                if *v == 100 {
+                    assert_eq!(cell.get().unwrap().get_with(*k, || 5), 5);
+                }
+            }
+        })
+        .build();
+    cell.set(cache.clone()).ok();
+    let got = within(Duration::from_secs(10), {
+        let cache = cache.clone();
+        move || cache.get_with(1, || 100)
+    });
+    assert_eq!(got, 100, "the caller gets its own value, refused or not");
+    assert_eq!(cache.get(&1), Some(5), "the listener's load was stored");
+}
+
+/// Runs `f` on a thread of its own and returns its result, failing the test if it takes
+/// longer than `limit` (a deadlock would otherwise hang the test run).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()).unwrap());
+    rx.recv_timeout(limit)
+        .expect("the call did not return: it waited for itself")
+}
+
 /// A cache that keeps nothing (capacity 0) still hands the loaded value to the waiters.
 #[test]
 fn waiters_get_the_value_even_when_the_cache_refuses_it() {

@@ -30,6 +30,12 @@
 //!   thread-local flag). Keys and values are dropped, and values cloned, after unlocking.
 //! - A leader whose loader calls back for the same key would wait for itself: that call
 //!   panics with a message saying so (the flight records its leader's thread).
+//! - A leader's store runs user code too (the listener hears what the store displaced or
+//!   refused; a displaced value's `Drop` runs), while the flight is still listed. A call
+//!   for the key (or one of the same hash) from there would wait for a store that waits
+//!   for it, so it does not coalesce: it loads on its own and stores its value like any
+//!   insert ([`Found::Nested`]). The slot records the storing thread when the leader takes
+//!   the key back (the store never moves between threads, even for a task).
 //!
 //! The same design as quick_cache's placeholder guard and Caffeine's `compute`-based
 //! loading, except that the placeholder is outside the table.
@@ -139,6 +145,9 @@ struct Slot<K, V> {
     hash: u64,
     key: Option<K>,
     flight: Arc<Flight<V>>,
+    /// The thread storing the flight's value, once the key is taken back (see
+    /// [`Lead::take_key`]).
+    storer: Option<ThreadId>,
 }
 
 /// One segment's listed flights.
@@ -170,6 +179,10 @@ pub(crate) enum Found<'a, K, V> {
     /// No flight, but the key has a live entry now (stored by a flight that ended after
     /// the caller's first look): look again.
     Present(K),
+    /// The flight listed for this hash is storing its value on this very thread: the
+    /// caller was called back from that store (a listener, a `Drop`), and waiting would
+    /// wait for itself. It loads on its own, uncoalesced (see the module docs).
+    Nested(K),
 }
 
 impl<K: Eq, V> Flights<K, V> {
@@ -183,7 +196,8 @@ impl<K: Eq, V> Flights<K, V> {
     ///
     /// # Panics
     /// If called from a key's `Eq` run by another flight lookup, or from the loader of a
-    /// flight for this same key on this same thread (both would wait for themselves).
+    /// flight for this same key on this same thread (both would wait for themselves). A
+    /// call from a flight's store on this thread is not a panic but [`Found::Nested`].
     ///
     /// `present` says whether the cache holds a live entry for the key; it is asked under
     /// the list's lock before the caller is made leader, so a flight that stored the key
@@ -213,12 +227,19 @@ impl<K: Eq, V> Flights<K, V> {
                         let _comparing = sync::Raised::raise(&COMPARING);
                         *theirs == key
                     }
-                    None => return Some((Arc::clone(&slot.flight), false)),
+                    None => {
+                        let nested = slot.storer.is_some_and(|t| t == sync::thread_id());
+                        return Some((Arc::clone(&slot.flight), false, nested));
+                    }
                 };
-                same.then(|| (Arc::clone(&slot.flight), true))
+                same.then(|| (Arc::clone(&slot.flight), true, false))
             });
             match found {
-                Some((flight, same_key)) => Ok((flight, same_key, key)),
+                Some((_, _, true)) => {
+                    drop(list);
+                    return Found::Nested(key);
+                }
+                Some((flight, same_key, false)) => Ok((flight, same_key, key)),
                 None if present(&key) => {
                     drop(list);
                     return Found::Present(key);
@@ -235,6 +256,7 @@ impl<K: Eq, V> Flights<K, V> {
                         hash,
                         key: Some(key),
                         flight: Arc::clone(&flight),
+                        storer: None,
                     });
                     Err(flight)
                 }
@@ -274,14 +296,17 @@ pub(crate) struct Lead<'a, K, V> {
 }
 
 impl<K, V> Lead<'_, K, V> {
-    /// Takes the key back to store it. The flight stays listed (callers for the same hash
-    /// wait for it and then retry), so nobody starts a second load before the value is in.
+    /// Takes the key back to store it, on this thread (the store must not move between
+    /// threads: a call back from it is told apart by the thread, see [`Found::Nested`]).
+    /// The flight stays listed (callers for the same hash wait for it and then retry), so
+    /// nobody starts a second load before the value is in.
     pub(crate) fn take_key(&mut self) -> K {
         let mut list = sync::lock(&self.flights.lists[self.index]);
         let slot = list
             .iter_mut()
             .find(|s| Arc::ptr_eq(&s.flight, &self.flight))
             .expect("a leader's flight stays listed until it ends");
+        slot.storer = Some(sync::thread_id());
         slot.key.take().expect("the key is taken once")
     }
 

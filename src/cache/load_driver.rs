@@ -152,20 +152,34 @@ where
                 }
                 Found::Lead(mut lead) => {
                     // Unpinned, no lock held: the loader may be slow and may call back.
-                    let init = init.take().expect("a caller leads at most once");
+                    let init = init.take().expect("a caller loads at most once");
                     let outcome = match init.await {
                         Outcome::Value(value) => {
-                            let value = Arc::try_unwrap(value).unwrap_or_else(|v| (*v).clone());
                             let key = lead.take_key();
-                            Outcome::of_value(self.get_or_insert_with(key, || value))
+                            self.store(key, value)
                         }
                         other => other,
                     };
                     lead.finish(outcome.clone());
                     return outcome;
                 }
+                Found::Nested(mine) => {
+                    // Called back from a store of this thread's own (see `Found::Nested`):
+                    // load and store as a plain `get_or_insert_with` would.
+                    let init = init.take().expect("a caller loads at most once");
+                    return match init.await {
+                        Outcome::Value(value) => self.store(mine, value),
+                        other => other,
+                    };
+                }
             }
         }
+    }
+
+    /// Stores a loaded value (an entry that appeared meanwhile wins): what the caller gets.
+    fn store(&self, key: K, value: Arc<V>) -> Outcome<V> {
+        let value = Arc::try_unwrap(value).unwrap_or_else(|v| (*v).clone());
+        Outcome::of_value(self.get_or_insert_with(key, || value))
     }
 }
 
