@@ -141,17 +141,66 @@ fn update_answer_replaces_the_deadline() {
 }
 
 #[test]
-fn the_ttl_caps_the_policy_and_the_time_left_reports_it() {
+fn the_ttl_caps_the_policy_and_the_time_left_is_the_policys_own() {
     let (cache, clock, asked) = cache_with(None, Some(20 * SEC));
     cache.insert(1, 3_600); // the policy says an hour; the TTL says 20 s
     cache.insert(2, 5); // the policy is earlier
     clock.advance(5 * SEC);
     assert_eq!(cache.get(&2), None);
     assert_eq!(cache.get(&1), Some(3_600));
-    cache.insert(1, 3_600); // an update: 15 s left (the TTL's), kept; the TTL restarts
-    assert_eq!(asked.lock().unwrap()[2].3, Some(15 * SEC));
+    // An update: the policy's own hour has 3,595 s left (the TTL is not part of it, as in
+    // moka), kept; the TTL restarts, so the entry is due 20 s from this write.
+    cache.insert(1, 3_600);
+    assert_eq!(asked.lock().unwrap()[2].3, Some(3_595 * SEC));
     clock.advance(15 * SEC);
+    assert_eq!(cache.get(&1), Some(3_600), "not at the first write's 20 s");
+    clock.advance(5 * SEC);
     assert_eq!(cache.get(&1), None);
+}
+
+/// A policy that answers nothing changes nothing: an update restarts the TTL as it does
+/// without one. (With the TTL counted in the time left, the default update answer kept
+/// the first write's deadline: moka's suite, ported, found it.)
+#[test]
+fn a_policy_that_answers_nothing_leaves_the_ttl_restarting_on_update() {
+    struct Nothing;
+    impl Expiry<u32, u32> for Nothing {}
+    let clock = ManualClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .time_to_live(60 * SEC)
+        .expire_after(Nothing)
+        .clock(clock.clone())
+        .build();
+    cache.insert(1, 1);
+    clock.advance(50 * SEC);
+    cache.insert(1, 2); // due at 110 s
+    clock.advance(20 * SEC);
+    assert_eq!(cache.get(&1), Some(2));
+    clock.advance(40 * SEC);
+    assert_eq!(cache.get(&1), None);
+}
+
+/// The policy's own deadline survives an update that keeps it even where it lay past the
+/// replaced entry's TTL: the restarted TTL would let the entry outlive it.
+#[test]
+fn a_kept_policy_deadline_past_the_old_ttl_still_bounds_the_update() {
+    // The policy says 30 s; the TTL 20 s. At 10 s an update keeps the policy's 20 s left
+    // (due at 30 s) and restarts the TTL (due at 30 s too); at 15 s another keeps 15 s.
+    let (cache, clock, asked) = cache_with(None, Some(20 * SEC));
+    cache.insert(1, 30);
+    clock.advance(10 * SEC);
+    cache.insert(1, 30);
+    clock.advance(5 * SEC);
+    cache.insert(1, 30);
+    assert_eq!(asked.lock().unwrap()[2].3, Some(15 * SEC));
+    clock.advance(15 * SEC - Duration::from_nanos(1));
+    assert_eq!(cache.get(&1), Some(30));
+    clock.advance(Duration::from_nanos(1));
+    assert_eq!(
+        cache.get(&1),
+        None,
+        "at the policy's 30 s, before the TTL's 35 s"
+    );
 }
 
 #[test]
@@ -431,14 +480,9 @@ fn a_refused_write_replaces_only_the_entry_it_was_answered_for() {
     cache.insert(1, 6); // update -> zero; meanwhile the policy itself stores 99
     let asked = asked.lock().unwrap();
     let lefts: Vec<_> = asked.iter().map(|a| a.3).collect();
-    // Asked again for the entry that replaced the one it first saw (99, 7 s left).
-    assert_eq!(
-        lefts,
-        [
-            Some(Duration::from_secs(3600)),
-            Some(Duration::from_secs(7))
-        ]
-    );
+    // Asked again for the entry that replaced the one it first saw (99, whose write by
+    // `insert_with_ttl` did not ask the policy: no deadline of the policy's own).
+    assert_eq!(lefts, [Some(Duration::from_secs(3600)), None]);
     assert_eq!(cache.get(&1), None);
     assert_eq!(
         *heard.lock().unwrap(),

@@ -214,8 +214,8 @@ fn the_ttl_caps_a_read_answer() {
     assert_eq!(s.cache.get(&1), Some(0));
     assert_eq!(
         s.reads.lock().unwrap()[0].2,
-        Some(5 * SEC),
-        "the TTL's time left"
+        None,
+        "the policy's own time left (none); the TTL's 5 s are not part of it"
     );
     s.answer(None);
     s.clock.advance(5 * SEC);

@@ -11,10 +11,11 @@
 //!
 //! ## Deadlines that reads move
 //! Each entry of a cache with a policy carries a *timer* (`entry::layout::Timer`): the
-//! policy's deadline, always at or before the TTL deadline the node holds immutably, and
-//! the write's time (the `last_modified_at` reads are told). Readers swap a new deadline
-//! into it. Expiry checks read the timer, so a read's answer takes effect at once; the
-//! timing wheel learns of it in one of two ways:
+//! policy's own deadline (its last answer, which may lie past the TTL deadline the node
+//! holds immutably) and the write's time (the `last_modified_at` reads are told). Readers
+//! swap a new deadline into it. Expiry checks read the earlier of the timer and the TTL
+//! deadline, so a read's answer takes effect at once; the timing wheel learns of it in
+//! one of two ways:
 //! - **Later**: nothing to do now. The wheel fires the node at the old deadline, reads the
 //!   timer again and files it anew (as it does for a time-to-idle), or lets it go from
 //!   the wheel if a read left it no deadline.
@@ -127,9 +128,12 @@ pub trait Expiry<K, V>: Send + Sync + 'static {
     }
 
     /// The lifetime of an entry written over a live one, from `updated_at`.
-    /// `duration_until_expiry` is the time the replaced entry had left before its deadline
-    /// (the earlier of its TTL and this policy's last answer), or `None` if it had none.
-    /// The default keeps it.
+    /// `duration_until_expiry` is the time the replaced entry had left before this
+    /// policy's last answer for it, or `None` if that was `None` (or its write did not ask
+    /// the policy, as `insert_with_ttl`'s does not), as in moka: the cache's TTL is not
+    /// part of it, since it restarts with this write whatever the answer. The default
+    /// keeps it, so a policy that overrides only `expire_after_create` leaves updates as
+    /// they are without it (the TTL restarts; its own deadline stays where it was).
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -174,9 +178,10 @@ pub trait Expiry<K, V>: Send + Sync + 'static {
 
     /// The lifetime of an entry from a read at `read_at` that counts as an access (a
     /// `get`, a `Pinned::get` or `get_key_value`, a load that finds the entry; not
-    /// `contains_key` or iteration). `duration_until_expiry` is the time the entry has
-    /// left (`None` for no deadline), `last_modified_at` when it was written. The default
-    /// keeps the time left.
+    /// `contains_key` or iteration). `duration_until_expiry` is the time left before this
+    /// policy's current deadline for the entry (`None` for none; the cache's TTL is not
+    /// part of it, as in moka), `last_modified_at` when it was written. The default keeps
+    /// the time left.
     ///
     /// Reads cost nothing extra unless this method is overridden: the first read asked
     /// finds out, through the default body, and if it ran the cache never asks again. (So
@@ -365,7 +370,10 @@ where
         let answer = match seen {
             None => policy.expire_after_create(key, value, at),
             Some(old) => {
-                let left = reading.until(old.expiry_deadline());
+                // The time left before the policy's own deadline, as moka reports it: the
+                // TTL restarts with this write whatever the policy answers, so it is no
+                // part of what the answer carries over.
+                let left = reading.until(old.policy_deadline());
                 policy.expire_after_update(key, value, at, left)
             }
         };
@@ -376,7 +384,7 @@ where
         };
         Some(Deadline {
             ttl,
-            policy: Some(policy.min(ttl)),
+            policy: Some(policy),
         })
     }
 
@@ -434,20 +442,21 @@ where
             }
             answer
         };
-        let cap = node.deadline();
         let deadline = match answer {
-            None => cap,
+            None => NEVER,
             // Lapses at this reading: the read that asked still returns the value.
-            Some(d) if d.is_zero() => reading.tick().min(cap),
-            Some(d) => reading.deadline_after(d).min(cap),
+            Some(d) if d.is_zero() => reading.tick(),
+            Some(d) => reading.deadline_after(d),
         };
         if deadline == seen {
             return;
         }
         // Relaxed: see `Timer::deadline`; the swap tells whether this store moved the
-        // deadline earlier than it was, whoever wrote that.
+        // entry's deadline (the earlier of this one and the TTL's) earlier than it was,
+        // whoever wrote that.
         let before = timer.deadline.swap(deadline, Ordering::Relaxed);
-        if deadline < before {
+        let cap = node.deadline();
+        if deadline.min(cap) < before.min(cap) {
             self.segments[index].refile(node);
         }
     }

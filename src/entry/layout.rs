@@ -134,9 +134,11 @@ impl<K, V> Ext<K, V> {
 /// The expiry policy's state of a node (caches with an `Expiry` only; see `cache::expiry`).
 #[derive(Debug)]
 pub(crate) struct Timer {
-    /// The policy's deadline in ticks, never later than the TTL deadline in `meta`;
-    /// [`NEVER`] for none. Moved by reads the policy answers (a swap, so each mover knows
-    /// whether it moved it earlier: then it asks the maintainer to re-file the node).
+    /// The policy's own deadline in ticks (its last answer for the entry; [`NEVER`] for
+    /// none), which may lie past the TTL deadline in `meta`: the entry lapses at the
+    /// earlier of the two ([`NodePtr::expiry_deadline`]). Moved by reads the policy
+    /// answers (a swap, so each mover knows whether it moved the entry's deadline
+    /// earlier: then it asks the maintainer to re-file the node).
     /// Relaxed: the re-file request's RMW on `meta` publishes a move to the maintainer,
     /// and readers treat it as the entry's deadline at the moment they load it.
     pub(crate) deadline: AtomicU64,
@@ -336,14 +338,21 @@ impl<'g, K, V> NodePtr<'g, K, V> {
     }
 
     /// The tick the entry expires at by its TTL or expiry policy ([`NEVER`] for neither):
-    /// the timer's deadline if it has one (never later than the TTL's), else the TTL's.
+    /// the earlier of the TTL's and the timer's, if it has one.
     #[inline]
     pub(crate) fn expiry_deadline(self) -> u64 {
+        self.policy_deadline().min(self.deadline())
+    }
+
+    /// The expiry policy's own deadline for the entry: its timer's ([`NEVER`] for none,
+    /// or for an entry whose write did not ask the policy).
+    #[inline]
+    pub(crate) fn policy_deadline(self) -> u64 {
         match self.timer() {
             // Relaxed: pairs with nothing; a reader takes the deadline as of this load, and
             // the maintainer learns of a move through the re-file request's RMW on `meta`.
             Some(t) => t.deadline.load(Ordering::Relaxed),
-            None => self.deadline(),
+            None => NEVER,
         }
     }
 }
@@ -367,7 +376,7 @@ impl<K, V> NodeBox<K, V> {
         };
         let weighed = init.weight != 1;
         let timer = init.timer.map(|(policy, written)| Timer {
-            deadline: AtomicU64::new(policy.min(deadline)),
+            deadline: AtomicU64::new(policy),
             written,
         });
         let prefixes = if weighed { WEIGHED } else { 0 } | if timer.is_some() { TIMED } else { 0 };

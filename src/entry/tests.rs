@@ -208,7 +208,8 @@ fn the_deadline_reads_through_flags_and_counts() {
     };
     let node = NodeBox::new(1, 1u64, 1u64, NEVER, Some(init));
     assert_eq!(node.meta.load(Ordering::Relaxed) & !NEVER, QUEUED | EXT);
-    // A policy deadline is never later than the TTL's.
+    // The timer keeps the policy's own deadline; the entry lapses at the earlier of it and
+    // the TTL's.
     for (policy, ttl, want) in [
         (10, 20, 10),
         (30, 20, 20),
@@ -219,7 +220,10 @@ fn the_deadline_reads_through_flags_and_counts() {
         let node = NodeBox::new(1, 1u64, 1u64, ttl, Some(ExtInit { timer, ..init }));
         // SAFETY: owned by `node`, alive while `ptr` is used.
         let ptr = unsafe { NodePtr::from_raw(NodeBox::into_raw(node)) };
-        assert_eq!((ptr.deadline(), ptr.expiry_deadline()), (ttl, want));
+        assert_eq!(
+            (ptr.deadline(), ptr.policy_deadline(), ptr.expiry_deadline()),
+            (ttl, policy, want)
+        );
         // SAFETY: from `into_raw`, reached by nobody else.
         drop(unsafe { NodeBox::from_raw(ptr.as_ptr()) });
     }
