@@ -230,6 +230,11 @@ fn policy_reports_the_configuration() {
     assert_eq!(p.time_to_idle(), Some(Duration::from_secs(3)));
     assert_eq!(p.num_segments(), 4, "rounded up to a power of two");
     assert_eq!(Cache::<u32, u32>::new().policy().max_capacity(), None);
+    // The largest bound is still a bound (it was reported as none).
+    let huge: Cache<u32, u32> = Cache::builder().max_capacity(u64::MAX).build();
+    assert_eq!(huge.policy().max_capacity(), Some(u64::MAX));
+    huge.insert(1, 1);
+    assert_eq!(huge.get(&1), Some(1));
 }
 
 #[test]

@@ -164,9 +164,9 @@ where
     /// assert_eq!((policy.max_capacity(), policy.num_segments()), (None, 2));
     /// ```
     pub fn policy(&self) -> Policy {
-        let max = self.inner.limits.max;
+        let limits = &self.inner.limits;
         Policy {
-            max_capacity: (max != u64::MAX).then_some(max),
+            max_capacity: limits.bounded.then_some(limits.max),
             time_to_live: self.inner.ttl,
             time_to_idle: self.inner.tti,
             num_segments: self.inner.segments.len(),

@@ -123,6 +123,9 @@ use sketch::Sketch;
 pub(crate) struct Limits {
     /// Total weight allowed; `u64::MAX` when unbounded.
     pub(crate) max: u64,
+    /// Whether a bound was set (`max_capacity(u64::MAX)` is one, and reported as such,
+    /// though it binds nothing).
+    pub(crate) bounded: bool,
     /// Whether entries are weighed and queued (a bound or a weigher is set).
     pub(crate) weighed: bool,
     /// Time-to-idle in ticks, plus one (see [`Limits::idle_deadline`]); 0 for none.
@@ -143,6 +146,7 @@ impl Limits {
     pub(crate) fn new(max: Option<u64>, weighed: bool, idle_ticks: Option<u64>) -> Self {
         Self {
             max: max.unwrap_or(u64::MAX),
+            bounded: max.is_some(),
             weighed: weighed || max.is_some(),
             idle_ticks: idle_ticks.map_or(0, |t| t.saturating_add(1)),
             share: max.unwrap_or(u64::MAX),
