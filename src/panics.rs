@@ -1,6 +1,7 @@
-//! Panics of user code that the cache catches and goes on from: a listener's, and a key's
-//! or value's `Drop` while reclamation frees it. (Panics the caller should see, from `Hash`,
-//! `Eq`, the weigher, the clock, a loader or a `compute` closure, propagate instead.)
+//! Panics of user code that the cache catches and goes on from: a listener's, a key's or
+//! value's `Drop` while reclamation frees it, and the clock's on the background reaper's
+//! thread (which skips that round). (Panics the caller should see, from `Hash`, `Eq`, the
+//! weigher, the clock, a loader or a `compute` closure, propagate instead.)
 //!
 //! Such a panic cannot be handed to anyone: the listener runs for a departure the caller
 //! did not ask about, and a `Drop` runs on whichever thread frees the node. So it is

@@ -133,3 +133,48 @@ fn a_listener_blocked_by_the_dropping_thread_does_not_hang_the_drop() {
         "the round's end freed the cache"
     );
 }
+
+/// A clock that panics once on the reaper's thread, when armed.
+struct PanicsOnTheReaper {
+    clock: ManualClock,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl wheelcache::Clock for PanicsOnTheReaper {
+    fn now_nanos(&self) -> u64 {
+        let reaper = std::thread::current().name() == Some("wheelcache-reaper");
+        if reaper && self.armed.swap(false, Ordering::SeqCst) {
+            panic!("the clock panics once on the reaper thread");
+        }
+        self.clock.now_nanos()
+    }
+}
+
+/// A panicking clock skips one reaper round, not the reaper: the thread used to end, and
+/// nothing expired in the background any more. (Found by an adversarial probe.)
+#[test]
+fn a_panicking_clock_skips_a_round_and_the_reaper_goes_on() {
+    let clock = ManualClock::new();
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .clock(PanicsOnTheReaper {
+            clock: clock.clone(),
+            armed: Arc::clone(&armed),
+        })
+        .background_reaper(Duration::from_millis(1))
+        .eviction_listener(move |k, _, _| {
+            let _ = tx.send(*k);
+        })
+        .build();
+    armed.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    while armed.load(Ordering::SeqCst) {
+        assert!(start.elapsed() < Duration::from_secs(20), "the reaper never ran");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cache.insert_with_ttl(1, 1, Duration::from_secs(1));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(20)), Ok(1));
+    assert_eq!(cache.len(), 0);
+}

@@ -27,6 +27,7 @@
 use super::Inner;
 use crate::sync::{self, AtomicBool, Condvar, JoinHandle, Mutex, Ordering};
 use std::hash::{BuildHasher, Hash};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -91,8 +92,14 @@ where
                 }
                 let Some(inner) = weak.upgrade() else { return };
                 // One bounded round, as `run_pending_tasks` does it but without waiting for
-                // the epoch: what is not yet free is freed on a later round.
-                inner.reap();
+                // the epoch: what is not yet free is freed on a later round. The round
+                // reads the user's clock, which may panic: that round is skipped, not the
+                // reaper (nobody would see it end, and nothing would expire in the
+                // background any more). A caller's maintenance lets the same panic
+                // propagate, leaving the cache as it was; so does this round.
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| inner.reap())) {
+                    crate::panics::discarded("the clock, read by the background reaper", payload);
+                }
             }
         })?;
     let _ = inner.reaper.set(Reaper {
@@ -129,6 +136,6 @@ pub(crate) fn stop(reaper: &Reaper) {
     }
     drop(exited);
     // It has exited (it only drops its last locals now): joining is immediate. The
-    // thread runs no code of ours that panics; a listener's panic is caught.
+    // thread catches the panics of the user code it runs (a listener's, a clock's).
     let _ = handle.join();
 }

@@ -165,4 +165,23 @@ impl<A: StackLink> Chain<A> {
         self.head = unsafe { A::next(node) };
         Some(node)
     }
+
+    /// The same nodes in the opposite order (oldest first, for a chain taken off a
+    /// stack), relinked in place in one pass.
+    ///
+    /// # Safety
+    /// 1. Every node of the chain is alive, with its allocation's provenance.
+    /// 2. The chain's links are the holder's, as for [`pop`](Self::pop)'s 2: nothing else
+    ///    reads or writes them while this runs.
+    pub(crate) unsafe fn reversed(mut self) -> Self {
+        let mut reversed = ptr::null_mut();
+        // SAFETY: `pop`'s 1: our 1, for each node in turn as it comes first; its 2: our 2.
+        while let Some(node) = unsafe { self.pop() } {
+            // SAFETY: `set_next`'s 1: our 1; its 2: the link is ours (our 2), and `pop`
+            // has read it already.
+            unsafe { A::set_next(node, reversed) };
+            reversed = node;
+        }
+        Self::from_head(reversed)
+    }
 }

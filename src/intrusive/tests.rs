@@ -190,3 +190,25 @@ fn every_pushed_node_is_taken_exactly_once() {
     assert!(stack.looks_empty());
     assert!(stack.take().is_empty());
 }
+
+#[test]
+fn a_taken_chain_reversed_gives_the_oldest_first() {
+    let stack: Stack<ByLinks> = Stack::default();
+    // SAFETY: reversing nothing touches no node.
+    assert!(unsafe { stack.take().reversed() }.is_empty());
+    for id in 0..5 {
+        // SAFETY: `push`'s 1: fresh, freed below after it is taken; its 2: fresh, so its
+        // link is ours until the take; its 3: plain data, freed on this thread.
+        unsafe { stack.push(node(id)) };
+    }
+    // SAFETY: `reversed`'s 1: every node is alive until freed below; its 2: the take
+    // made the chain ours.
+    let mut chain = unsafe { stack.take().reversed() };
+    let mut ids = Vec::new();
+    // SAFETY: `pop`'s 1: nodes are freed only after `pop` moved past them; its 2: ours.
+    while let Some(n) = unsafe { chain.pop() } {
+        // SAFETY: from `Box::into_raw`, taken once, freed once.
+        ids.push(unsafe { Box::from_raw(n) }.id);
+    }
+    assert_eq!(ids, [0, 1, 2, 3, 4], "pushed order, not the stack's newest first");
+}
