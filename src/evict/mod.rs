@@ -15,8 +15,11 @@
 //!   with one CAS. So **a hit on a hot entry writes nothing**, unlike an LRU list or
 //!   moka's read buffers (its reads push to a shared channel);
 //! - to evict, the hand takes the small queue's oldest entry while small holds more than
-//!   its share: if it was hit since it arrived it moves to main (counter cleared), else it
-//!   leaves and its hash becomes a ghost. Otherwise it takes main's oldest: hit entries go
+//!   its share (never less than one unit of weight, so the entry a write has just queued
+//!   into a segment too small for a 3% share to hold one entry is not that write's own
+//!   victim), or while main is empty: if it was hit since it arrived it moves to main
+//!   (counter cleared), else it leaves and its hash becomes a ghost. A turn admits the
+//!   entries written since the last one oldest first (`Segment::take_stack`). Otherwise it takes main's oldest: hit entries go
 //!   round again with their counter lowered by one (CLOCK with 2-bit counts), and the first
 //!   one at zero leaves.
 //!
