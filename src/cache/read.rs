@@ -140,6 +140,23 @@ where
         Some(node)
     }
 
+    /// The first tick at which `node` may have lapsed, as it stands now: its TTL or policy
+    /// deadline, or its idle deadline if that comes first ([`NEVER`] for none). Reads move
+    /// an idle deadline only later, but a read policy may move its deadline either way, so
+    /// with one that is asked about reads it is now.
+    pub(super) fn lapses_from(&self, node: &NodePtr<'_, K, V>) -> u64 {
+        if self.asks_reads() && node.timer().is_some() {
+            return self.ticker.now();
+        }
+        let deadline = node.expiry_deadline();
+        match node.ext() {
+            Some(ext) if self.limits.idle_ticks != 0 => {
+                deadline.min(self.limits.idle_deadline(ext.idle()))
+            }
+            _ => deadline,
+        }
+    }
+
     /// Whether a node is expired at tick `now` (TTL or idle), for its remover's cause.
     pub(super) fn expired_at(&self, node: &NodePtr<'_, K, V>, now: u64) -> bool {
         let deadline = node.expiry_deadline();
