@@ -39,4 +39,4 @@ pub use stats::CacheStats;
 
 /// The most segments a cache may have (see [`CacheBuilder::segments`]), and the largest
 /// pre-sizing honoured (see [`CacheBuilder::initial_capacity`]).
-pub use cache::builder_limits::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS};
+pub use cache::builder_limits::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS, MIN_SEGMENT_SHARE};

@@ -228,7 +228,19 @@ fn policy_reports_the_configuration() {
     assert_eq!(p.max_capacity(), Some(10));
     assert_eq!(p.time_to_live(), None);
     assert_eq!(p.time_to_idle(), Some(Duration::from_secs(3)));
-    assert_eq!(p.num_segments(), 4, "rounded up to a power of two");
+    assert_eq!(p.num_segments(), 1, "a bound of 10 is too small to split");
+    let unbounded: Cache<u32, u32> = Cache::builder().segments(3).build();
+    assert_eq!(
+        unbounded.policy().num_segments(),
+        4,
+        "rounded up to a power of two"
+    );
+    let bounded: Cache<u32, u32> = Cache::builder().segments(64).max_capacity(1000).build();
+    assert_eq!(
+        bounded.policy().num_segments(),
+        32,
+        "1000 / 16 = 62, down to 32"
+    );
     assert_eq!(Cache::<u32, u32>::new().policy().max_capacity(), None);
     // The largest bound is still a bound (it was reported as none).
     let huge: Cache<u32, u32> = Cache::builder().max_capacity(u64::MAX).build();
@@ -263,10 +275,7 @@ fn pinned_iter_borrows_every_live_entry() {
 #[test]
 fn iter_does_not_yield_an_entry_that_lapsed_after_its_segment_was_listed() {
     let clock = ManualClock::new();
-    let cache: Cache<u64, u64> = Cache::builder()
-        .clock(clock.clone())
-        .segments(1)
-        .build();
+    let cache: Cache<u64, u64> = Cache::builder().clock(clock.clone()).segments(1).build();
     for i in 0..100 {
         cache.insert_with_ttl(i, i, Duration::from_secs(10));
     }

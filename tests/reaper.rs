@@ -170,7 +170,10 @@ fn a_panicking_clock_skips_a_round_and_the_reaper_goes_on() {
     armed.store(true, Ordering::SeqCst);
     let start = Instant::now();
     while armed.load(Ordering::SeqCst) {
-        assert!(start.elapsed() < Duration::from_secs(20), "the reaper never ran");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the reaper never ran"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     cache.insert_with_ttl(1, 1, Duration::from_secs(1));

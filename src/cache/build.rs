@@ -1,7 +1,7 @@
 //! Assembling a cache from its builder's settings: segments, clock, limits, and the
 //! reaper if asked for.
 
-use super::builder::{CacheBuilder, MAX_SEGMENTS};
+use super::builder::{CacheBuilder, MAX_SEGMENTS, MIN_SEGMENT_SHARE};
 use super::listener::Notifier;
 use super::{reaper, Cache, Inner};
 use crate::clock::Ticker;
@@ -39,11 +39,16 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         S: BuildHasher + Send + Sync + 'static,
     {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let segments = self
+        let mut segments = self
             .segments
             .unwrap_or(threads.saturating_mul(4))
             .clamp(1, MAX_SEGMENTS)
             .next_power_of_two();
+        if let Some(max) = self.max_capacity {
+            // At least `MIN_SEGMENT_SHARE` of the bound a segment (see `segments`).
+            let most = usize::try_from(max / MIN_SEGMENT_SHARE).unwrap_or(usize::MAX);
+            segments = segments.min(prev_power_of_two(most.max(1)));
+        }
         let ticker = match self.clock {
             Some(clock) => Ticker::new(clock, self.tick),
             None => Ticker::monotonic(self.tick),
@@ -90,4 +95,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         }
         Cache { inner }
     }
+}
+
+/// The largest power of two no greater than `n` (`n` at least 1).
+fn prev_power_of_two(n: usize) -> usize {
+    debug_assert!(n >= 1);
+    1 << (usize::BITS - 1 - n.leading_zeros())
 }

@@ -20,6 +20,10 @@ use std::time::Duration;
 /// first entry.
 pub const MAX_SEGMENTS: usize = 1 << 16;
 
+/// The least share of a bound a segment is given: a bounded cache has at most
+/// `max_capacity / MIN_SEGMENT_SHARE` segments (see [`CacheBuilder::segments`]).
+pub const MIN_SEGMENT_SHARE: u64 = 16;
+
 /// The largest [`CacheBuilder::initial_capacity`] honoured; larger requests are clamped to
 /// it (the tables still grow on demand past it). Pre-sizing allocates the tables at once,
 /// about 15 bytes per entry of capacity, so this bounds that allocation to about 64 MiB.
@@ -465,6 +469,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// The number of segments, rounded up to a power of two and clamped to
     /// `1..=`[`MAX_SEGMENTS`] (zero means one). Default: four per available core.
     ///
+    /// A bound ([`max_capacity`](Self::max_capacity)) lowers it further, to the largest
+    /// power of two no greater than the bound over 16 ([`MIN_SEGMENT_SHARE`]; at least
+    /// one), explicit or default: each segment evicts from its own queues, for its share
+    /// of the bound, and a share of a few entries has no room for S3-FIFO's probation, so
+    /// a new entry was evicted by its own insert (a bound of 4 over 8 segments lost 48%
+    /// of new entries at once; of 100 over 256 segments, 67%).
+    ///
     /// Each segment costs about 6.3 KiB even when empty, allocated at `build`: its wheel's
     /// slot heads (5 KiB), its smallest table and its hand-off (`tests/memory.rs` prints
     /// it). The default costs ~25 KiB a core; [`MAX_SEGMENTS`] ~400 MiB.
@@ -476,6 +487,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// assert_eq!(cache.policy().num_segments(), 8);
     /// let one: Cache<u32, u32> = Cache::builder().segments(0).build();
     /// assert_eq!(one.policy().num_segments(), 1);
+    /// let small: Cache<u32, u32> = Cache::builder().segments(64).max_capacity(100).build();
+    /// assert_eq!(small.policy().num_segments(), 4); // 100 / 16 = 6, down to 4
     /// ```
     pub fn segments(mut self, segments: usize) -> Self {
         self.segments = Some(segments);

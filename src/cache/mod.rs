@@ -37,7 +37,7 @@ mod api_whole;
 mod build;
 mod builder;
 pub(crate) mod builder_limits {
-    pub use super::builder::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS};
+    pub use super::builder::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS, MIN_SEGMENT_SHARE};
 }
 mod compute;
 mod config;

@@ -398,8 +398,7 @@ impl<K, V> Queues<K, V> {
             // entry a write has just queued was otherwise the next victim, evicted by that
             // write's own turn before anyone could read it.
             let share = (u128::from(total) * u128::from(small)).max(1000);
-            let from_small =
-                self.main.len == 0 || u128::from(self.small.weight) * 1000 > share;
+            let from_small = self.main.len == 0 || u128::from(self.small.weight) * 1000 > share;
             // SAFETY: `pop_front`'s 1 and 2: our 1 and 2. The popped node was queued, so it
             // is alive (our 1) and extended (`admit`'s 2): reading its `hash` and `meta`
             // is sound, and `push_back`'s 1 (alive until popped: `admit`'s 1 carries

@@ -210,5 +210,9 @@ fn a_taken_chain_reversed_gives_the_oldest_first() {
         // SAFETY: from `Box::into_raw`, taken once, freed once.
         ids.push(unsafe { Box::from_raw(n) }.id);
     }
-    assert_eq!(ids, [0, 1, 2, 3, 4], "pushed order, not the stack's newest first");
+    assert_eq!(
+        ids,
+        [0, 1, 2, 3, 4],
+        "pushed order, not the stack's newest first"
+    );
 }

@@ -134,7 +134,9 @@ impl WheelcacheStore {
         self.cache.is_empty()
     }
 
-    /// The cache's counters: `hits` and `misses` count [`load`](SessionStore::load)s,
+    /// The cache's counters: `hits` and `misses` count [`load`](SessionStore::load)s (a
+    /// load that finds a record in the tick after its expiry date, which it does not
+    /// return, counts as a hit),
     /// `inserts` records created or saved under a new id, `updates` saves over a stored
     /// record, `removals` deletes, `expirations` records that expired (or were stored
     /// already expired) and `evictions` records evicted by the bound.
