@@ -37,6 +37,7 @@ pub use entry::RemovalCause;
 pub use equivalent::Equivalent;
 pub use stats::CacheStats;
 
+pub use cache::builder_limits::MIN_SEGMENT_SHARE;
 /// The most segments a cache may have (see [`CacheBuilder::segments`]), and the largest
 /// pre-sizing honoured (see [`CacheBuilder::initial_capacity`]).
-pub use cache::builder_limits::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS, MIN_SEGMENT_SHARE};
+pub use cache::builder_limits::{MAX_INITIAL_CAPACITY, MAX_SEGMENTS};

@@ -220,6 +220,41 @@ fn a_listener_loading_the_key_its_store_evicted_does_not_wait_for_itself() {
     assert_eq!(cache.get(&1), Some(5), "the listener's load was stored");
 }
 
+/// A nested load (above) whose own loader asks for the key again would recurse for ever
+/// (no flight is listed for it): that call panics as a loader asking for its own key
+/// does, and the nested load's panic reaches the listener, which the cache survives.
+#[test]
+fn a_nested_load_asking_for_its_own_key_panics_instead_of_recursing() {
+    let panicked = Arc::new(AtomicUsize::new(0));
+    let cell: Arc<std::sync::OnceLock<Cache<u32, u32>>> = Arc::default();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .time_to_live(Duration::ZERO)
+        .eviction_listener({
+            let (cell, panicked) = (Arc::clone(&cell), Arc::clone(&panicked));
+            move |k, _, _| {
+                let cache = cell.get().unwrap();
+                let inner = catch_unwind(AssertUnwindSafe(|| {
+                    cache.get_with(*k, || cache.get_with(*k, || 3))
+                }));
+                if let Err(err) = inner {
+                    let msg = err
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    assert!(msg.contains("its own key"), "{msg}");
+                    panicked.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+        .build();
+    cell.set(cache.clone()).ok();
+    within(Duration::from_secs(10), move || {
+        assert_eq!(cache.get_with(1, || 1), 1)
+    });
+    assert_eq!(panicked.load(Ordering::SeqCst), 1);
+}
+
 /// Runs `f` on a thread of its own and returns its result, failing the test if it takes
 /// longer than `limit` (a deadlock would otherwise hang the test run).
 fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -370,7 +370,8 @@ where
     /// - The listener hears what storing `init`'s value displaces or refuses on this
     ///   caller's thread, while the load is still in progress for the other callers. A
     ///   coalesced load for `key` from there (or from a `Drop` the store runs) does not
-    ///   wait for it: it runs its own `init` and stores that value as any insert would.
+    ///   wait for it: it runs its own `init` and stores that value as `get_or_insert_with`
+    ///   would (an entry stored meanwhile wins).
     /// - Waiters receive the value `init` produced (or the entry that won) even when the
     ///   cache does not keep it (zero TTL, zero capacity, heavier than the bound). A waiter
     ///   whose key merely shares a hash with the one being loaded retries afterwards.

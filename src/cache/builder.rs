@@ -68,7 +68,8 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
 
 impl<K, V> CacheBuilder<K, V, ahash::RandomState> {
     /// The defaults: no TTL, no time-to-idle, no capacity bound, no weigher, no listener,
-    /// no reaper, the [`MonotonicClock`], 1 ms ticks, four segments per available core, no
+    /// no reaper, the [`MonotonicClock`], 1 ms ticks, four segments per available core (fewer
+    /// for a small bound: see [`segments`](Self::segments)), no
     /// pre-sizing, and a randomly seeded ahash hasher. The same as
     /// [`Cache::builder`] and `CacheBuilder::default()`.
     ///

@@ -118,6 +118,10 @@ where
                 }
                 let (hash, index) = inner.locate(&key);
                 let guard = epoch::pin();
+                // Live: the clone made at the listing is yielded, even if the entry has been
+                // replaced since (weakly consistent, as the listing is). Swapping in the new
+                // value would drop the old clone here, and a panicking `Drop` of it then
+                // leaked the new one (`tests/panics.rs`).
                 if inner.find(hash, index, &key, &guard, Look::Peek).is_some() {
                     return Some((key, value));
                 }

@@ -148,6 +148,10 @@ struct Slot<K, V> {
     /// The thread storing the flight's value, once the key is taken back (see
     /// [`Lead::take_key`]).
     storer: Option<ThreadId>,
+    /// A call back from that store is loading on its own ([`Found::Nested`]): a second
+    /// one from inside it would recurse for ever, so it panics as a loader asking for its
+    /// own key does.
+    nested: bool,
 }
 
 /// One segment's listed flights.
@@ -179,10 +183,25 @@ pub(crate) enum Found<'a, K, V> {
     /// No flight, but the key has a live entry now (stored by a flight that ended after
     /// the caller's first look): look again.
     Present(K),
-    /// The flight listed for this hash is storing its value on this very thread: the
+    /// A flight listed for this hash is storing its value on this very thread: the
     /// caller was called back from that store (a listener, a `Drop`), and waiting would
-    /// wait for itself. It loads on its own, uncoalesced (see the module docs).
-    Nested(K),
+    /// wait for itself. It loads on its own, uncoalesced, holding the guard while it does
+    /// (see the module docs).
+    Nested(K, NestedLoad<'a, K, V>),
+}
+
+/// The panic of a load that would wait for itself.
+const OWN_KEY: &str = "wheelcache: the loader of a coalesced load (`get_with` and friends) \
+                       asked for its own key, which would wait for itself for ever";
+
+/// What [`Flights::join`] found in a segment's list.
+enum Search<V> {
+    /// This thread's own storing flight, at this index.
+    Storing(usize),
+    /// A flight to wait for: one loading an equal key (true), or storing a key of the
+    /// same hash (false).
+    Listed(Arc<Flight<V>>, bool),
+    None,
 }
 
 impl<K: Eq, V> Flights<K, V> {
@@ -218,33 +237,28 @@ impl<K: Eq, V> Flights<K, V> {
         );
         let found = {
             let mut list = sync::lock(&self.lists[index]);
-            let found = list.iter().find_map(|slot| {
-                if slot.hash != hash {
-                    return None;
-                }
-                let same = match &slot.key {
-                    Some(theirs) => {
-                        let _comparing = sync::Raised::raise(&COMPARING);
-                        *theirs == key
+            match Self::search(&list, hash, &key) {
+                Search::Storing(at) => {
+                    let slot = &mut list[at];
+                    if std::mem::replace(&mut slot.nested, true) {
+                        drop(list);
+                        panic!("{OWN_KEY}");
                     }
-                    None => {
-                        let nested = slot.storer.is_some_and(|t| t == sync::thread_id());
-                        return Some((Arc::clone(&slot.flight), false, nested));
-                    }
-                };
-                same.then(|| (Arc::clone(&slot.flight), true, false))
-            });
-            match found {
-                Some((_, _, true)) => {
+                    let flight = Arc::clone(&slot.flight);
                     drop(list);
-                    return Found::Nested(key);
+                    let guard = NestedLoad {
+                        flights: self,
+                        index,
+                        flight,
+                    };
+                    return Found::Nested(key, guard);
                 }
-                Some((flight, same_key, false)) => Ok((flight, same_key, key)),
-                None if present(&key) => {
+                Search::Listed(flight, same_key) => Ok((flight, same_key, key)),
+                Search::None if present(&key) => {
                     drop(list);
                     return Found::Present(key);
                 }
-                None => {
+                Search::None => {
                     let flight = Arc::new(Flight {
                         state: Mutex::new(State::Loading),
                         done: Condvar::new(),
@@ -257,6 +271,7 @@ impl<K: Eq, V> Flights<K, V> {
                         key: Some(key),
                         flight: Arc::clone(&flight),
                         storer: None,
+                        nested: false,
                     });
                     Err(flight)
                 }
@@ -265,10 +280,7 @@ impl<K: Eq, V> Flights<K, V> {
         match found {
             Ok((flight, same_key, key)) => {
                 if same_key && me.is_some() && flight.leader == me {
-                    panic!(
-                        "wheelcache: the loader of a coalesced load (`get_with` and friends) \
-                         asked for its own key, which would wait for itself for ever"
-                    );
+                    panic!("{OWN_KEY}");
                 }
                 Found::Wait {
                     flight,
@@ -282,6 +294,59 @@ impl<K: Eq, V> Flights<K, V> {
                 flight,
                 listed: true,
             }),
+        }
+    }
+
+    /// The flight listed for `hash` that a caller of `key` meets: a flight this thread is
+    /// storing first (a call back from that store must not wait, even behind another
+    /// flight of the same hash), else the first loading an equal key or storing a key of
+    /// the same hash. Runs the keys' `Eq` under the list's lock.
+    fn search(list: &[Slot<K, V>], hash: u64, key: &K) -> Search<V> {
+        let storing = |slot: &Slot<K, V>| slot.key.is_none() && slot.storer.is_some();
+        if list.iter().any(|slot| slot.hash == hash && storing(slot)) {
+            let me = Some(sync::thread_id());
+            if let Some(at) = list
+                .iter()
+                .position(|slot| slot.hash == hash && storing(slot) && slot.storer == me)
+            {
+                return Search::Storing(at);
+            }
+        }
+        list.iter()
+            .find_map(|slot| {
+                if slot.hash != hash {
+                    return None;
+                }
+                let same = match &slot.key {
+                    Some(theirs) => {
+                        let _comparing = sync::Raised::raise(&COMPARING);
+                        *theirs == *key
+                    }
+                    None => return Some(Search::Listed(Arc::clone(&slot.flight), false)),
+                };
+                same.then(|| Search::Listed(Arc::clone(&slot.flight), true))
+            })
+            .unwrap_or(Search::None)
+    }
+}
+
+/// A call back from this thread's store of a flight, loading on its own: while it lives,
+/// a second call back for the flight's hash from inside it panics (see [`Slot::nested`]).
+pub(crate) struct NestedLoad<'a, K, V> {
+    flights: &'a Flights<K, V>,
+    index: usize,
+    flight: Arc<Flight<V>>,
+}
+
+impl<K, V> Drop for NestedLoad<'_, K, V> {
+    fn drop(&mut self) {
+        let mut list = sync::lock(&self.flights.lists[self.index]);
+        // The flight is still listed: its store is under way on this thread, below us.
+        if let Some(slot) = list
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s.flight, &self.flight))
+        {
+            slot.nested = false;
         }
     }
 }

@@ -163,14 +163,16 @@ where
                     lead.finish(outcome.clone());
                     return outcome;
                 }
-                Found::Nested(mine) => {
+                Found::Nested(mine, guard) => {
                     // Called back from a store of this thread's own (see `Found::Nested`):
                     // load and store as a plain `get_or_insert_with` would.
                     let init = init.take().expect("a caller loads at most once");
-                    return match init.await {
+                    let outcome = match init.await {
                         Outcome::Value(value) => self.store(mine, value),
                         other => other,
                     };
+                    drop(guard);
+                    return outcome;
                 }
             }
         }

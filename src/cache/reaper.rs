@@ -98,7 +98,7 @@ where
                 // background any more). A caller's maintenance lets the same panic
                 // propagate, leaving the cache as it was; so does this round.
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| inner.reap())) {
-                    crate::panics::discarded("the clock, read by the background reaper", payload);
+                    crate::panics::discarded("a background reaper round (the clock?)", payload);
                 }
             }
         })?;

@@ -13,7 +13,7 @@
 //!   holds the key's 48-bit table hash, the allocating thread's reclamation lane and the
 //!   layout's `WEIGHED` and `TIMED` flags.
 //! - `meta`: the TTL deadline (immutable, low 55 bits; a timer's deadline, which reads
-//!   may move, is never later), the lifecycle flags below (changed by atomic RMW), `EXT`
+//!   may move, may be later: the entry lapses at the earlier), the lifecycle flags below (changed by atomic RMW), `EXT`
 //!   (immutable) and the policy's 2-bit access counter in the top bits (raised by hits
 //!   with one CAS while below 3, lowered by the eviction hand).
 //! - a timer's deadline: swapped by reads an expiry policy answers (see `cache::expiry`).

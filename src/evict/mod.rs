@@ -15,13 +15,16 @@
 //!   with one CAS. So **a hit on a hot entry writes nothing**, unlike an LRU list or
 //!   moka's read buffers (its reads push to a shared channel);
 //! - to evict, the hand takes the small queue's oldest entry while small holds more than
-//!   its share (never less than one unit of weight, so the entry a write has just queued
-//!   into a segment too small for a 3% share to hold one entry is not that write's own
-//!   victim), or while main is empty: if it was hit since it arrived it moves to main
-//!   (counter cleared), else it leaves and its hash becomes a ghost. A turn admits the
-//!   entries written since the last one oldest first (`Segment::take_stack`). Otherwise it takes main's oldest: hit entries go
-//!   round again with their counter lowered by one (CLOCK with 2-bit counts), and the first
-//!   one at zero leaves.
+//!   its share (never less than one unit of weight, so that in a cache without a weigher
+//!   the entry a write has just queued into a segment too small for a 3% share to hold
+//!   one entry is not that write's own victim), or while main is empty: if it was hit
+//!   since it arrived it moves to main (counter cleared), else it leaves and its hash
+//!   becomes a ghost. Otherwise it takes main's oldest: hit entries go round again with
+//!   their counter lowered by one (CLOCK with 2-bit counts), and the first one at zero
+//!   leaves. A turn admits the entries written since the last one oldest first (up to a
+//!   batch of 32: `Segment::take_stack`), and a bounded cache has at most one segment per
+//!   16 units of its bound (`MIN_SEGMENT_SHARE`), so no segment's share is a mere
+//!   handful of entries.
 //!
 //! One-hit wonders (a scan) pass through small and never reach main, so a hot set in main
 //! survives a scan of any length; a key that comes back soon after leaving small is let
@@ -394,7 +397,7 @@ impl<K, V> Queues<K, V> {
             *budget -= 1;
             let total = self.small.weight + self.main.weight;
             // Small's share is at least one unit of weight: in a segment so small that its
-            // share rounds below one entry (a bound of a few hundred split eight ways), the
+            // share rounds below one entry (a bound of 200 split eight ways: 3% of 25), the
             // entry a write has just queued was otherwise the next victim, evicted by that
             // write's own turn before anyone could read it.
             let share = (u128::from(total) * u128::from(small)).max(1000);

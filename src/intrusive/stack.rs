@@ -5,7 +5,8 @@
 //! swings the head to the node with a `Release` CAS, retrying on a lost race (Treiber,
 //! "Systems Programming: Coping with Parallelism", IBM RJ 5118, 1986). A taker
 //! [`take`](Stack::take)s everything at once with an `Acquire` swap to null and walks the
-//! returned [`Chain`] alone, newest node first. The `Release`/`Acquire` pair makes each
+//! returned [`Chain`] alone, newest node first (or oldest first, turned by
+//! [`Chain::reversed_within`]). The `Release`/`Acquire` pair makes each
 //! pushed node's link, and whatever its pusher wrote before pushing, visible to the taker.
 //!
 //! There is no single-node pop, so the ABA hazard of Treiber's pop (a node popped, freed
@@ -111,7 +112,8 @@ impl<A: StackLink> Stack<A> {
 }
 
 /// Nodes taken off a [`Stack`], owned by whoever holds this: walked with
-/// [`pop`](Self::pop), newest first. Dropping a chain that is not empty forgets its nodes
+/// [`pop`](Self::pop), newest first unless [`reversed_within`](Self::reversed_within)
+/// turned them. Dropping a chain that is not empty forgets its nodes
 /// (it owns no memory of theirs): every holder walks it to the end or settles what is
 /// left, as `Segment`'s and `Reclaim`'s `Drop`s do.
 pub(crate) struct Chain<A: StackLink> {
@@ -155,7 +157,8 @@ impl<A: StackLink> Chain<A> {
     /// # Safety
     /// 1. The chain's first node is alive, with its allocation's provenance.
     /// 2. The chain's links are the holder's: taken off a stack (whose `take` ordered
-    ///    their writes before this) and not written since.
+    ///    their writes before this) and written since only by the holder (as
+    ///    [`reversed_within`](Self::reversed_within) does).
     pub(crate) unsafe fn pop(&mut self) -> Option<*mut A::Node> {
         let node = self.head;
         if node.is_null() {
@@ -167,21 +170,34 @@ impl<A: StackLink> Chain<A> {
     }
 
     /// The same nodes in the opposite order (oldest first, for a chain taken off a
-    /// stack), relinked in place in one pass.
+    /// stack), relinked in place, if there are at most `limit` of them; otherwise the
+    /// chain as it was (`Err`). Either way it visits at most `limit + 1` nodes, twice.
     ///
     /// # Safety
     /// 1. Every node of the chain is alive, with its allocation's provenance.
     /// 2. The chain's links are the holder's, as for [`pop`](Self::pop)'s 2: nothing else
     ///    reads or writes them while this runs.
-    pub(crate) unsafe fn reversed(mut self) -> Self {
-        let mut reversed = ptr::null_mut();
-        // SAFETY: `pop`'s 1: our 1, for each node in turn as it comes first; its 2: our 2.
-        while let Some(node) = unsafe { self.pop() } {
+    pub(crate) unsafe fn reversed_within(mut self, limit: usize) -> Result<Self, Self> {
+        let mut reversed = Self::from_head(ptr::null_mut());
+        for _ in 0..=limit {
+            // SAFETY: `pop`'s 1: our 1, for each node in turn as it comes first; its 2:
+            // our 2.
+            let Some(node) = (unsafe { self.pop() }) else {
+                return Ok(reversed);
+            };
             // SAFETY: `set_next`'s 1: our 1; its 2: the link is ours (our 2), and `pop`
             // has read it already.
-            unsafe { A::set_next(node, reversed) };
-            reversed = node;
+            unsafe { A::set_next(node, reversed.head) };
+            reversed.head = node;
         }
-        Self::from_head(reversed)
+        // Too long: turn the part taken back onto the rest, as it was.
+        // SAFETY: `pop`'s 1: our 1 (the same nodes, all alive); its 2: our 2 (their links
+        // are ours, last written by this call).
+        while let Some(node) = unsafe { reversed.pop() } {
+            // SAFETY: `set_next`'s 1: our 1; its 2: our 2, and `pop` has read the link.
+            unsafe { A::set_next(node, self.head) };
+            self.head = node;
+        }
+        Err(self)
     }
 }

@@ -192,27 +192,35 @@ fn every_pushed_node_is_taken_exactly_once() {
 }
 
 #[test]
-fn a_taken_chain_reversed_gives_the_oldest_first() {
+fn a_taken_chain_reversed_gives_the_oldest_first_within_its_limit() {
     let stack: Stack<ByLinks> = Stack::default();
     // SAFETY: reversing nothing touches no node.
-    assert!(unsafe { stack.take().reversed() }.is_empty());
-    for id in 0..5 {
-        // SAFETY: `push`'s 1: fresh, freed below after it is taken; its 2: fresh, so its
-        // link is ours until the take; its 3: plain data, freed on this thread.
-        unsafe { stack.push(node(id)) };
-    }
-    // SAFETY: `reversed`'s 1: every node is alive until freed below; its 2: the take
-    // made the chain ours.
-    let mut chain = unsafe { stack.take().reversed() };
-    let mut ids = Vec::new();
-    // SAFETY: `pop`'s 1: nodes are freed only after `pop` moved past them; its 2: ours.
-    while let Some(n) = unsafe { chain.pop() } {
-        // SAFETY: from `Box::into_raw`, taken once, freed once.
-        ids.push(unsafe { Box::from_raw(n) }.id);
-    }
-    assert_eq!(
-        ids,
-        [0, 1, 2, 3, 4],
-        "pushed order, not the stack's newest first"
-    );
+    assert!(unsafe { stack.take().reversed_within(0) }.is_ok_and(|c| c.is_empty()));
+    // The ids a chain of five pushed nodes yields, reversed within `limit` (or as it was,
+    // newest first, when longer); frees the nodes.
+    let walk = |limit: usize| -> (bool, Vec<usize>) {
+        for id in 0..5 {
+            // SAFETY: `push`'s 1: fresh, freed below after it is taken; its 2: fresh, so
+            // its link is ours until the take; its 3: plain data, freed on this thread.
+            unsafe { stack.push(node(id)) };
+        }
+        // SAFETY: `reversed_within`'s 1: every node is alive until freed below; its 2:
+        // the take made the chain ours.
+        let (ok, mut chain) = match unsafe { stack.take().reversed_within(limit) } {
+            Ok(chain) => (true, chain),
+            Err(chain) => (false, chain),
+        };
+        let mut ids = Vec::new();
+        // SAFETY: `pop`'s 1: nodes are freed only after `pop` moved past them; its 2:
+        // ours.
+        while let Some(n) = unsafe { chain.pop() } {
+            // SAFETY: from `Box::into_raw`, taken once, freed once.
+            ids.push(unsafe { Box::from_raw(n) }.id);
+        }
+        (ok, ids)
+    };
+    assert_eq!(walk(5), (true, vec![0, 1, 2, 3, 4]), "pushed order");
+    assert_eq!(walk(9), (true, vec![0, 1, 2, 3, 4]));
+    assert_eq!(walk(4), (false, vec![4, 3, 2, 1, 0]), "too long: as it was");
+    assert_eq!(walk(0), (false, vec![4, 3, 2, 1, 0]));
 }

@@ -11,6 +11,11 @@ use crate::sync::Ordering;
 use std::marker::PhantomData;
 use std::ptr;
 
+/// The longest batch of hand-off requests a weighed cache's turn puts back in the order
+/// they were pushed (see `take_stack`): twice the batch that makes a segment due, so a
+/// turn taken on time always reorders, and one far behind does bounded extra work.
+const REORDER_MAX: usize = 2 * HANDOFF_BATCH;
+
 /// A ring request that found every slot taken, boxed for the overflow stack (the one
 /// allocation on the hand-off's writer side, only when the maintainers are a whole ring
 /// behind).
@@ -192,12 +197,13 @@ impl<K, V> Segment<K, V> {
         self.handoff.due_at.store(0, Ordering::Relaxed);
     }
 
-    /// Takes the whole hand-off stack. Maintenance lock held. In a weighed cache the chain
-    /// is turned oldest first, so that the eviction queues admit entries in the order they
-    /// were linked: newest first, the newest entry of a batch went to the front of the
-    /// small queue, its next victim, and a write's own turn could evict the entry it had
-    /// just inserted (in a bound of 100 over 8 segments, an `insert(k); get(k)` missed 3
-    /// times in 300 as the cache first filled). The wheel does not care about the order.
+    /// Takes the whole hand-off stack. Maintenance lock held. In a weighed cache a batch
+    /// of up to [`REORDER_MAX`] requests is turned oldest first, so that the eviction
+    /// queues admit entries in the order they were linked: newest first, the newest entry
+    /// of a batch went to the front of the small queue, its next victim, and a write's own
+    /// turn could evict the entry it had just inserted (in a bound of 100 over 8 segments,
+    /// before segments were capped by the bound, an `insert(k); get(k)` missed 3 times in
+    /// 300 as the cache first filled). The wheel does not care about the order.
     pub(super) fn take_stack(&self) -> Chain<WheelField<K, V>> {
         // Reset first, so pushes that miss this take still count towards the next turn.
         self.handoff.queued.store(0, Ordering::Relaxed);
@@ -205,13 +211,18 @@ impl<K, V> Segment<K, V> {
         if !self.limits.weighed {
             return newest_first;
         }
-        // SAFETY: `reversed`'s 1: every node on the hand-off is QUEUED, so not DETACHED
-        // (only the maintenance lock's holder, our caller, detaches it, after taking its
-        // request), so not retired and alive; stack links carry the pointer `push` was
-        // given, a `NodePtr`'s, with its allocation's provenance. Its 2: the take made the
-        // chain ours, its Acquire ordered the pushes' writes of the links, and a QUEUED
-        // node whose request is not applied is in no wheel slot, so nothing else writes
-        // them while the lock is held.
-        unsafe { newest_first.reversed() }
+        // SAFETY: `reversed_within`'s 1: every node on the hand-off is QUEUED, so not
+        // DETACHED (only the maintenance lock's holder, our caller, detaches it, after
+        // taking its request), so not retired and alive; stack links carry the pointer
+        // `push` was given, a `NodePtr`'s, with its allocation's provenance. Its 2: the
+        // take made the chain ours, its Acquire ordered the pushes' writes of the links,
+        // and a QUEUED node whose request is not applied is in no wheel slot, so nothing
+        // else reads or writes them while the lock is held.
+        match unsafe { newest_first.reversed_within(REORDER_MAX) } {
+            Ok(oldest_first) => oldest_first,
+            // A longer batch (writers far ahead of the turns) stays newest first: the
+            // reordering is work outside the turn's budget, so it is bounded.
+            Err(newest_first) => newest_first,
+        }
     }
 }

@@ -284,7 +284,8 @@ impl<K, V> Segment<K, V> {
             // we hold the lock, and stack links carry the `into_raw` pointer; its 2: the
             // backlog is ours (under the lock), taken off the stack by `take_stack`, whose
             // Acquire ordered the pushes' writes of the links, and a QUEUED node whose
-            // request is not applied is in no wheel slot, so nothing wrote them since.
+            // request is not applied is in no wheel slot, so nothing wrote them since but
+            // `take_stack`'s reordering, under this lock.
             let Some(raw) = (unsafe { maint.backlog.0.pop() }) else {
                 break;
             };
