@@ -33,8 +33,8 @@
 //! - A leader's store runs user code too (the listener hears what the store displaced or
 //!   refused; a displaced value's `Drop` runs), while the flight is still listed. A call
 //!   for the key (or one of the same hash) from there would wait for a store that waits
-//!   for it, so it does not coalesce: it loads on its own and stores its value like any
-//!   insert ([`Found::Nested`]). The slot records the storing thread when the leader takes
+//!   for it, so it does not coalesce: it loads on its own and stores its value as
+//!   `get_or_insert_with` would ([`Found::Nested`]). The slot records the storing thread when the leader takes
 //!   the key back (the store never moves between threads, even for a task).
 //!
 //! The same design as quick_cache's placeholder guard and Caffeine's `compute`-based

@@ -143,10 +143,11 @@ where
     /// The first tick at which `node` may have lapsed, as it stands now: its TTL or policy
     /// deadline, or its idle deadline if that comes first ([`NEVER`] for none). Reads move
     /// an idle deadline only later, but a read policy may move its deadline either way, so
-    /// with one that is asked about reads it is now.
+    /// with one that is asked about reads it is tick 0: any time. (No clock reading: the
+    /// caller is pinned, and the clock is user code.)
     pub(super) fn lapses_from(&self, node: &NodePtr<'_, K, V>) -> u64 {
         if self.asks_reads() && node.timer().is_some() {
-            return self.ticker.now();
+            return 0;
         }
         let deadline = node.expiry_deadline();
         match node.ext() {
