@@ -105,8 +105,9 @@
 //! An entry of a bounded or idle-expiring cache carries an extension (`entry::layout::Ext`,
 //! 24 bytes: the idle tick and its queue's id in one word, its links there; a weight
 //! other than 1 takes 8 bytes more), 2 to 4 bytes of ghost and 2 to 4 bytes of sketch:
-//! with the node (32) and its share of the table (about 14), 73 bytes per entry beyond
-//! `K` and `V` in `tests/memory.rs`.
+//! with the node (32) and its share of the table (about 11: a segment's table stops
+//! growing early at what its share of a bound that counts entries needs, `Table::capped`),
+//! 70 bytes per entry beyond `K` and `V` in `tests/memory.rs`.
 //! Caches with neither pay nothing: their nodes have no extension and no queues exist.
 //! Eviction work is O(1) per entry moved or evicted, bounded per call by the caller's
 //! maintenance budget, and never runs user code: victims are handed to the caller, who
@@ -134,6 +135,8 @@ pub(crate) struct Limits {
     pub(crate) bounded: bool,
     /// Whether entries are weighed and queued (a bound or a weigher is set).
     pub(crate) weighed: bool,
+    /// Whether a weigher is set (else every entry weighs 1, and the bound is a count).
+    weigher: bool,
     /// Time-to-idle in ticks, plus one (see [`Limits::idle_deadline`]); 0 for none.
     pub(crate) idle_ticks: u64,
     /// A segment's even share of `max` (`max` over the number of segments): a write's
@@ -154,6 +157,7 @@ impl Limits {
             max: max.unwrap_or(u64::MAX),
             bounded: max.is_some(),
             weighed: weighed || max.is_some(),
+            weigher: weighed,
             idle_ticks: idle_ticks.map_or(0, |t| t.saturating_add(1)),
             share: max.unwrap_or(u64::MAX),
             weight: CachePadded::new(AtomicU64::new(0)),
@@ -167,6 +171,18 @@ impl Limits {
     pub(crate) fn shared_by(mut self, segments: usize) -> Self {
         self.share = self.max / segments.max(1) as u64;
         self
+    }
+
+    /// The most entries a segment is expected to hold: its share of a bound that counts
+    /// entries (no weigher), plus the sixteenth by which writers may overshoot it before
+    /// they wait (see [`far_over`](Self::far_over)); `None` when the bound does not count
+    /// entries (none set, or a weigher, whose zero weights let a segment hold any number).
+    /// Only a sizing hint for the segment's table (`Table::capped`): a segment may hold
+    /// more (its share is not a hard limit), and its table then grows as any other.
+    pub(crate) fn entries_per_segment(&self) -> Option<usize> {
+        (self.bounded && !self.weigher)
+            .then(|| usize::try_from(self.share.saturating_add(self.share / 16)).ok())
+            .flatten()
     }
 
     /// Whether nodes carry an extension (and go through the segment's hand-off).

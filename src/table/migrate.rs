@@ -116,8 +116,23 @@ impl<K, V> Table<K, V> {
     /// one hash grew the table for ever until this rule). Each grow it allows takes the
     /// table to at least 1.5x, so grows stay geometric and memory proportional to the
     /// entries.
+    ///
+    /// A bounded segment's table that has reached its ceiling's size (see
+    /// [`Table::capped`]) is not grown by a long probe either, only past the maximum load
+    /// (`maybe_grow`): with 16-group probes, tables of this size meet their first such
+    /// probe at a load of 68-75%, so a full bounded cache's last grow came early and left
+    /// its table a third empty. Its rare long probes claim a slot further on instead.
     pub(crate) fn growth_helps(&self, raw: &Raw<K, V>) -> bool {
-        self.len() * 100 >= raw.capacity() * usize::from(self.tuning.target_load_pct)
+        let len = self.len();
+        len * 100 >= raw.capacity() * usize::from(self.tuning.target_load_pct)
+            && (raw.len() < self.ceiling_groups()
+                || len * 100 > raw.capacity() * usize::from(self.tuning.max_load_pct))
+    }
+
+    /// The size at which a bounded segment's table stops growing early (see
+    /// [`Table::capped`]); `usize::MAX` groups' worth for an unbounded one.
+    pub(super) fn ceiling_groups(&self) -> usize {
+        self.groups_at_max_load(self.ceiling.saturating_add(self.tuning.insert_lag))
     }
 
     /// Starts migrating `raw` (if it is current and not already migrating) to a table
@@ -168,6 +183,14 @@ impl<K, V> Table<K, V> {
         let mut groups = self.target_groups(live);
         if grow {
             groups = groups.max(raw.len() + raw.len().div_ceil(2));
+            // A bounded segment's table stops at what its expected entries need at the
+            // maximum load (and never below what the live ones do, so the new table is
+            // not over that load at once); a grow of a table already that large is not
+            // held back (a probe that found no room must get more groups).
+            let cap = self.groups_at_max_load(self.ceiling.max(live).saturating_add(lag));
+            if cap > raw.len() {
+                groups = groups.min(cap);
+            }
         }
         let target = Raw::new(groups);
         // Room for new keys while the copy runs: everything but what the live entries and
@@ -184,6 +207,12 @@ impl<K, V> Table<K, V> {
         // loads of `next` in `next_of` and `install`. Only the sealer changes `next` from
         // the marker.
         raw.next.store(next, Ordering::Release);
+    }
+
+    /// The fewest groups that hold `entries` within the tuning's maximum load.
+    fn groups_at_max_load(&self, entries: usize) -> usize {
+        let per_group = GROUP * usize::from(self.tuning.max_load_pct);
+        entries.saturating_mul(100).div_ceil(per_group)
     }
 
     /// Groups of a migration target for `live` entries: the tuning's target load, and room

@@ -325,3 +325,59 @@ fn churn_at_a_constant_size_needs_no_migration() {
     assert_eq!(shape(&table).1, groups, "no migration under churn");
     assert_eq!(table.len(), 1000);
 }
+
+/// A bounded segment's table (`Table::capped`) grows no further than its ceiling needs at
+/// the maximum load, keeps that size under churn at the ceiling, and finds every key;
+/// the same keys in an uncapped table leave it much emptier (its last grow comes at the
+/// first 16-group probe, at a load of about 70%). Keys are scrambled (splitmix64): the
+/// plain `hash` of consecutive keys spreads them too evenly for long probes to occur.
+#[test]
+fn a_capped_table_stops_growing_at_its_ceiling() {
+    fn key(i: u64) -> u64 {
+        let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let n: u64 = if cfg!(miri) { 400 } else { 50_000 };
+    let loads = [None, Some(n as usize)].map(|most| {
+        let table: Table<u64, u64> = Table::new(0, Tuning::DEFAULT).capped(most);
+        for i in 0..n {
+            assert!(insert(&table, key(i)), "key {i}");
+        }
+        let guard = crossbeam_epoch::pin();
+        let _ = table.finish_migration(&guard);
+        drop(guard);
+        let groups = shape(&table).1;
+        if most.is_some() {
+            assert!(groups <= table.ceiling_groups(), "{groups} groups");
+            // Churn at the ceiling: no grow, and every key stays findable.
+            for i in n..n * 5 {
+                assert!(insert(&table, key(i)));
+                let (k, guard) = (key(i - n), crossbeam_epoch::pin());
+                let old = table.remove(hash(k), |nd| nd.key == k, &guard);
+                let raw = old.expect("present").as_ptr();
+                drop(guard);
+                // SAFETY: removed above; single-threaded test.
+                unsafe { crate::entry::reclaim::free_node(raw) };
+            }
+            assert_eq!(
+                shape(&table).1,
+                groups,
+                "no grow under churn at the ceiling"
+            );
+            for i in n * 4..n * 5 {
+                let (k, guard) = (key(i), crossbeam_epoch::pin());
+                assert!(table.lookup(hash(k), |nd| nd.key == k, &guard).is_some());
+            }
+        }
+        n as f64 / (groups * GROUP) as f64
+    });
+    assert!(loads[1] >= 0.75, "capped load {}", loads[1]);
+    assert!(
+        loads[0] < loads[1] - 0.1,
+        "uncapped {} capped {}",
+        loads[0],
+        loads[1]
+    );
+}
