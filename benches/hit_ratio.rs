@@ -48,7 +48,8 @@
 //!
 //! Run: `cargo bench --bench hit_ratio` (the whole run; `-- quick` for 10x shorter
 //! streams; `-- concurrent` for the 4-thread table alone, with the wheelcache one-thread
-//! figures it is compared with; the two combine: `-- quick concurrent`).
+//! figures it is compared with; the two combine: `-- quick concurrent`; `-- own` for
+//! wheelcache's one-thread column alone, about 30 s, for trying a policy change).
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -467,6 +468,7 @@ fn main() {
     let began = Instant::now();
     let quick = std::env::args().any(|a| a == "quick");
     let only_shared = std::env::args().any(|a| a == "concurrent");
+    let own = std::env::args().any(|a| a == "own");
     let n = if quick { 400_000 } else { 4_000_000 };
     if !only_shared {
         println!("hit ratio (%), one thread, get then insert on miss, {n} requests per stream; each cell: from the first request / after warm-up (first quarter excluded)\n");
@@ -485,6 +487,10 @@ fn main() {
         for stream in Stream::all(&mut rng, &mut extra) {
             let (name, keys) = (stream.name(), stream.generate(capacity, n));
             let wheel = one_thread::<Wheel>(capacity, &keys);
+            if own {
+                println!("| {name} | {} | {wheel} |", capacity_cell(capacity));
+                continue;
+            }
             if !only_shared {
                 println!(
                     "| {name} | {} | {wheel} | {} | {} | {} |",
@@ -496,6 +502,10 @@ fn main() {
             }
             shared_rows.push(shared_row(&name, capacity, &keys, wheel));
         }
+    }
+    if own {
+        println!("\n(wall time {:.0} s)", began.elapsed().as_secs_f64());
+        return;
     }
     println!("\nhit ratio (%), {THREADS} threads sharing one cache (taking the stream's requests in order from one shared counter), {n} requests per stream; each cell: from the first request / after warm-up (requests with index < len/4 excluded)\n");
     println!(

@@ -315,6 +315,28 @@ fn a_ghost_must_beat_mains_oldest_while_main_is_full() {
     );
 }
 
+/// A main victim hit since the hand last passed it counts that hit in the test: a ghost
+/// inserted once more lately than main's oldest beats it unhit, and ties with it (and
+/// waits) once it was hit.
+#[test]
+fn a_hit_since_the_hands_last_pass_counts_once_for_mains_oldest() {
+    for (hits, want) in [(0, MAIN), (3, SMALL)] {
+        let mut pool = Pool(Vec::new());
+        let mut q = full_main_with_a_ghost(&mut pool, 41, 1);
+        let oldest = pool.0[1];
+        assert_eq!(q.main.front(), Some(oldest));
+        touch(oldest, hits);
+        let back = pool.node(41, 1);
+        admit(&mut q, back);
+        assert_eq!(
+            (q.sketch.estimate(h(41)), q.sketch.estimate(h(2))),
+            (2, 1),
+            "the ghost was inserted once more"
+        );
+        assert_eq!(queue(back), want, "main's oldest hit {hits} times");
+    }
+}
+
 #[test]
 fn weights_decide_which_queue_the_hand_takes() {
     // Small's share is 3% of the weight: 2 of 102 is within it (main's oldest, key 1,
