@@ -373,9 +373,12 @@ fn a_capped_table_stops_growing_at_its_ceiling() {
         }
         n as f64 / (groups * GROUP) as f64
     });
-    assert!(loads[1] >= 0.75, "capped load {}", loads[1]);
+    // (Under Miri, 400 keys: the insert lag of 64 the ceiling leaves room for is a large
+    // share of so few, so only the order is checked.)
+    let margin = if cfg!(miri) { (0.0, 0.0) } else { (0.75, 0.1) };
+    assert!(loads[1] >= margin.0, "capped load {}", loads[1]);
     assert!(
-        loads[0] < loads[1] - 0.1,
+        loads[0] < loads[1] - margin.1,
         "uncapped {} capped {}",
         loads[0],
         loads[1]
