@@ -44,8 +44,8 @@
 //! What the test costs on loops: in a loop twice the cache's size, main's entries are hit,
 //! not inserted, and the hand seldom passes main (every miss goes to small, which stays
 //! over its share), so their sketch counts fade while each returning ghost's grows.
-//! TinyLFU then admits some ghosts over them and main churns. So a victim hit since the
-//! hand last passed it counts that one unseen hit in the test (its whole 2-bit counter
+//! TinyLFU then admits some ghosts over them and main churns. So a victim with hits not
+//! yet recorded (its access counter above zero) counts them as one in the test (its whole 2-bit counter
 //! cost 1.4 points on the phase change, whose old working set keeps its counters while
 //! the hand seldom passes it; one hit gains the loops without that cost once the sketch
 //! ages fast enough, see `sketch`). The 2x loop at 1% capacity still trails moka's (48.0
@@ -335,10 +335,11 @@ impl<K, V> Queues<K, V> {
         match self.main.front() {
             None => true,
             Some(victim) => {
+                // A victim whose access counter is above zero holds hits the sketch has
+                // not seen yet (reads do not record; the hand records a pass): they
+                // count as one here.
                 // SAFETY: 1: `victim` is queued, so alive; `hash` is immutable, so the read
-                // races with nothing.
-                // A victim hit since the hand last passed it holds a hit the sketch has
-                // not seen yet (reads do not record): it counts once here.
+                // races with nothing; `freq` is an atomic load.
                 let (theirs, pending) = unsafe { ((*victim).hash(), (*victim).freq()) };
                 self.sketch.estimate(hash) > self.sketch.estimate(theirs) + u64::from(pending > 0)
             }

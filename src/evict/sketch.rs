@@ -5,15 +5,17 @@
 //! Four rows of 4-bit saturating counters; a key's estimate is the least of its four
 //! counters, and a record raises only the counters at that least value (*conservative
 //! update*: Estan and Varghese, "New directions in traffic measurement and accounting",
-//! SIGCOMM 2002), so a key's estimate does not grow with its neighbours' traffic. It is
+//! SIGCOMM 2002), so a key's estimate grows less with its neighbours' traffic (only
+//! where a neighbour's least counter is one of the key's own). It is
 //! fed by the maintainer only: each insert it applies (for a cache filled on misses, the
 //! same as counting misses), and each pass of main's CLOCK hand over an entry hit since
 //! the previous pass. Reads never touch it, so a hit still writes nothing shared. 2 bytes
 //! per counter column, sized to the segment's entries (resized, and so reset, as that
 //! changes by 4x).
 //!
-//! Counts are halved after three times as many records as there are counters in a row,
-//! so old popularity fades. TinyLFU halves after ten times the cache's size in
+//! Counts are halved once three times as many records as there are counters in a row
+//! have been counted (and the count of records is halved with them, so after the first
+//! halving every 1.5 times), so old popularity fades. TinyLFU halves after ten times the cache's size in
 //! *requests*; this sketch sees only what the maintainer records, about a third of the
 //! requests at the hit ratios a cache is sized for, so three times its width is about
 //! that sample. With ten (counting records as if they were requests) the counts of a
@@ -72,8 +74,7 @@ impl Sketch {
             return;
         }
         // Conservative update: only the key's least counters go up (those above them
-        // already count other keys' inserts too), so a key's estimate is not raised by
-        // its neighbours' traffic.
+        // already count other keys' inserts too).
         let slots: [(usize, u32); ROWS] = std::array::from_fn(|row| self.slot(hash, row));
         let least = slots
             .iter()

@@ -116,21 +116,26 @@ impl<K, V> Table<K, V> {
     /// one hash grew the table for ever until this rule). Each grow it allows takes the
     /// table to at least 1.5x, so grows stay geometric and memory proportional to the
     /// entries.
-    ///
-    /// A bounded segment's table that has reached its ceiling's size (see
-    /// [`Table::capped`]) is not grown by a long probe either, only past the maximum load
-    /// (`maybe_grow`): with 16-group probes, tables of this size meet their first such
-    /// probe at a load of 68-75%, so a full bounded cache's last grow came early and left
-    /// its table a third empty. Its rare long probes claim a slot further on instead.
     pub(crate) fn growth_helps(&self, raw: &Raw<K, V>) -> bool {
-        let len = self.len();
-        len * 100 >= raw.capacity() * usize::from(self.tuning.target_load_pct)
-            && (raw.len() < self.ceiling_groups()
-                || len * 100 > raw.capacity() * usize::from(self.tuning.max_load_pct))
+        self.len() * 100 >= raw.capacity() * usize::from(self.tuning.target_load_pct)
+    }
+
+    /// Whether a long probe that found a free slot further on should take it rather than
+    /// grow `raw`: a bounded segment's table that has reached its ceiling's size (see
+    /// [`Table::capped`]) and is within the maximum load grows only past that load
+    /// (`maybe_grow`). With 16-group probes, tables of this size meet their first long
+    /// probe at a load of 68-75%, so a full bounded cache's last grow came early and left
+    /// its table a third empty. (A probe that found no free slot at all still grows it.)
+    pub(crate) fn holds_at_ceiling(&self, raw: &Raw<K, V>) -> bool {
+        raw.len() >= self.ceiling_groups()
+            && self.len().saturating_mul(100)
+                <= raw
+                    .capacity()
+                    .saturating_mul(usize::from(self.tuning.max_load_pct))
     }
 
     /// The size at which a bounded segment's table stops growing early (see
-    /// [`Table::capped`]); `usize::MAX` groups' worth for an unbounded one.
+    /// [`Table::capped`]); for an unbounded one, more groups than any table has.
     pub(super) fn ceiling_groups(&self) -> usize {
         self.groups_at_max_load(self.ceiling.saturating_add(self.tuning.insert_lag))
     }
@@ -183,13 +188,16 @@ impl<K, V> Table<K, V> {
         let mut groups = self.target_groups(live);
         if grow {
             groups = groups.max(raw.len() + raw.len().div_ceil(2));
-            // A bounded segment's table stops at what its expected entries need at the
-            // maximum load (and never below what the live ones do, so the new table is
-            // not over that load at once); a grow of a table already that large is not
-            // held back (a probe that found no room must get more groups).
-            let cap = self.groups_at_max_load(self.ceiling.max(live).saturating_add(lag));
-            if cap > raw.len() {
-                groups = groups.min(cap);
+            // A bounded segment's table holding no more than it is expected to stops at
+            // what those entries need at the maximum load (which holds `live` and the
+            // lag too). One that holds more (a share is no hard limit) grows by half as
+            // any other: a cap sized for its live entries would grow it a few groups at
+            // a time, a full copy every few dozen inserts.
+            if live <= self.ceiling {
+                let cap = self.ceiling_groups();
+                if cap > raw.len() {
+                    groups = groups.min(cap);
+                }
             }
         }
         let target = Raw::new(groups);

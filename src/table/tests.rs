@@ -384,3 +384,20 @@ fn a_capped_table_stops_growing_at_its_ceiling() {
         loads[1]
     );
 }
+
+/// A capped table that comes to hold more than its ceiling (a share is no hard limit)
+/// grows by half as any other: a grow capped at what its live entries need made each
+/// grow a few groups, a full copy every few dozen inserts.
+#[test]
+fn past_its_ceiling_a_capped_table_grows_geometrically() {
+    let n: u64 = if cfg!(miri) { 600 } else { 20_000 };
+    let table: Table<u64, u64> = Table::new(0, Tuning::DEFAULT).capped(Some(n as usize / 20));
+    let mut sizes = std::collections::BTreeSet::new();
+    for k in 0..n {
+        assert!(insert(&table, k), "key {k}");
+        let guard = crossbeam_epoch::pin();
+        sizes.insert(table.current(&guard).len());
+    }
+    // From one group: about log1.5 of the final size, a few more around the ceiling.
+    assert!(sizes.len() <= 24, "{} sizes: {sizes:?}", sizes.len());
+}
