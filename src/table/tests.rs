@@ -352,7 +352,9 @@ fn a_capped_table_stops_growing_at_its_ceiling() {
         if most.is_some() {
             assert!(groups <= table.ceiling_groups(), "{groups} groups");
             // Churn at the ceiling: no grow, and every key stays findable.
-            for i in n..n * 5 {
+            // (Under Miri a short churn: the long one is about probe lengths, not memory.)
+            let end = if cfg!(miri) { n + n / 4 } else { n * 5 };
+            for i in n..end {
                 assert!(insert(&table, key(i)));
                 let (k, guard) = (key(i - n), crossbeam_epoch::pin());
                 let old = table.remove(hash(k), |nd| nd.key == k, &guard);
@@ -366,7 +368,7 @@ fn a_capped_table_stops_growing_at_its_ceiling() {
                 groups,
                 "no grow under churn at the ceiling"
             );
-            for i in n * 4..n * 5 {
+            for i in end - n..end {
                 let (k, guard) = (key(i), crossbeam_epoch::pin());
                 assert!(table.lookup(hash(k), |nd| nd.key == k, &guard).is_some());
             }
