@@ -6,19 +6,19 @@
 //! counters, and a record raises only the counters at that least value (*conservative
 //! update*: Estan and Varghese, "New directions in traffic measurement and accounting",
 //! SIGCOMM 2002), so a key's estimate grows less with its neighbours' traffic (only
-//! where a neighbour's least counter is one of the key's own). It is
-//! fed by the maintainer only: each insert it applies (for a cache filled on misses, the
-//! same as counting misses), and each pass of main's CLOCK hand over an entry hit since
-//! the previous pass. Reads never touch it, so a hit still writes nothing shared. 2 bytes
-//! per counter column, sized to the segment's entries (resized, and so reset, as that
-//! changes by 4x).
+//! where a neighbour's least counter is one of the key's own). It is fed by the
+//! maintainer only: each insert it applies (for a cache filled on misses, the same as
+//! counting misses), and each pass of main's CLOCK hand over an entry hit since the
+//! previous pass. Reads never touch it, so a hit still writes nothing shared. 2 bytes per
+//! counter column, sized to the segment's entries (resized, and so reset, as that changes
+//! by 4x).
 //!
 //! Counts are halved once three times as many records as there are counters in a row
 //! have been counted (and the count of records is halved with them, so after the first
-//! halving every 1.5 times), so old popularity fades. TinyLFU halves after ten times the cache's size in
-//! *requests*; this sketch sees only what the maintainer records, about a third of the
-//! requests at the hit ratios a cache is sized for, so three times its width is about
-//! that sample. With ten (counting records as if they were requests) the counts of a
+//! halving every 1.5 times), so old popularity fades. TinyLFU halves after ten times the
+//! cache's size in *requests*; this sketch sees only what the maintainer records, about a
+//! third of the requests at the hit ratios a cache is sized for, so three times its
+//! width is about that sample. With ten (counting records as if they were requests) the counts of a
 //! working set that had moved on outlived it: on the phase-change stream at 10% capacity
 //! (`benches/hit_ratio.rs`) they halved once in four phases, and new hot keys were
 //! refused for it. Conservative update with the shorter sample took that stream from

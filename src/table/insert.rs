@@ -224,8 +224,9 @@ impl<K, V> Table<K, V> {
         // finishes the migration first.
         let near = free.filter(|at| at.steps < MAX_PROBE);
         let full = free.is_none() && raw.capacity() <= self.tuning.reach + 1;
-        let hold = free.is_some() && self.holds_at_ceiling(raw);
-        if near.is_none() && current && (full || (self.growth_helps(raw) && !hold)) {
+        // (Lazily: the common insert, with a slot near home, reads nothing more.)
+        let held = || free.is_some() && self.holds_at_ceiling(raw);
+        if near.is_none() && current && (full || (self.growth_helps(raw) && !held())) {
             self.start_migration(raw, true, guard);
             return Place::Retry;
         }
