@@ -232,7 +232,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// id, its queue links), 8 bytes more if it weighs other than 1, and its share of the
     /// policy's memory: the ghost (16-bit fingerprints of recently evicted keys, 2 bytes
     /// a slot, sized to about the segment's entries) and a frequency sketch. With a bound
-    /// and a time-to-idle, an entry costs 70 bytes beyond its `K` and `V` in all (measured
+    /// and a time-to-idle, an entry costs 73-74 bytes beyond its `K` and `V` in all (measured
     /// by `cargo test --release --test memory -- --nocapture`). A read of a hot entry
     /// writes nothing.
     ///

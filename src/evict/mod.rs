@@ -45,10 +45,10 @@
 //! not inserted, and the hand seldom passes main (every miss goes to small, which stays
 //! over its share), so their sketch counts fade while each returning ghost's grows.
 //! TinyLFU then admits some ghosts over them and main churns. So a victim with hits not
-//! yet recorded (its access counter above zero) counts them as one in the test (its whole 2-bit counter
-//! cost 1.4 points on the phase change, whose old working set keeps its counters while
-//! the hand seldom passes it; one hit gains the loops without that cost once the sketch
-//! ages fast enough, see `sketch`). The 2x loop at 1% capacity still trails moka's (48.0
+//! yet recorded (its access counter above zero) counts them as one in the test (its
+//! whole 2-bit counter cost 1.4 points on the phase change, whose old working set keeps
+//! its counters while the hand seldom passes it; one hit gains the loops without that
+//! cost once the sketch ages fast enough, see `sketch`). The 2x loop at 1% capacity still trails moka's (48.0
 //! / 48.5% against 49.7 / 50.0; its sketch counts every read), with the climber's share
 //! already at its floor.
 //!
@@ -107,9 +107,8 @@
 //! An entry of a bounded or idle-expiring cache carries an extension (`entry::layout::Ext`,
 //! 24 bytes: the idle tick and its queue's id in one word, its links there; a weight
 //! other than 1 takes 8 bytes more), 2 to 4 bytes of ghost and 2 to 4 bytes of sketch:
-//! with the node (32) and its share of the table (about 11: a segment's table stops
-//! growing early at what its share of a bound that counts entries needs, `Table::capped`),
-//! 70 bytes per entry beyond `K` and `V` in `tests/memory.rs`.
+//! with the node (32) and its share of the table (about 14), 73-74 bytes per entry beyond
+//! `K` and `V` in `tests/memory.rs`.
 //! Caches with neither pay nothing: their nodes have no extension and no queues exist.
 //! Eviction work is O(1) per entry moved or evicted, bounded per call by the caller's
 //! maintenance budget, and never runs user code: victims are handed to the caller, who
@@ -137,8 +136,6 @@ pub(crate) struct Limits {
     pub(crate) bounded: bool,
     /// Whether entries are weighed and queued (a bound or a weigher is set).
     pub(crate) weighed: bool,
-    /// Whether a weigher is set (else every entry weighs 1, and the bound is a count).
-    weigher: bool,
     /// Time-to-idle in ticks, plus one (see [`Limits::idle_deadline`]); 0 for none.
     pub(crate) idle_ticks: u64,
     /// A segment's even share of `max` (`max` over the number of segments): a write's
@@ -159,7 +156,6 @@ impl Limits {
             max: max.unwrap_or(u64::MAX),
             bounded: max.is_some(),
             weighed: weighed || max.is_some(),
-            weigher: weighed,
             idle_ticks: idle_ticks.map_or(0, |t| t.saturating_add(1)),
             share: max.unwrap_or(u64::MAX),
             weight: CachePadded::new(AtomicU64::new(0)),
@@ -173,18 +169,6 @@ impl Limits {
     pub(crate) fn shared_by(mut self, segments: usize) -> Self {
         self.share = self.max / segments.max(1) as u64;
         self
-    }
-
-    /// The most entries a segment is expected to hold: its share of a bound that counts
-    /// entries (no weigher), plus the sixteenth by which writers may overshoot it before
-    /// they wait (see [`far_over`](Self::far_over)); `None` when the bound does not count
-    /// entries (none set, or a weigher, whose zero weights let a segment hold any number).
-    /// Only a sizing hint for the segment's table (`Table::capped`): a segment may hold
-    /// more (its share is not a hard limit), and its table then grows as any other.
-    pub(crate) fn entries_per_segment(&self) -> Option<usize> {
-        (self.bounded && !self.weigher)
-            .then(|| usize::try_from(self.share.saturating_add(self.share / 16)).ok())
-            .flatten()
     }
 
     /// Whether nodes carry an extension (and go through the segment's hand-off).

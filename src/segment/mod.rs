@@ -240,7 +240,7 @@ impl<'a, K, V> Sink<'a, K, V> {
 impl<K, V> Segment<K, V> {
     pub(crate) fn new(capacity: usize, tuning: Tuning, now: u64, limits: Arc<Limits>) -> Self {
         Self {
-            table: Table::new(capacity, tuning).capped(limits.entries_per_segment()),
+            table: Table::new(capacity, tuning),
             reclaim: Reclaim::new(),
             handoff: CachePadded::new(HandOff {
                 stack: Stack::default(),

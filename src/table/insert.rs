@@ -218,15 +218,11 @@ impl<K, V> Table<K, V> {
         // slot means none anywhere (`count` misses claims not yet published, so it can
         // understate the load). Otherwise the keys crowding this home share their hash
         // bits, a bigger table would not part them, and the insert goes further out
-        // instead (within `named`'s reach). So does a bounded segment's table that has
-        // reached its ceiling's size, when the scan found a slot further on (see
-        // `holds_at_ceiling`). A target of a migration in progress with no room in reach
-        // finishes the migration first.
+        // instead (within `named`'s reach). A target of a migration in progress with no
+        // room in reach finishes the migration first.
         let near = free.filter(|at| at.steps < MAX_PROBE);
         let full = free.is_none() && raw.capacity() <= self.tuning.reach + 1;
-        // (Lazily: the common insert, with a slot near home, reads nothing more.)
-        let held = || free.is_some() && self.holds_at_ceiling(raw);
-        if near.is_none() && current && (full || (self.growth_helps(raw) && !held())) {
+        if near.is_none() && current && (full || self.growth_helps(raw)) {
             self.start_migration(raw, true, guard);
             return Place::Retry;
         }

@@ -120,26 +120,6 @@ impl<K, V> Table<K, V> {
         self.len() * 100 >= raw.capacity() * usize::from(self.tuning.target_load_pct)
     }
 
-    /// Whether a long probe that found a free slot further on should take it rather than
-    /// grow `raw`: a bounded segment's table that has reached its ceiling's size (see
-    /// [`Table::capped`]) and is within the maximum load grows only past that load
-    /// (`maybe_grow`). With 16-group probes, tables of this size meet their first long
-    /// probe at a load of 68-75%, so a full bounded cache's last grow came early and left
-    /// its table a third empty. (A probe that found no free slot at all still grows it.)
-    pub(crate) fn holds_at_ceiling(&self, raw: &Raw<K, V>) -> bool {
-        raw.len() >= self.ceiling_groups()
-            && self.len().saturating_mul(100)
-                <= raw
-                    .capacity()
-                    .saturating_mul(usize::from(self.tuning.max_load_pct))
-    }
-
-    /// The size at which a bounded segment's table stops growing early (see
-    /// [`Table::capped`]); for an unbounded one, more groups than any table has.
-    pub(super) fn ceiling_groups(&self) -> usize {
-        self.groups_at_max_load(self.ceiling.saturating_add(self.tuning.insert_lag))
-    }
-
     /// Starts migrating `raw` (if it is current and not already migrating) to a table
     /// sized for the live entries at the tuning's target load; `grow` also asks for at
     /// least half again as many groups (a probe found no room, or the load passed the
@@ -188,17 +168,6 @@ impl<K, V> Table<K, V> {
         let mut groups = self.target_groups(live);
         if grow {
             groups = groups.max(raw.len() + raw.len().div_ceil(2));
-            // A bounded segment's table holding no more than it is expected to stops at
-            // what those entries need at the maximum load (which holds `live` and the
-            // lag too). One that holds more (a share is no hard limit) grows by half as
-            // any other: a cap sized for its live entries would grow it a few groups at
-            // a time, a full copy every few dozen inserts.
-            if live <= self.ceiling {
-                let cap = self.ceiling_groups();
-                if cap > raw.len() {
-                    groups = groups.min(cap);
-                }
-            }
         }
         let target = Raw::new(groups);
         // Room for new keys while the copy runs: everything but what the live entries and
@@ -215,12 +184,6 @@ impl<K, V> Table<K, V> {
         // loads of `next` in `next_of` and `install`. Only the sealer changes `next` from
         // the marker.
         raw.next.store(next, Ordering::Release);
-    }
-
-    /// The fewest groups that hold `entries` within the tuning's maximum load.
-    fn groups_at_max_load(&self, entries: usize) -> usize {
-        let per_group = GROUP * usize::from(self.tuning.max_load_pct);
-        entries.saturating_mul(100).div_ceil(per_group)
     }
 
     /// Groups of a migration target for `live` entries: the tuning's target load, and room

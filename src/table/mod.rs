@@ -64,12 +64,7 @@
 //!
 //! ## Migration: incremental, one group at a time
 //! A table that is too full (or whose probe found no room within [`raw::MAX_PROBE`] groups
-//! while loaded enough for growth to help) grows; one that is mostly empty shrinks (in
-//! maintenance). A segment of a cache whose bound counts entries knows about how many it
-//! will hold, and while it holds no more, its table stops growing at the size those need
-//! at the maximum load ([`Table::capped`]): a grow stops there instead of overshooting,
-//! and a long probe in a table that size claims a slot further on instead of growing it
-//! (at sizes like these, 16-group probes first occur at loads of 68-75%). A migration first *seals* the
+//! while loaded enough for growth to help) grows; one that is mostly empty shrinks (in maintenance). A migration first *seals* the
 //! old table (new keys then wait for the target instead of claiming slots there), counts
 //! the live entries, allocates the next table (sized for them plus `Tuning::insert_lag`
 //! inserts already under way, at the target load) and installs it as `raw.next`. Sealing
@@ -220,10 +215,6 @@ pub(crate) struct Table<K, V> {
     /// The fewest groups the table shrinks to: the tuning's minimum, or the pre-sized
     /// table's size (a table pre-sized for its working set is not shrunk while it fills).
     min_groups: usize,
-    /// The most entries the table is expected to hold (a bounded segment's share,
-    /// [`Table::capped`]), or `usize::MAX`: a grow stops short of the size those need at
-    /// the maximum load, instead of overshooting by up to half.
-    ceiling: usize,
 }
 
 impl<K, V> std::fmt::Debug for Table<K, V> {
@@ -251,21 +242,7 @@ impl<K, V> Table<K, V> {
             tuning,
             scanners: AtomicUsize::new(0),
             min_groups: groups,
-            ceiling: usize::MAX,
         }
-    }
-
-    /// The same table, expected to hold at most about `most` entries (a segment of a
-    /// cache whose bound counts entries): while it holds no more than that, its grows
-    /// stop at the size `most` entries need at the maximum load, and a long probe in a
-    /// table that size takes a slot further on instead of growing it (see
-    /// `start_migration` and `holds_at_ceiling`). Past the maximum load, or holding more
-    /// than `most`, it grows by half as any table does, so the hint bounds nothing but the
-    /// slack: a full bounded cache's table runs near its maximum load (about 80%) instead
-    /// of anywhere from 47% to 75%, depending on where its last grow landed.
-    pub(crate) fn capped(mut self, most: Option<usize>) -> Self {
-        self.ceiling = most.unwrap_or(usize::MAX);
-        self
     }
 
     /// Entries in the table, expired ones included until they are removed.
