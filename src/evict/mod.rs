@@ -48,9 +48,9 @@
 //! yet recorded (its access counter above zero) counts them as one in the test (its
 //! whole 2-bit counter cost 1.4 points on the phase change, whose old working set keeps
 //! its counters while the hand seldom passes it; one hit gains the loops without that
-//! cost once the sketch ages fast enough, see `sketch`). The 2x loop at 1% capacity still trails moka's (48.0
-//! / 48.5% against 49.7 / 50.0; its sketch counts every read), with the climber's share
-//! already at its floor.
+//! cost once the sketch ages fast enough, see `sketch`). The 2x loop at 1% capacity
+//! still trails moka's (48.0 / 48.5% against 49.5 / 50.0; its sketch counts every read),
+//! with the climber's share already at its floor.
 //!
 //! Measured against moka, quick_cache and an exact LRU on the same streams:
 //! `cargo bench --bench hit_ratio` (the table is in the README).

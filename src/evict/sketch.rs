@@ -18,8 +18,8 @@
 //! halving every 1.5 times), so old popularity fades. TinyLFU halves after ten times the
 //! cache's size in *requests*; this sketch sees only what the maintainer records, about a
 //! third of the requests at the hit ratios a cache is sized for, so three times its
-//! width is about that sample. With ten (counting records as if they were requests) the counts of a
-//! working set that had moved on outlived it: on the phase-change stream at 10% capacity
+//! width is about that sample. With ten (counting records as if they were requests) the
+//! counts of a working set that had moved on outlived it: on the phase-change stream at 10% capacity
 //! (`benches/hit_ratio.rs`) they halved once in four phases, and new hot keys were
 //! refused for it. Conservative update with the shorter sample took that stream from
 //! 71.05 / 69.35% to 72.10 / 70.76% and the one at 1% from 52.81 / 52.57% to 53.43 /
