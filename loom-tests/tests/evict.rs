@@ -138,11 +138,12 @@ fn a_lapsed_entry_leaves_before_a_live_one_is_evicted() {
     });
 }
 
-/// The idle stamp and the queue id share a word (`entry::layout::Ext`): a read that
-/// stamps key 1 races the write whose turn moves key 1 from the small queue to main.
-/// Neither may lose the other's change: after the race, key 1 lives until 10 s after the
-/// read (a lost stamp let it lapse 10 s after its insert), and the queues stay consistent
-/// (a lost queue id trips the queues' own checks, and the final `len`).
+/// The idle stamp and the queue mark share a word (`meta`, for a node with no TTL: see
+/// `entry::layout`): a read that stamps key 1 races the write whose turn moves key 1
+/// from the small queue to main. Neither may lose the other's change: after the race,
+/// key 1 lives until 10 s after the read (a lost stamp let it lapse 10 s after its
+/// insert), and the queues stay consistent (a lost mark trips the queues' own checks,
+/// and the final `len`).
 #[test]
 fn an_idle_stamp_survives_a_queue_move() {
     model_with_branches(20_000, || {

@@ -101,22 +101,25 @@ where
         lapsed: impl Fn(u64) -> bool,
         read: impl Fn() -> Reading,
     ) -> bool {
-        let Some(ext) = node.ext() else {
+        if !node.is_extended() {
             return node.deadline() == NEVER || !lapsed(node.deadline());
-        };
+        }
         let deadline = node.expiry_deadline();
-        if self.limits.idle_ticks == 0 {
-            if deadline != NEVER && lapsed(deadline) {
-                return false;
+        // A node has an idle stamp exactly when its cache has a time-to-idle.
+        match node.idle() {
+            None => {
+                if deadline != NEVER && lapsed(deadline) {
+                    return false;
+                }
             }
-        } else {
-            let now = read();
-            let idle = ext.idle();
-            if now.reached(deadline) || now.tick() >= self.limits.idle_deadline(idle) {
-                return false;
-            }
-            if touch && idle < now.tick() {
-                ext.stamp(now.tick());
+            Some(idle) => {
+                let now = read();
+                if now.reached(deadline) || now.tick() >= self.limits.idle_deadline(idle) {
+                    return false;
+                }
+                if touch && idle < now.tick() {
+                    node.stamp(now.tick());
+                }
             }
         }
         if touch && self.limits.weighed {
@@ -150,11 +153,9 @@ where
             return 0;
         }
         let deadline = node.expiry_deadline();
-        match node.ext() {
-            Some(ext) if self.limits.idle_ticks != 0 => {
-                deadline.min(self.limits.idle_deadline(ext.idle()))
-            }
-            _ => deadline,
+        match node.idle() {
+            Some(idle) => deadline.min(self.limits.idle_deadline(idle)),
+            None => deadline,
         }
     }
 
@@ -163,8 +164,8 @@ where
         let deadline = node.expiry_deadline();
         (deadline != NEVER && deadline <= now)
             || node
-                .ext()
-                .is_some_and(|ext| now >= self.limits.idle_deadline(ext.idle()))
+                .idle()
+                .is_some_and(|idle| now >= self.limits.idle_deadline(idle))
     }
 
     /// The live node for `key`, looked up as `look` says (see [`Look`]).

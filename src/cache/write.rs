@@ -51,7 +51,7 @@ where
         }
         let timer = deadline.policy.map(|p| (p, reading.nanos()));
         let ext = (self.limits.extended() || timer.is_some()).then_some(ExtInit {
-            idle: reading.tick(),
+            idle: (self.limits.idle_ticks != 0).then(|| reading.tick()),
             weight,
             timer,
         });

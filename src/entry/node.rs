@@ -11,11 +11,14 @@
 //! - `hash_lane`, `key`, `value`: written once before the node is published, read-only
 //!   afterwards; readable by any thread holding an epoch guard (or a [`Held`]). The first
 //!   holds the key's 48-bit table hash, the allocating thread's reclamation lane and the
-//!   layout's `WEIGHED` and `TIMED` flags.
-//! - `meta`: the TTL deadline (immutable, low 55 bits; a timer's deadline, which reads
-//!   may move, may be later: the entry lapses at the earlier), the lifecycle flags below (changed by atomic RMW), `EXT`
-//!   (immutable) and the policy's 2-bit access counter in the top bits (raised by hits
-//!   with one CAS while below 3, lowered by the eviction hand).
+//!   layout's flags (`EXT`, `IDLE_IN_META`, `STAMPED`, `WEIGHED`, `TIMED`).
+//! - `meta`: in its low 55 bits the TTL deadline (immutable; a timer's deadline, which
+//!   reads may move, may be later: the entry lapses at the earlier), or, with
+//!   `IDLE_IN_META`, the idle stamp (raised by reads with a CAS that changes those bits
+//!   alone: see `entry::layout`); then the lifecycle flags below (changed by atomic RMW),
+//!   `IN_MAIN` (the eviction queue's mark, changed by RMW under the maintenance lock) and
+//!   the policy's 2-bit access counter in the top bits (raised by hits with one CAS while
+//!   below 3, lowered by the eviction hand).
 //! - a timer's deadline: swapped by reads an expiry policy answers (see `cache::expiry`).
 //! - `wheel`: prev/next in a wheel slot while `SCHEDULED`, read and written only under the
 //!   segment's maintenance lock. When the node is in no wheel slot, `wheel.next` is the
@@ -77,21 +80,38 @@ pub(crate) const RELEASED: u64 = 1 << (DEADLINE_BITS + 5);
 /// Where a node's hash word keeps its lane (above the 48 bits of the hash).
 const LANE_SHIFT: u32 = 56;
 const LANE_BITS: u64 = 0xF;
+/// In the hash word (immutable): the node was allocated with an extension before it
+/// (see `entry::layout`).
+pub(crate) const EXT: u64 = 1 << 52;
+/// In the hash word (immutable): `meta`'s deadline bits hold the entry's idle stamp (the
+/// tick of its last read or write) instead of a TTL deadline, which it does not have. Set
+/// on the nodes of a cache with a time-to-idle that have no TTL deadline.
+pub(crate) const IDLE_IN_META: u64 = 1 << 53;
+/// In the hash word (immutable): the node's allocation has an idle stamp in front of its
+/// extension (a node with a TTL deadline in a cache with a time-to-idle; see
+/// `entry::layout`).
+pub(crate) const STAMPED: u64 = 1 << 54;
 /// In the hash word (immutable): the node's allocation has a weight in front of its
 /// extension (see `entry::layout`).
 pub(crate) const WEIGHED: u64 = 1 << 62;
 /// In the hash word (immutable): the node's allocation has a timer in front of its
 /// extension (see `entry::layout`).
 pub(crate) const TIMED: u64 = 1 << 63;
+/// The hash word's layout flags.
+const LAYOUT_FLAGS: u64 = EXT | IDLE_IN_META | STAMPED | WEIGHED | TIMED;
 const _: () = assert!(
     HASH_MASK >> LANE_SHIFT == 0
         && lane::LANES as u64 <= LANE_BITS + 1
-        && (LANE_BITS << LANE_SHIFT) & (WEIGHED | TIMED) == 0
+        && (LANE_BITS << LANE_SHIFT) & LAYOUT_FLAGS == 0
+        && HASH_MASK & LAYOUT_FLAGS == 0
+        && (EXT | IDLE_IN_META | STAMPED).count_ones() == 3
 );
 /// The three holds on a node (see the lifecycle above): the last one set retires it.
 pub(crate) const HOLDS: u64 = UNLINKED | DETACHED | RELEASED;
-/// The node was allocated with an extension before it (immutable; see `entry::layout`).
-pub(crate) const EXT: u64 = 1 << (DEADLINE_BITS + 6);
+/// The node is in its bounded segment's main eviction queue rather than the small one
+/// (meaningful only while it is in a queue: see `evict::deque`). Set and cleared by the
+/// maintenance-lock holder alone, with an RMW that carries the other bits along.
+pub(crate) const IN_MAIN: u64 = 1 << (DEADLINE_BITS + 6);
 /// The policy's 2-bit access counter (top bits): raised by hits while below [`FREQ_MAX`],
 /// lowered by the eviction hand (see `evict`).
 pub(crate) const FREQ_SHIFT: u32 = DEADLINE_BITS + 7;
@@ -127,36 +147,31 @@ impl<K, V> Node<K, V> {
         Self::with_flags(hash, key, value, deadline, deadline != NEVER, 0)
     }
 
-    /// A node to be allocated after an extension (and the `prefixes` named, [`WEIGHED`]
-    /// and [`TIMED`]); it starts `QUEUED`: the inserter owes the segment's maintainer a
-    /// request, pushed right after linking (see `entry::layout`).
+    /// A node to be allocated after an extension (and the prefixes its `layout` flags
+    /// name: [`STAMPED`], [`WEIGHED`], [`TIMED`]); it starts `QUEUED`: the inserter owes the
+    /// segment's maintainer a request, pushed right after linking (see `entry::layout`).
+    /// With [`IDLE_IN_META`] in `layout`, `low` is the idle stamp (the node has no TTL
+    /// deadline); otherwise it is the TTL deadline.
     ///
     /// # Safety
     /// 1. The node is placed in the allocation its flags name, as `entry::layout`'s
     ///    `NodeBox::new` does, and in no other: whoever reaches it steps back from it to
     ///    the extension and prefixes its flags promise.
-    pub(super) unsafe fn extended(
-        hash: u64,
-        key: K,
-        value: V,
-        deadline: u64,
-        prefixes: u64,
-    ) -> Self {
-        debug_assert_eq!(prefixes & !(WEIGHED | TIMED), 0);
-        let mut node = Self::with_flags(hash, key, value, deadline, true, EXT);
-        node.hash_lane |= prefixes;
-        node
+    pub(super) unsafe fn extended(hash: u64, key: K, value: V, low: u64, layout: u64) -> Self {
+        debug_assert_eq!(layout & !(IDLE_IN_META | STAMPED | WEIGHED | TIMED), 0);
+        debug_assert!(layout & (IDLE_IN_META | STAMPED) != IDLE_IN_META | STAMPED);
+        Self::with_flags(hash, key, value, low, true, layout | EXT)
     }
 
     /// A node not yet linked; `queued` when the inserter will push it on the hand-off.
-    /// Keeps `hash`'s low 48 bits ([`HASH_MASK`]: all a table hash has); the node's lane is
-    /// the calling thread's.
-    fn with_flags(hash: u64, key: K, value: V, deadline: u64, queued: bool, flags: u64) -> Self {
-        debug_assert!(deadline <= NEVER);
-        let meta = deadline | flags | if queued { QUEUED } else { 0 };
+    /// Keeps `hash`'s low 48 bits ([`HASH_MASK`]: all a table hash has) and the layout
+    /// flags `layout`; the node's lane is the calling thread's.
+    fn with_flags(hash: u64, key: K, value: V, low: u64, queued: bool, layout: u64) -> Self {
+        debug_assert!(low <= NEVER);
+        debug_assert_eq!(layout & !LAYOUT_FLAGS, 0);
         Self {
-            hash_lane: (hash & HASH_MASK) | ((lane::home_lane() as u64) << LANE_SHIFT),
-            meta: AtomicU64::new(meta),
+            hash_lane: (hash & HASH_MASK) | ((lane::home_lane() as u64) << LANE_SHIFT) | layout,
+            meta: AtomicU64::new(low | if queued { QUEUED } else { 0 }),
             wheel: UnsafeCell::new(Links::new()),
             key,
             value,
@@ -176,19 +191,61 @@ impl<K, V> Node<K, V> {
         ((self.hash_lane >> LANE_SHIFT) & LANE_BITS) as usize % lane::LANES
     }
 
-    /// Which prefixes the node's allocation has ([`WEIGHED`], [`TIMED`]; immutable).
+    /// Which prefixes the node's allocation has ([`STAMPED`], [`WEIGHED`], [`TIMED`];
+    /// immutable).
     #[inline]
     pub(crate) fn prefixes(&self) -> u64 {
-        self.hash_lane & (WEIGHED | TIMED)
+        self.hash_lane & (STAMPED | WEIGHED | TIMED)
     }
 
-    /// The deadline tick; [`NEVER`] for none. Immutable after publication, so `Relaxed`:
-    /// the node's contents were published by the Release CAS that linked it (a publish in
-    /// `table::insert`, or `copy_node`'s) and acquired by the load that found it (the
-    /// Acquire `Group::slot`, or a stack's Acquire swap).
+    /// Whether the node was allocated with an extension (immutable).
+    #[inline]
+    pub(crate) fn is_extended(&self) -> bool {
+        self.hash_lane & EXT != 0
+    }
+
+    /// Whether `meta`'s deadline bits hold the idle stamp ([`IDLE_IN_META`]; immutable).
+    #[inline]
+    pub(crate) fn idle_in_meta(&self) -> bool {
+        self.hash_lane & IDLE_IN_META != 0
+    }
+
+    /// The TTL deadline tick; [`NEVER`] for none. Immutable after publication, so
+    /// `Relaxed`: the node's contents were published by the Release CAS that linked it (a
+    /// publish in `table::insert`, or `copy_node`'s) and acquired by the load that found
+    /// it (the Acquire `Group::slot`, or a stack's Acquire swap). A node whose deadline
+    /// bits hold its idle stamp has none.
     #[inline]
     pub(crate) fn deadline(&self) -> u64 {
+        if self.idle_in_meta() {
+            return NEVER;
+        }
         self.meta.load(Ordering::Relaxed) & NEVER
+    }
+
+    /// The idle stamp kept in `meta` (for a node with [`IDLE_IN_META`]). Relaxed: the stamp
+    /// is a hint that pairs with nothing; it only ever moves later, and the maintainer
+    /// rereads it when the wheel deadline it filed comes.
+    #[inline]
+    pub(super) fn meta_idle(&self) -> u64 {
+        debug_assert!(self.idle_in_meta());
+        self.meta.load(Ordering::Relaxed) & NEVER
+    }
+
+    /// Raises the idle stamp kept in `meta` to `tick` unless it is there already (for a
+    /// node with [`IDLE_IN_META`]).
+    #[inline]
+    pub(super) fn stamp_meta(&self, tick: u64) {
+        debug_assert!(self.idle_in_meta() && tick <= NEVER);
+        // Relaxed: as in `meta_idle`. A CAS on the whole word that changes only the
+        // deadline bits, so it never undoes a flag or counter change made meanwhile
+        // (those are RMWs too: a change landing between the load and the CAS fails it,
+        // and the loop retries on the new word).
+        let _ = self
+            .meta
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                (m & NEVER < tick).then_some((m & !NEVER) | tick)
+            });
     }
 
     /// The policy's access counter (0..=[`FREQ_MAX`]). Relaxed: a hint of recency that
@@ -242,6 +299,31 @@ impl<K, V> Node<K, V> {
         // lock); the flag bits in the word are untouched.
         self.meta
             .fetch_and(!(FREQ_MAX << FREQ_SHIFT), Ordering::Relaxed);
+    }
+
+    /// Whether the node is marked as in the main queue rather than the small one ([`IN_MAIN`]):
+    /// for the maintenance-lock holder, the only one who changes the mark.
+    #[inline]
+    pub(crate) fn in_main(&self) -> bool {
+        // Relaxed: only the lock holder writes the bit, and the lock's release and acquire
+        // order each change before this read; other writers of the word (hits' counter
+        // CAS, lifecycle RMWs, idle stamps) carry it along.
+        self.meta.load(Ordering::Relaxed) & IN_MAIN != 0
+    }
+
+    /// Marks the node as in the main queue (`main`) or not: for the maintenance-lock holder.
+    #[inline]
+    pub(crate) fn set_in_main(&self, main: bool) {
+        if self.in_main() == main {
+            return;
+        }
+        // Relaxed: as in `in_main`. An RMW, so a concurrent RMW or CAS of the word by
+        // another thread is neither lost nor undoes this change.
+        if main {
+            self.meta.fetch_or(IN_MAIN, Ordering::Relaxed);
+        } else {
+            self.meta.fetch_and(!IN_MAIN, Ordering::Relaxed);
+        }
     }
 }
 

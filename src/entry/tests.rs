@@ -34,92 +34,148 @@ fn drops(counter: &Arc<AtomicUsize>) -> usize {
 #[repr(align(64))]
 struct Wide(u64);
 
-/// Every layout: plain, extended, weighed, timed, weighed and timed.
-const LAYOUTS: [Option<ExtInit>; 5] = [
+/// Every layout: plain, and extended with each combination of an idle stamp (in a
+/// prefix when the node has a TTL deadline, in `meta` when it has none), a weight and a
+/// timer.
+const LAYOUTS: [Option<ExtInit>; 9] = [
     None,
     Some(ExtInit {
-        idle: 7,
+        idle: None,
         weight: 1,
         timer: None,
     }),
     Some(ExtInit {
-        idle: 8,
+        idle: Some(7),
+        weight: 1,
+        timer: None,
+    }),
+    Some(ExtInit {
+        idle: None,
         weight: 3,
         timer: None,
     }),
     Some(ExtInit {
-        idle: 9,
+        idle: Some(8),
+        weight: 3,
+        timer: None,
+    }),
+    Some(ExtInit {
+        idle: None,
         weight: 1,
         timer: Some((400, 123_456)),
     }),
     Some(ExtInit {
-        idle: 10,
+        idle: Some(9),
+        weight: 1,
+        timer: Some((400, 123_456)),
+    }),
+    Some(ExtInit {
+        idle: None,
+        weight: u32::MAX,
+        timer: Some((400, 123_456)),
+    }),
+    Some(ExtInit {
+        idle: Some(10),
         weight: u32::MAX,
         timer: Some((400, 123_456)),
     }),
 ];
 
-/// Every layout of a node with this key and value: where its parts are, what they hold.
+/// Every layout of a node with this key and value, with a TTL deadline and without:
+/// where its parts are, what they hold.
 fn check_layouts<K: Copy + PartialEq + Debug, V: Copy + PartialEq + Debug>(key: K, value: V) {
     for ext in LAYOUTS {
-        let node = NodeBox::new(42, key, value, 1000, ext);
-        let raw = node.into_raw();
-        // SAFETY: from `into_raw`: alive until the `from_raw` below, with its provenance.
-        let ptr = unsafe { NodePtr::from_raw(raw) };
-        let at = |p: *const u8| p.addr();
-        assert_eq!(at(raw.cast()) % align_of::<Node<K, V>>(), 0);
-        assert_eq!(at((&ptr.key as *const K).cast()) % align_of::<K>(), 0);
-        assert_eq!(at((&ptr.value as *const V).cast()) % align_of::<V>(), 0);
-        assert_eq!((ptr.hash(), ptr.key, ptr.value), (42, key, value));
-        assert_eq!(ptr.deadline(), 1000);
-        let meta = ptr.meta.load(Ordering::Relaxed);
-        assert_eq!(meta & EXT != 0, ext.is_some(), "EXT says which layout");
-        assert_ne!(meta & QUEUED, 0, "a node with a deadline is owed a request");
-        match (ext, ptr.ext(), ptr.timer()) {
-            (None, None, None) => {}
-            (Some(init), Some(e), timer) => {
-                assert_eq!(e.idle(), init.idle);
-                assert_eq!(ptr.weight(), init.weight);
-                assert_eq!(
-                    ptr.prefixes(),
-                    if init.weight == 1 { 0 } else { WEIGHED }
-                        | if init.timer.is_some() { TIMED } else { 0 },
-                    "the hash word names the prefixes"
-                );
-                assert_eq!(
-                    ptr.lane(),
-                    super::lane::home_lane(),
-                    "the flags leave the lane"
-                );
-                assert_eq!(
-                    at((e as *const Ext<K, V>).cast()) % align_of::<Ext<K, V>>(),
-                    0
-                );
-                assert!(
-                    at((e as *const Ext<K, V>).cast()) + size_of::<Ext<K, V>>() <= at(raw.cast())
-                );
-                match (init.timer, timer) {
-                    (None, None) => assert_eq!(ptr.expiry_deadline(), 1000),
-                    (Some((policy, written)), Some(t)) => {
-                        assert_eq!(t.deadline.load(Ordering::Relaxed), policy.min(1000));
-                        assert_eq!(t.written, written);
-                        assert!(
-                            at((t as *const Timer).cast()) < at((e as *const Ext<K, V>).cast())
-                        );
-                        assert_eq!(ptr.expiry_deadline(), 400, "the policy's, earlier");
-                    }
-                    other => panic!("timer {other:?}"),
-                }
-            }
-            other => panic!(
-                "layout {:?}",
-                (other.0, other.1.is_some(), other.2.is_some())
-            ),
+        for ttl in [1000, NEVER] {
+            check_layout(key, value, ttl, ext);
         }
-        // SAFETY: from `into_raw`, reached by nobody else.
-        let back = unsafe { NodeBox::from_raw(raw) };
-        assert_eq!(back.into_parts(), (key, value));
     }
+}
+
+fn check_layout<K: Copy + PartialEq + Debug, V: Copy + PartialEq + Debug>(
+    key: K,
+    value: V,
+    ttl: u64,
+    ext: Option<ExtInit>,
+) {
+    let node = NodeBox::new(42, key, value, ttl, ext);
+    let raw = node.into_raw();
+    // SAFETY: from `into_raw`: alive until the `from_raw` below, with its provenance.
+    let ptr = unsafe { NodePtr::from_raw(raw) };
+    let at = |p: *const u8| p.addr();
+    assert_eq!(at(raw.cast()) % align_of::<Node<K, V>>(), 0);
+    assert_eq!(at((&ptr.key as *const K).cast()) % align_of::<K>(), 0);
+    assert_eq!(at((&ptr.value as *const V).cast()) % align_of::<V>(), 0);
+    assert_eq!((ptr.hash(), ptr.key, ptr.value), (42, key, value));
+    assert_eq!(ptr.deadline(), ttl);
+    assert_eq!(ptr.is_extended(), ext.is_some(), "EXT says which layout");
+    let meta = ptr.meta.load(Ordering::Relaxed);
+    assert_eq!(
+        meta & QUEUED != 0,
+        ext.is_some() || ttl != NEVER,
+        "a node with a deadline or an extension is owed a request"
+    );
+    match (ext, ptr.ext(), ptr.timer()) {
+        (None, None, None) => assert_eq!((ptr.idle(), ptr.prefixes()), (None, 0)),
+        (Some(init), Some(e), timer) => {
+            assert_eq!(ptr.weight(), init.weight);
+            let stamped = init.idle.is_some() && ttl != NEVER;
+            assert_eq!(
+                ptr.prefixes(),
+                if init.weight == 1 { 0 } else { WEIGHED }
+                    | if init.timer.is_some() { TIMED } else { 0 }
+                    | if stamped { STAMPED } else { 0 },
+                "the hash word names the prefixes"
+            );
+            assert_eq!(ptr.idle_in_meta(), init.idle.is_some() && !stamped);
+            check_stamp(ptr, init.idle, ttl);
+            assert_eq!(
+                ptr.lane(),
+                super::lane::home_lane(),
+                "the flags leave the lane"
+            );
+            assert_eq!(
+                at((e as *const Ext<K, V>).cast()) % align_of::<Ext<K, V>>(),
+                0
+            );
+            assert!(at((e as *const Ext<K, V>).cast()) + size_of::<Ext<K, V>>() <= at(raw.cast()));
+            match (init.timer, timer) {
+                (None, None) => assert_eq!(ptr.expiry_deadline(), ttl),
+                (Some((policy, written)), Some(t)) => {
+                    assert_eq!(t.deadline.load(Ordering::Relaxed), policy.min(ttl));
+                    assert_eq!(t.written, written);
+                    assert!(at((t as *const Timer).cast()) < at((e as *const Ext<K, V>).cast()));
+                    assert_eq!(ptr.expiry_deadline(), 400, "the policy's, earlier");
+                }
+                other => panic!("timer {other:?}"),
+            }
+        }
+        other => panic!(
+            "layout {:?}",
+            (other.0, other.1.is_some(), other.2.is_some())
+        ),
+    }
+    // SAFETY: from `into_raw`, reached by nobody else.
+    let back = unsafe { NodeBox::from_raw(raw) };
+    assert_eq!(back.into_parts(), (key, value));
+}
+
+/// The idle stamp `idle` a node was made with moves only later, and its TTL deadline
+/// `ttl`, the weight and the flags stay.
+fn check_stamp<K, V>(ptr: NodePtr<'_, K, V>, idle: Option<u64>, ttl: u64) {
+    assert_eq!(ptr.idle(), idle);
+    let Some(idle) = idle else {
+        ptr.stamp(50);
+        assert_eq!(ptr.idle(), None, "no stamp to raise");
+        return;
+    };
+    let (weight, flags) = (ptr.weight(), ptr.meta.load(Ordering::Relaxed) & !NEVER);
+    ptr.stamp(idle + 50);
+    assert_eq!(ptr.idle(), Some(idle + 50));
+    ptr.stamp(idle + 20);
+    assert_eq!(ptr.idle(), Some(idle + 50), "a stamp never moves back");
+    assert_eq!(ptr.deadline(), ttl, "stamps leave the TTL deadline");
+    assert_eq!(ptr.weight(), weight);
+    assert_eq!(ptr.meta.load(Ordering::Relaxed) & !NEVER, flags);
 }
 
 #[test]
@@ -163,7 +219,7 @@ fn every_layout_drops_its_key_and_value_once() {
 #[test]
 fn flags_are_distinct_bits_above_the_deadline() {
     let flags = [
-        QUEUED, REMOVED, SCHEDULED, UNLINKED, DETACHED, RELEASED, EXT,
+        QUEUED, REMOVED, SCHEDULED, UNLINKED, DETACHED, RELEASED, IN_MAIN,
     ];
     let freq = FREQ_MAX << FREQ_SHIFT;
     let mut all = NEVER;
@@ -202,12 +258,13 @@ fn the_deadline_reads_through_flags_and_counts() {
     }
     // An extended node is always queued (the maintainer files it in the eviction queues).
     let init = ExtInit {
-        idle: 0,
+        idle: None,
         weight: 1,
         timer: None,
     };
     let node = NodeBox::new(1, 1u64, 1u64, NEVER, Some(init));
-    assert_eq!(node.meta.load(Ordering::Relaxed) & !NEVER, QUEUED | EXT);
+    assert_eq!(node.meta.load(Ordering::Relaxed) & !NEVER, QUEUED);
+    assert!(node.is_extended());
     // The timer keeps the policy's own deadline; the entry lapses at the earlier of it and
     // the TTL's.
     for (policy, ttl, want) in [
@@ -385,57 +442,59 @@ fn every_hold_released_twice_trips_the_debug_assertion() {
     }
 }
 
-/// The extension's state word: the idle stamp only moves later and keeps the queue id;
-/// the queue id changes keep the stamp, also while another thread stamps.
+/// An idle stamp kept in `meta` shares the word with the queue mark, the lifecycle flags
+/// and the access counter: the stamp only moves later and keeps them, and their changes
+/// keep the stamp, also while another thread stamps.
 #[test]
-fn the_idle_stamp_and_the_queue_id_keep_each_other() {
+fn an_idle_stamp_in_meta_and_the_other_bits_keep_each_other() {
     let init = ExtInit {
-        idle: 5,
+        idle: Some(5),
         weight: 1,
         timer: None,
     };
     let raw = NodeBox::new(1, 1u64, 1u64, NEVER, Some(init)).into_raw();
     // SAFETY: from `into_raw`: alive until the `from_raw` below, with its provenance.
     let ptr = unsafe { NodePtr::from_raw(raw) };
-    let ext = ptr.ext().expect("extended");
-    assert_eq!((ext.idle(), ext.queue()), (5, 0));
-    ext.set_queue(2);
-    assert_eq!((ext.idle(), ext.queue()), (5, 2));
-    ext.stamp(9);
-    assert_eq!((ext.idle(), ext.queue()), (9, 2));
-    ext.stamp(7);
-    assert_eq!(ext.idle(), 9, "a stamp never moves back");
-    ext.stamp(NEVER);
+    assert!(ptr.idle_in_meta());
+    assert_eq!((ptr.idle(), ptr.in_main()), (Some(5), false));
+    ptr.set_in_main(true);
+    ptr.touch();
+    assert_eq!((ptr.idle(), ptr.in_main(), ptr.freq()), (Some(5), true, 1));
+    ptr.stamp(9);
+    assert_eq!((ptr.idle(), ptr.in_main(), ptr.freq()), (Some(9), true, 1));
+    ptr.stamp(NEVER);
     assert_eq!(
-        (ext.idle(), ext.queue()),
-        (NEVER, 2),
-        "the largest tick keeps the id"
+        (ptr.idle(), ptr.in_main(), ptr.deadline()),
+        (Some(NEVER), true, NEVER),
+        "the largest tick keeps the mark"
     );
-    ext.set_queue(1);
-    assert_eq!((ext.idle(), ext.queue()), (NEVER, 1));
-    ext.set_queue(0);
-    assert_eq!((ext.idle(), ext.queue()), (NEVER, 0));
+    ptr.set_in_main(false);
+    assert_eq!((ptr.idle(), ptr.in_main()), (Some(NEVER), false));
     // SAFETY: from `into_raw`, reached by nobody else.
     drop(unsafe { NodeBox::from_raw(raw) });
 
-    // One thread stamps every tick up to `LAST` while another moves the id round until it
-    // is done: a stamp, once made, is never undone by a queue change (the stamper checks
-    // after each), and the last queue change stays.
+    // One thread stamps every tick up to `LAST` while another moves the mark and the
+    // counter round until it is done: a stamp, once made, is never undone by their
+    // changes (the stamper checks after each), and the last mark stays.
     const LAST: u64 = if cfg!(miri) { 200 } else { 2_000_000 };
-    let raw = NodeBox::new(1, 1u64, 1u64, NEVER, Some(ExtInit { idle: 0, ..init })).into_raw();
-    // SAFETY: as above; both threads end before the node is freed.
-    let ext = unsafe { NodePtr::from_raw(raw) }.ext().expect("extended");
-    /// The extension, shared by threads that touch only its atomic state word.
-    struct StateOnly<'a>(&'a Ext<u64, u64>);
-    // SAFETY: the threads below call only `stamp`, `set_queue`, `idle` and `queue`, which
-    // touch the atomic state word alone, never the links in their cell.
-    unsafe impl Sync for StateOnly<'_> {}
-    impl StateOnly<'_> {
-        fn ext(&self) -> &Ext<u64, u64> {
-            self.0
+    let init = ExtInit {
+        idle: Some(0),
+        ..init
+    };
+    let raw = NodeBox::new(1, 1u64, 1u64, NEVER, Some(init)).into_raw();
+    /// The node, shared by threads that touch only its atomic `meta`.
+    struct MetaOnly(*mut Node<u64, u64>);
+    // SAFETY: the threads below call only `stamp`, `idle`, `set_in_main`, `touch` and
+    // `age`, which touch the atomic `meta` and the immutable hash word alone, never the
+    // links in their cells; the node outlives both threads.
+    unsafe impl Sync for MetaOnly {}
+    impl MetaOnly {
+        fn ptr(&self) -> NodePtr<'_, u64, u64> {
+            // SAFETY: from `into_raw`, alive until freed after both threads end.
+            unsafe { NodePtr::from_raw(self.0) }
         }
     }
-    let shared = StateOnly(ext);
+    let shared = MetaOnly(raw);
     let (start, done) = (
         std::sync::Barrier::new(2),
         std::sync::atomic::AtomicBool::new(false),
@@ -445,8 +504,8 @@ fn the_idle_stamp_and_the_queue_id_keep_each_other() {
             start.wait();
             let undone = (1..=LAST)
                 .filter(|&t| {
-                    shared.ext().stamp(t);
-                    shared.ext().idle() < t
+                    shared.ptr().stamp(t);
+                    shared.ptr().idle() < Some(t)
                 })
                 .count();
             done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -457,18 +516,24 @@ fn the_idle_stamp_and_the_queue_id_keep_each_other() {
             let mut moves = 0u64;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 moves += 1;
-                shared.ext().set_queue((moves % 3) as u8);
+                shared.ptr().set_in_main(moves % 2 == 0);
+                shared.ptr().touch();
+                shared.ptr().age();
             }
-            shared.ext().set_queue(2);
+            shared.ptr().set_in_main(true);
             moves
         });
         (stamper.join().unwrap(), mover.join().unwrap())
     });
     assert_eq!(
         undone, 0,
-        "stamps undone by queue changes ({moves} changes)"
+        "stamps undone by other changes ({moves} changes)"
     );
-    assert_eq!((ext.idle(), ext.queue()), (LAST, 2));
+    let ptr = shared.ptr();
+    assert_eq!(
+        (ptr.idle(), ptr.in_main(), ptr.deadline()),
+        (Some(LAST), true, NEVER)
+    );
     // SAFETY: from `into_raw`, reached by nobody else now.
     drop(unsafe { NodeBox::from_raw(raw) });
 }

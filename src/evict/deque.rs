@@ -1,13 +1,15 @@
 //! An eviction queue: a FIFO of nodes on the shared intrusive list, threaded through their
 //! extensions' queue links ([`QueueField`]), with its back, length and weight: push at the
-//! back, pop at the front, unlink anywhere in O(1). Each node carries a stamp of which
-//! queue holds it. Only the segment's maintenance-lock holder touches a queue or any
-//! node's queue links and stamp.
+//! back, pop at the front, unlink anywhere in O(1). Which queue holds a node is told by
+//! its links (clear when it is in none) and its `IN_MAIN` mark in `meta` (small or
+//! main), which costs no word of its own. Only the segment's maintenance-lock holder
+//! touches a queue or any node's queue links and mark.
 
-use crate::entry::layout::{ext_of, weight_of, Ext};
+use crate::entry::layout::weight_of;
 use crate::entry::links::QueueField;
 use crate::entry::node::Node;
 use crate::intrusive::list::{is_node, List};
+use crate::intrusive::ListLinks;
 use std::ptr;
 
 /// In no queue.
@@ -17,47 +19,43 @@ pub(crate) const SMALL: u8 = 1;
 /// In the main queue.
 pub(crate) const MAIN: u8 = 2;
 
-/// The extension of a node in a bounded cache.
-///
-/// # Safety
-/// 1. `node` points to a live node that was allocated with an extension.
-/// 2. `node` carries its allocation's provenance.
-/// 3. The node stays alive while the returned reference is used (`'a`).
-pub(crate) unsafe fn ext<'a, K, V>(node: *mut Node<K, V>) -> &'a Ext<K, V> {
-    // SAFETY: `ext_of`'s 1, 2 and 3: our 1, 2 and 3.
-    unsafe { ext_of(node) }.expect("a bounded cache's nodes have an extension")
-}
-
-/// Which queue holds `node` ([`NONE`], [`SMALL`] or [`MAIN`]).
+/// Which queue holds `node` ([`NONE`], [`SMALL`] or [`MAIN`]): none while its queue
+/// links are clear (a queued node's `prev` is a node or its queue's tag, never null),
+/// else the queue its `IN_MAIN` mark names.
 ///
 /// # Safety
 /// 1. `node` is alive, extended, with its allocation's provenance.
-/// 2. The caller holds the maintenance lock, which guards every node's queue stamp.
+/// 2. The caller holds the maintenance lock, which guards every node's queue links and
+///    mark.
 pub(crate) unsafe fn queue_of<K, V>(node: *mut Node<K, V>) -> u8 {
-    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this call). Our 2 makes
-    // the stamp the last one set (see `Ext::queue`).
-    unsafe { ext(node) }.queue()
+    // SAFETY: `with_links`' 1: our 1; its 2: our 2 (the lock guards the links, and the
+    // closure only reads them).
+    let queued = unsafe { QueueField::with_links(node, |l| !l.prev.is_null()) };
+    if !queued {
+        return NONE;
+    }
+    // SAFETY: alive (our 1), so a shared reference may be made to read its `meta`.
+    if unsafe { &*node }.in_main() {
+        MAIN
+    } else {
+        SMALL
+    }
 }
 
-/// Stamps which queue holds `node`.
-///
-/// # Safety
-/// 1. `node` is alive, extended, with its allocation's provenance.
-/// 2. The caller holds the maintenance lock, which guards every node's queue stamp.
-unsafe fn set_queue<K, V>(node: *mut Node<K, V>, id: u8) {
-    // SAFETY: `ext`'s 1, 2 and 3: our 1 (the reference ends with this call). Our 2: the
-    // only writer of the stamp now (see `Ext::set_queue`).
-    unsafe { ext(node) }.set_queue(id);
+/// The tag of queue `id`'s list: not a node (its low bit is set) and not null, so that
+/// every queued node's `prev` is non-null.
+fn tag<K, V>(id: u8) -> *mut Node<K, V> {
+    ptr::without_provenance_mut(1 | usize::from(id) << 1)
 }
 
 /// A FIFO of nodes (oldest at the front) and their total weight.
 #[derive(Debug)]
 pub(crate) struct Deque<K, V> {
-    /// Oldest first; the list's tag is null (no one needs to find a queue from a node:
-    /// the stamp names it).
+    /// Oldest first; the list's tag is [`tag`]`(id)`, so that no queued node's `prev` is
+    /// null.
     list: List<QueueField<K, V>>,
     back: *mut Node<K, V>,
-    /// Which queue this is ([`SMALL`] or [`MAIN`]), stamped on its nodes.
+    /// Which queue this is ([`SMALL`] or [`MAIN`]), marked on its nodes.
     id: u8,
     pub(crate) len: usize,
     pub(crate) weight: u64,
@@ -102,16 +100,16 @@ impl<K, V> Deque<K, V> {
             "queue (id, front, back, len, weight) {:?}",
             self.shape()
         );
-        // SAFETY: `queue_of`'s and `set_queue`'s 1 and 2: our 1 and 4. `push_front`'s and
-        // `insert_after`'s 1: our 1; their 2: in no queue (our 2), and the stamp says so
-        // for every node off a queue; 3: our 3 (`back` is on this list); 4: our 4, the lock
-        // guarding every node's queue links; `push_front`'s 5: null is no node, and this
-        // list's tag on every push.
+        // SAFETY: `queue_of`'s 1 and 2: our 1 and 4; the dereference for `set_in_main`:
+        // alive (our 1). `push_front`'s and `insert_after`'s 1: our 1; their 2: in no
+        // queue (our 2), so its queue links are clear; 3: our 3 (`back` is on this list);
+        // 4: our 4, the lock guarding every node's queue links; `push_front`'s 5: `tag`
+        // sets the low bit, so it is no node, and it is this list's tag on every push.
         unsafe {
             debug_assert_eq!(queue_of(node), NONE, "{node:p} is queued already");
-            set_queue(node, self.id);
+            (*node).set_in_main(self.id == MAIN);
             if self.back.is_null() {
-                self.list.push_front(ptr::null_mut(), node);
+                self.list.push_front(tag(self.id), node);
             } else {
                 self.list.insert_after(self.back, node);
             }
@@ -153,9 +151,8 @@ impl<K, V> Deque<K, V> {
             "unlinking from queue (id, front, back, len, weight) {:?}",
             self.shape()
         );
-        // SAFETY: `queue_of`'s and `set_queue`'s 1 for `node`: in this queue (our 1), so
-        // alive (our 2) and extended (`push_back`'s 1), with its provenance (our 1); their
-        // 2: our 3. `weight_of`'s 1 and 2: alive, with its provenance (as just said).
+        // SAFETY: `queue_of`'s 1 for `node`: in this queue (our 1), so alive (our 2) and
+        // extended (`push_back`'s 1), with its provenance (our 1); its 2: our 3. `weight_of`'s 1 and 2: alive, with its provenance (as just said).
         // `List::unlink`'s 1: our 1 (this queue's nodes are its list's); its 2: our 2;
         // its 3: our 3, the lock guarding every node's queue links.
         unsafe {
@@ -165,7 +162,6 @@ impl<K, V> Deque<K, V> {
                 "{node:p} is not in {:?}",
                 self.shape()
             );
-            set_queue(node, NONE);
             let prev = self.list.unlink(node);
             if self.back == node {
                 self.back = if is_node(prev) { prev } else { ptr::null_mut() };

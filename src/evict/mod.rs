@@ -105,10 +105,11 @@
 //!
 //! ## Cost per entry
 //! An entry of a bounded or idle-expiring cache carries an extension (`entry::layout::Ext`,
-//! 24 bytes: the idle tick and its queue's id in one word, its links there; a weight
-//! other than 1 takes 8 bytes more), 2 to 4 bytes of ghost and 2 to 4 bytes of sketch:
-//! with the node (32) and its share of the table (about 14), 73-74 bytes per entry beyond
-//! `K` and `V` in `tests/memory.rs`.
+//! 16 bytes: its queue links; which queue holds it is a bit of `meta`, and its idle tick
+//! lives in `meta` too unless it has a TTL deadline, when a prefix of 8 bytes holds it; a
+//! weight other than 1 takes 8 bytes more), 2 to 4 bytes of ghost and 2 to 4 bytes of
+//! sketch: with the node (32) and its share of the table (about 16), 66 bytes per entry
+//! beyond `K` and `V` in `tests/memory.rs`.
 //! Caches with neither pay nothing: their nodes have no extension and no queues exist.
 //! Eviction work is O(1) per entry moved or evicted, bounded per call by the caller's
 //! maintenance budget, and never runs user code: victims are handed to the caller, who
@@ -364,9 +365,9 @@ impl<K, V> Queues<K, V> {
     /// 3. The caller holds the maintenance lock.
     pub(crate) unsafe fn unlink(&mut self, node: *mut Node<K, V>) {
         // SAFETY: `queue_of`'s 1: our 1 and 2; its 2: our 3. `Deque::unlink`'s 1: the
-        // stamp names the queue that holds the node, and by our 2 that queue is ours, and
-        // the pointer carries its allocation's provenance (our 2);
-        // its 2: every queued node was admitted under `admit`'s 1, so alive; its 3: our 3.
+        // links and mark name the queue that holds the node, by our 2 that queue is ours,
+        // and the pointer carries its allocation's provenance (our 2); its 2: every queued
+        // node was admitted under `admit`'s 1, so alive; its 3: our 3.
         unsafe {
             match deque::queue_of(node) {
                 SMALL => self.small.unlink(node),

@@ -21,8 +21,9 @@ struct Pool(Vec<*mut N>);
 impl Pool {
     /// A new extended node with hash `h(i)` and weight `w`.
     fn node(&mut self, i: u64, w: u32) -> *mut N {
+        // Half with an idle stamp in `meta`, which shares the word with the queue mark.
         let ext = ExtInit {
-            idle: 0,
+            idle: (i % 2 == 0).then_some(0),
             weight: w,
             timer: None,
         };
@@ -63,7 +64,17 @@ fn queue(node: *mut N) -> u8 {
     unsafe { deque::queue_of(node) }
 }
 
-/// Walks a deque front to back, checking every back link, every node's queue stamp, the
+/// A pool node's queue links (prev, next).
+fn links_of(node: *mut N) -> (*mut N, *mut N) {
+    // SAFETY: `ext_of`'s 1 to 3: a pool node, alive until the pool drops, with the
+    // provenance `into_raw` gave.
+    let ext = unsafe { crate::entry::layout::ext_of(node) }.expect("a pool node is extended");
+    // SAFETY: the cell's contents are read with no other access to them: the test is the
+    // only thread, and holds no other reference to these links.
+    ext.links.with(|l| unsafe { ((*l).prev, (*l).next) })
+}
+
+/// Walks a deque front to back, checking every back link, every node's queue mark, the
 /// count and the weight; returns the keys in order.
 fn walk(q: &Deque<u64, u64>, id_of_queue: u8) -> Vec<u64> {
     let mut out = Vec::new();
@@ -75,15 +86,18 @@ fn walk(q: &Deque<u64, u64>, id_of_queue: u8) -> Vec<u64> {
         assert_eq!(
             queue(node),
             id_of_queue,
-            "{} carries the wrong stamp",
+            "{} carries the wrong mark",
             id(node)
         );
-        // SAFETY: a queued pool node, alive and extended; the test is the only thread.
-        let ext = unsafe { deque::ext(node) };
-        // SAFETY: the cell's contents are read with no other access to them: the test is
-        // the only thread, and holds no other reference to these links.
-        let (p, next) = ext.links.with(|l| unsafe { ((*l).prev, (*l).next) });
-        assert_eq!(p, prev, "{}'s back link", id(node));
+        let (p, next) = links_of(node);
+        if prev.is_null() {
+            assert!(
+                !p.is_null() && !crate::intrusive::list::is_node(p),
+                "the front's prev is its queue's tag, not {p:p}"
+            );
+        } else {
+            assert_eq!(p, prev, "{}'s back link", id(node));
+        }
         // SAFETY: `weight_of`'s 1: a queued pool node, alive until the pool drops; its 2:
         // the pointer `into_raw` gave, with its allocation's provenance.
         weight += u64::from(unsafe { crate::entry::layout::weight_of(node) });
@@ -112,10 +126,7 @@ fn unlink(q: &mut Queues<u64, u64>, node: *mut N) {
     // SAFETY: as for `admit`; the node is in one of `q`'s queues or in none.
     unsafe { q.unlink(node) };
     assert_eq!(queue(node), NONE);
-    // SAFETY: alive, extended, unqueued: its links are nobody's.
-    let links = unsafe { deque::ext(node) }
-        .links
-        .with(|l| unsafe { ((*l).prev, (*l).next) });
+    let links = links_of(node);
     assert!(
         links.0.is_null() && links.1.is_null(),
         "an unlinked node keeps links"

@@ -5,7 +5,7 @@
 use super::{Segment, CANCELS, HANDOFF_BATCH};
 use crate::clock::NEVER;
 use crate::entry::links::WheelField;
-use crate::entry::node::{Node, NodePtr, DETACHED, EXT, QUEUED, RELEASED, REMOVED, UNLINKED};
+use crate::entry::node::{Node, NodePtr, DETACHED, QUEUED, RELEASED, REMOVED, UNLINKED};
 use crate::intrusive::{Chain, StackLink};
 use crate::sync::Ordering;
 use std::marker::PhantomData;
@@ -50,8 +50,7 @@ impl<K, V> Segment<K, V> {
     /// maintainer's).
     #[inline]
     pub(super) fn maintained(&self, node: &Node<K, V>) -> bool {
-        // Relaxed: EXT is immutable.
-        node.meta.load(Ordering::Relaxed) & EXT != 0 || node.deadline() != NEVER
+        node.is_extended() || node.deadline() != NEVER
     }
 
     /// The tick the wheel should fire `node` at: its TTL or policy deadline, or the
@@ -60,13 +59,11 @@ impl<K, V> Segment<K, V> {
     /// earlier asks for a re-file, see [`refile`](Self::refile)).
     pub(super) fn wheel_deadline(&self, node: NodePtr<'_, K, V>) -> u64 {
         let d = node.expiry_deadline();
-        match node.ext() {
+        match node.idle() {
             // The stamp is a hint that only ever moves the deadline later; the wheel
             // re-reads it when the deadline comes.
-            Some(ext) if self.limits.idle_ticks != 0 => {
-                d.min(self.limits.idle_deadline(ext.idle()))
-            }
-            _ => d,
+            Some(idle) => d.min(self.limits.idle_deadline(idle)),
+            None => d,
         }
     }
 

@@ -1,168 +1,89 @@
 //! How a node is allocated: what a cache's policies put in front of it, how that is
 //! found again, and the owned handle that allocates and frees it ([`NodeBox`]).
 //!
-//! ## Five layouts, one allocation each
+//! ## Nine layouts, one allocation each
 //! A cache with no bound, no time-to-idle and no expiry policy allocates a bare [`Node`]
 //! and pays for nothing else. A bound or a time-to-idle gives each node an [`Ext`] in
-//! front of it (24 bytes: the idle tick and queue id in one word, the eviction-queue
-//! links), and so does an expiry policy to each node whose write it answered (a write
-//! that did not ask it, such as `insert_with_ttl`'s, makes a bare node in a cache with
-//! only a policy); `EXT` in the node's `meta` says so. In front of the extension go,
-//! only where needed (sizes for keys and values aligned to at most 8; a prefix is padded
-//! to the allocation's alignment):
+//! front of it (16 bytes: the eviction-queue links), and so does an expiry policy to
+//! each node whose write it answered (a write that did not ask it, such as
+//! `insert_with_ttl`'s, makes a bare node in a cache with only a policy); `EXT` in the
+//! node's hash word says so. In front of the extension go, only where needed (sizes for
+//! keys and values aligned to at most 8; a prefix is padded to the allocation's
+//! alignment):
 //!
 //! | prefix | when | bytes |
 //! |--------|------|-------|
+//! | [`Stamp`] | the cache has a time-to-idle and the node a TTL deadline | 8 |
 //! | [`Weight`] | the entry weighs other than 1 (so a cache without a weigher has none) | 8 |
 //! | [`Timer`] | the node's write was answered by an expiry policy (see `cache::expiry`) | 16 |
-//! | [`WeighedTimer`] | both | 24 |
 //!
-//! `WEIGHED` and `TIMED` in the node's hash word say which (immutable, set before the
-//! node is published). A prefixed allocation nests the plain extended one ([`Prefixed`]
-//! holds an [`Extended`]), so the extension is the same distance before the node in every
-//! layout whatever the key's and value's alignment; a prefix is found at its own layout's
-//! distance ([`Whole::NODE`]).
+//! and each combination of them ([`WeighedTimer`], and a [`WithStamp`] of the others).
+//! `STAMPED`, `WEIGHED` and `TIMED` in the node's hash word say which (immutable, set
+//! before the node is published). A prefixed allocation nests the plain extended one
+//! ([`Prefixed`] holds an [`Extended`]), so the extension is the same distance before
+//! the node in every layout whatever the key's and value's alignment; a prefix is found
+//! at its own layout's distance ([`Whole::NODE`]).
+//!
+//! ## Where the idle stamp lives
+//! A time-to-idle needs the tick of each entry's last read or write. A node with no TTL
+//! deadline (the common case: a cache with a time-to-idle and no time-to-live) keeps it
+//! in `meta`'s deadline bits, which it does not otherwise use (`IDLE_IN_META` in the hash
+//! word says so, and its [`Node::deadline`] is then "none"); only a node with both pays
+//! for a [`Stamp`] prefix. Readers raise a stamp with an RMW that only ever moves it
+//! later; in `meta` that is a CAS loop that changes the deadline bits alone, so it never
+//! undoes the lifecycle flags, the access counter or the queue mark, which change by RMW
+//! too. The loom model `an_idle_stamp_survives_a_queue_move` (`loom-tests/tests/evict.rs`)
+//! races a stamping read with the write whose turn moves the entry between queues, and
+//! `an_idle_stamp_in_meta_and_the_other_bits_keep_each_other` races the two on threads.
+//! Which queue holds the node is no longer a field at all (`evict::deque`: its links
+//! and the `IN_MAIN` bit of `meta`). The extension was 32 bytes (tick, queue id and
+//! weight, links), then 24 (tick and queue id packed, the weight a prefix), now 16.
 //!
 //! ## Provenance
 //! What precedes a node is reached only through pointers that carry the whole
 //! allocation's provenance ([`NodePtr`], a slot word, a list link), never from a `&Node`:
 //! a pointer derived from a reference to the node may not step outside it (Miri with Tree
 //! Borrows rejects that), and could not free the allocation either.
-//!
-//! ## The extension's state word
-//! The idle tick (low 55 bits, as deadlines) and which eviction queue holds the node (top
-//! two bits) share one atomic word. Readers of an idle-expiring cache raise the tick with
-//! a CAS loop that only ever moves it later and carries the queue bits along; the
-//! maintenance-lock holder rewrites the queue bits with one RMW that carries the tick.
-//! Neither can undo the other's change: the loom model `an_idle_stamp_survives_a_queue_move`
-//! (`loom-tests/tests/evict.rs`) races a stamping read with the write whose turn moves
-//! the entry between queues (with the queue id written by a plain load and store, it
-//! fails), and a unit test races the two on threads. The tick had a word of its own, and
-//! the queue id and the weight another, until this packing and the weight prefix took the
-//! extension from 32 bytes to 24.
 
-use super::node::{Node, NodeLinks, NodePtr, EXT, TIMED, WEIGHED};
+mod prefix;
+
+use super::node::{Node, NodeLinks, NodePtr, IDLE_IN_META, STAMPED, TIMED, WEIGHED};
 use crate::clock::NEVER;
 use crate::intrusive::Links;
 use crate::sync::{AtomicU64, Ordering, UnsafeCell};
+use prefix::{parts, Parts, Stamp, WeighedTimer, Weight, WithStamp};
+pub(crate) use prefix::{weight_of, Timer};
+use prefix::{STAMPED_TIMED, STAMPED_WEIGHED, STAMPED_WEIGHED_TIMED, WEIGHED_TIMED};
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
-
-/// Where the extension's state word keeps the queue id (above the tick's 55 bits).
-const QUEUE_SHIFT: u32 = 62;
-const QUEUE_BITS: u64 = 3 << QUEUE_SHIFT;
-const _: () = assert!(QUEUE_BITS & NEVER == 0);
 
 /// Policy state of a node in a cache with a capacity bound, a time-to-idle or an expiry
 /// policy, allocated in front of the node.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Ext<K, V> {
-    /// The tick of the last read or write (time-to-idle; low 55 bits) and the id of the
-    /// eviction queue that holds the node (top two bits; see the essay).
-    state: AtomicU64,
-    /// The node's links in that queue: maintenance lock only.
+    /// The node's links in the eviction queue that holds it: maintenance lock only.
     pub(crate) links: UnsafeCell<NodeLinks<K, V>>,
 }
 
 #[cfg(not(all(wheelcache_loom, feature = "loom")))]
-const _: () = assert!(std::mem::size_of::<Ext<u64, u64>>() == 24);
+const _: () = assert!(std::mem::size_of::<Ext<u64, u64>>() == 16);
 
 impl<K, V> Ext<K, V> {
-    fn new(idle: u64) -> Self {
-        debug_assert!(idle <= NEVER);
+    fn new() -> Self {
         Self {
-            state: AtomicU64::new(idle),
             links: UnsafeCell::new(Links::new()),
         }
     }
-
-    /// The tick of the entry's last read or write. Relaxed: the stamp is a hint that pairs
-    /// with nothing; it only ever moves later, and the maintainer rereads it when the
-    /// wheel deadline it filed comes.
-    #[inline]
-    pub(crate) fn idle(&self) -> u64 {
-        self.state.load(Ordering::Relaxed) & NEVER
-    }
-
-    /// Raises the idle tick to `tick` unless it is there already: readers call it only
-    /// when [`idle`](Self::idle) is older, so a hot entry is written at most once a tick.
-    #[inline]
-    pub(crate) fn stamp(&self, tick: u64) {
-        debug_assert!(tick <= NEVER);
-        // Relaxed: as in `idle`. The CAS carries the queue bits along, so a reader never
-        // undoes the maintainer's change of them (`set_queue`'s RMW).
-        let _ = self
-            .state
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                (s & NEVER < tick).then_some((s & !NEVER) | tick)
-            });
-    }
-
-    /// The id of the queue that holds the node, as the last [`set_queue`] left it (the
-    /// maintenance-lock holder's to read: `evict::deque`).
-    ///
-    /// [`set_queue`]: Self::set_queue
-    #[inline]
-    pub(crate) fn queue(&self) -> u8 {
-        // Relaxed: the queue bits change only by `set_queue`, under the maintenance lock,
-        // whose release and acquire order every such change before this read; readers'
-        // stamps also write the word, but carry the bits along (`stamp`'s CAS), and a load
-        // sees the word no older than the lock holder's own last RMW of it.
-        (self.state.load(Ordering::Relaxed) >> QUEUE_SHIFT) as u8
-    }
-
-    /// Sets the queue id to `id` (below 4), keeping the idle tick: for the
-    /// maintenance-lock holder.
-    #[inline]
-    pub(crate) fn set_queue(&self, id: u8) {
-        debug_assert!(id < 4);
-        let bits = u64::from(id) << QUEUE_SHIFT;
-        // Relaxed: as in `queue`. A CAS loop that writes the whole id whatever the word
-        // held, and keeps a concurrent reader's stamp (a stamp landing between the load
-        // and the CAS fails it, and the loop retries with the new tick). Only the lock
-        // holder runs it, racing at most a reader's stamp once a tick.
-        let _ = self
-            .state
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                Some((s & !QUEUE_BITS) | bits)
-            });
-    }
 }
 
-/// The expiry policy's state of a node (caches with an `Expiry` only; see `cache::expiry`).
-#[derive(Debug)]
-pub(crate) struct Timer {
-    /// The policy's own deadline in ticks (its last answer for the entry; [`NEVER`] for
-    /// none), which may lie past the TTL deadline in `meta`: the entry lapses at the
-    /// earlier of the two ([`NodePtr::expiry_deadline`]). Moved by reads the policy
-    /// answers (a swap, so each mover knows whether it moved the entry's deadline
-    /// earlier: then it asks the maintainer to re-file the node).
-    /// Relaxed: the re-file request's RMW on `meta` publishes a move to the maintainer,
-    /// and readers treat it as the entry's deadline at the moment they load it.
-    pub(crate) deadline: AtomicU64,
-    /// When the entry was written, in the clock's nanoseconds (immutable): the
-    /// `last_modified_at` the policy is told.
-    pub(crate) written: u64,
-}
-
-/// The weight of an entry that weighs other than 1 (immutable).
-#[derive(Debug)]
-struct Weight(u32);
-
-/// Both prefixes, for a weighed entry of a cache with an expiry policy.
-#[repr(C)]
-struct WeighedTimer {
-    timer: Timer,
-    weight: Weight,
-}
-
-/// What an extended node starts with: `timer` is the policy's deadline and the write's
-/// time, in a cache with an expiry policy.
+/// What an extended node starts with: `idle` is the tick of its write in a cache with a
+/// time-to-idle; `timer` is the policy's deadline and the write's time, in a cache with
+/// an expiry policy.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExtInit {
-    pub(crate) idle: u64,
+    pub(crate) idle: Option<u64>,
     pub(crate) weight: u32,
     pub(crate) timer: Option<(u64, u64)>,
 }
@@ -205,14 +126,13 @@ unsafe impl<P, K, V> Whole<K, V> for Prefixed<P, K, V> {
     const NODE: usize = std::mem::offset_of!(Prefixed<P, K, V>, extended) + <Extended<K, V>>::NODE;
 }
 
-/// Which allocation a node lives in.
+/// Which allocation a node lives in: a bare node, an extended one, or a prefixed one with
+/// the prefixes its flags (`STAMPED`, `WEIGHED`, `TIMED`, never none) name.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Layout {
     Plain,
     Extended,
-    Weighed,
-    Timed,
-    WeighedTimed,
+    Prefixed(u64),
 }
 
 /// # Safety
@@ -220,18 +140,14 @@ enum Layout {
 #[inline]
 unsafe fn layout_of<K, V>(node: *mut Node<K, V>) -> Layout {
     // SAFETY: the node is alive (our obligation), so a shared reference to it may be made
-    // for this read (its mutable state is atomic or in cells).
+    // for this read of its immutable hash word.
     let node = unsafe { &*node };
-    // Relaxed: EXT is immutable, set before the node was published (the Release CAS that
-    // linked it, which the load that found the node acquired); so is the hash word.
-    if node.meta.load(Ordering::Relaxed) & EXT == 0 {
+    if !node.is_extended() {
         return Layout::Plain;
     }
     match node.prefixes() {
         0 => Layout::Extended,
-        WEIGHED => Layout::Weighed,
-        TIMED => Layout::Timed,
-        _ => Layout::WeighedTimed,
+        prefixes => Layout::Prefixed(prefixes),
     }
 }
 
@@ -244,9 +160,8 @@ unsafe fn layout_of<K, V>(node: *mut Node<K, V>) -> Layout {
 /// 3. The node stays alive for `'a`.
 #[inline]
 pub(crate) unsafe fn ext_of<'a, K, V>(node: *mut Node<K, V>) -> Option<&'a Ext<K, V>> {
-    // SAFETY: 1: the node is alive, so its `meta` may be read. Relaxed: as in `layout_of`.
-    let meta = unsafe { (*node).meta.load(Ordering::Relaxed) };
-    if meta & EXT == 0 {
+    // SAFETY: 1: the node is alive, so its immutable hash word may be read.
+    if !unsafe { &*node }.is_extended() {
         return None;
     }
     // SAFETY: 1. EXT is set only on nodes that `NodeBox::new` placed in an `Extended` or
@@ -256,48 +171,8 @@ pub(crate) unsafe fn ext_of<'a, K, V>(node: *mut Node<K, V>) -> Option<&'a Ext<K
     let ext = unsafe { node.byte_sub(<Extended<K, V>>::NODE) }.cast::<Ext<K, V>>();
     // SAFETY: 1. `ext` is the live extension `NodeBox::new` initialised (the step above);
     // 2. it lives as long as its node, so for `'a` (our 3); 3. only shared references to
-    // an `Ext` are made (its mutable fields are atomic or in cells).
+    // an `Ext` are made (its mutable fields are in cells).
     Some(unsafe { &*ext })
-}
-
-/// The prefix of a node allocated in a `Prefixed<P, K, V>`.
-///
-/// # Safety
-/// 1. `node` points to a live node allocated in a `Prefixed<P, K, V>` by
-///    [`NodeBox::new`], and carries that allocation's provenance.
-/// 2. The node stays alive for `'a`.
-unsafe fn prefix<'a, P, K, V>(node: *mut Node<K, V>) -> &'a P {
-    // SAFETY: 1: the allocation starts `Prefixed::NODE` before the node, and the pointer
-    // may step back to it.
-    let whole = unsafe { node.byte_sub(<Prefixed<P, K, V>>::NODE) }.cast::<Prefixed<P, K, V>>();
-    // SAFETY: 1. the prefix `NodeBox::new` initialised (obligation 1); 2. alive for `'a`
-    // (obligation 2); 3. only shared references to a prefix are made (its mutable state
-    // is atomic).
-    unsafe { &(*whole).prefix }
-}
-
-/// The weight of the node at `node` (1 unless it has a weight prefix).
-///
-/// # Safety
-/// 1. `node` points to a live node, which stays alive for the call.
-/// 2. `node` carries its whole allocation's provenance.
-#[inline]
-pub(crate) unsafe fn weight_of<K, V>(node: *mut Node<K, V>) -> u32 {
-    // SAFETY: 1: alive, so a shared reference may be made to read its immutable hash word
-    // (the flags alone say which prefix: `WEIGHED` and `TIMED` are set only with `EXT`).
-    let prefixes = unsafe { &*node }.prefixes();
-    if prefixes & WEIGHED == 0 {
-        return 1;
-    }
-    // SAFETY: `prefix`'s 1: the flags say which `Prefixed` `NodeBox::new` allocated, and
-    // our 2 gives its provenance; its 2: the reference ends within this call (our 1).
-    unsafe {
-        if prefixes & TIMED == 0 {
-            prefix::<Weight, K, V>(node).0
-        } else {
-            prefix::<WeighedTimer, K, V>(node).weight.0
-        }
-    }
 }
 
 impl<'g, K, V> NodePtr<'g, K, V> {
@@ -309,25 +184,22 @@ impl<'g, K, V> NodePtr<'g, K, V> {
         unsafe { ext_of(self.as_ptr()) }
     }
 
+    /// The node's prefixes (`prefixes`: its flags, of which at least one is set).
+    #[inline]
+    fn parts(self, prefixes: u64) -> Parts<'g> {
+        // SAFETY: `parts`' 1: `from_raw`'s 1 and 2 (alive for `'g`); its 2: `from_raw`'s
+        // 3; its 3: the caller passes the node's own flags.
+        unsafe { parts(self.as_ptr(), prefixes) }
+    }
+
     /// The node's timer, if it was allocated with one (see [`Timer`]).
     #[inline]
     pub(crate) fn timer(self) -> Option<&'g Timer> {
-        // The flags alone say which prefix (`TIMED` and `WEIGHED` are set only with `EXT`).
         let prefixes = self.prefixes();
         if prefixes & TIMED == 0 {
             return None;
         }
-        let node = self.as_ptr();
-        // SAFETY: `prefix`'s 1: a live node (`from_raw`'s 1), and the flags say which
-        // `Prefixed` `NodeBox::new` allocated it in, with the provenance `from_raw`'s 3
-        // promises; its 2: `from_raw`'s 2 (alive for `'g`).
-        unsafe {
-            Some(if prefixes & WEIGHED == 0 {
-                prefix::<Timer, K, V>(node)
-            } else {
-                &prefix::<WeighedTimer, K, V>(node).timer
-            })
-        }
+        self.parts(prefixes).timer
     }
 
     /// The entry's weight (1 unless a weigher said otherwise).
@@ -335,6 +207,37 @@ impl<'g, K, V> NodePtr<'g, K, V> {
     pub(crate) fn weight(self) -> u32 {
         // SAFETY: `weight_of`'s 1: `from_raw`'s 1 and 2; its 2: `from_raw`'s 3.
         unsafe { weight_of(self.as_ptr()) }
+    }
+
+    /// The tick of the entry's last read or write, for a node of a cache with a
+    /// time-to-idle (`None` for any other): in `meta` for a node with no TTL deadline, in
+    /// a prefix for one with.
+    #[inline]
+    pub(crate) fn idle(self) -> Option<u64> {
+        if self.idle_in_meta() {
+            return Some(self.get().meta_idle());
+        }
+        let prefixes = self.prefixes();
+        if prefixes & STAMPED == 0 {
+            return None;
+        }
+        self.parts(prefixes).stamp.map(Stamp::idle)
+    }
+
+    /// Raises the entry's idle stamp to `tick` unless it is there already (a node with no
+    /// idle stamp has nothing to raise). Readers call it only when [`idle`](Self::idle) is
+    /// older, so a hot entry is written at most once a tick.
+    #[inline]
+    pub(crate) fn stamp(self, tick: u64) {
+        if self.idle_in_meta() {
+            return self.get().stamp_meta(tick);
+        }
+        let prefixes = self.prefixes();
+        if prefixes & STAMPED != 0 {
+            if let Some(stamp) = self.parts(prefixes).stamp {
+                stamp.raise(tick);
+            }
+        }
     }
 
     /// The tick the entry expires at by its TTL or expiry policy ([`NEVER`] for neither):
@@ -368,8 +271,10 @@ unsafe impl<K: Send, V: Send> Send for NodeBox<K, V> {}
 
 impl<K, V> NodeBox<K, V> {
     /// Allocates a node (see [`Node::new`]), with an extension when `ext` is given, and
-    /// the prefixes its weight and timer call for. An extended node starts `QUEUED`: the
-    /// inserter owes the segment's maintainer a request, pushed right after linking.
+    /// the prefixes its idle stamp, weight and timer call for. An extended node starts
+    /// `QUEUED`: the inserter owes the segment's maintainer a request, pushed right after
+    /// linking. An idle stamp goes into `meta` when the node has no TTL `deadline` to
+    /// keep there, and into a prefix when it has.
     pub(crate) fn new(hash: u64, key: K, value: V, deadline: u64, ext: Option<ExtInit>) -> Self {
         let Some(init) = ext else {
             return Self::place(Box::new(Node::new(hash, key, value, deadline)));
@@ -379,29 +284,56 @@ impl<K, V> NodeBox<K, V> {
             deadline: AtomicU64::new(policy),
             written,
         });
-        let prefixes = if weighed { WEIGHED } else { 0 } | if timer.is_some() { TIMED } else { 0 };
+        let (low, stamp) = match init.idle {
+            Some(tick) if deadline == NEVER => (tick, None),
+            Some(tick) => (deadline, Some(Stamp(AtomicU64::new(tick)))),
+            None => (deadline, None),
+        };
+        let flag = |on: bool, flag: u64| if on { flag } else { 0 };
+        let layout = flag(init.idle.is_some() && stamp.is_none(), IDLE_IN_META)
+            | flag(stamp.is_some(), STAMPED)
+            | flag(weighed, WEIGHED)
+            | flag(timer.is_some(), TIMED);
         let extended = Extended {
-            ext: Ext::new(init.idle),
+            ext: Ext::new(),
             // SAFETY: `extended`'s 1: the node goes into this `Extended`, which the match
-            // below boxes alone or in the `Prefixed` that `prefixes` names.
-            node: unsafe { Node::extended(hash, key, value, deadline, prefixes) },
+            // below boxes alone or in the `Prefixed` that `layout`'s prefix flags name.
+            node: unsafe { Node::extended(hash, key, value, low, layout) },
         };
         let weight = Weight(init.weight);
-        match (timer, weighed) {
-            (None, false) => Self::place(Box::new(extended)),
-            (None, true) => Self::place(Box::new(Prefixed {
-                prefix: weight,
+        match (stamp, timer, weighed) {
+            (None, None, false) => Self::place(Box::new(extended)),
+            (None, None, true) => Self::prefixed(weight, extended),
+            (None, Some(timer), false) => Self::prefixed(timer, extended),
+            (None, Some(timer), true) => Self::prefixed(WeighedTimer { timer, weight }, extended),
+            (Some(stamp), None, false) => Self::prefixed(stamp, extended),
+            (Some(stamp), None, true) => Self::prefixed(
+                WithStamp {
+                    prefix: weight,
+                    stamp,
+                },
                 extended,
-            })),
-            (Some(timer), false) => Self::place(Box::new(Prefixed {
-                prefix: timer,
+            ),
+            (Some(stamp), Some(timer), false) => Self::prefixed(
+                WithStamp {
+                    prefix: timer,
+                    stamp,
+                },
                 extended,
-            })),
-            (Some(timer), true) => Self::place(Box::new(Prefixed {
-                prefix: WeighedTimer { timer, weight },
+            ),
+            (Some(stamp), Some(timer), true) => Self::prefixed(
+                WithStamp {
+                    prefix: WeighedTimer { timer, weight },
+                    stamp,
+                },
                 extended,
-            })),
+            ),
         }
+    }
+
+    /// Boxes `extended` behind `prefix`.
+    fn prefixed<P>(prefix: P, extended: Extended<K, V>) -> Self {
+        Self::place(Box::new(Prefixed { prefix, extended }))
     }
 
     /// Leaks `whole` and keeps a pointer to its node.
@@ -497,11 +429,22 @@ unsafe fn release_in<K, V>(node: *mut Node<K, V>, layout: Layout, contents: bool
         match layout {
             Layout::Plain => release_as::<Node<K, V>, K, V>(node, contents),
             Layout::Extended => release_as::<Extended<K, V>, K, V>(node, contents),
-            Layout::Weighed => release_as::<Prefixed<Weight, K, V>, K, V>(node, contents),
-            Layout::Timed => release_as::<Prefixed<Timer, K, V>, K, V>(node, contents),
-            Layout::WeighedTimed => {
-                release_as::<Prefixed<WeighedTimer, K, V>, K, V>(node, contents);
-            }
+            Layout::Prefixed(prefixes) => match prefixes {
+                WEIGHED => release_as::<Prefixed<Weight, K, V>, K, V>(node, contents),
+                TIMED => release_as::<Prefixed<Timer, K, V>, K, V>(node, contents),
+                WEIGHED_TIMED => release_as::<Prefixed<WeighedTimer, K, V>, K, V>(node, contents),
+                STAMPED => release_as::<Prefixed<Stamp, K, V>, K, V>(node, contents),
+                STAMPED_WEIGHED => {
+                    release_as::<Prefixed<WithStamp<Weight>, K, V>, K, V>(node, contents);
+                }
+                STAMPED_TIMED => {
+                    release_as::<Prefixed<WithStamp<Timer>, K, V>, K, V>(node, contents);
+                }
+                _ => {
+                    debug_assert_eq!(prefixes, STAMPED_WEIGHED_TIMED);
+                    release_as::<Prefixed<WithStamp<WeighedTimer>, K, V>, K, V>(node, contents);
+                }
+            },
         }
     }
 }
