@@ -177,7 +177,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// `Expired`); one too large for the clock's range means no idle expiry. A read that
     /// races the moment an entry lapses may or may not extend it.
     ///
-    /// Each entry then carries a 24-byte extension (see [`max_capacity`](Self::max_capacity)).
+    /// It costs an entry with no TTL nothing: its idle tick lives in bits of the entry's
+    /// flags word that only a TTL would use. An entry with a TTL too keeps the tick in 8
+    /// bytes more (with an extension: see [`max_capacity`](Self::max_capacity)).
     ///
     /// ```
     /// use std::time::Duration;

@@ -101,7 +101,7 @@ where
         lapsed: impl Fn(u64) -> bool,
         read: impl Fn() -> Reading,
     ) -> bool {
-        if !node.is_extended() {
+        if !node.is_extended() && !node.idle_in_meta() {
             return node.deadline() == NEVER || !lapsed(node.deadline());
         }
         let deadline = node.expiry_deadline();

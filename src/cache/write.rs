@@ -50,12 +50,27 @@ where
             self.timed.store(true, Ordering::Relaxed);
         }
         let timer = deadline.policy.map(|p| (p, reading.nanos()));
-        let ext = (self.limits.extended() || timer.is_some()).then_some(ExtInit {
-            idle: (self.limits.idle_ticks != 0).then(|| reading.tick()),
-            weight,
-            timer,
-        });
-        NodeBox::new(hash, key, value, deadline.ttl, ext)
+        let idle = (self.limits.idle_ticks != 0).then(|| reading.tick());
+        // An extension holds the eviction-queue links (a bound or a weigher), and carries
+        // a timer, or an idle stamp that `meta` cannot hold because it holds a TTL
+        // deadline. A node of an unbounded cache with a time-to-idle and no TTL keeps its
+        // stamp in `meta` and needs none.
+        let extended =
+            self.limits.weighed || timer.is_some() || (idle.is_some() && deadline.ttl != NEVER);
+        match idle {
+            Some(tick) if !extended => NodeBox::idle(hash, key, value, tick),
+            _ => NodeBox::new(
+                hash,
+                key,
+                value,
+                deadline.ttl,
+                extended.then_some(ExtInit {
+                    idle,
+                    weight,
+                    timer,
+                }),
+            ),
+        }
     }
 
     /// Whether an entry of `weight` is refused outright (heavier than the whole bound).

@@ -147,6 +147,13 @@ impl<K, V> Node<K, V> {
         Self::with_flags(hash, key, value, deadline, deadline != NEVER, 0)
     }
 
+    /// A bare node whose deadline bits hold the idle stamp `tick` ([`IDLE_IN_META`]): a
+    /// node with no TTL deadline, no timer and no queue links (an unbounded cache with a
+    /// time-to-idle). It starts `QUEUED`: the wheel files it at its idle deadline.
+    pub(crate) fn idle(hash: u64, key: K, value: V, tick: u64) -> Self {
+        Self::with_flags(hash, key, value, tick, true, IDLE_IN_META)
+    }
+
     /// A node to be allocated after an extension (and the prefixes its `layout` flags
     /// name: [`STAMPED`], [`WEIGHED`], [`TIMED`]); it starts `QUEUED`: the inserter owes the
     /// segment's maintainer a request, pushed right after linking (see `entry::layout`).

@@ -89,6 +89,25 @@ fn check_layouts<K: Copy + PartialEq + Debug, V: Copy + PartialEq + Debug>(key: 
             check_layout(key, value, ttl, ext);
         }
     }
+    // A bare node that keeps its idle stamp in `meta`.
+    let raw = NodeBox::idle(42, key, value, 7).into_raw();
+    // SAFETY: from `into_raw`: alive until the `from_raw` below, with its provenance.
+    let ptr = unsafe { NodePtr::from_raw(raw) };
+    assert_eq!((ptr.hash(), ptr.key, ptr.value), (42, key, value));
+    assert!(!ptr.is_extended() && ptr.ext().is_none() && ptr.idle_in_meta());
+    assert_eq!(
+        (ptr.prefixes(), ptr.weight(), ptr.deadline()),
+        (0, 1, NEVER)
+    );
+    assert_ne!(
+        ptr.meta.load(Ordering::Relaxed) & QUEUED,
+        0,
+        "owed to the wheel"
+    );
+    check_stamp(ptr, Some(7), NEVER);
+    // SAFETY: from `into_raw`, reached by nobody else.
+    let back = unsafe { NodeBox::from_raw(raw) };
+    assert_eq!(back.into_parts(), (key, value));
 }
 
 fn check_layout<K: Copy + PartialEq + Debug, V: Copy + PartialEq + Debug>(
@@ -214,6 +233,17 @@ fn every_layout_drops_its_key_and_value_once() {
             assert_eq!(drops(&counter), 6);
         }
     }
+    let counter = Arc::new(AtomicUsize::new(0));
+    let c = || Counted(counter.clone());
+    drop(NodeBox::idle(1, c(), c(), 3));
+    let raw = NodeBox::idle(1, c(), c(), 3).into_raw();
+    // SAFETY: from `NodeBox::idle`, owned here, freed once.
+    unsafe { free(raw) };
+    assert_eq!(
+        drops(&counter),
+        4,
+        "a bare idle node drops its key and value"
+    );
 }
 
 #[test]

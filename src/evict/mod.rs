@@ -104,13 +104,14 @@
 //! strictly needed.
 //!
 //! ## Cost per entry
-//! An entry of a bounded or idle-expiring cache carries an extension (`entry::layout::Ext`,
-//! 16 bytes: its queue links; which queue holds it is a bit of `meta`, and its idle tick
-//! lives in `meta` too unless it has a TTL deadline, when a prefix of 8 bytes holds it; a
-//! weight other than 1 takes 8 bytes more), 2 to 4 bytes of ghost and 2 to 4 bytes of
-//! sketch: with the node (32) and its share of the table (about 16), 66 bytes per entry
-//! beyond `K` and `V` in `tests/memory.rs`.
-//! Caches with neither pay nothing: their nodes have no extension and no queues exist.
+//! An entry of a bounded cache carries an extension (`entry::layout::Ext`, 16 bytes: its
+//! queue links; which queue holds it is a bit of `meta`, and with a time-to-idle its idle
+//! tick lives in `meta` too unless it has a TTL deadline, when a prefix of 8 bytes holds
+//! it; a weight other than 1 takes 8 bytes more), 2 to 4 bytes of ghost and 2 to 4 bytes
+//! of sketch: with the node (32) and its share of the table (about 16), 65-66 bytes per
+//! entry beyond `K` and `V` with a time-to-idle in `tests/memory.rs`. Unbounded caches
+//! pay nothing: their nodes have no extension (a time-to-idle alone gives one only to a
+//! node with a TTL, for its stamp's prefix) and no queues exist.
 //! Eviction work is O(1) per entry moved or evicted, bounded per call by the caller's
 //! maintenance budget, and never runs user code: victims are handed to the caller, who
 //! runs the listener unpinned.
@@ -170,12 +171,6 @@ impl Limits {
     pub(crate) fn shared_by(mut self, segments: usize) -> Self {
         self.share = self.max / segments.max(1) as u64;
         self
-    }
-
-    /// Whether nodes carry an extension (and go through the segment's hand-off).
-    #[inline]
-    pub(crate) fn extended(&self) -> bool {
-        self.weighed || self.idle_ticks != 0
     }
 
     /// Total weight of the stored entries.

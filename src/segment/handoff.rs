@@ -45,12 +45,12 @@ unsafe impl<K, V> StackLink for OverflowLink<K, V> {
 }
 
 impl<K, V> Segment<K, V> {
-    /// Whether `node` goes through the hand-off: it has a deadline, or an extension (the
-    /// eviction queues, the idle deadline and an expiry policy's timer are the
-    /// maintainer's).
+    /// Whether `node` goes through the hand-off: it has a deadline, an idle stamp or an
+    /// extension (the eviction queues, the idle deadline and an expiry policy's timer are
+    /// the maintainer's).
     #[inline]
     pub(super) fn maintained(&self, node: &Node<K, V>) -> bool {
-        node.is_extended() || node.deadline() != NEVER
+        node.is_extended() || node.idle_in_meta() || node.deadline() != NEVER
     }
 
     /// The tick the wheel should fire `node` at: its TTL or policy deadline, or the

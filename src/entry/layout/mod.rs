@@ -2,12 +2,14 @@
 //! found again, and the owned handle that allocates and frees it ([`NodeBox`]).
 //!
 //! ## Nine layouts, one allocation each
-//! A cache with no bound, no time-to-idle and no expiry policy allocates a bare [`Node`]
-//! and pays for nothing else. A bound or a time-to-idle gives each node an [`Ext`] in
-//! front of it (16 bytes: the eviction-queue links), and so does an expiry policy to
-//! each node whose write it answered (a write that did not ask it, such as
-//! `insert_with_ttl`'s, makes a bare node in a cache with only a policy); `EXT` in the
-//! node's hash word says so. In front of the extension go, only where needed (sizes for
+//! A cache with no bound and no expiry policy allocates a bare [`Node`] and pays for
+//! nothing else (a time-to-idle alone adds nothing either to a node with no TTL: its
+//! stamp lives in `meta`, below). A bound gives each node an [`Ext`] in front of it (16
+//! bytes: the eviction-queue links), and so does an expiry policy to each node whose
+//! write it answered (a write that did not ask it, such as `insert_with_ttl`'s, makes a
+//! bare node in a cache with only a policy), and a time-to-idle to a node with a TTL
+//! (its stamp goes in a prefix, which sits before an extension); `EXT` in the node's
+//! hash word says so. In front of the extension go, only where needed (sizes for
 //! keys and values aligned to at most 8; a prefix is padded to the allocation's
 //! alignment):
 //!
@@ -329,6 +331,12 @@ impl<K, V> NodeBox<K, V> {
                 extended,
             ),
         }
+    }
+
+    /// Allocates a bare node that keeps the idle stamp `tick` in `meta` (see
+    /// [`Node::idle`]); it starts `QUEUED`, as an extended node does.
+    pub(crate) fn idle(hash: u64, key: K, value: V, tick: u64) -> Self {
+        Self::place(Box::new(Node::idle(hash, key, value, tick)))
     }
 
     /// Boxes `extended` behind `prefix`.
