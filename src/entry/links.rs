@@ -60,7 +60,7 @@ pub(crate) struct QueueField<K, V>(PhantomData<fn() -> (K, V)>);
 
 // SAFETY: `with_links` hands `f` the extension's `links` field on every call (a node's
 // extension never changes), a field no other adapter names, and writes nothing else (to
-// find the field it reads the node's `meta`, an atomic, and its immutable layout).
+// find the field it reads the node's immutable hash word: `EXT`).
 unsafe impl<K, V> ListLinks for QueueField<K, V> {
     type Node = Node<K, V>;
 

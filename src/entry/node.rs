@@ -4,8 +4,8 @@
 //! point at them, the timing wheel links them intrusively, and retired ones wait in their
 //! segment's reclamation queue through the same memory. What a cache's policies allocate
 //! in front of a node (an extension, a weight, a timer) and how it is found and freed is
-//! `entry::layout`'s; `EXT` in `meta` and `WEIGHED` and `TIMED` in the hash word say
-//! which layout a node has.
+//! `entry::layout`'s; the layout flags in the hash word (`EXT`, `IDLE_IN_META`,
+//! `STAMPED`, `WEIGHED`, `TIMED`) say which layout a node has.
 //!
 //! ## Ground rules for the fields of a `Node`
 //! - `hash_lane`, `key`, `value`: written once before the node is published, read-only
@@ -127,11 +127,13 @@ pub(crate) type NodeLinks<K, V> = Links<Node<K, V>>;
 pub(crate) struct Node<K, V> {
     /// The key's hash (its low 48 bits, [`HASH_MASK`]: where its probe starts, and its slot
     /// tag, with no user code), the lane of the thread that allocated it in bits 56..59
-    /// (see `entry::reclaim`), and the layout flags [`WEIGHED`] and [`TIMED`]. Read
-    /// through [`Node::hash`], [`Node::lane`] and [`Node::prefixes`].
+    /// (see `entry::reclaim`), and the layout flags ([`EXT`], [`IDLE_IN_META`],
+    /// [`STAMPED`], [`WEIGHED`], [`TIMED`]). Read through [`Node::hash`], [`Node::lane`],
+    /// [`Node::prefixes`], [`Node::is_extended`] and [`Node::idle_in_meta`].
     hash_lane: u64,
-    /// Deadline in ticks (low 55 bits), then the lifecycle flags and the access count (top
-    /// 9: see the table above).
+    /// The TTL deadline in ticks, or with [`IDLE_IN_META`] the idle stamp (low 55 bits),
+    /// then the lifecycle flags, [`IN_MAIN`] and the access count (top 9: see the ground
+    /// rules above).
     pub(crate) meta: AtomicU64,
     /// Wheel slot links, guarded by the segment's maintenance lock; `next` doubles as a
     /// stack link while the node is in no slot (see the ground rules).
@@ -263,7 +265,9 @@ impl<K, V> Node<K, V> {
     }
 
     /// A hit: raises the access counter unless it is at its cap. A hot entry's hit is one
-    /// load; below the cap, one CAS attempt (a lost race loses one count: it is a hint).
+    /// load; below the cap, one CAS attempt (a lost race, with another hit or with any
+    /// other change of the word, an idle stamp in `meta` included, loses one count: it is
+    /// a hint).
     /// Relaxed: the counter orders nothing (the maintainer reads it under its lock as a
     /// hint of recency).
     #[inline]

@@ -1,4 +1,4 @@
-//! Unit tests for `entry`: the node's three layouts (with keys and values aligned to 1, 8
+//! Unit tests for `entry`: the node's nine layouts (with keys and values aligned to 1, 8
 //! and 64), its flags word, the three holds as `Reclaim::settle` releases them, the access
 //! counter and the deadline's encoding.
 //!
@@ -520,7 +520,9 @@ fn an_idle_stamp_in_meta_and_the_other_bits_keep_each_other() {
     unsafe impl Sync for MetaOnly {}
     impl MetaOnly {
         fn ptr(&self) -> NodePtr<'_, u64, u64> {
-            // SAFETY: from `into_raw`, alive until freed after both threads end.
+            // SAFETY: `from_raw`'s 1: from `into_raw`, so not null and alive; its 2: freed
+            // only after both threads end, so alive while `&self` is; its 3: the pointer
+            // `into_raw` gave.
             unsafe { NodePtr::from_raw(self.0) }
         }
     }

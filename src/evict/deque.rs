@@ -152,7 +152,8 @@ impl<K, V> Deque<K, V> {
             self.shape()
         );
         // SAFETY: `queue_of`'s 1 for `node`: in this queue (our 1), so alive (our 2) and
-        // extended (`push_back`'s 1), with its provenance (our 1); its 2: our 3. `weight_of`'s 1 and 2: alive, with its provenance (as just said).
+        // extended (`push_back`'s 1), with its provenance (our 1); its 2: our 3.
+        // `weight_of`'s 1 and 2: alive, with its provenance (as just said).
         // `List::unlink`'s 1: our 1 (this queue's nodes are its list's); its 2: our 2;
         // its 3: our 3, the lock guarding every node's queue links.
         unsafe {

@@ -4,8 +4,9 @@
 //! first node's `prev` is not null but the list's *tag*: any value that is not a node
 //! pointer (null, or an address with the low bit set, which no node has, nodes being at
 //! least 2-aligned). Its owner picks it; the wheel writes its level and slot there, so
-//! cancelling a node that leads its slot needs no deadline to find the slot. The last
-//! node's `next` is null.
+//! cancelling a node that leads its slot needs no deadline to find the slot, and the
+//! eviction queues a non-null tag, so that a node's `prev` is null exactly when it is on
+//! no list (their way of telling membership). The last node's `next` is null.
 //!
 //! Invariants, for a list `l` whose nodes are `n1 .. nk`:
 //! 1. `l.head` is `n1`, or null when `k = 0`;

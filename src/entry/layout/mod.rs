@@ -186,22 +186,21 @@ impl<'g, K, V> NodePtr<'g, K, V> {
         unsafe { ext_of(self.as_ptr()) }
     }
 
-    /// The node's prefixes (`prefixes`: its flags, of which at least one is set).
+    /// The node's prefixes.
     #[inline]
-    fn parts(self, prefixes: u64) -> Parts<'g> {
+    fn parts(self) -> Parts<'g> {
         // SAFETY: `parts`' 1: `from_raw`'s 1 and 2 (alive for `'g`); its 2: `from_raw`'s
-        // 3; its 3: the caller passes the node's own flags.
-        unsafe { parts(self.as_ptr(), prefixes) }
+        // 3; its 3: the node's own flags, read here.
+        unsafe { parts(self.as_ptr(), self.prefixes()) }
     }
 
     /// The node's timer, if it was allocated with one (see [`Timer`]).
     #[inline]
     pub(crate) fn timer(self) -> Option<&'g Timer> {
-        let prefixes = self.prefixes();
-        if prefixes & TIMED == 0 {
+        if self.prefixes() & TIMED == 0 {
             return None;
         }
-        self.parts(prefixes).timer
+        self.parts().timer
     }
 
     /// The entry's weight (1 unless a weigher said otherwise).
@@ -219,11 +218,10 @@ impl<'g, K, V> NodePtr<'g, K, V> {
         if self.idle_in_meta() {
             return Some(self.get().meta_idle());
         }
-        let prefixes = self.prefixes();
-        if prefixes & STAMPED == 0 {
+        if self.prefixes() & STAMPED == 0 {
             return None;
         }
-        self.parts(prefixes).stamp.map(Stamp::idle)
+        self.parts().stamp.map(Stamp::idle)
     }
 
     /// Raises the entry's idle stamp to `tick` unless it is there already (a node with no
@@ -234,9 +232,8 @@ impl<'g, K, V> NodePtr<'g, K, V> {
         if self.idle_in_meta() {
             return self.get().stamp_meta(tick);
         }
-        let prefixes = self.prefixes();
-        if prefixes & STAMPED != 0 {
-            if let Some(stamp) = self.parts(prefixes).stamp {
+        if self.prefixes() & STAMPED != 0 {
+            if let Some(stamp) = self.parts().stamp {
                 stamp.raise(tick);
             }
         }

@@ -27,8 +27,13 @@ impl Stamp {
     #[inline]
     pub(super) fn raise(&self, tick: u64) {
         debug_assert!(tick <= NEVER);
-        // Relaxed: as in `idle`. An RMW that only ever moves the stamp later.
-        self.0.fetch_max(tick, Ordering::Relaxed);
+        // Relaxed: as in `idle`. A CAS loop that only ever moves the stamp later, and
+        // writes nothing when another reader has raised it this far already.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                (s < tick).then_some(tick)
+            });
     }
 }
 
@@ -37,7 +42,7 @@ impl Stamp {
 pub(crate) struct Timer {
     /// The policy's own deadline in ticks (its last answer for the entry; [`NEVER`] for
     /// none), which may lie past the TTL deadline in `meta`: the entry lapses at the
-    /// earlier of the two ([`NodePtr::expiry_deadline`]). Moved by reads the policy
+    /// earlier of the two ([`NodePtr::expiry_deadline`](crate::entry::node::NodePtr::expiry_deadline)). Moved by reads the policy
     /// answers (a swap, so each mover knows whether it moved the entry's deadline
     /// earlier: then it asks the maintainer to re-file the node).
     /// Relaxed: the re-file request's RMW on `meta` publishes a move to the maintainer,
@@ -76,7 +81,7 @@ pub(super) const STAMPED_WEIGHED_TIMED: u64 = STAMPED | WEIGHED | TIMED;
 ///
 /// # Safety
 /// 1. `node` points to a live node allocated in a `Prefixed<P, K, V>` by
-///    [`NodeBox::new`], and carries that allocation's provenance.
+///    [`NodeBox::new`](super::NodeBox::new), and carries that allocation's provenance.
 /// 2. The node stays alive for `'a`.
 unsafe fn prefix<'a, P, K, V>(node: *mut Node<K, V>) -> &'a P {
     // SAFETY: 1: the allocation starts `Prefixed::NODE` before the node, and the pointer
