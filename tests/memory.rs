@@ -63,9 +63,8 @@ fn overhead_of(
 
 /// The same with a capacity bound and a time-to-idle: each entry also carries its
 /// extension (queue links: 16 bytes; the idle tick is in the node's deadline bits, and
-/// weight 1 is not stored) and its share of the ghost and the sketch. Measured 65-66 bytes;
-/// the target of 64 is not met (see `evict`'s essay), so this asserts the
-/// measured figure does not grow.
+/// weight 1 is not stored) and its share of the ghost (1 byte a slot) and the sketch.
+/// Measured 64 bytes (80,134,472 bytes for 10^6 entries): the target.
 #[test]
 fn per_entry_overhead_with_a_bound_and_idle_expiry() {
     let _serial = SERIAL.lock().unwrap();
@@ -93,7 +92,7 @@ fn per_entry_overhead_with_a_bound_and_idle_expiry() {
         "per-entry overhead, bounded + idle: {overhead} bytes ({used} bytes for {} entries)",
         cache.len()
     );
-    assert!(overhead <= 67, "per-entry overhead {overhead} bytes");
+    assert!(overhead <= 64, "per-entry overhead {overhead} bytes");
     drop(cache);
 }
 

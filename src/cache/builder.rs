@@ -232,9 +232,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// Each entry of a bounded cache carries a 16-byte extension (its queue links), 8
     /// bytes more if it weighs other than 1 (and 8 for its idle tick if it has both a TTL
-    /// and a time-to-idle), and its share of the policy's memory: the ghost (16-bit
-    /// fingerprints of recently evicted keys, 2 bytes a slot, sized to about the segment's
-    /// entries) and a frequency sketch. With a bound and a time-to-idle, an entry costs 66
+    /// and a time-to-idle), and its share of the policy's memory: the ghost (8-bit
+    /// fingerprints of recently evicted keys, 1 byte a slot, sized to about the segment's
+    /// entries) and a frequency sketch. With a bound and a time-to-idle, an entry costs 64
     /// bytes beyond its `K` and `V` in all (measured
     /// by `cargo test --release --test memory -- --nocapture`). A read of a hot entry
     /// writes nothing.

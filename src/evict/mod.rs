@@ -107,8 +107,8 @@
 //! An entry of a bounded cache carries an extension (`entry::layout::Ext`, 16 bytes: its
 //! queue links; which queue holds it is a bit of `meta`, and with a time-to-idle its idle
 //! tick lives in `meta` too unless it has a TTL deadline, when a prefix of 8 bytes holds
-//! it; a weight other than 1 takes 8 bytes more), 2 to 4 bytes of ghost and 2 to 4 bytes
-//! of sketch: with the node (32) and its share of the table (13-14), 65-66 bytes per
+//! it; a weight other than 1 takes 8 bytes more), 1 to 2 bytes of ghost and 2 to 4 bytes
+//! of sketch: with the node (32) and its share of the table (13-14), 64 bytes per
 //! entry beyond `K` and `V` with a time-to-idle in `tests/memory.rs`. Unbounded caches
 //! pay nothing: their nodes have no extension (a time-to-idle alone gives one only to a
 //! node with a TTL, for its stamp's prefix) and no queues exist.
