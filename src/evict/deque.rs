@@ -126,6 +126,35 @@ impl<K, V> Deque<K, V> {
         (!front.is_null()).then_some(front)
     }
 
+    /// The first of the `depth` oldest nodes whose access counter is zero (the one a CLOCK
+    /// hand starting at the front would take, if it is that close), else the oldest; `None`
+    /// when the queue is empty. Reads links and counters only: it moves nothing.
+    ///
+    /// # Safety
+    /// 1. Every node in this queue is alive (as each push promised).
+    /// 2. The caller holds the maintenance lock.
+    pub(crate) unsafe fn first_cold(&self, depth: usize) -> Option<*mut Node<K, V>> {
+        let front = self.front()?;
+        let mut node = front;
+        for _ in 0..depth {
+            // SAFETY: `node` is in this queue (the front, or a `next` link of a node in it),
+            // so alive (our 1); `freq` is an atomic load, and `with_links`' 1 (alive, and
+            // with the provenance its push was given) and 2 (our 2: the lock guards the
+            // links; the closure only reads them) hold.
+            let next = unsafe {
+                if (*node).freq() == 0 {
+                    return Some(node);
+                }
+                QueueField::with_links(node, |l| l.next)
+            };
+            if next.is_null() {
+                break;
+            }
+            node = next;
+        }
+        Some(front)
+    }
+
     /// The oldest node, taken out.
     ///
     /// # Safety

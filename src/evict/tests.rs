@@ -328,7 +328,8 @@ fn a_ghost_must_beat_mains_oldest_while_main_is_full() {
 
 /// A main victim's hits not yet recorded count as one in the test: a ghost inserted once
 /// more lately than main's oldest beats it unhit, and ties with it (and waits) once it
-/// was hit; one inserted twice more beats it hit three times (they count as one).
+/// was hit; one inserted twice more beats it hit three times (they count as one). (Main's
+/// next few oldest are hit too, so that the test judges the oldest.)
 #[test]
 fn a_hit_since_the_hands_last_pass_counts_once_for_mains_oldest() {
     for (boost, hits, want) in [(1, 0, MAIN), (1, 3, SMALL), (0, 3, MAIN)] {
@@ -337,6 +338,9 @@ fn a_hit_since_the_hands_last_pass_counts_once_for_mains_oldest() {
         let oldest = pool.0[1];
         assert_eq!(q.main.front(), Some(oldest));
         touch(oldest, hits);
+        for &next in &pool.0[2..=super::VICTIM_DEPTH] {
+            touch(next, 1);
+        }
         let back = pool.node(41, 1);
         admit(&mut q, back);
         assert_eq!(
@@ -345,6 +349,31 @@ fn a_hit_since_the_hands_last_pass_counts_once_for_mains_oldest() {
             "the ghost's inserts and main's oldest's"
         );
         assert_eq!(queue(back), want, "main's oldest hit {hits} times");
+    }
+}
+
+/// The test judges the entry the hand would evict: main's oldest was counted often and
+/// hit since the hand's last pass, so the hand would keep it and take the next, unhit and
+/// counted less than the ghost; the ghost goes into main. With every one of main's
+/// oldest within reach hit, it is judged against the oldest, and waits.
+#[test]
+fn the_test_judges_the_entry_the_hand_would_evict() {
+    for (cold_next, want) in [(true, MAIN), (false, SMALL)] {
+        let mut pool = Pool(Vec::new());
+        let mut q = full_main_with_a_ghost(&mut pool, 41, 8);
+        let oldest = pool.0[1];
+        assert_eq!(q.main.front(), Some(oldest));
+        touch(oldest, 1);
+        if !cold_next {
+            for &next in &pool.0[2..=super::VICTIM_DEPTH] {
+                touch(next, 1);
+            }
+        }
+        let back = pool.node(41, 1);
+        admit(&mut q, back);
+        assert!(q.sketch.estimate(h(41)) > q.sketch.estimate(h(3)));
+        assert!(q.sketch.estimate(h(41)) < q.sketch.estimate(h(2)));
+        assert_eq!(queue(back), want, "the next oldest cold: {cold_next}");
     }
 }
 
