@@ -34,9 +34,8 @@
 //! since the hand last passed it (the one the hand would take), else the oldest. (Against
 //! main's oldest alone, hit or not, the phase change ran 0.3-1.0 points lower: a newcomer
 //! was judged against an entry the hand was about to keep.) That test is what keeps a
-//! loop slightly larger than the cache
-//! from flushing main over and over (82% hits instead of 72% on a loop of 1.2x the
-//! capacity). The sketch is fed by inserts, and by the hand: when it passes a main entry
+//! loop slightly larger than the cache from flushing main over and over (82% hits
+//! instead of 72% on a loop of 1.2x the capacity). The sketch is fed by inserts, and by the hand: when it passes a main entry
 //! that was hit since its last pass it records that entry once, so hits stay write-free
 //! and yet an entry that stays in main on hits alone does not fade against newcomers
 //! (on the loop at 10% capacity this raised the typical run from 77% to 80.6%). The test
