@@ -53,8 +53,7 @@
 //! its counters while the hand seldom passes it; one hit gains the loops without that
 //! cost once the sketch ages fast enough, see `sketch`). The 2x loop at 1% capacity
 //! still trails moka's (48.0 / 48.5% against 49.1-49.7 / 49.7-50.0 in the last runs; its
-//! sketch counts every read),
-//! with the climber's share already at its floor.
+//! sketch counts every read), with the climber's share already at its floor.
 //!
 //! Measured against moka, quick_cache and an exact LRU on the same streams:
 //! `cargo bench --bench hit_ratio` (the table is in the README).
