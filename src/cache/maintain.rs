@@ -288,21 +288,11 @@ impl<K, V, S> Inner<K, V, S> {
         }
     }
 
-    /// A read's part: one read in [`READ_TURN_EVERY`] per thread looks at whether its
-    /// segment is due (reading the clock only then) and takes a turn if so.
-    pub(super) fn read_turn_pinned(
-        &self,
-        index: usize,
-        guard: &Guard,
-        out: &mut Departures<'_, K, V, S>,
-    ) {
-        if read_turn_owed() {
-            self.turn_pinned(index, self.ticker.now(), guard, out);
-        }
-    }
-
-    /// A read turn owed by a [`Pinned`](super::Pinned) guard, taken when it drops (its own
-    /// short pin).
+    /// A read's turn: one read in [`READ_TURN_EVERY`] per thread looks at whether its
+    /// segment is due (reading the clock only then) and takes a turn if so, under a short
+    /// pin of its own after the read's (a [`Pinned`](super::Pinned) guard's when it drops).
+    /// Out of line: the reads that owe none stay small.
+    #[inline(never)]
     pub(super) fn read_turn(&self, index: usize) {
         let mut out = Departures::new(self, index);
         let guard = epoch::pin();

@@ -1,7 +1,7 @@
 //! The read path: locating a key, finding its live node, and the liveness checks (TTL,
 //! idle limit, the policy's read question).
 
-use super::departures::Departures;
+use super::maintain::read_turn_owed;
 use super::Inner;
 use crate::clock::{Reading, NEVER};
 use crate::entry::node::NodePtr;
@@ -35,16 +35,18 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
-        let mut out = Departures::new(self, index);
+        // No `Departures` on the common path: a read that takes no turn has nothing to
+        // deliver, seal or free (what listeners queued waits for the next delivery). A
+        // panicking `V::clone` unwinds through the guard alone.
         let value = {
             let guard = epoch::pin();
-            let value = self
-                .find(hash, index, key, &guard, Look::Get)
-                .map(|n| n.value.clone());
-            self.read_turn_pinned(index, &guard, &mut out);
-            value
+            self.find(hash, index, key, &guard, Look::Get)
+                .map(|n| n.value.clone())
         };
-        out.finish();
+        if read_turn_owed() {
+            // One read in `READ_TURN_EVERY`: its turn, under a short pin of its own.
+            self.read_turn(index);
+        }
         value
     }
 
@@ -54,14 +56,13 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let (hash, index) = self.locate(key);
-        let mut out = Departures::new(self, index);
         let found = {
             let guard = epoch::pin();
-            let found = self.find(hash, index, key, &guard, Look::Peek).is_some();
-            self.read_turn_pinned(index, &guard, &mut out);
-            found
+            self.find(hash, index, key, &guard, Look::Peek).is_some()
         };
-        out.finish();
+        if read_turn_owed() {
+            self.read_turn(index);
+        }
         found
     }
 
