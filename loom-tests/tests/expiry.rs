@@ -59,6 +59,32 @@ fn read_refile_vs_remove() {
     });
 }
 
+/// A read's re-file request is served while the entry is being removed. The maintainer
+/// takes the removal's path (detaching the node in one RMW) when a plain load already
+/// shows `REMOVED`, and otherwise takes the request with the RMW that reads the remover's
+/// flag if it came first; either way the node is detached once and its value dropped once
+/// (`Track`). Deciding on the plain load alone, and re-filing a node whose remover had
+/// just relied on that pending request, leaks the node: the model fails.
+#[test]
+fn read_refile_served_during_remove() {
+    model_body(|| {
+        let (cache, clock, departures) = model_shortening();
+        cache.insert(1, Probe::new(1));
+        cache.run_pending_tasks(); // filed at 2 ms
+        let _ = cache.get(&1).map(|p| p.check()); // its re-file request, for 1 ms
+        let c2 = cache.clone();
+        let t = thread::spawn(move || c2.run_pending_tasks()); // serves it
+        let removed = cache.invalidate(&1);
+        t.join().unwrap();
+        assert!(removed);
+        clock.advance(2 * MS);
+        cache.run_pending_tasks();
+        assert_eq!(cache.len(), 0);
+        assert_eq!(departures.total(), 1);
+        assert_eq!(departures.explicit.load(Ordering::SeqCst), 1);
+    });
+}
+
 /// A read's re-file request races the wheel firing the entry at its old deadline: it
 /// expires once, and the request that outlives it only detaches it.
 #[test]

@@ -1,11 +1,11 @@
 //! The node's lifecycle flags, changed only through the named transitions here (the three
-//! holds' releases among them, [`Reclaim::settle`]; `SCHEDULED` is the wheel's own).
+//! holds' releases among them, [`Reclaim::settle`]). Whether a node is filed in the wheel
+//! is no flag: the wheel tells it by the node's links (`Wheel::is_scheduled`).
 //!
 //! | flag | set by | when, under what | cleared |
 //! |------|--------|------------------|---------|
 //! | `QUEUED` | the writer linking a node the maintainer must see ([`NodeBox::new`] with a deadline or an extension); the remover ([`Node::remove_queued`]); a reader whose policy moved the deadline earlier ([`Node::ask_refile`]) | lock-free, one RMW; at most one request is pending | by the maintenance-lock holder taking the request ([`Node::take_request`]) |
 //! | `REMOVED` | the remover ([`Node::remove_queued`], or `settle` for a node the maintainer never sees); a maintainer that expired or evicted it ([`Node::remove_by_maintainer`]); a value never stored ([`NodeBox::never_stored`]) | once, by the thread whose CAS took the node out of its slot | never |
-//! | `SCHEDULED` | `Wheel::schedule` | under the maintenance lock | `Wheel::cancel`, or `advance` handing the node out |
 //! | `UNLINKED`, `DETACHED`, `RELEASED` | the three holders (see `node`'s lifecycle) through [`Reclaim::settle`]; all three at once for a value never stored | once each; the last retires the node | never |
 //!
 //! Each transition is one atomic RMW, with the ordering the protocol needs (said at each),
@@ -115,6 +115,44 @@ impl<K, V> Reclaim<K, V> {
             // threads pinned since before it left can reach it; its 3: the `fetch_or` lets
             // exactly one call see the last hold go; its 4: the Acquire half of that
             // `fetch_or` (above) orders the other holders' accesses before this call.
+            unsafe { self.retire(node.as_ptr()) };
+        }
+    }
+}
+
+impl<K, V> Reclaim<K, V> {
+    /// The maintenance-lock holder serves a removed node's pending request in one RMW:
+    /// takes it (clears `QUEUED`, as [`take_request`](Node::take_request)) and lets go of
+    /// the wheel side's hold (`DETACHED`, as [`settle`](Self::settle), retiring the node
+    /// if that was the last hold). For a node the caller saw `REMOVED` on, after taking it
+    /// out of the wheel: no other request can be made for it (a remover's and a read's
+    /// both stop at `REMOVED`), so taking the request here rather than with
+    /// `take_request` first changes nothing but the number of locked instructions (one
+    /// instead of two).
+    ///
+    /// AcqRel, as `settle`'s: the Release half publishes the wheel side's last touches of
+    /// the node; the Acquire half, when this lets go of the last hold, makes the other
+    /// holders' accesses happen-before the free (it also pairs with the remover's
+    /// `remove_queued`, as `take_request`'s does).
+    pub(crate) fn serve_removal(&self, node: NodePtr<'_, K, V>) {
+        let old = node
+            .meta
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |m| {
+                Some((m & !QUEUED) | DETACHED)
+            })
+            .unwrap_or_else(|m| m);
+        debug_assert!(
+            old & (QUEUED | REMOVED) == QUEUED | REMOVED && old & DETACHED == 0,
+            "serving a removal without a pending request, or twice: flags {old:#x}"
+        );
+        if old & HOLDS != HOLDS && (old | DETACHED) & HOLDS == HOLDS {
+            // SAFETY: `retire`'s 1: every node comes from `NodeBox::new`, and a `NodePtr`
+            // keeps the pointer's provenance; its 2: all three holders are done with it
+            // (UNLINKED and RELEASED were set, and DETACHED is ours: the caller took it out
+            // of the wheel and its queue first), so only threads pinned since before it
+            // left can reach it; its 3: the RMW lets exactly one call see the last hold go;
+            // its 4: the Acquire half of that RMW orders the other holders' accesses
+            // before this call.
             unsafe { self.retire(node.as_ptr()) };
         }
     }

@@ -2,7 +2,8 @@
 //! `crate::intrusive`).
 //!
 //! - [`WheelField`]: the node's `wheel` links. A wheel slot's list uses `prev` and `next`
-//!   while the node is `SCHEDULED`; while it is in no slot, `next` is its link on at most
+//!   while the node is filed there (so `prev` is null exactly when it is in no slot: the
+//!   wheel's membership test); while it is in no slot, `next` is its link on at most
 //!   one stack: its segment's hand-off (`QUEUED`, not yet scheduled), then its segment's
 //!   limbo and a sealed batch once retired (the wheel is done with it). The ground rules in
 //!   `node` say who owns the field when.

@@ -20,12 +20,13 @@
 //!   the policy's 2-bit access counter in the top bits (raised by hits with one CAS while
 //!   below 3, lowered by the eviction hand).
 //! - a timer's deadline: swapped by reads an expiry policy answers (see `cache::expiry`).
-//! - `wheel`: prev/next in a wheel slot while `SCHEDULED`, read and written only under the
-//!   segment's maintenance lock. When the node is in no wheel slot, `wheel.next` is the
-//!   node's link in at most one intrusive stack instead (see `entry::links`): the segment's
-//!   hand-off stack while it waits to be scheduled (it is `QUEUED` and not yet
-//!   `SCHEDULED`), then its segment's limbo once retired (the wheel is done with it). Only
-//!   the thread that owns that stack membership touches it. A node is thus 32 bytes plus
+//! - `wheel`: prev/next in a wheel slot while the node is filed there (its `prev` is then
+//!   never null, and it is null while the node is in no slot: the wheel's membership
+//!   flag), read and written only under the segment's maintenance lock. When the node is in
+//!   no wheel slot, `wheel.next` is the node's link in at most one intrusive stack instead
+//!   (see `entry::links`): the segment's hand-off stack while it waits to be scheduled (it
+//!   is `QUEUED` and not yet filed), then its segment's limbo once retired (the wheel is
+//!   done with it). Only the thread that owns that stack membership touches it. A node is thus 32 bytes plus
 //!   its key and value.
 //!
 //! ## Lifecycle
@@ -51,9 +52,8 @@
 //! on the hand-off stack, or a removal's or a read's on the cancel ring, see `segment`; a
 //! read may leave it set on a removed node, where nothing reads it), `REMOVED` (taken out
 //! of the table, set by the remover with `UNLINKED` in the RMW that may also set
-//! `QUEUED`), `SCHEDULED` (linked in a wheel slot: set and cleared only by the wheel
-//! itself, `Wheel::schedule`, `cancel` and `advance`'s hand-out, under the maintenance
-//! lock). Who may change each flag, and through which named transition: `lifecycle`.
+//! `QUEUED`). Whether a node is filed in a wheel slot is not a flag: the wheel reads its
+//! `wheel.prev` (`Wheel::is_scheduled`). Who may change each flag, and through which named transition: `lifecycle`.
 
 use super::lane;
 use crate::clock::{DEADLINE_BITS, NEVER};
@@ -69,8 +69,12 @@ use std::ptr::NonNull;
 pub(crate) const QUEUED: u64 = 1 << DEADLINE_BITS;
 /// Logically deleted (set by the remover, in the same RMW that may set `QUEUED`).
 pub(crate) const REMOVED: u64 = 1 << (DEADLINE_BITS + 1);
-/// Linked into a wheel slot (set and cleared only by the wheel, under the maintenance lock).
-pub(crate) const SCHEDULED: u64 = 1 << (DEADLINE_BITS + 2);
+/// A bit no code sets. (It was the wheel's `SCHEDULED` flag; the wheel now tells whether
+/// a node is filed by the node's `wheel.prev`, which saves a locked RMW on `meta` each
+/// time a node is filed and each time it leaves: `Wheel::is_scheduled`.) Tests use it to
+/// show that membership next to the flags.
+#[cfg(test)]
+pub(crate) const SPARE: u64 = 1 << (DEADLINE_BITS + 2);
 /// Out of every table slot (set once, by the remover).
 pub(crate) const UNLINKED: u64 = 1 << (DEADLINE_BITS + 3);
 /// The wheel side will never touch the node again.

@@ -238,8 +238,11 @@ impl<K, V> Reclaim<K, V> {
         // `Send` and `Sync` impls).
         // (The lane: an immutable field of the node, alive by our 1 and 2.)
         unsafe { self.limbo[(*node).lane()].push(node) };
-        // Relaxed: the count only decides when to seal; the stack itself is the truth.
-        self.limbo_len.fetch_add(1, Ordering::Relaxed);
+        // A hint of when to seal; the stacks are the truth. Most retirements happen under
+        // the segment's maintenance lock (the wheel side lets go last), so few race here;
+        // a lost count only seals later: at a later retirement's count, or at the next
+        // full maintenance pass (`run_pending_tasks`, the reaper), which seals anyway.
+        sync::bump_hint(&self.limbo_len);
     }
 
     /// Seals the limbo if a batch's worth waits. Call with no lock held (it flushes).

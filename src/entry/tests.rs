@@ -249,7 +249,7 @@ fn every_layout_drops_its_key_and_value_once() {
 #[test]
 fn flags_are_distinct_bits_above_the_deadline() {
     let flags = [
-        QUEUED, REMOVED, SCHEDULED, UNLINKED, DETACHED, RELEASED, IN_MAIN,
+        QUEUED, REMOVED, SPARE, UNLINKED, DETACHED, RELEASED, IN_MAIN,
     ];
     let freq = FREQ_MAX << FREQ_SHIFT;
     let mut all = NEVER;

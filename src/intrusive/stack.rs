@@ -106,6 +106,13 @@ impl<A: StackLink> Stack<A> {
 
     /// Takes every node pushed so far, newest first.
     pub(crate) fn take(&self) -> Chain<A> {
+        // An empty stack is left alone: most takes (a turn's look at the sealed batches,
+        // a seal's at each lane's limbo) find nothing, and the swap is a locked RMW. A
+        // push the load misses is one the swap could have missed too, had it come first.
+        // Relaxed: nothing is read through a null head.
+        if self.head.load(Ordering::Relaxed).is_null() {
+            return Chain::from_head(ptr::null_mut());
+        }
         // Acquire pairs with the Release CAS in `push`: every taken node's link is visible.
         Chain::from_head(self.head.swap(ptr::null_mut(), Ordering::Acquire))
     }

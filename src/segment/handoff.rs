@@ -7,7 +7,7 @@ use crate::clock::NEVER;
 use crate::entry::links::WheelField;
 use crate::entry::node::{Node, NodePtr, DETACHED, QUEUED, RELEASED, REMOVED, UNLINKED};
 use crate::intrusive::{Chain, StackLink};
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{self, Ordering};
 use std::marker::PhantomData;
 use std::ptr;
 
@@ -42,21 +42,6 @@ unsafe impl<K, V> StackLink for OverflowLink<K, V> {
         // SAFETY: 1. alive (`next`'s 1); 2. no write races this read (`next`'s 2).
         unsafe { (*node).next }
     }
-}
-
-/// Adds one to a hint (`queued`, which tells `due` a batch is waiting, or `cancel_at`,
-/// which only spreads cancel requests over the ring) and returns its value before, with a
-/// plain load and store rather than an RMW: a locked instruction costs about 9 ns on the
-/// development VM (`fetch_add` in a loop), and these run on every write and removal.
-/// Writers racing here may lose an increment; that only moves a turn to a later write (or
-/// the next tick), or two requests to one first slot, and the stack and ring themselves are
-/// the truth (a request is never stranded: see the module docs of `segment`). Relaxed: a
-/// hint that publishes nothing and pairs with nothing.
-#[inline]
-fn bump(hint: &AtomicUsize) -> usize {
-    let n = hint.load(Ordering::Relaxed);
-    hint.store(n.wrapping_add(1), Ordering::Relaxed);
-    n
 }
 
 impl<K, V> Segment<K, V> {
@@ -139,14 +124,17 @@ impl<K, V> Segment<K, V> {
         // already shares the node with every thread, and a cache stores only
         // `K, V: Send + Sync`.
         unsafe { self.handoff.stack.push(node.as_ptr()) };
-        bump(&self.handoff.queued);
+        // An RMW, not `sync::bump_hint`: this pusher's own `due` check must see its count
+        // unless a drain's reset came after it (see `queued`).
+        self.handoff.queued.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Queues a request for a drained node (QUEUED again, maybe in a wheel slot): a
     /// removal's cancellation or a read's re-file, in a free ring slot; when none is free,
     /// boxed on the overflow stack. Never waits for the lock.
     pub(super) fn push_cancel(&self, node: NodePtr<'_, K, V>) {
-        let start = bump(&self.handoff.cancel_at);
+        // A lost bump only sends two requests to the same first slot (the CAS decides).
+        let start = sync::bump_hint(&self.handoff.cancel_at);
         for i in 0..CANCELS {
             let slot = &self.handoff.cancels[(start + i) % CANCELS];
             // Relaxed load: a first look that skips taken slots; the CAS decides. The CAS's
@@ -162,7 +150,8 @@ impl<K, V> Segment<K, V> {
                     )
                     .is_ok()
             {
-                bump(&self.handoff.queued);
+                // An RMW, as in `push`.
+                self.handoff.queued.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
@@ -177,7 +166,8 @@ impl<K, V> Segment<K, V> {
         // this push publishes it; its 3: it carries a pointer to a node of a cache, which
         // stores only `K, V: Send + Sync`.
         unsafe { self.handoff.overflow.push(boxed) };
-        bump(&self.handoff.queued);
+        // Relaxed: a hint for `due` (and `mark_due` below makes the segment due anyway).
+        self.handoff.queued.fetch_add(1, Ordering::Relaxed);
         self.mark_due();
     }
 

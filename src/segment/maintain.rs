@@ -6,7 +6,7 @@ use super::{
     Maint, Mode, Segment, Sink, Turn, EVICT_BUDGET, FULL_CHUNK, MIGRATE_BUDGET, WRITE_BUDGET,
 };
 use crate::clock::NEVER;
-use crate::entry::node::{Node, NodePtr, DETACHED, RELEASED, REMOVED, SCHEDULED, UNLINKED};
+use crate::entry::node::{Node, NodePtr, DETACHED, RELEASED, REMOVED, UNLINKED};
 use crate::entry::RemovalCause;
 use crate::evict::Queues;
 use crate::sync::{self, fence, Ordering};
@@ -26,12 +26,25 @@ impl<K, V> Segment<K, V> {
         node: NodePtr<'_, K, V>,
         due: bool,
     ) -> bool {
+        // A removal's request (the common case: every removal of a filed node queues one)
+        // is taken and the wheel side let go of in one RMW, `serve_removal` below. REMOVED
+        // is sticky, so a plain load that sees it may skip `take_request`; one that does
+        // not (a read's re-file request, or a removal that set it after this load) takes
+        // the request with the RMW, which reads the latest flags.
+        // Relaxed: only picks the path; `serve_removal`'s AcqRel orders the rest.
+        if node.meta.load(Ordering::Relaxed) & REMOVED != 0 {
+            // SAFETY: `detach_served`'s 1 to 3: ours (alive: QUEUED, so not DETACHED; a
+            // ring request's node is off the stack and not retired; lock held).
+            unsafe { self.detach_served(maint, node, true) };
+            return false;
+        }
         // Its new deadline, if a reader asked, is read below (see `take_request`).
         let old = node.take_request();
         if old & REMOVED == 0 {
             // SAFETY: `unschedule`'s 1: a QUEUED node is not DETACHED, so alive, and a
             // `NodePtr`'s pointer carries its allocation's provenance; its 2: a node is only
-            // filed in its own segment's wheel; its 3: lock held.
+            // filed in its own segment's wheel; its 3: lock held, and a ring request's node
+            // was drained off the stack already and is not retired.
             unsafe { maint.wheel.unschedule(node.as_ptr()) };
             let d = self.wheel_deadline(node);
             if d != NEVER {
@@ -47,18 +60,36 @@ impl<K, V> Segment<K, V> {
             }
             return false;
         }
-        // SAFETY: `unschedule`'s 1: it was QUEUED, so not DETACHED, so alive, and a
-        // `NodePtr`'s pointer has its allocation's provenance; its 2: a node is only filed in
-        // its own segment's wheel; its 3: lock held.
+        // SAFETY: `detach_served`'s 1 to 3: as above.
+        unsafe { self.detach_served(maint, node, false) };
+        false
+    }
+
+    /// A removed node's ring request: out of the wheel and its eviction queue, then the
+    /// wheel side's hold goes (`DETACHED`), with the request taken in the same RMW if
+    /// `take` (the caller did not take it with `take_request`).
+    ///
+    /// # Safety
+    /// 1. `node` is QUEUED (its request is the caller's to serve), so not DETACHED and
+    ///    alive, and its pointer carries its allocation's provenance (a `NodePtr`'s).
+    /// 2. It is off the hand-off stack (a ring request's node was drained) and not
+    ///    retired.
+    /// 3. The caller holds the maintenance lock (`maint` is its state).
+    unsafe fn detach_served(&self, maint: &mut Maint<K, V>, node: NodePtr<'_, K, V>, take: bool) {
+        // SAFETY: `unschedule`'s 1: our 1; its 2: a node is only filed in its own
+        // segment's wheel; its 3: our 3 and 2.
         unsafe { maint.wheel.unschedule(node.as_ptr()) };
         if node.ext().is_some() {
             // SAFETY: `Queues::unlink`'s 1: alive until DETACHED, set below; its 2: extended
             // (`ext()` is some; from the table, so with its provenance), and in no queue or
-            // in ours (a node is only queued in its own segment); its 3: lock held.
+            // in ours (a node is only queued in its own segment); its 3: our 3.
             unsafe { maint.queues.unlink(node.as_ptr()) };
         }
-        self.reclaim.settle(node, DETACHED);
-        false
+        if take {
+            self.reclaim.serve_removal(node);
+        } else {
+            self.reclaim.settle(node, DETACHED);
+        }
     }
 
     /// Applies the ring requests that overflowed (see `push_cancel`), oldest last, while
@@ -259,15 +290,17 @@ impl<K, V> Segment<K, V> {
                     .any(|s| !s.load(Ordering::Relaxed).is_null());
                 return overflow_left || ring_left;
             }
-            // Relaxed first: most slots are empty, and an empty slot needs no swap.
-            if slot.load(Ordering::Relaxed).is_null() {
-                continue;
-            }
-            // Acquire pairs with the Release CAS in `push_cancel`.
-            let raw = slot.swap(ptr::null_mut(), Ordering::Acquire);
+            // Acquire pairs with the Release CAS in `push_cancel`. No swap: a pusher's CAS
+            // only fills an empty slot, so a slot holding a request changes only here,
+            // under the lock, and a load and a store take it (a locked RMW costs about
+            // 9 ns here). Relaxed store: emptying the slot publishes nothing; the next
+            // pusher's CAS reads it and writes its own request, which our next Acquire
+            // load of the slot sees.
+            let raw = slot.load(Ordering::Acquire);
             if raw.is_null() {
                 continue;
             }
+            slot.store(ptr::null_mut(), Ordering::Relaxed);
             *budget -= 1;
             // SAFETY: `NodePtr::from_raw`'s 1 and 2: a QUEUED node is not DETACHED (only
             // this lock's holder detaches it, after taking its request), so not retired:
@@ -299,16 +332,19 @@ impl<K, V> Segment<K, V> {
             if old & REMOVED != 0 {
                 // SAFETY: `unschedule`'s 1: QUEUED, so alive, and the pointer the hand-off
                 // push was given (with its provenance); its 2: a node is only filed in its
-                // own segment's wheel; its 3: lock held.
+                // own segment's wheel; its 3: lock held, and the node was taken off the
+                // stack (the backlog is ours) and is not retired (not DETACHED).
                 unsafe { maint.wheel.unschedule(raw) };
                 self.reclaim.settle(node, DETACHED);
-            } else if old & SCHEDULED == 0 {
+            // SAFETY: `is_scheduled`'s 1: QUEUED, so alive, with its provenance (as above);
+            // its 2: lock held, off the stack and not retired (as above).
+            } else if !unsafe { maint.wheel.is_scheduled(raw) } {
                 let d = self.wheel_deadline(node);
                 if d != NEVER {
                     // SAFETY: `schedule`'s 1: alive until DETACHED, which only this lock's
                     // holder sets, after unscheduling it, and the pointer the push was given
-                    // (with its provenance); its 2: not SCHEDULED, so on no wheel list; its
-                    // 3: lock held.
+                    // (with its provenance); its 2: on no wheel list (just checked); its 3:
+                    // lock held.
                     if !unsafe { maint.wheel.schedule(raw, d) } {
                         self.expire(raw, &mut maint.queues, guard, sink, turn);
                         continue;
@@ -417,7 +453,8 @@ impl<K, V> Segment<K, V> {
             if self.table.remove_node(&node, guard) {
                 // SAFETY: `unschedule`'s 1: queued, so alive, and the pointer its admission
                 // was given (with its provenance: `admit`'s 2); its 2: a node is only filed
-                // in its own segment's wheel; its 3: lock held.
+                // in its own segment's wheel; its 3: lock held, and a queued node was
+                // drained off the stack (admission follows the drain) and is not retired.
                 unsafe { maint.wheel.unschedule(raw) };
                 // A victim already past its TTL or idle deadline leaves as what it is.
                 let cause = if self.wheel_deadline(node) <= now {

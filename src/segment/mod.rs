@@ -107,7 +107,11 @@ const CANCELS: usize = if sync::MODEL { 2 } else { 32 };
 struct HandOff<K, V> {
     /// Scheduling requests of new nodes (through their `wheel.next`).
     stack: Stack<WheelField<K, V>>,
-    /// Pushes since the last drain (a hint: reset before the drain's swap).
+    /// Pushes since the last drain (a hint: reset before the drain's swap). Raised with an
+    /// RMW, not `sync::bump_hint`: with a load and a store, loom found a pusher whose load
+    /// read a count older than a drain's reset and whose store then fell before that reset,
+    /// so its own `due` check read 0 while its request, pushed after the drain's swap, sat
+    /// on the stack (model `a_second_tier_fed_by_a_listener_maintains_itself`).
     queued: AtomicUsize,
     /// The first tick at which writes must maintain again; 0 when due work was left.
     due_at: AtomicU64,

@@ -6,8 +6,9 @@
 use super::*;
 use crate::clock::NEVER;
 use crate::entry::layout::NodeBox;
-use crate::entry::node::{HOLDS, QUEUED, RELEASED, SCHEDULED, UNLINKED};
+use crate::entry::node::{HOLDS, QUEUED, RELEASED, SPARE, UNLINKED};
 use crate::entry::RemovalCause;
+use crate::intrusive::ListLinks;
 use crate::table::Insert;
 use crossbeam_epoch::Guard;
 
@@ -110,8 +111,17 @@ fn hash(k: u64) -> u64 {
     k.wrapping_mul(0x9E37_79B9_7F4A_7C15) & crate::table::HASH_MASK
 }
 
+/// Filed in the wheel, as a flag bit for the assertions below (the wheel itself keeps it
+/// in the node's links: see `Wheel::is_scheduled`).
+const SCHEDULED: u64 = SPARE;
+
+/// The node's lifecycle flags, with [`SCHEDULED`] set while it is on a wheel list.
 fn flags(p: P<'_>) -> u64 {
-    p.meta.load(Ordering::Relaxed) & !NEVER
+    // SAFETY: `with_links`' 1: the tests read flags of nodes they hold, alive and with
+    // their provenance; its 2: the fixture's tests run their turns on this thread, so no
+    // other access to the links runs during this read, and the closure only reads.
+    let filed = unsafe { WheelField::with_links(p.as_ptr(), |l| !l.prev.is_null()) };
+    (p.meta.load(Ordering::Relaxed) & !NEVER) | if filed { SCHEDULED } else { 0 }
 }
 
 fn scheduled(nodes: &[P<'_>]) -> usize {

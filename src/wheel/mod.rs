@@ -54,9 +54,9 @@
 mod level;
 
 use crate::entry::links::WheelField;
-use crate::entry::node::{Node, SCHEDULED};
+use crate::entry::node::Node;
 use crate::intrusive::list::splice_out;
-use crate::sync::Ordering;
+use crate::intrusive::ListLinks;
 use level::{head_of, Level, SLOTS};
 
 /// Levels of 64 slots: enough that `64^LEVELS` exceeds every deadline (see the module docs).
@@ -140,28 +140,43 @@ impl<K, V> Wheel<K, V> {
         // alive; its 5: `level` indexes `self.levels`.
         unsafe { self.levels[level].push(level, digit(d, level), node) };
         self.busy |= 1 << level;
-        // SAFETY: alive (our 1). Relaxed: SCHEDULED is read and written only by this
-        // wheel's methods, under the maintenance lock (our 3), which orders them.
-        unsafe { (*node).meta.fetch_or(SCHEDULED, Ordering::Relaxed) };
         true
     }
 
-    /// Takes `node` out of the wheel if it is in it (its `SCHEDULED` flag, which only the
-    /// wheel sets and clears, says so). Returns whether it was.
+    /// Whether `node` is on one of the wheel's lists: its `wheel.prev` is a node or a slot
+    /// mark, never null, while it is (a list clears both links when it lets a node go, and
+    /// a new node's are clear; the stacks that borrow the field use `next` alone). The
+    /// links are the wheel's membership flag, so filing and unfiling write no shared word:
+    /// a flag in `meta` cost a locked RMW each way.
     ///
     /// # Safety
     /// 1. `node` is alive and carries its allocation's provenance.
-    /// 2. If `node` is `SCHEDULED`, it was scheduled on this wheel (a node is only ever
-    ///    filed in its own segment's wheel).
-    /// 3. The caller holds the segment's maintenance lock.
+    /// 2. The caller holds the segment's maintenance lock, and `node` is on none of the
+    ///    hand-off stack, the limbo and a sealed batch (whose owners write `wheel.next`
+    ///    without it): it was taken off the stack, or drained, and is not retired.
+    pub(crate) unsafe fn is_scheduled(&self, node: *mut Node<K, V>) -> bool {
+        // SAFETY: `with_links`' 1: our 1; its 2: our 2 (the lock guards the links of a
+        // node on no stack, and the closure only reads them).
+        unsafe { WheelField::with_links(node, |l| !l.prev.is_null()) }
+    }
+
+    /// Takes `node` out of the wheel if it is in it ([`is_scheduled`](Self::is_scheduled)).
+    /// Returns whether it was.
+    ///
+    /// # Safety
+    /// 1. `node` is alive and carries its allocation's provenance.
+    /// 2. If `node` is on a wheel list, it was scheduled on this wheel (a node is only
+    ///    ever filed in its own segment's wheel).
+    /// 3. The caller holds the segment's maintenance lock, and `node` is on no stack
+    ///    (`is_scheduled`'s 2).
     pub(crate) unsafe fn unschedule(&mut self, node: *mut Node<K, V>) -> bool {
-        // SAFETY: alive (our 1). Relaxed: SCHEDULED is read and written only by this wheel's
-        // methods under the maintenance lock (our 3), whose acquire and release order them.
-        let scheduled = unsafe { (*node).meta.load(Ordering::Relaxed) } & SCHEDULED != 0;
+        // SAFETY: `is_scheduled`'s 1: our 1; its 2: our 3.
+        let scheduled = unsafe { self.is_scheduled(node) };
         if scheduled {
-            // SAFETY: `cancel`'s 1: SCHEDULED, so linked by `schedule` on this wheel (our
-            // 2) and not cancelled or handed out since (both clear the flag), and the
-            // pointer carries its allocation's provenance (our 1); its 2: our 3.
+            // SAFETY: `cancel`'s 1: on a wheel list, so linked by `schedule` on this wheel
+            // (our 2) and not cancelled or handed out since (both unlink it, clearing its
+            // links), and the pointer carries its allocation's provenance (our 1); its 2:
+            // our 3.
             unsafe { self.cancel(node) };
         }
         scheduled
@@ -196,9 +211,6 @@ impl<K, V> Wheel<K, V> {
                 None => splice_out::<WheelField<K, V>>(node),
             }
         }
-        // SAFETY: alive (our 1). Relaxed: SCHEDULED is read and written only by this wheel's
-        // methods under the maintenance lock (our 2), whose acquire and release order them.
-        unsafe { (*node).meta.fetch_and(!SCHEDULED, Ordering::Relaxed) };
     }
 
     /// Clears level `level`'s bit in `busy` if its last slot emptied (invariant 4).
@@ -320,9 +332,7 @@ impl<K, V> Wheel<K, V> {
         let d = deadline(node);
         // SAFETY: `schedule`'s 1, 2 and 3: our 1, 2 and 3.
         if d == crate::clock::NEVER || d <= target || !unsafe { self.schedule(node, d) } {
-            // Handed out: no longer in the wheel. SAFETY: alive until handed out (our 1).
-            // Relaxed: SCHEDULED is only touched under the maintenance lock (our 3).
-            unsafe { (*node).meta.fetch_and(!SCHEDULED, Ordering::Relaxed) };
+            // Handed out: on no wheel list (its slot's list cleared its links).
             fire(node, d);
         }
     }
