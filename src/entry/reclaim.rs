@@ -238,17 +238,14 @@ impl<K, V> Reclaim<K, V> {
         // `Send` and `Sync` impls).
         // (The lane: an immutable field of the node, alive by our 1 and 2.)
         unsafe { self.limbo[(*node).lane()].push(node) };
-        // A hint of when to seal; the stacks are the truth. Most retirements happen under
-        // the segment's maintenance lock (the wheel side lets go last), so few race here;
-        // a lost count only seals later: at a later retirement's count, or at the next
-        // full maintenance pass (`run_pending_tasks`, the reaper), which seals anyway.
+        // A hint (most retirements run under the maintenance lock, so few race here): a
+        // lost count only seals later, at a later count or a full pass, which seals anyway.
         sync::bump_hint(&self.limbo_len);
     }
 
     /// Seals the limbo if a batch's worth waits. Call with no lock held (it flushes).
     pub(crate) fn seal_if_full(&self) {
-        // Relaxed: a hint of when to seal that pairs with nothing; the stack itself is
-        // the truth (a stale count only moves the seal to a neighbouring call).
+        // Relaxed: a hint that pairs with nothing (a stale count only moves the seal).
         if self.limbo_len.load(Ordering::Relaxed) >= BATCH {
             self.seal();
         }
