@@ -1,6 +1,7 @@
 //! An operation's departures, and its unpinned phase, as one value.
 //!
-//! Every operation works in two phases (see the `cache` module docs): pinned, it takes
+//! Every write works in two phases (see the `cache` module docs; a read has the second only
+//! when it takes a maintenance turn, see `read`): pinned, it takes
 //! entries out of the table and, if its segment is due, takes a maintenance turn; then,
 //! unpinned and with no lock held, the listener hears of every entry that left, and the
 //! segment seals and frees a little. [`Departures`] is that second phase. An operation

@@ -4,9 +4,9 @@
 //!
 //! | flag | set by | when, under what | cleared |
 //! |------|--------|------------------|---------|
-//! | `QUEUED` | the writer linking a node the maintainer must see ([`NodeBox::new`] with a deadline or an extension); the remover ([`Node::remove_queued`]); a reader whose policy moved the deadline earlier ([`Node::ask_refile`]) | lock-free, one RMW; at most one request is pending | by the maintenance-lock holder taking the request ([`Node::take_request`]) |
+//! | `QUEUED` | the writer linking a node the maintainer must see ([`NodeBox::new`] with a deadline or an extension); the remover ([`Node::remove_queued`]); a reader whose policy moved the deadline earlier ([`Node::ask_refile`]) | lock-free, one RMW; at most one request is pending | by the maintenance-lock holder taking the request ([`Node::take_request`], or [`Reclaim::serve_removal`] for a removed node) |
 //! | `REMOVED` | the remover ([`Node::remove_queued`], or `settle` for a node the maintainer never sees); a maintainer that expired or evicted it ([`Node::remove_by_maintainer`]); a value never stored ([`NodeBox::never_stored`]) | once, by the thread whose CAS took the node out of its slot | never |
-//! | `UNLINKED`, `DETACHED`, `RELEASED` | the three holders (see `node`'s lifecycle) through [`Reclaim::settle`]; all three at once for a value never stored | once each; the last retires the node | never |
+//! | `UNLINKED`, `DETACHED`, `RELEASED` | the three holders (see `node`'s lifecycle) through [`Reclaim::settle`] (`DETACHED` also through [`Reclaim::serve_removal`]); all three at once for a value never stored | once each; the last retires the node | never |
 //!
 //! Each transition is one atomic RMW, with the ordering the protocol needs (said at each),
 //! and checks its precondition with a `debug_assert!` that prints the flags.
@@ -23,8 +23,9 @@ impl<K, V> Node<K, V> {
     /// lets go of the remover's hold (`RELEASED`). Returns the flags before: without
     /// `QUEUED` there, the caller must queue a cancellation itself.
     ///
-    /// AcqRel: pairs with the drainer's AcqRel [`take_request`](Self::take_request), so
-    /// whichever comes second sees the other's flag and what came before it. It cannot be
+    /// AcqRel: pairs with the drainer's AcqRel [`take_request`](Self::take_request) (or
+    /// [`Reclaim::serve_removal`], which takes a removed node's request), so whichever
+    /// comes second sees the other's flag and what came before it. It cannot be
     /// the node's last hold: `DETACHED` comes only after `REMOVED`.
     #[inline]
     pub(crate) fn remove_queued(&self, release: bool) -> u64 {

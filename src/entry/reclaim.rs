@@ -238,8 +238,8 @@ impl<K, V> Reclaim<K, V> {
         // `Send` and `Sync` impls).
         // (The lane: an immutable field of the node, alive by our 1 and 2.)
         unsafe { self.limbo[(*node).lane()].push(node) };
-        // A hint (most retirements run under the maintenance lock, so few race here): a
-        // lost count only seals later, at a later count or a full pass, which seals anyway.
+        // A hint: a lost count (retirements race here from removers, listeners' holds and
+        // maintainers) only seals later, at a later count or a full pass, which seals.
         sync::bump_hint(&self.limbo_len);
     }
 

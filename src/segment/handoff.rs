@@ -138,8 +138,8 @@ impl<K, V> Segment<K, V> {
         for i in 0..CANCELS {
             let slot = &self.handoff.cancels[(start + i) % CANCELS];
             // Relaxed load: a first look that skips taken slots; the CAS decides. The CAS's
-            // Release pairs with the Acquire swap in `Segment::apply`: the node's flags are
-            // visible to the drainer.
+            // Release pairs with the Acquire load that takes the slot in `Segment::apply`:
+            // the node's flags are visible to the drainer.
             if slot.load(Ordering::Relaxed).is_null()
                 && slot
                     .compare_exchange(
@@ -203,7 +203,12 @@ impl<K, V> Segment<K, V> {
     /// before segments were capped by the bound, an `insert(k); get(k)` missed 3 times in
     /// 300 as the cache first filled). The wheel does not care about the order.
     pub(super) fn take_stack(&self) -> Chain<WheelField<K, V>> {
-        // Reset first, so pushes that miss this take still count towards the next turn.
+        // Reset first, so pushes that miss this take count towards the next turn. Not
+        // always: `Stack::take` starts with a load that may pass this store (x86 lets a
+        // load pass an earlier store to another line), so a push it misses can have its
+        // count wiped by the reset. That push is still not stranded: the holder's
+        // post-unlock fence and look at the stack (`maintain`) find it, and go round or
+        // mark the segment due.
         self.handoff.queued.store(0, Ordering::Relaxed);
         let newest_first = self.handoff.stack.take();
         if !self.limits.weighed {

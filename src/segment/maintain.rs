@@ -70,8 +70,9 @@ impl<K, V> Segment<K, V> {
     /// `take` (the caller did not take it with `take_request`).
     ///
     /// # Safety
-    /// 1. `node` is QUEUED (its request is the caller's to serve), so not DETACHED and
-    ///    alive, and its pointer carries its allocation's provenance (a `NodePtr`'s).
+    /// 1. `node` is QUEUED, or its request was just taken by the caller (`take_request`);
+    ///    either way the request is the caller's to serve, so the node is not DETACHED
+    ///    and alive, and its pointer carries its allocation's provenance (a `NodePtr`'s).
     /// 2. It is off the hand-off stack (a ring request's node was drained) and not
     ///    retired.
     /// 3. The caller holds the maintenance lock (`maint` is its state).
@@ -283,8 +284,8 @@ impl<K, V> Segment<K, V> {
         let overflow_left = self.apply_overflow(maint, budget, full, guard, sink, turn);
         for (i, slot) in self.handoff.cancels.iter().enumerate() {
             if *budget == 0 {
-                // Relaxed: a hint, as in the loop below (the swap that takes a request
-                // is the truth); a request pushed after this look counts towards `due`.
+                // Relaxed: a hint (the load and store that take a request, below, are the
+                // truth); a request pushed after this look counts towards `due`.
                 let ring_left = self.handoff.cancels[i..]
                     .iter()
                     .any(|s| !s.load(Ordering::Relaxed).is_null());

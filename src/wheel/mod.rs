@@ -48,8 +48,10 @@
 //!    word lies on its own cache line (beside its first slots), and a session cache whose
 //!    TTLs span two levels used to miss on the other eight lines at most maintenance turns.
 //!
-//! The wheel owns no node: it only links them. Ground rule: it, and every node's `wheel`
-//! links, are touched only under the segment's maintenance lock.
+//! The wheel owns no node: it only links them. Ground rule: it, and the `wheel` links of
+//! every node on its lists, are touched only under the segment's maintenance lock (a
+//! node's `wheel.next` serves a stack while it is on no list, and `wheel.prev`, null then,
+//! is the wheel's membership test: [`Wheel::is_scheduled`]).
 
 mod level;
 
