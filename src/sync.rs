@@ -35,7 +35,7 @@ pub(crate) use std::thread::{Builder as ThreadBuilder, JoinHandle};
 
 /// Adds one to a *hint* (a count that only decides when to do work whose truth lies
 /// elsewhere: a stack, a ring) and returns its value before, with a plain load and store
-/// rather than an RMW: a locked instruction costs about 9 ns on the development VM
+/// rather than an RMW: a locked instruction costs about 10 ns on the development VM
 /// (`cargo run --release --example atomic_cost`), and the hints are bumped on every write.
 /// Threads racing here may lose increments (on x86, one per racing thread at most; the
 /// language's memory model bounds nothing), and a store may land before a reset it read

@@ -3,7 +3,7 @@
 run executed, per function, from a callgrind profile taken with `--dump-instr=yes`.
 
 Locked instructions are what the session workload's writes spend most on beyond a map's
-(see README, "Where the time goes"): each costs about 9 ns on the development VM, and
+(see README, "Where the time goes"): each costs about 10 ns on the development VM, and
 callgrind counts every one of them exactly, where the VM's timings drift. Usage:
 
     cargo build --release --example session_cost

@@ -294,7 +294,7 @@ impl<K, V> Segment<K, V> {
             // Acquire pairs with the Release CAS in `push_cancel`. No swap: a pusher's CAS
             // only fills an empty slot, so a slot holding a request changes only here,
             // under the lock, and a load and a store take it (a locked RMW costs about
-            // 9 ns here). Relaxed store: emptying the slot publishes nothing; the next
+            // 10 ns here). Relaxed store: emptying the slot publishes nothing; the next
             // pusher's CAS reads it and writes its own request, which our next Acquire
             // load of the slot sees.
             let raw = slot.load(Ordering::Acquire);
