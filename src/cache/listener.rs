@@ -19,9 +19,9 @@
 //! delivered inside it: they are queued on A, and the outer delivery loop delivers them
 //! once the listener returns (a bounded number of rounds, [`QUEUED_ROUNDS`]; what is left
 //! is delivered by A's next delivery on any thread: a write, a full turn, or a read's
-//! maintenance turn, which a thread takes once in 64 reads). So A's listener's nesting depth on a
-//! thread is 1 whatever it does, and a listener that re-inserts on every departure cannot
-//! grow the stack. The mark is per cache, not per thread: a second cache written from
+//! maintenance turn, which a thread takes once in 64 reads). So A's listener's nesting
+//! depth on a thread is 1 whatever it does, and a listener that re-inserts on every
+//! departure cannot grow the stack. The mark is per cache, not per thread: a second cache written from
 //! A's listener (a second tier fed by A's evictions) maintains itself as usual and
 //! delivers its own departures to its own listener at once, inside A's. Listeners of
 //! different caches can so nest, at most once per cache on a thread's stack. (A

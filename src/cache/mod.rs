@@ -5,9 +5,9 @@
 //! Every operation reads the clock first (so a panicking [`Clock`](crate::Clock) changes
 //! nothing), hashes once, and works in one segment, in two phases:
 //! 1. **Pinned** (one pin per operation; a read that owes a maintenance turn, one in 64 per
-//!    thread, takes that turn under a second, short pin): the table work, and for each entry it took out
-//!    (it won the slot's CAS, so it is the entry's unique *remover*) the remover's duties:
-//!    the count, the wheel hand-off (`Segment::removed`), and a [`Held`] on the node if
+//!    thread, takes that turn under a second, short pin): the table work, and for each
+//!    entry it took out (it won the slot's CAS, so it is the entry's unique *remover*)
+//!    the remover's duties: the count, the wheel hand-off (`Segment::removed`), and a [`Held`] on the node if
 //!    there is a listener; then, if the segment is due, a bounded maintenance turn (see
 //!    `segment`), which runs no user code either.
 //! 2. **Unpinned, no lock held**: the listener for every departure (its own and those its

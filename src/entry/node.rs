@@ -26,8 +26,8 @@
 //!   no wheel slot, `wheel.next` is the node's link in at most one intrusive stack instead
 //!   (see `entry::links`): the segment's hand-off stack while it waits to be scheduled (it
 //!   is `QUEUED` and not yet filed), then its segment's limbo once retired (the wheel is
-//!   done with it). Only the thread that owns that stack membership touches it. A node is thus 32 bytes plus
-//!   its key and value.
+//!   done with it). Only the thread that owns that stack membership touches it. A node is
+//!   thus 32 bytes plus its key and value.
 //!
 //! ## Lifecycle
 //! **A node is freed one epoch grace period after the last of its three holders lets go**:
@@ -53,7 +53,8 @@
 //! read may leave it set on a removed node, where nothing reads it), `REMOVED` (taken out
 //! of the table, set by the remover with `UNLINKED` in the RMW that may also set
 //! `QUEUED`). Whether a node is filed in a wheel slot is not a flag: the wheel reads its
-//! `wheel.prev` (`Wheel::is_scheduled`). Who may change each flag, and through which named transition: `lifecycle`.
+//! `wheel.prev` (`Wheel::is_scheduled`). Who may change each flag, and through which named
+//! transition: `lifecycle`.
 
 use super::lane;
 use crate::clock::{DEADLINE_BITS, NEVER};
