@@ -14,19 +14,19 @@
 //! and it is retired only once the listener has returned.
 //!
 //! **A cache's listener never nests within itself.** While a thread runs cache A's
-//! listener, departures from A that its calls cause (a write-back that replaces an entry,
-//! a `remove`, a maintenance turn its write takes, a `run_pending_tasks`) are not
-//! delivered inside it: they are queued on A, and the outer delivery loop delivers them
-//! once the listener returns (a bounded number of rounds, [`QUEUED_ROUNDS`]; what is left
-//! is delivered by A's next delivery on any thread: a write, a full turn, or a read's
+//! listener, departures from A that its calls cause (a write-back that replaces an entry, a
+//! `remove`, a maintenance turn its write takes, a `run_pending_tasks`) are not delivered
+//! inside it: they are queued on A, and the outer delivery loop delivers them once the
+//! listener returns (a bounded number of rounds, [`QUEUED_ROUNDS`]; what is left is
+//! delivered by A's next delivery on any thread: a write, a full turn, or a read's
 //! maintenance turn, which a thread takes once in 64 reads). So A's listener's nesting
 //! depth on a thread is 1 whatever it does, and a listener that re-inserts on every
-//! departure cannot grow the stack. The mark is per cache, not per thread: a second cache written from
-//! A's listener (a second tier fed by A's evictions) maintains itself as usual and
-//! delivers its own departures to its own listener at once, inside A's. Listeners of
-//! different caches can so nest, at most once per cache on a thread's stack. (A
-//! per-thread mark let a second tier fed only from a listener never maintain itself: it
-//! grew a hundred times past its bound and never expired an entry.)
+//! departure cannot grow the stack. The mark is per cache, not per thread: a second cache
+//! written from A's listener (a second tier fed by A's evictions) maintains itself as usual
+//! and delivers its own departures to its own listener at once, inside A's. Listeners of
+//! different caches can so nest, at most once per cache on a thread's stack. (A per-thread
+//! mark let a second tier fed only from a listener never maintain itself: it grew a hundred
+//! times past its bound and never expired an entry.)
 //!
 //! A listener that panics is caught: the panic is discarded (the panic hook has already
 //! reported it) and the cache carries on, as Caffeine does with a throwing listener.

@@ -6,10 +6,10 @@
 //! nothing), hashes once, and works in one segment, in two phases:
 //! 1. **Pinned** (one pin per operation; a read that owes a maintenance turn, one in 64 per
 //!    thread, takes that turn under a second, short pin): the table work, and for each
-//!    entry it took out (it won the slot's CAS, so it is the entry's unique *remover*)
-//!    the remover's duties: the count, the wheel hand-off (`Segment::removed`), and a [`Held`] on the node if
-//!    there is a listener; then, if the segment is due, a bounded maintenance turn (see
-//!    `segment`), which runs no user code either.
+//!    entry it took out (it won the slot's CAS, so it is the entry's unique *remover*) the
+//!    remover's duties: the count, the wheel hand-off (`Segment::removed`), and a [`Held`]
+//!    on the node if there is a listener; then, if the segment is due, a bounded
+//!    maintenance turn (see `segment`), which runs no user code either.
 //! 2. **Unpinned, no lock held**: the listener for every departure (its own and those its
 //!    turn expired), each hold released once it has returned; then sealing and, after a
 //!    turn, a bounded slice of freeing. A read that took no turn has no second phase: it
