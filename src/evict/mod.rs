@@ -112,8 +112,8 @@
 //! tick lives in `meta` too unless it has a TTL deadline, when a prefix of 8 bytes holds
 //! it; a weight other than 1 takes 8 bytes more), 1 to 2 bytes of ghost and 2 to 4 bytes
 //! of sketch: with the node (32) and its share of the table (13-14), 64 bytes per
-//! entry beyond `K` and `V` with a time-to-idle in `tests/memory.rs` (8 segments; 66-68
-//! with 4 to 32, whose tables stop at other loads). Unbounded caches
+//! entry beyond `K` and `V` with a time-to-idle in `tests/memory.rs` (8 segments; 61-66
+//! with 2 to 64, whose tables stop at other loads). Unbounded caches
 //! pay nothing: their nodes have no extension (a time-to-idle alone gives one only to a
 //! node with a TTL, for its stamp's prefix) and no queues exist.
 //! Eviction work is O(1) per entry moved or evicted, bounded per call by the caller's
