@@ -55,10 +55,21 @@ fn churn(
         .collect()
 }
 
+/// Sets its flag when dropped, so that a failed assertion still stops the threads the
+/// flag governs (they would otherwise churn on through the next tests' measurements).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Samples the live heap every millisecond while `run` runs; returns the rise of the peak
 /// over the level just before.
 fn peak_rise_during(run: impl FnOnce()) -> isize {
     let done = Arc::new(AtomicBool::new(false));
+    let _done_on_unwind = StopOnDrop(Arc::clone(&done));
     let base = live();
     let sampler = {
         let done = Arc::clone(&done);
@@ -84,6 +95,7 @@ fn a_slow_init_does_not_hold_memory() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let cache: Cache<u64, Arc<[u8; 256]>> = Cache::new();
     let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_unwind = StopOnDrop(Arc::clone(&stop));
     let workers = churn(&cache, &stop);
     std::thread::sleep(Duration::from_millis(300)); // reach the steady state
     let rise = peak_rise_during(|| {
@@ -115,6 +127,7 @@ fn a_slow_listener_does_not_hold_memory() {
         })
         .build();
     let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_unwind = StopOnDrop(Arc::clone(&stop));
     let workers = churn(&cache, &stop);
     cache.insert(1, Arc::new([9; 256]));
     std::thread::sleep(Duration::from_millis(300));

@@ -213,16 +213,16 @@ impl<K, V> Table<K, V> {
     /// slot within `Tuning::reach`, if any).
     fn place(&self, raw: &Raw<K, V>, free: Option<At>, guard: &Guard) -> Place {
         let current = std::ptr::eq(raw, self.current(guard));
-        // No free slot near home: grow if that can help, which it does when the table is
-        // loaded, or full: a table no larger than the reach was scanned whole, so no free
-        // slot means none anywhere (`count` misses claims not yet published, so it can
-        // understate the load). Otherwise the keys crowding this home share their hash
-        // bits, a bigger table would not part them, and the insert goes further out
-        // instead (within `named`'s reach). A target of a migration in progress with no
-        // room in reach finishes the migration first.
+        // No free slot near home: grow if that can help (`growth_helps`: at the maximum
+        // load when there is room further out, from the target load when there is none
+        // within reach), or if the table is full: a table no larger than the reach was
+        // scanned whole, so no free slot means none anywhere (`count` misses claims not
+        // yet published, so it can understate the load). Otherwise the insert goes
+        // further out (within `named`'s reach). A target of a migration in progress with
+        // no room in reach finishes the migration first.
         let near = free.filter(|at| at.steps < MAX_PROBE);
         let full = free.is_none() && raw.capacity() <= self.tuning.reach + 1;
-        if near.is_none() && current && (full || self.growth_helps(raw)) {
+        if near.is_none() && current && (full || self.growth_helps(raw, free.is_some())) {
             self.start_migration(raw, true, guard);
             return Place::Retry;
         }
@@ -231,9 +231,9 @@ impl<K, V> Table<K, V> {
                 self.finish_migration(guard);
                 return Place::Retry;
             }
-            // Nothing in reach of a table larger than the reach, and growth cannot help:
-            // over 65,000 keys share this home's hash bits (a hasher that ignores the
-            // key). Refused, not a hang.
+            // Nothing in reach of a table larger than the reach, below the target load, so
+            // growth cannot help: the keys around this home share their hash's home bits
+            // (a hasher that ignores the key). Refused, not a hang.
             return Place::Full;
         };
         // In a migration's target, a new key takes one of the slots set aside for them;

@@ -12,11 +12,11 @@
 //! or removed meanwhile may or may not be.
 //!
 //! Bounded: while a scan runs, the table starts no optional migration (no grow at the
-//! maximum load, no shrink: `Table::scanners`), only the grows an insert cannot do
-//! without (no free slot within reach), and each of those multiplies the table's groups
-//! by at least 1.5. So a scan reads at most a logarithmic number of tables, whatever the
-//! writers do; without that rule, writers growing and shrinking a small table faster than
-//! the scan reads it kept it going round for ever.
+//! maximum load, no shrink: `Table::scanners`), only the grows of an insert that found
+//! no free slot near home (`Table::growth_helps`), and each of those multiplies the
+//! table's groups by at least 1.5. So a scan reads at most a logarithmic number of
+//! tables, whatever the writers do; without that rule, writers growing and shrinking a
+//! small table faster than the scan reads it kept it going round for ever.
 
 use super::raw::GROUP;
 use super::Table;

@@ -108,22 +108,34 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// Whether growing `raw` can make room near a crowded home: only when the table is
-    /// at its maximum load (the tuning's `max_load_pct`), where [`maybe_grow`](Self::maybe_grow)
-    /// would grow it anyway. Below that, a probe that finds no free slot within
-    /// [`MAX_PROBE`](super::raw::MAX_PROBE) groups has met either keys that share their
-    /// hash's home bits, which no table size parts (growing again would only repeat: a
-    /// hasher that gives every key one hash grew the table for ever until this rule), or
-    /// one of the long runs linear probing makes by chance at any load, and growing for
-    /// one of those cost the table half again its memory: with growth allowed from the
-    /// target load (60%), a bounded cache of 10^6 entries measured 64 or 65 bytes of
-    /// overhead per entry by hash seed with 8 segments, and 66-68 with 16 (whose tables
-    /// stop at 74% load) where it measures 63 now. The insert goes further out instead,
-    /// and only the keys homed in that run pay the longer probe (a lookup stops at the
-    /// first group no key passed). Each grow takes the table to at least 1.5x, so grows
-    /// stay geometric and memory proportional to the entries.
-    pub(crate) fn growth_helps(&self, raw: &Raw<K, V>) -> bool {
-        self.len() * 100 >= raw.capacity() * usize::from(self.tuning.max_load_pct)
+    /// Whether growing `raw` can make room for an insert that found no free slot within
+    /// [`MAX_PROBE`](super::raw::MAX_PROBE) groups of its key's home (`in_reach`: whether
+    /// it found one further out, within `Tuning::reach`).
+    ///
+    /// - **Room further out:** only at the maximum load (the tuning's `max_load_pct`; a
+    ///   scan in progress holds `maybe_grow` off, and this is then what grows the table).
+    ///   Below it the insert goes further out instead: linear probing makes long runs by
+    ///   chance at any load, and growing for one of those cost the table half again its
+    ///   memory (with growth allowed from the target load, a bounded cache of 10^6
+    ///   entries measured 64 or 65 bytes of overhead per entry by hash seed with 8
+    ///   segments, and 66-68 with 16, where it measures 63 now). Only the keys homed in
+    ///   that run pay the longer probe.
+    /// - **No room within reach:** from the target load, as a migration would fill the
+    ///   table. A hasher with few distinct values (many keys each) makes clusters that
+    ///   merge as the load rises; waiting for the maximum load refused such inserts
+    ///   (`Insert::Full`) from about 3,000 keys a hash.
+    ///
+    /// Below the target load no grow helps: the keys crowding this home share their
+    /// hash's home bits, which no table size parts (a hasher that gives every key one hash
+    /// grew the table for ever until this rule). Each grow takes the table to at least
+    /// 1.5x, so grows stay geometric and memory proportional to the entries.
+    pub(crate) fn growth_helps(&self, raw: &Raw<K, V>, in_reach: bool) -> bool {
+        let load = if in_reach {
+            self.tuning.max_load_pct
+        } else {
+            self.tuning.target_load_pct
+        };
+        self.len() * 100 >= raw.capacity() * usize::from(load)
     }
 
     /// Starts migrating `raw` (if it is current and not already migrating) to a table

@@ -63,8 +63,9 @@
 //! validation moved into one word per home group.
 //!
 //! ## Migration: incremental, one group at a time
-//! A table that is too full (or whose probe found no room within [`raw::MAX_PROBE`] groups
-//! while loaded enough for growth to help) grows; one that is mostly empty shrinks (in maintenance). A migration first *seals* the
+//! A table that is too full (or whose probe found no room within [`raw::MAX_PROBE`]
+//! groups while loaded enough for growth to help: `Table::growth_helps`) grows; one that
+//! is mostly empty shrinks (in maintenance). A migration first *seals* the
 //! old table (new keys then wait for the target instead of claiming slots there), counts
 //! the live entries, allocates the next table (sized for them plus `Tuning::insert_lag`
 //! inserts already under way, at the target load) and installs it as `raw.next`. Sealing

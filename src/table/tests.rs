@@ -194,6 +194,36 @@ fn a_presized_table_is_not_shrunk() {
 /// them, so the table does not grow for them (regression: every insert past the probe
 /// limit grew it by half, for ever); they go further out, up to the reach, and past
 /// it the insert is refused, with the table's size unchanged.
+/// A hasher with few distinct values (40 hashes, 100 keys each, inserted round-robin)
+/// makes clusters that merge as the table fills. An insert that finds nothing free within
+/// reach grows the table from the target load, so every key is stored; growing only at
+/// the maximum load (as for a chance long run with room further out) refused some.
+#[test]
+fn few_distinct_hashes_grow_instead_of_refusing() {
+    let tuning = Tuning {
+        reach: 2000,
+        ..Tuning::DEFAULT
+    };
+    let table: Table<u64, u64> = Table::new(0, tuning);
+    // Fixed, well spread hashes (a multiplicative spread of 1..=40): the same every run.
+    let hashes: Vec<u64> = (0..40u64)
+        .map(|i| {
+            (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) & crate::table::HASH_MASK
+        })
+        .collect();
+    for k in 0..4000u64 {
+        let hash = hashes[(k % 40) as usize];
+        let guard = crossbeam_epoch::pin();
+        let node = crate::entry::layout::NodeBox::new(hash, k, k, crate::clock::NEVER, None);
+        match table.insert(node, |a, b| a == b, |_| false, &guard) {
+            Insert::New(_) => {}
+            Insert::Full { .. } => panic!("key {k} refused with {} stored", table.len()),
+            _ => panic!("key {k} was absent"),
+        }
+    }
+    assert_eq!(table.len(), 4000);
+}
+
 #[test]
 fn one_hash_for_every_key_fills_its_reach_then_refuses() {
     let reach = 20;
