@@ -181,7 +181,9 @@ impl<K, V> Word<K, V> {
     #[inline]
     pub(crate) fn unusual(self) -> bool {
         #[cfg(target_pointer_width = "64")]
-        return self.0.addr() & TAGGED == 0 && !self.is_empty();
+        // Neither TAGGED nor empty (0 or FROZEN alone): with FROZEN masked off, the word
+        // is in 1..TAGGED. One subtraction and one compare, for a loop's common case.
+        return (self.0.addr() & !FROZEN).wrapping_sub(1) < TAGGED - 1;
         #[cfg(not(target_pointer_width = "64"))]
         return !self.is_empty();
     }
@@ -364,6 +366,13 @@ mod tests {
             Word::moved().frozen(),
         ];
         for (k, word) in kinds.into_iter().enumerate() {
+            // `unusual`'s one-compare form is its definition: untagged and not empty.
+            #[cfg(target_pointer_width = "64")]
+            assert_eq!(
+                word.unusual(),
+                word.0.addr() & TAGGED == 0 && !word.is_empty(),
+                "word kind {k}"
+            );
             for t in [tag, tag ^ 1, 0, 0x7fff] {
                 let fast = word.tagged_with(Want::new(t));
                 let slow = word.may_hold(t);
