@@ -196,7 +196,9 @@ fn a_presized_table_is_not_shrunk() {
 /// the maximum load (as for a chance long run with room further out) refused some.
 #[test]
 fn few_distinct_hashes_grow_instead_of_refusing() {
-    // Under Miri only a small case (its probes are slow there: it checks memory safety).
+    // Under Miri only a small case, a memory-safety smoke test of clustered keys through
+    // migrations (its probes are slow there): too few keys to reach the no-room-in-reach
+    // rule, which the large case checks.
     if !cfg!(miri) {
         few_distinct_hashes(40, 100, 2000);
     }
@@ -211,7 +213,7 @@ fn few_distinct_hashes(distinct: u64, each: u64, reach: usize) {
         ..Tuning::DEFAULT
     };
     let table: Table<u64, u64> = Table::new(0, tuning);
-    // Fixed, well spread hashes (a multiplicative spread of 1..=distinct): the same every run.
+    // Fixed, well spread hashes (1..=distinct, multiplied): the same on every run.
     let hashes: Vec<u64> = (0..distinct)
         .map(|i| {
             (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) & crate::table::HASH_MASK

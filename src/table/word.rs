@@ -180,9 +180,9 @@ impl<K, V> Word<K, V> {
     /// more than [`tagged_with`](Self::tagged_with) from a reader.
     #[inline]
     pub(crate) fn unusual(self) -> bool {
-        #[cfg(target_pointer_width = "64")]
         // Neither TAGGED nor empty (0 or FROZEN alone): with FROZEN masked off, the word
         // is in 1..TAGGED. One subtraction and one compare, for a loop's common case.
+        #[cfg(target_pointer_width = "64")]
         return (self.0.addr() & !FROZEN).wrapping_sub(1) < TAGGED - 1;
         #[cfg(not(target_pointer_width = "64"))]
         return !self.is_empty();
@@ -365,14 +365,32 @@ mod tests {
             Word::moved(),
             Word::moved().frozen(),
         ];
+        // `unusual`'s one-compare form is its definition (untagged and not empty), on every
+        // kind of word and at the edges of its range.
+        #[cfg(target_pointer_width = "64")]
+        for a in [
+            0,
+            1,
+            FROZEN,
+            PENDING | FROZEN,
+            MOVED,
+            MOVED | FROZEN,
+            1 << 48,
+            TAGGED - 8,
+            (TAGGED - 8) | PENDING,
+            (TAGGED - 8) | FROZEN,
+            TAGGED,
+            TAGGED | FROZEN,
+            usize::MAX,
+        ]
+        .into_iter()
+        .chain(kinds.iter().map(|w| w.0.addr()))
+        {
+            let word = Word::<u64, u64>(std::ptr::without_provenance_mut(a));
+            let defined = a & TAGGED == 0 && !word.is_empty();
+            assert_eq!(word.unusual(), defined, "word {a:#x}");
+        }
         for (k, word) in kinds.into_iter().enumerate() {
-            // `unusual`'s one-compare form is its definition: untagged and not empty.
-            #[cfg(target_pointer_width = "64")]
-            assert_eq!(
-                word.unusual(),
-                word.0.addr() & TAGGED == 0 && !word.is_empty(),
-                "word kind {k}"
-            );
             for t in [tag, tag ^ 1, 0, 0x7fff] {
                 let fast = word.tagged_with(Want::new(t));
                 let slow = word.may_hold(t);
