@@ -123,7 +123,8 @@ impl<K, V> Table<K, V> {
     /// - **No room within reach:** from the target load, as a migration would fill the
     ///   table. A hasher with few distinct values (many keys each) makes clusters that
     ///   merge as the load rises; waiting for the maximum load refused such inserts
-    ///   (`Insert::Full`) from about 3,000 keys a hash.
+    ///   (`Insert::Full`: 40 hashes of 100 keys each with a reach of 2,000 slots, in
+    ///   `few_distinct_hashes_grow_instead_of_refusing`).
     ///
     /// Below the target load no grow helps: the keys crowding this home share their
     /// hash's home bits, which no table size parts (a hasher that gives every key one hash
