@@ -4,32 +4,41 @@
 //! Each run builds the same cache (a fixed hasher, 8 segments, a one-hour TTL) with
 //! 100,000 `Arc<[u8; 256]>` entries, then does one phase: `setup` (nothing more), `hit`
 //! (1,000,000 gets of present keys), `miss` (1,000,000 gets of absent keys) or `churn`
-//! (300,000 inserts of new keys, each followed by the removal of an old one). Count with
-//! callgrind and subtract `setup`'s total:
+//! (300,000 inserts of new keys, each followed by the removal of an old one); and, for the
+//! cost of growing, `grow` (1,000,000 inserts into a second, empty cache built the same
+//! way, its tables growing from one group) and `grow-dashmap` (the same inserts into an
+//! empty dashmap with the same hasher, each with a deadline from `Instant::now`, as the
+//! benchmark's swept map stores them). Count with callgrind and subtract `setup`'s total:
 //!
 //! ```text
 //! cargo build --release --example instructions
-//! for p in setup hit miss churn; do
+//! for p in setup hit miss churn grow grow-dashmap; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$p \
 //!     target/release/examples/instructions $p 2>&1 | grep Collected
 //! done
 //! ```
 //!
-//! Per operation: (`hit` - `setup`) / 10^6, and so on; `setup` / 10^5 for an insert.
+//! Per operation: (`hit` - `setup`) / 10^6, and so on (`churn`'s over 300,000 pairs);
+//! `setup` / 10^5 for an insert into a warm table.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wheelcache::{Cache, CacheBuilder};
 
 const ENTRIES: u64 = 100_000;
+const GROWN: u64 = 1_000_000;
+const TTL: Duration = Duration::from_secs(3600);
 
 fn main() {
     let phase = std::env::args().nth(1).unwrap_or_default();
-    let cache: Cache<u64, Arc<[u8; 256]>, ahash::RandomState> = CacheBuilder::new()
-        .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
-        .segments(8)
-        .time_to_live(Duration::from_secs(3600))
-        .build();
+    let build = || -> Cache<u64, Arc<[u8; 256]>, ahash::RandomState> {
+        CacheBuilder::new()
+            .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+            .segments(8)
+            .time_to_live(TTL)
+            .build()
+    };
+    let cache = build();
     let value = Arc::new([0u8; 256]);
     for k in 0..ENTRIES {
         cache.insert(k, Arc::clone(&value));
@@ -62,9 +71,23 @@ fn main() {
                 cache.remove(&i);
             }
         }
+        "grow" => {
+            let fresh = build();
+            for k in 0..GROWN {
+                fresh.insert(k, Arc::clone(&value));
+            }
+            sum = fresh.len();
+        }
+        "grow-dashmap" => {
+            let map = dashmap::DashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+            for k in 0..GROWN {
+                map.insert(k, (Instant::now() + TTL, Arc::clone(&value)));
+            }
+            sum = map.len();
+        }
         "setup" => {}
         other => {
-            eprintln!("unknown phase {other:?}: use setup, hit, miss or churn");
+            eprintln!("unknown phase {other:?}: use setup, hit, miss, churn, grow or grow-dashmap");
             std::process::exit(2);
         }
     }
