@@ -5,7 +5,7 @@
 //! S3-FIFO (Yang, Zhang, Qiu, Yue and Vinayak, "FIFO queues are all you need for cache
 //! eviction", SOSP 2023), per segment, under the segment's maintenance lock:
 //! - a new entry joins the *small* queue (a share of the segment's weight that starts at
-//!   3%, quick_cache's choice, and is then adapted between 1% and 20% by a hill climber
+//!   3%, quick_cache's choice, and is then adapted between 0.5% and 20% by a hill climber
 //!   on the cache's hit rate: `climb`; the paper's fixed 10% measured 1-2 points lower on
 //!   Zipf streams), unless its key's
 //!   hash is a *ghost* (evicted from small recently, see `ghost`) and TinyLFU admits it
@@ -52,8 +52,9 @@
 //! whole 2-bit counter cost 1.4 points on the phase change, whose old working set keeps
 //! its counters while the hand seldom passes it; one hit gains the loops without that
 //! cost once the sketch ages fast enough, see `sketch`). The 2x loop at 1% capacity
-//! still trails moka's (48.0 / 48.5% against 49.1-49.7 / 49.7-50.0 in the last runs; its
-//! sketch counts every read), with the climber's share already at its floor.
+//! trailed moka's by a point (48.0 / 48.5% against 49.1-49.7 / 49.7-50.0) while the
+//! climber held the small queue at 2.7%; since the climber reaches its floor on loops
+//! (see `climb`, "Two samples back") it is level with moka (48.9-49.0 / 49.5).
 //!
 //! Measured against moka, quick_cache and an exact LRU on the same streams:
 //! `cargo bench --bench hit_ratio` (the table is in the README).
