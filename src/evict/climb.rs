@@ -27,22 +27,22 @@
 //! helps small caches (relative to their traffic) most. The share settles by the step's
 //! decay, and can then still move by a thousandth a sample.
 //!
-//! **Two samples back, two falls running.** Five entry counts of a loop twice the cache
-//! are two and a half laps, so the samples still alternate (49.3% and 47.2% at 1%
-//! capacity, printed per sample by a probe not kept): compared with the sample just before, every
+//! **Two samples back, two falls running.** Five entry counts of a loop twice the cache are
+//! two and a half laps, so the samples still alternate (49.3% and 47.2% at 1% capacity,
+//! printed per sample by a probe not kept): compared with the sample just before, every
 //! other one looked like a fall, the direction flipped every sample, and the share sat
 //! where the first steps had left it (2.7%, for a loop whose best share is the least).
-//! Compared with the sample two back (same phase of the alternation), the trend shows.
-//! And a loop 1.2 times the cache dips for one sample in five or six (to 81-82% from
-//! 83%): five entry counts are 4.17 of its laps, and the odd sixth of a lap holds more
-//! or fewer of the keys main does not keep as the window slides (the ghosts taken into
-//! main per sample, 120-250, did not change at the dips). So a single fall no longer
-//! turns the climber; two in a row do. With both, the share of either loop goes to the floor, which was
-//! lowered from 1% to 0.5%: in three runs each of `cargo bench
-//! --bench hit_ratio -- own`, the 2x loop at 1% went from 47.91 / 48.40 to 48.98 / 49.55
-//! and the 1.2x loop at 1% from 81.43 / 82.05 to 81.77 / 82.32; the loops at 10% gained
-//! 0.26-0.38, and no other stream moved by more than 0.11 (the recency-heavy stream at 10%
-//! lost 0.06 / 0.08; at 1% its share still climbs, to about 5%).
+//! Compared with the sample two back (same phase of the alternation), the trend shows. And
+//! a loop 1.2 times the cache dips for one sample in five or six (to 81-82% from 83%): five
+//! entry counts are 4.17 of its laps, and the odd sixth of a lap holds more or fewer of the
+//! keys main does not keep as the window slides (the ghosts taken into main per sample,
+//! 120-250, did not change at the dips). So a single fall no longer turns the climber; two
+//! in a row do. With both, the share of either loop goes to the floor, which was lowered
+//! from 1% to 0.5%: in three runs each of `cargo bench --bench hit_ratio -- own`, the 2x
+//! loop at 1% went from 47.91 / 48.40 to 48.98 / 49.55 and the 1.2x loop at 1% from 81.43 /
+//! 82.05 to 81.77 / 82.32; the loops at 10% gained 0.26-0.38, and no other stream moved by
+//! more than 0.11 (the recency-heavy stream at 10% lost 0.06 / 0.08; at 1% its share still
+//! climbs, to about 5%).
 
 /// The share a cache starts with, in thousandths (quick_cache's default, 3%: the paper's
 /// 10% measured 1-2 points lower on our Zipf streams).
