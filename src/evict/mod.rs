@@ -7,9 +7,9 @@
 //! - a new entry joins the *small* queue (a share of the segment's weight that starts at
 //!   3%, quick_cache's choice, and is then adapted between 0.5% and 20% by a hill climber
 //!   on the cache's hit rate: `climb`; the paper's fixed 10% measured 1-2 points lower on
-//!   Zipf streams), unless its key's
-//!   hash is a *ghost* (evicted from small recently, see `ghost`) and TinyLFU admits it
-//!   (below), in which case it joins the *main* queue;
+//!   Zipf streams), unless the segment is still filling (below) or its key's hash is a
+//!   *ghost* (evicted from small recently, see `ghost`) and TinyLFU admits it (below), in
+//!   which case it joins the *main* queue;
 //! - every entry has a 2-bit saturating access counter in its `meta` word
 //!   (`entry::node::Node::touch`): a hit loads it and, only while it is below 3, raises it
 //!   with one CAS. So **a hit on a hot entry writes nothing**, unlike an LRU list or
@@ -55,6 +55,29 @@
 //! trailed moka's by a point (48.0 / 48.5% against 49.1-49.7 / 49.7-50.0) while the
 //! climber held the small queue at 2.7%; since the climber reaches its floor on loops
 //! (see `climb`, "Two samples back") it is level with moka (48.9-49.0 / 49.5).
+//!
+//! **Filling.** Until a segment first evicts, a new entry joins main while main has room
+//! for it (its share of the segment's share of the bound), as quick_cache admits to its
+//! hot queue while the cache fills. Without it a full segment's main was empty, small held
+//! everything as one FIFO, and main filled only with promotions and returning ghosts: a
+//! loop twice a cache of 10^5 entries lost its whole second lap (43.8% from the first
+//! request against quick_cache's 46.1). But a filled main also keeps what merely came
+//! first, and at 10% capacity main turns over slowly (its hand moves only as entries are
+//! promoted or ghosts admitted): with the fill alone the phase change and the scan mix at
+//! 10% stayed 0.4-0.6 points lower after warm-up. So the filled entries are on
+//! probation: after one and a half times the segment's entries in evictions (a loop's
+//! second lap has hit what it will by then), the hand passes them before small gives up
+//! anything more, and those not hit since they came go. `Fill::left` counts them from
+//! main's front (main's oldest are the filled ones until the hand has passed them); an
+//! entry's remover is not told apart, so the count is an estimate, kept within main's
+//! length, and at worst the hand passes a few entries of main early. In two runs of
+//! `cargo bench --bench hit_ratio -- own` against three before, the 2x loop at 10% went
+//! from 43.8 / 48.9 to 46.4 / 49.0, the 1.2x loop at 10% from 76.7 / 82.0 to 79.0 / 81.8
+//! and at 1% from 81.8 / 82.3 to 82.2 / 82.6; the phase change at 10% lost 0.1 (72.3 /
+//! 71.0), every Zipf stream at most 0.07, the 2x loop at 1% 0.25 after warm-up (49.3).
+//! A probation of one times the entries kept the phase change level but gave back most
+//! of the 2x loop (44.6 from the first request); of twice, the phase change lost 0.3-0.4,
+//! of three times 0.5-0.6 (one run each).
 //!
 //! Measured against moka, quick_cache and an exact LRU on the same streams:
 //! `cargo bench --bench hit_ratio` (the table is in the README).
@@ -281,6 +304,7 @@ pub(crate) struct Queues<K, V> {
     main: Deque<K, V>,
     ghost: Ghost,
     sketch: Sketch,
+    fill: Fill,
 }
 
 // SAFETY: 1. the queues hold pointers to nodes they touch only through their `unsafe`
@@ -295,6 +319,41 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Send for Queues<K, V> {}
 /// phase change more but cost the Zipf streams at 1% 0.2-0.35; 2 gained half as much.
 const VICTIM_DEPTH: usize = 4;
 
+/// A segment's warm-up (see "Filling" in the module docs): until its first eviction new
+/// entries join main while it has room; the filled entries the hand has not passed when a
+/// probation of evictions ends are passed next, before small's.
+#[derive(Debug, Default)]
+struct Fill {
+    /// Whether the segment has evicted (the fill is over).
+    over: bool,
+    /// Filled entries the hand has not passed yet: they are main's front, oldest first.
+    /// An estimate (an entry unlinked by its remover is not told apart), kept within
+    /// main's length.
+    left: usize,
+    /// Evictions left before the hand passes the `left` entries.
+    probation: usize,
+}
+
+impl Fill {
+    /// Counts an eviction from a segment that has `entries` left.
+    fn evicted(&mut self, entries: usize) {
+        if self.over {
+            self.probation = self.probation.saturating_sub(1);
+        } else {
+            self.over = true;
+            self.probation = entries.saturating_mul(PROBATION_TENTHS) / 10;
+        }
+    }
+
+    /// Whether the hand passes main's front next, whatever small holds.
+    fn due(&self) -> bool {
+        self.over && self.probation == 0 && self.left > 0
+    }
+}
+
+/// A filled entry's probation, in tenths of the segment's entries (see "Filling").
+const PROBATION_TENTHS: usize = 15;
+
 impl<K, V> Queues<K, V> {
     pub(crate) fn new() -> Self {
         Self {
@@ -302,6 +361,7 @@ impl<K, V> Queues<K, V> {
             main: Deque::new(MAIN),
             ghost: Ghost::default(),
             sketch: Sketch::default(),
+            fill: Fill::default(),
         }
     }
 
@@ -341,24 +401,34 @@ impl<K, V> Queues<K, V> {
         }
     }
 
-    /// Queues a newly stored entry: main if its key is a ghost, else small (`small`: the
-    /// small queue's share in thousandths, [`Limits::small_share`]).
+    /// Queues a newly stored entry: main while the segment fills and main has room (see
+    /// "Filling"), or if its key is a ghost that TinyLFU admits; else small. `small` is the
+    /// small queue's share in thousandths ([`Limits::small_share`]), `share` the segment's
+    /// share of the bound ([`Limits::share`]).
     ///
     /// # Safety
     /// 1. `node` is alive, and stays alive until it is unlinked or handed out by
     ///    [`victim`](Self::victim).
     /// 2. `node` is extended (with its allocation's provenance) and in no queue.
     /// 3. The caller holds the maintenance lock.
-    pub(crate) unsafe fn admit(&mut self, node: *mut Node<K, V>, small: u64) {
+    pub(crate) unsafe fn admit(&mut self, node: *mut Node<K, V>, small: u64, share: u64) {
         // SAFETY: 1: alive; `hash` is immutable, so the read races with nothing.
         let hash = unsafe { (*node).hash() };
         self.sketch.fit(self.len() + 1);
         self.sketch.record(hash);
+        // SAFETY: `weight_of`'s 1 and 2: our 1 and 2 (alive, with its provenance).
+        let w = u64::from(unsafe { crate::entry::layout::weight_of(node) });
+        // In u128, as in `beats_main`.
+        let main_room = u128::from(share) * u128::from(1000u64.saturating_sub(small)) / 1000;
+        let fills = !self.fill.over && u128::from(self.main.weight + w) <= main_room;
         // SAFETY: `beats_main`'s 1: every queued node was admitted under our 1 and is
         // still queued, so alive; its 2: our 3. `push_back`'s 1: our 1 and 2; its 2: our
         // 2; its 3: every queued node is alive, as for `beats_main`; its 4: our 3.
         unsafe {
-            if self.ghost.take(hash) && self.beats_main(hash, small) {
+            if fills {
+                self.main.push_back(node);
+                self.fill.left += 1;
+            } else if self.ghost.take(hash) && self.beats_main(hash, small) {
                 self.main.push_back(node);
             } else {
                 self.small.push_back(node);
@@ -381,7 +451,12 @@ impl<K, V> Queues<K, V> {
         unsafe {
             match deque::queue_of(node) {
                 SMALL => self.small.unlink(node),
-                MAIN => self.main.unlink(node),
+                MAIN => {
+                    self.main.unlink(node);
+                    // Kept within main's length, so the hand never looks for a filled
+                    // entry in an empty main (see `Fill::left`).
+                    self.fill.left = self.fill.left.min(self.main.len);
+                }
                 _ => {}
             }
         }
@@ -417,7 +492,8 @@ impl<K, V> Queues<K, V> {
             // entry a write has just queued was otherwise the next victim, evicted by that
             // write's own turn before anyone could read it.
             let share = (u128::from(total) * u128::from(small)).max(1000);
-            let from_small = self.main.len == 0 || u128::from(self.small.weight) * 1000 > share;
+            let from_small = !self.fill.due()
+                && (self.main.len == 0 || u128::from(self.small.weight) * 1000 > share);
             // SAFETY: `pop_front`'s 1 and 2: our 1 and 2. The popped node was queued, so it
             // is alive (our 1) and extended (`admit`'s 2): reading its `hash` and `meta`
             // is sound, and `push_back`'s 1 (alive until popped: `admit`'s 1 carries
@@ -433,9 +509,12 @@ impl<K, V> Queues<K, V> {
                     }
                     let entries = self.len();
                     self.ghost.insert((*node).hash(), entries);
+                    self.fill.evicted(entries);
                     return Some(node);
                 }
                 let node = self.main.pop_front()?;
+                // Main's front is a filled entry while any is left (see `Fill::left`).
+                self.fill.left = self.fill.left.saturating_sub(1).min(self.main.len);
                 if (*node).age() > 0 {
                     // Hit since the hand last passed: the hits the sketch never saw (reads
                     // write nothing) are counted now, once per pass, so an entry that
@@ -444,6 +523,7 @@ impl<K, V> Queues<K, V> {
                     self.main.push_back(node);
                     continue;
                 }
+                self.fill.evicted(self.len());
                 return Some(node);
             }
         }

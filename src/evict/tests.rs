@@ -118,7 +118,7 @@ fn queues(q: &Queues<u64, u64>) -> (Vec<u64>, Vec<u64>) {
 fn admit(q: &mut Queues<u64, u64>, node: *mut N) {
     // SAFETY: a pool node, alive until the test ends, extended, in no queue; the test is
     // the only thread (it stands for the lock holder).
-    unsafe { q.admit(node, climb::START) };
+    unsafe { q.admit(node, climb::START, 0) };
     queues(q);
 }
 
@@ -215,6 +215,78 @@ fn small_keeps_one_entry_while_main_has_any() {
         assert_ne!(gone, Some(i), "the entry just queued was evicted at once");
         assert_eq!(queue(new), SMALL);
         touch(new, 1); // read after its insert, as a caller would
+    }
+}
+
+/// Queues `node` in a segment whose share of the bound is `share` (so main has room for
+/// 97% of it at the starting small share).
+fn admit_with_share(q: &mut Queues<u64, u64>, node: *mut N, share: u64) {
+    // SAFETY: as for `admit`.
+    unsafe { q.admit(node, climb::START, share) };
+    queues(q);
+}
+
+#[test]
+fn a_filling_segment_fills_main_and_its_unhit_entries_leave_after_a_probation() {
+    let mut pool = Pool(Vec::new());
+    let mut q = Queues::new();
+    // A share of 10: main has room for 9 (97%, rounded down) until the first eviction.
+    let nodes: Vec<_> = (1..=12).map(|i| pool.node(i, 1)).collect();
+    for &n in &nodes {
+        admit_with_share(&mut q, n, 10);
+    }
+    assert_eq!(queues(&q), ((10..=12).collect(), (1..=9).collect()));
+    touch(nodes[1], 1); // 2 is hit; the other filled entries are not
+                        // The first eviction ends the fill and starts the probation: 11 entries left, so 16
+                        // more evictions (one and a half times the entries) come from small as usual.
+    assert_eq!(victim(&mut q, usize::MAX), (Some(10), 1));
+    let mut next = 13;
+    for _ in 0..16 {
+        let node = pool.node(next, 1);
+        next += 1;
+        admit_with_share(&mut q, node, 10);
+        assert_eq!(queue(node), SMALL, "the fill is over");
+        let (gone, _) = victim(&mut q, usize::MAX);
+        assert!(
+            gone.unwrap() > 9,
+            "a filled entry left during its probation: {gone:?}"
+        );
+    }
+    // Then the hand passes the filled entries before small gives up more: the unhit ones
+    // leave oldest first, the hit one goes round.
+    let mut gone = Vec::new();
+    for _ in 0..9 {
+        let node = pool.node(next, 1);
+        next += 1;
+        admit_with_share(&mut q, node, 10);
+        gone.push(victim(&mut q, usize::MAX).0.unwrap());
+    }
+    assert_eq!(gone[..8], [1, 3, 4, 5, 6, 7, 8, 9]);
+    assert!(
+        gone[8] > 9,
+        "past the filled entries, small again: {gone:?}"
+    );
+    assert_eq!(queues(&q).1, vec![2]);
+}
+
+#[test]
+fn filled_entries_that_were_removed_leave_the_hand_nothing_to_look_for() {
+    let mut pool = Pool(Vec::new());
+    let mut q = Queues::new();
+    let nodes: Vec<_> = (1..=12).map(|i| pool.node(i, 1)).collect();
+    for &n in &nodes {
+        admit_with_share(&mut q, n, 10);
+    }
+    assert_eq!(victim(&mut q, usize::MAX), (Some(10), 1));
+    for &n in &nodes[..9] {
+        unlink(&mut q, n);
+    }
+    // Through the probation and past it, small keeps giving up its oldest: the count of
+    // filled entries followed main down to empty.
+    for i in 13..40 {
+        admit_with_share(&mut q, pool.node(i, 1), 10);
+        let (gone, _) = victim(&mut q, usize::MAX);
+        assert_eq!(gone, Some(i - 2), "small's oldest");
     }
 }
 

@@ -356,7 +356,11 @@ impl<K, V> Segment<K, V> {
                     // lock's holder sets, after unlinking it; its 2: extended (with its
                     // provenance: from the stack), and in no queue (a node is admitted once,
                     // when its one schedule request is drained); its 3: lock held.
-                    unsafe { maint.queues.admit(raw, self.limits.small_share()) };
+                    unsafe {
+                        maint
+                            .queues
+                            .admit(raw, self.limits.small_share(), self.limits.share)
+                    };
                 }
             }
         }
