@@ -54,7 +54,7 @@
 //! cost once the sketch ages fast enough, see `sketch`). The 2x loop at 1% capacity
 //! trailed moka's by a point (48.0 / 48.5% against 49.1-49.7 / 49.7-50.0) while the
 //! climber held the small queue at 2.7%; since the climber reaches its floor on loops
-//! (see `climb`, "Two samples back") it is level with moka (48.9-49.0 / 49.5).
+//! (see `climb`, "Two samples back") it is level with moka (48.9-49.1 / 49.3-49.6).
 //!
 //! **Filling.** Until a segment first evicts, a new entry joins main while main has room
 //! for it (its share of the segment's share of the bound), as quick_cache admits to its
