@@ -24,9 +24,11 @@
 //!   leaves. A turn admits the entries written since the last one oldest first (up to a
 //!   batch of 32: `Segment::take_stack`), and a bounded cache has at most one segment per
 //!   16 units of its bound (`MIN_SEGMENT_SHARE`), so no segment's share is a mere
-//!   handful of entries.
+//!   handful of entries. (While a segment fills, and once after, the order differs: see
+//!   "Filling" below.)
 //!
-//! One-hit wonders (a scan) pass through small and never reach main, so a hot set in main
+//! One-hit wonders (a scan) pass through small and never reach main (once the segment has
+//! filled: see "Filling"), so a hot set in main
 //! survives a scan of any length; a key that comes back soon after leaving small is let
 //! into main by its ghost, if a count-min sketch of recent inserts (`sketch`, TinyLFU:
 //! Einziger, Friedman and Manes, ACM TOS 2017) says it was inserted more often lately
@@ -57,27 +59,29 @@
 //! (see `climb`, "Two samples back") it is level with moka (48.9-49.1 / 49.3-49.6).
 //!
 //! **Filling.** Until a segment first evicts, a new entry joins main while main has room
-//! for it (its share of the segment's share of the bound), as quick_cache admits to its
-//! hot queue while the cache fills. Without it a full segment's main was empty, small held
+//! for it (its share of the segment's share of the bound), as quick_cache admits to its hot
+//! queue while the cache fills. Without it a full segment's main was empty, small held
 //! everything as one FIFO, and main filled only with promotions and returning ghosts: a
 //! loop twice a cache of 10^5 entries lost its whole second lap (43.8% from the first
 //! request against quick_cache's 46.1). But a filled main also keeps what merely came
 //! first, and at 10% capacity main turns over slowly (its hand moves only as entries are
 //! promoted or ghosts admitted): with the fill alone the phase change and the scan mix at
-//! 10% stayed 0.4-0.6 points lower after warm-up. So the filled entries are on
-//! probation: after one and a half times the segment's entries in evictions (a loop's
-//! second lap has hit what it will by then), the hand passes them before small gives up
-//! anything more, and those not hit since they came go. `Fill::left` counts them from
-//! main's front (main's oldest are the filled ones until the hand has passed them); an
-//! entry's remover is not told apart, so the count is an estimate, kept within main's
-//! length, and at worst the hand passes a few entries of main early. In two runs of
-//! `cargo bench --bench hit_ratio -- own` against three before, the 2x loop at 10% went
-//! from 43.8 / 48.9 to 46.4 / 49.0, the 1.2x loop at 10% from 76.7 / 82.0 to 79.0 / 81.8
-//! and at 1% from 81.8 / 82.3 to 82.2 / 82.6; the phase change at 10% lost 0.1 (72.3 /
-//! 71.0), every Zipf stream at most 0.07, the 2x loop at 1% 0.25 after warm-up (49.3).
-//! A probation of one times the entries kept the phase change level but gave back most
-//! of the 2x loop (44.6 from the first request); of twice, the phase change lost 0.3-0.4,
-//! of three times 0.5-0.6 (one run each).
+//! 10% stayed 0.4-0.6 points lower after warm-up. So the filled entries are on probation:
+//! after one and a half times the segment's entries in evictions (a loop's second lap has
+//! hit what it will by then), the hand passes them before small gives up anything more, and
+//! those not hit since they came go. `Fill::left` counts them from main's front (main's
+//! oldest are the filled ones until the hand has passed them); an entry's remover is not
+//! told apart, so the count is an estimate, kept within main's length: for each filled
+//! entry removed by its user after the fill (when main holds others too), the hand passes
+//! one entry of main early, by CLOCK's rules (kept if hit). A segment that empties
+//! (cleared, or every entry removed or expired) fills again. In two runs of `cargo bench
+//! --bench hit_ratio -- own` against three before, the 2x loop at 10% went from 43.8 / 48.9
+//! to 46.4 / 49.0, the 1.2x loop at 10% from 76.7 / 82.0 to 79.0 / 81.8 and at 1% from 81.8
+//! / 82.3 to 82.2 / 82.6; the phase change at 10% lost 0.1 (72.3 / 71.0), every Zipf stream
+//! at most 0.07, the 2x loop at 1% 0.25 after warm-up (49.3). A probation of one times the
+//! entries kept the phase change level but gave back most of the 2x loop (44.6 from the
+//! first request); of twice, the phase change lost 0.3-0.4, of three times 0.5-0.6 (one run
+//! each).
 //!
 //! Measured against moka, quick_cache and an exact LRU on the same streams:
 //! `cargo bench --bench hit_ratio` (the table is in the README).
@@ -375,7 +379,7 @@ impl<K, V> Queues<K, V> {
     /// 2. The caller holds the maintenance lock.
     unsafe fn beats_main(&self, hash: u64, small: u64) -> bool {
         // TinyLFU guards a full main queue. While main holds well under its share (small
-        // is over its own, as after a fill that went to small), there is no place to
+        // is over its own, as when the hand has passed filled entries), there is no place to
         // defend: a returning ghost goes in. Without this, a segment whose sketch had
         // saturated (every key of a loop counted 15) before main filled refused every
         // ghost on ties and stayed at 10% hits with a small queue of 85% (1 run in 3 of the
@@ -420,7 +424,7 @@ impl<K, V> Queues<K, V> {
         let w = u64::from(unsafe { crate::entry::layout::weight_of(node) });
         // In u128, as in `beats_main`.
         let main_room = u128::from(share) * u128::from(1000u64.saturating_sub(small)) / 1000;
-        let fills = !self.fill.over && u128::from(self.main.weight + w) <= main_room;
+        let fills = !self.fill.over && u128::from(self.main.weight) + u128::from(w) <= main_room;
         // SAFETY: `beats_main`'s 1: every queued node was admitted under our 1 and is
         // still queued, so alive; its 2: our 3. `push_back`'s 1: our 1 and 2; its 2: our
         // 2; its 3: every queued node is alive, as for `beats_main`; its 4: our 3.
@@ -459,6 +463,10 @@ impl<K, V> Queues<K, V> {
                 }
                 _ => {}
             }
+        }
+        if self.len() == 0 {
+            // Emptied (cleared, or every entry removed or expired): it fills again.
+            self.fill = Fill::default();
         }
     }
 

@@ -115,6 +115,8 @@ fn queues(q: &Queues<u64, u64>) -> (Vec<u64>, Vec<u64>) {
     (walk(&q.small, SMALL), walk(&q.main, MAIN))
 }
 
+/// Queues `node` with a segment share of 0, so main never has room to fill (see
+/// `admit_with_share` for a filling segment).
 fn admit(q: &mut Queues<u64, u64>, node: *mut N) {
     // SAFETY: a pool node, alive until the test ends, extended, in no queue; the test is
     // the only thread (it stands for the lock holder).
@@ -236,9 +238,10 @@ fn a_filling_segment_fills_main_and_its_unhit_entries_leave_after_a_probation() 
         admit_with_share(&mut q, n, 10);
     }
     assert_eq!(queues(&q), ((10..=12).collect(), (1..=9).collect()));
-    touch(nodes[1], 1); // 2 is hit; the other filled entries are not
-                        // The first eviction ends the fill and starts the probation: 11 entries left, so 16
-                        // more evictions (one and a half times the entries) come from small as usual.
+    // 2 is hit; the other filled entries are not.
+    touch(nodes[1], 1);
+    // The first eviction ends the fill and starts the probation: 11 entries left, so 16
+    // more evictions (one and a half times the entries) come from small as usual.
     assert_eq!(victim(&mut q, usize::MAX), (Some(10), 1));
     let mut next = 13;
     for _ in 0..16 {
@@ -288,6 +291,37 @@ fn filled_entries_that_were_removed_leave_the_hand_nothing_to_look_for() {
         let (gone, _) = victim(&mut q, usize::MAX);
         assert_eq!(gone, Some(i - 2), "small's oldest");
     }
+}
+
+#[test]
+fn an_emptied_segment_fills_again_by_weight() {
+    let mut pool = Pool(Vec::new());
+    let mut q = Queues::new();
+    // A share of 100: main has room for 97 units of weight.
+    let heavy: Vec<_> = (1..=3).map(|i| pool.node(i, 40)).collect();
+    for &n in &heavy {
+        admit_with_share(&mut q, n, 100);
+    }
+    assert_eq!(
+        queues(&q),
+        (vec![3], vec![1, 2]),
+        "80 fit in main, 120 would not"
+    );
+    assert_eq!(victim(&mut q, usize::MAX), (Some(3), 1), "the fill is over");
+    let light = pool.node(4, 1);
+    admit_with_share(&mut q, light, 100);
+    assert_eq!(queues(&q), (vec![4], vec![1, 2]));
+    for &n in &heavy[..2] {
+        unlink(&mut q, n);
+    }
+    unlink(&mut q, light);
+    assert_eq!(q.len(), 0);
+    admit_with_share(&mut q, pool.node(5, 1), 100);
+    assert_eq!(
+        queues(&q),
+        (vec![], vec![5]),
+        "emptied, it fills main again"
+    );
 }
 
 #[test]

@@ -311,6 +311,20 @@ impl<K, V> Segment<K, V> {
                 self.expire(raw, &mut maint.queues, guard, sink, turn);
             }
         }
+        self.apply_backlog(maint, budget, guard, sink, turn);
+        overflow_left
+    }
+
+    /// Applies the backlog's requests (schedules, and admissions to the eviction queues)
+    /// while the budget lasts. Maintenance lock held.
+    fn apply_backlog(
+        &self,
+        maint: &mut Maint<K, V>,
+        budget: &mut usize,
+        guard: &Guard,
+        sink: &mut Sink<'_, K, V>,
+        turn: &mut Turn,
+    ) {
         while *budget > 0 {
             // The link is read first (`pop` does): once scheduled, the node's links are the
             // wheel's. SAFETY: `pop`'s 1: a QUEUED node is not DETACHED (only this lock's
@@ -364,7 +378,6 @@ impl<K, V> Segment<K, V> {
                 }
             }
         }
-        overflow_left
     }
 
     /// A due node left the wheel: take it out of the table unless someone else already
