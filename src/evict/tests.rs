@@ -228,16 +228,22 @@ fn admit_with_share(q: &mut Queues<u64, u64>, node: *mut N, share: u64) {
     queues(q);
 }
 
-#[test]
-fn a_filling_segment_fills_main_and_its_unhit_entries_leave_after_a_probation() {
-    let mut pool = Pool(Vec::new());
+/// A segment with a share of 10 that has filled: 1-9 in main (room for 9: 97%, rounded
+/// down), 10-12 in small, nothing evicted yet. Returns the queues and the twelve nodes.
+fn filled_segment(pool: &mut Pool) -> (Queues<u64, u64>, Vec<*mut N>) {
     let mut q = Queues::new();
-    // A share of 10: main has room for 9 (97%, rounded down) until the first eviction.
     let nodes: Vec<_> = (1..=12).map(|i| pool.node(i, 1)).collect();
     for &n in &nodes {
         admit_with_share(&mut q, n, 10);
     }
     assert_eq!(queues(&q), ((10..=12).collect(), (1..=9).collect()));
+    (q, nodes)
+}
+
+#[test]
+fn a_filling_segment_fills_main_and_its_unhit_entries_leave_after_a_probation() {
+    let mut pool = Pool(Vec::new());
+    let (mut q, nodes) = filled_segment(&mut pool);
     // 2 is hit; the other filled entries are not.
     touch(nodes[1], 1);
     // The first eviction ends the fill and starts the probation: 11 entries left, so 16
@@ -275,11 +281,7 @@ fn a_filling_segment_fills_main_and_its_unhit_entries_leave_after_a_probation() 
 #[test]
 fn filled_entries_that_were_removed_leave_the_hand_nothing_to_look_for() {
     let mut pool = Pool(Vec::new());
-    let mut q = Queues::new();
-    let nodes: Vec<_> = (1..=12).map(|i| pool.node(i, 1)).collect();
-    for &n in &nodes {
-        admit_with_share(&mut q, n, 10);
-    }
+    let (mut q, nodes) = filled_segment(&mut pool);
     assert_eq!(victim(&mut q, usize::MAX), (Some(10), 1));
     for &n in &nodes[..9] {
         unlink(&mut q, n);
