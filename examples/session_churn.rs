@@ -18,9 +18,10 @@
 //! (`run_pending_tasks` for wheelcache and moka, a sweep for the swept maps) every 100 ms.
 //!
 //! Each worker thread uses its own range of session ids (no shared counter). It prints a
-//! progress line per second, then a table (throughput, hit ratio, insert and remove
-//! latency percentiles, memory) and the ratios between subjects as measured (losses
-//! included), and writes two SVG charts: `target/session_churn.svg` (live heap over time:
+//! progress line per second, then tables (throughput, hit ratio, insert and remove
+//! latency percentiles, memory; mean latencies, and the share of writes slower than 1 us
+//! with their share of the writes' time) and the ratios between subjects as measured
+//! (losses included), and writes two SVG charts: `target/session_churn.svg` (live heap over time:
 //! the leak on its own panel, the fixes zoomed on another) and
 //! `target/session_churn_throughput.svg` (throughput and insert p99.9 per subject).
 //!
@@ -338,6 +339,25 @@ fn report(outcomes: &[Outcome]) {
             o.last as f64 / o.live_sessions.max(1.0),
             o.rss_peak as f64 / 1048576.0,
             o.len,
+        );
+    }
+    println!();
+    println!("| subject | mean insert / remove / read (ns) | inserts over 1 us: of inserts / of insert time | removes over 1 us: of removes / of remove time |");
+    println!("|---|---|---|---|");
+    for o in outcomes {
+        let t = &o.tally;
+        let slow = |h: &Histogram| {
+            let (ops, time) = h.slower_than(1000.0);
+            format!("{:.1}% / {:.0}%", 100.0 * ops, 100.0 * time)
+        };
+        println!(
+            "| {} | {:.0} / {:.0} / {:.0} | {} | {} |",
+            o.name,
+            t.insert.mean(),
+            t.remove.mean(),
+            t.read.mean(),
+            slow(&t.insert),
+            slow(&t.remove),
         );
     }
     let Some(w) = outcomes.iter().find(|o| o.name == Wheel::NAME) else {

@@ -65,6 +65,45 @@ impl Histogram {
         self.buckets.iter().sum()
     }
 
+    /// A bucket's middle, in ns (the histogram keeps no exact times: within 6.25% of them).
+    fn middle(i: usize) -> f64 {
+        let (exp, sub) = (i / 8, i % 8);
+        if exp >= 3 {
+            ((16 + 2 * sub as u64 + 1) << (exp - 3)) as f64 / 2.0
+        } else {
+            (1u64 << exp) as f64
+        }
+    }
+
+    /// The mean, in ns (from the buckets' middles: see [`Self::middle`]).
+    pub(crate) fn mean(&self) -> f64 {
+        let total: f64 = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| Self::middle(i) * c as f64)
+            .sum();
+        total / self.count().max(1) as f64
+    }
+
+    /// Of the operations slower than `ns`: their share of all operations, and their share
+    /// of all the time operations took (both from the buckets' middles).
+    pub(crate) fn slower_than(&self, ns: f64) -> (f64, f64) {
+        let (mut slow, mut slow_time, mut time) = (0u64, 0.0, 0.0);
+        for (i, &c) in self.buckets.iter().enumerate() {
+            let t = Self::middle(i) * c as f64;
+            time += t;
+            if Self::middle(i) > ns {
+                slow += c;
+                slow_time += t;
+            }
+        }
+        (
+            slow as f64 / self.count().max(1) as f64,
+            slow_time / time.max(1.0),
+        )
+    }
+
     /// The upper bound of the bucket holding quantile `q` (so within 12.5% above).
     pub(crate) fn quantile(&self, q: f64) -> u64 {
         let target = ((self.count() as f64) * q).ceil().max(1.0) as u64;
