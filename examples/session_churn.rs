@@ -21,8 +21,8 @@
 //! progress line per second, then tables (throughput, hit ratio, insert and remove
 //! latency percentiles, memory; mean latencies, and the share of writes slower than 1 us
 //! with their share of the writes' time) and the ratios between subjects as measured
-//! (losses included), and writes two SVG charts: `target/session_churn.svg` (live heap over time:
-//! the leak on its own panel, the fixes zoomed on another) and
+//! (losses included), and writes two SVG charts: `target/session_churn.svg` (live heap
+//! over time: the leak on its own panel, the fixes zoomed on another) and
 //! `target/session_churn_throughput.svg` (throughput and insert p99.9 per subject).
 //!
 //! `cargo run --release --example session_churn -- [--seconds N] [--threads T] [--ttl-ms M]
